@@ -1,0 +1,403 @@
+//! [`Builder`]: configure the layer, its store and its writer; `build()` starts them.
+//!
+//! Every setting has a documented default (the `DEFAULT_*` constants) and most can be set from
+//! the environment with [`Builder::with_default_env`]:
+//!
+//! | variable | setting | values |
+//! |---|---|---|
+//! | `XRAY_DB` | [`Builder::sqlite`] / [`Builder::memory`] | a path (default [`DEFAULT_DB_PATH`]), or `:memory:` |
+//! | `XRAY_QUEUE_CAPACITY` | [`Builder::queue_capacity`] | records, ≥ 1 |
+//! | `XRAY_FLUSH_INTERVAL_MS` | [`Builder::flush_interval`] | milliseconds, ≥ 1 |
+//! | `XRAY_BACKPRESSURE` | [`Builder::backpressure`] | `drop` or `block` |
+//! | `XRAY_CAPTURE` | [`Builder::capture`] | `all`, `summary`, or a number of rows per step |
+//! | `XRAY_REDACT` | [`Builder::redact`] | comma-separated field names |
+//! | `XRAY_MAX_PAYLOAD_BYTES` | [`Builder::max_payload_bytes`] | bytes, ≥ 64 |
+//! | `XRAY_MAX_LOGS_PER_STEP` | [`Builder::max_logs_per_step`] | log lines |
+//! | `XRAY_SERVICE` | [`Builder::service`] | a name |
+//!
+//! A variable with a value X-Ray cannot use is an [`Error::Env`] from `build()`, naming it.
+
+use crate::capture::Capture;
+use crate::layer::{Defaults, XRayLayer};
+use crate::model::{ExecutionEnd, StepRecord};
+use crate::processor::{Pipeline, Processor};
+use crate::store::{MemoryStore, SqliteStore, Store, StoreError};
+use crate::writer::worker::Worker;
+use crate::writer::{Backpressure, Counters, Sink, XRayGuard};
+use crate::Error;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The database file when none is given.
+pub const DEFAULT_DB_PATH: &str = "xray.db";
+/// Records that can wait for the writer before new ones are dropped.
+pub const DEFAULT_QUEUE_CAPACITY: usize = 16_384;
+/// How often the writer wakes to write what is queued.
+pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_millis(100);
+/// Records written per transaction at most.
+pub const DEFAULT_BATCH_SIZE: usize = 512;
+/// A payload (input, output, filters, metadata, snapshot) larger than this is cut and marked.
+pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 256 * 1024;
+/// Log lines kept per step; more are counted, not kept.
+pub const DEFAULT_MAX_LOGS_PER_STEP: usize = 200;
+/// How long dropping the guard waits for the writer to finish.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Starts building an X-Ray layer. See [`Builder`].
+///
+/// ```no_run
+/// use tracing_subscriber::prelude::*;
+///
+/// let (xray_layer, _guard) = xray::layer().sqlite("xray.db").build()?;
+/// tracing_subscriber::registry().with(xray_layer).init();
+/// # Ok::<(), xray::Error>(())
+/// ```
+pub fn layer() -> Builder {
+    Builder::default()
+}
+
+enum StoreChoice {
+    Sqlite(PathBuf),
+    Memory,
+    Custom(Arc<dyn Store>),
+}
+
+/// Configures an [`XRayLayer`] and its writer. Made by [`layer()`].
+pub struct Builder {
+    store: StoreChoice,
+    queue_capacity: usize,
+    flush_interval: Duration,
+    batch_size: usize,
+    backpressure: Backpressure,
+    capture: Capture,
+    max_logs_per_step: usize,
+    shutdown_timeout: Duration,
+    service: Option<String>,
+    pipeline: Pipeline,
+    env_error: Option<Error>,
+}
+
+impl std::fmt::Debug for Builder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder")
+            .field("queue_capacity", &self.queue_capacity)
+            .field("flush_interval", &self.flush_interval)
+            .field("backpressure", &self.backpressure)
+            .field("capture", &self.capture)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder {
+            store: StoreChoice::Sqlite(PathBuf::from(DEFAULT_DB_PATH)),
+            queue_capacity: DEFAULT_QUEUE_CAPACITY,
+            flush_interval: DEFAULT_FLUSH_INTERVAL,
+            batch_size: DEFAULT_BATCH_SIZE,
+            backpressure: Backpressure::Drop,
+            capture: Capture::default(),
+            max_logs_per_step: DEFAULT_MAX_LOGS_PER_STEP,
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            service: None,
+            pipeline: Pipeline {
+                max_payload_bytes: Some(DEFAULT_MAX_PAYLOAD_BYTES),
+                ..Pipeline::default()
+            },
+            env_error: None,
+        }
+    }
+}
+
+impl Builder {
+    /// Records into the SQLite file at `path` (created if missing; WAL mode).
+    pub fn sqlite(mut self, path: impl Into<PathBuf>) -> Self {
+        self.store = StoreChoice::Sqlite(path.into());
+        self
+    }
+
+    /// Records into memory (for tests): read it back with [`Builder::build_with_store`].
+    pub fn memory(mut self) -> Self {
+        self.store = StoreChoice::Memory;
+        self
+    }
+
+    /// Records into a store of your own.
+    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = StoreChoice::Custom(store);
+        self
+    }
+
+    /// Records waiting for the writer before new ones are dropped (or block).
+    pub fn queue_capacity(mut self, records: usize) -> Self {
+        self.queue_capacity = records.max(1);
+        self
+    }
+
+    /// How often the writer writes what is queued (it also wakes when a batch is full).
+    pub fn flush_interval(mut self, interval: Duration) -> Self {
+        self.flush_interval = interval.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Records per transaction at most.
+    pub fn batch_size(mut self, records: usize) -> Self {
+        self.batch_size = records.max(1);
+        self
+    }
+
+    /// What to do when the queue is full. See [`Backpressure`].
+    pub fn backpressure(mut self, backpressure: Backpressure) -> Self {
+        self.backpressure = backpressure;
+        self
+    }
+
+    /// The capture policy of steps that do not set their own. See [`crate::capture`].
+    pub fn capture(mut self, capture: Capture) -> Self {
+        self.capture = capture;
+        self
+    }
+
+    /// Replaces the value of these object keys, at any depth of any payload, by `"[redacted]"`
+    /// (on the writer thread, before anything is stored).
+    pub fn redact<I, S>(mut self, fields: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.pipeline.redact.extend(fields.into_iter().map(Into::into));
+        self
+    }
+
+    /// Cuts payloads larger than this at a clean JSON boundary and marks them. `None` keeps
+    /// payloads whole.
+    pub fn max_payload_bytes(mut self, bytes: Option<usize>) -> Self {
+        self.pipeline.max_payload_bytes = bytes.map(|b| b.max(64));
+        self
+    }
+
+    /// Log lines kept per step.
+    pub fn max_logs_per_step(mut self, lines: usize) -> Self {
+        self.max_logs_per_step = lines;
+        self
+    }
+
+    /// How long dropping the guard waits for the writer.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// The service name stored with each execution (default: the executable's name).
+    pub fn service(mut self, name: impl Into<String>) -> Self {
+        self.service = Some(name.into());
+        self
+    }
+
+    /// Adds a processor, run on the writer thread on every record. See [`crate::processor`].
+    pub fn processor(mut self, processor: impl Processor) -> Self {
+        self.pipeline.processors.push(Arc::new(processor));
+        self
+    }
+
+    /// Calls `hook` on the writer thread for every finished step, after the processors.
+    pub fn on_step_end(mut self, hook: impl Fn(&StepRecord) + Send + Sync + 'static) -> Self {
+        self.pipeline.on_step_end.push(Arc::new(hook));
+        self
+    }
+
+    /// Calls `hook` on the writer thread for every finished execution.
+    pub fn on_execution_end(
+        mut self,
+        hook: impl Fn(&ExecutionEnd) + Send + Sync + 'static,
+    ) -> Self {
+        self.pipeline.on_execution_end.push(Arc::new(hook));
+        self
+    }
+
+    /// Calls `hook` on the writer thread when a batch of `n` records cannot be written.
+    pub fn on_write_error(
+        mut self,
+        hook: impl Fn(&StoreError, usize) + Send + Sync + 'static,
+    ) -> Self {
+        self.pipeline.on_write_error.push(Arc::new(hook));
+        self
+    }
+
+    /// Reads the `XRAY_*` variables (see the [module docs](self)). A variable that is set
+    /// overrides what was configured before this call.
+    pub fn with_default_env(self) -> Self {
+        self.with_env(|var| std::env::var(var).ok())
+    }
+
+    /// [`with_default_env`](Self::with_default_env) with another source of variables.
+    pub fn with_env(self, get: impl Fn(&str) -> Option<String>) -> Self {
+        fn parse<T: std::str::FromStr>(
+            var: &'static str,
+            value: &str,
+            expected: &'static str,
+            ok: impl Fn(&T) -> bool,
+        ) -> Result<T, Error> {
+            value
+                .trim()
+                .parse::<T>()
+                .ok()
+                .filter(ok)
+                .ok_or_else(|| Error::Env {
+                    var,
+                    value: value.to_owned(),
+                    expected,
+                })
+        }
+        let apply = |b: Builder| -> Result<Builder, Error> {
+            let mut b = b;
+            if let Some(v) = get("XRAY_DB") {
+                b = match v.trim() {
+                    ":memory:" => b.memory(),
+                    "" => return Err(Error::Env { var: "XRAY_DB", value: v, expected: "a file path or :memory:" }),
+                    path => b.sqlite(path),
+                };
+            }
+            if let Some(v) = get("XRAY_QUEUE_CAPACITY") {
+                b = b.queue_capacity(parse("XRAY_QUEUE_CAPACITY", &v, "a number of records ≥ 1", |n: &usize| *n >= 1)?);
+            }
+            if let Some(v) = get("XRAY_FLUSH_INTERVAL_MS") {
+                let ms: u64 = parse("XRAY_FLUSH_INTERVAL_MS", &v, "milliseconds ≥ 1", |n: &u64| *n >= 1)?;
+                b = b.flush_interval(Duration::from_millis(ms));
+            }
+            if let Some(v) = get("XRAY_BACKPRESSURE") {
+                b = b.backpressure(match v.trim() {
+                    "drop" => Backpressure::Drop,
+                    "block" => Backpressure::Block,
+                    _ => return Err(Error::Env { var: "XRAY_BACKPRESSURE", value: v, expected: "drop or block" }),
+                });
+            }
+            if let Some(v) = get("XRAY_CAPTURE") {
+                let capture = Capture::parse(&v).ok_or_else(|| Error::Env {
+                    var: "XRAY_CAPTURE",
+                    value: v.clone(),
+                    expected: "all, summary, or a number of rows per step",
+                })?;
+                b = b.capture(capture);
+            }
+            if let Some(v) = get("XRAY_REDACT") {
+                b = b.redact(v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned));
+            }
+            if let Some(v) = get("XRAY_MAX_PAYLOAD_BYTES") {
+                b = b.max_payload_bytes(Some(parse("XRAY_MAX_PAYLOAD_BYTES", &v, "bytes ≥ 64", |n: &usize| *n >= 64)?));
+            }
+            if let Some(v) = get("XRAY_MAX_LOGS_PER_STEP") {
+                b = b.max_logs_per_step(parse("XRAY_MAX_LOGS_PER_STEP", &v, "a number of log lines", |_: &usize| true)?);
+            }
+            if let Some(v) = get("XRAY_SERVICE") {
+                b = b.service(v);
+            }
+            Ok(b)
+        };
+        match apply(self) {
+            Ok(b) => b,
+            Err(e) => Builder {
+                env_error: Some(e),
+                ..Builder::default()
+            },
+        }
+    }
+
+    /// Opens the store, starts the writer thread, and returns the layer with its guard.
+    ///
+    /// An unwritable path, a file that is not an X-Ray database, a database written by a newer
+    /// X-Ray, or an invalid `XRAY_*` variable is an `Err` here, never a panic later.
+    pub fn build(self) -> Result<(XRayLayer, XRayGuard), Error> {
+        self.build_with_store().map(|(layer, guard, _)| (layer, guard))
+    }
+
+    /// [`build`](Self::build), also returning the store, to read back what was recorded.
+    pub fn build_with_store(self) -> Result<(XRayLayer, XRayGuard, Arc<dyn Store>), Error> {
+        if let Some(e) = self.env_error {
+            return Err(e);
+        }
+        let store: Arc<dyn Store> = match self.store {
+            StoreChoice::Sqlite(path) => Arc::new(SqliteStore::open(&path)?),
+            StoreChoice::Memory => Arc::new(MemoryStore::new()),
+            StoreChoice::Custom(store) => store,
+        };
+        let (tx, rx) = crossbeam_channel::bounded(self.queue_capacity);
+        let (control_tx, control_rx) = crossbeam_channel::unbounded();
+        let counters = Arc::new(Counters::default());
+        let wake_pending = Arc::new(AtomicBool::new(false));
+        let worker = Worker {
+            rx,
+            control: control_rx,
+            store: Arc::clone(&store),
+            pipeline: self.pipeline,
+            counters: Arc::clone(&counters),
+            wake_pending: Arc::clone(&wake_pending),
+            flush_interval: self.flush_interval,
+            batch_size: self.batch_size,
+        };
+        let handle = std::thread::Builder::new()
+            .name("xray-writer".into())
+            .spawn(move || worker.run())
+            .map_err(Error::Spawn)?;
+        let wake_at = (self.queue_capacity / 2).clamp(1, self.batch_size);
+        let sink = Arc::new(Sink::new(
+            tx,
+            self.backpressure,
+            wake_at,
+            wake_pending,
+            handle.thread().clone(),
+            Arc::clone(&counters),
+        ));
+        let defaults = Arc::new(Defaults {
+            capture: self.capture,
+            max_logs_per_step: self.max_logs_per_step,
+            service: self.service.or_else(executable_name),
+            host: host_name(),
+            pid: std::process::id(),
+        });
+        let guard = XRayGuard::new(control_tx, handle, counters, self.shutdown_timeout);
+        Ok((XRayLayer::new(sink, defaults), guard, store))
+    }
+}
+
+fn executable_name() -> Option<String> {
+    let exe = std::env::current_exe().ok()?;
+    Some(exe.file_stem()?.to_string_lossy().into_owned())
+}
+
+fn host_name() -> Option<String> {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_values_are_validated_and_named() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |var: &str| pairs.iter().find(|(k, _)| *k == var).map(|(_, v)| v.to_string())
+        };
+        let b = layer().with_env(env(&[("XRAY_QUEUE_CAPACITY", "lots")]));
+        match b.build() {
+            Err(Error::Env { var, .. }) => assert_eq!(var, "XRAY_QUEUE_CAPACITY"),
+            other => panic!("expected an env error, got {other:?}"),
+        }
+        let b = layer().with_env(env(&[
+            ("XRAY_DB", ":memory:"),
+            ("XRAY_CAPTURE", "summary"),
+            ("XRAY_BACKPRESSURE", "block"),
+            ("XRAY_QUEUE_CAPACITY", "8"),
+        ]));
+        assert_eq!(b.capture, Capture::Summary);
+        assert_eq!(b.backpressure, Backpressure::Block);
+        assert_eq!(b.queue_capacity, 8);
+        assert!(b.build().is_ok());
+    }
+}

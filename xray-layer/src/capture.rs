@@ -1,0 +1,274 @@
+//! The capture policy: what is kept of a step that judged 5,000 candidates and kept 30.
+//!
+//! Counts are always exact: every step with evaluations gets an [`EvaluationSummary`] (passed and
+//! failed per check, which check eliminated each candidate first, the most frequent reasons).
+//! The rows themselves are kept according to [`Capture`]:
+//!
+//! | policy | rows kept |
+//! |---|---|
+//! | [`Capture::All`] | every evaluation |
+//! | [`Capture::Cap(n)`](Capture::Cap) (default, `n` = [`DEFAULT_EVALUATION_CAP`]) | every evaluation up to `n`; past `n`: every selected one, every one that failed near a threshold, and a deterministic sample of the rest, `n` in all |
+//! | [`Capture::Summary`] | only the selected ones |
+//!
+//! The developer chooses per step (`#[xray::step(capture = "all")]`, `"summary"`, or a number) or
+//! for every step on the builder ([`crate::Builder::capture`]). The summary says when the rows are
+//! a sample, and of how many, so the viewer can say so.
+//!
+//! Sampling runs on the writer thread: the application thread only appends to the step's arena.
+
+use crate::model::{Check, CheckSummary, Evaluation, EvaluationSummary, Selection};
+use std::collections::HashMap;
+
+/// The number of evaluation rows a step keeps before sampling, by default.
+pub const DEFAULT_EVALUATION_CAP: usize = 10_000;
+
+/// How much of a step's evaluations to keep. See the [module docs](self).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Capture {
+    /// Keep every evaluation.
+    All,
+    /// Keep at most this many rows; sample past it.
+    Cap(usize),
+    /// Keep only the summary (and the selected candidates' rows).
+    Summary,
+}
+
+impl Default for Capture {
+    fn default() -> Self {
+        Capture::Cap(DEFAULT_EVALUATION_CAP)
+    }
+}
+
+impl Capture {
+    /// Parses `all`, `summary`, or a number (a cap).
+    pub fn parse(text: &str) -> Option<Capture> {
+        match text.trim() {
+            "all" => Some(Capture::All),
+            "summary" => Some(Capture::Summary),
+            n => n.parse::<usize>().ok().map(Capture::Cap),
+        }
+    }
+
+    /// The stored spelling: `all`, `summary`, `cap:N`.
+    pub fn label(self) -> String {
+        match self {
+            Capture::All => "all".into(),
+            Capture::Summary => "summary".into(),
+            Capture::Cap(n) => format!("cap:{n}"),
+        }
+    }
+}
+
+/// A candidate failing a structured check by at most this share of the threshold is "near" it
+/// and always kept: those are the candidates a person asks about ("why was 3.75 rejected?").
+const NEAR_THRESHOLD: f64 = 0.10;
+
+/// Summarizes `rows` and keeps what `capture` says. Marks selected rows.
+pub(crate) fn apply(
+    capture: Capture,
+    mut rows: Vec<Evaluation>,
+    selection: &[Selection],
+) -> (Vec<Evaluation>, EvaluationSummary) {
+    for row in &mut rows {
+        if selection.iter().any(|s| s.candidate_id == row.candidate_id) {
+            row.selected = true;
+        }
+    }
+    let mut summary = summarize(&rows);
+    summary.capture = capture.label();
+    let cap = match capture {
+        Capture::All => usize::MAX,
+        Capture::Cap(n) => n,
+        Capture::Summary => 0,
+    };
+    if rows.len() > cap {
+        rows = sample(rows, cap);
+        summary.sampled = true;
+    }
+    summary.kept = rows.len() as u64;
+    (rows, summary)
+}
+
+/// Exact counts per check and the most frequent failure reasons.
+pub(crate) fn summarize(rows: &[Evaluation]) -> EvaluationSummary {
+    /// Distinct reasons tracked per check before new ones are only counted as "other".
+    const MAX_DISTINCT: usize = 2_000;
+    let mut summary = EvaluationSummary {
+        total: rows.len() as u64,
+        ..Default::default()
+    };
+    let mut reasons: Vec<HashMap<&str, u64>> = Vec::new();
+    for row in rows {
+        if row.passed {
+            summary.passed += 1;
+        } else {
+            summary.failed += 1;
+        }
+        let mut first = true;
+        for check in &row.checks {
+            let i = match summary.checks.iter().position(|c| c.name == check.name) {
+                Some(i) => i,
+                None => {
+                    summary.checks.push(CheckSummary {
+                        name: check.name.clone(),
+                        ..Default::default()
+                    });
+                    reasons.push(HashMap::new());
+                    summary.checks.len() - 1
+                }
+            };
+            let entry = &mut summary.checks[i];
+            if check.passed {
+                entry.passed += 1;
+                continue;
+            }
+            entry.failed += 1;
+            if first {
+                entry.first_failed += 1;
+                first = false;
+            }
+            let key = check.reason.as_deref().unwrap_or("(no reason given)");
+            let histogram = &mut reasons[i];
+            if let Some(n) = histogram.get_mut(key) {
+                *n += 1;
+            } else if histogram.len() < MAX_DISTINCT {
+                histogram.insert(key, 1);
+            } else {
+                *histogram.entry("(other reasons)").or_insert(0) += 1;
+            }
+        }
+    }
+    for (entry, histogram) in summary.checks.iter_mut().zip(reasons) {
+        let mut top: Vec<(String, u64)> = histogram
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        top.truncate(EvaluationSummary::TOP_REASONS);
+        entry.top_reasons = top;
+    }
+    summary
+}
+
+/// Keeps `cap` rows: selected and near-threshold ones first, then the rows with the smallest
+/// hash of their candidate id (deterministic: the same run samples the same candidates).
+fn sample(rows: Vec<Evaluation>, cap: usize) -> Vec<Evaluation> {
+    let mut ranked: Vec<(u8, u64, usize)> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, row)| {
+            let priority = if row.selected {
+                0
+            } else if !row.passed && row.checks.iter().filter(|c| !c.passed).all(|c| near(c)) {
+                1
+            } else {
+                2
+            };
+            (priority, fnv1a(row.candidate_id.as_bytes()), i)
+        })
+        .collect();
+    ranked.sort_unstable();
+    let selected = ranked.iter().take_while(|r| r.0 == 0).count();
+    let mut keep: Vec<usize> = ranked
+        .iter()
+        .take(cap.max(selected))
+        .map(|r| r.2)
+        .collect();
+    keep.sort_unstable();
+    let mut rows: Vec<Option<Evaluation>> = rows.into_iter().map(Some).collect();
+    keep.into_iter().filter_map(|i| rows[i].take()).collect()
+}
+
+/// Whether a failed structured check missed its threshold by at most [`NEAR_THRESHOLD`].
+fn near(check: &Check) -> bool {
+    let observed = check.observed.as_ref().and_then(|v| v.as_f64());
+    let (Some(observed), Some(op)) = (observed, check.op.as_deref()) else {
+        return false;
+    };
+    let threshold = check.threshold.as_ref();
+    let close = |t: f64| (observed - t).abs() <= NEAR_THRESHOLD * t.abs().max(f64::EPSILON);
+    match op {
+        "min" | "max" => threshold.and_then(|t| t.as_f64()).is_some_and(close),
+        "range" => {
+            let bounds = threshold.and_then(|t| t.as_array());
+            let lo = bounds.and_then(|b| b.first()).and_then(|v| v.as_f64());
+            let hi = bounds.and_then(|b| b.get(1)).and_then(|v| v.as_f64());
+            lo.is_some_and(close) || hi.is_some_and(close)
+        }
+        _ => false,
+    }
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn eval(id: usize, passed: bool, observed: f64) -> Evaluation {
+        Evaluation {
+            candidate_id: format!("C{id}"),
+            label: None,
+            passed,
+            score: None,
+            selected: false,
+            checks: vec![Check {
+                name: "rating".into(),
+                passed,
+                reason: (!passed).then(|| format!("{observed} < 4 minimum")),
+                observed: serde_json::Number::from_f64(observed).map(serde_json::Value::Number),
+                threshold: Some(serde_json::json!(4.0)),
+                op: Some("min".into()),
+            }],
+            metrics: vec![],
+            snapshot: None,
+        }
+    }
+
+    #[test]
+    fn sampling_keeps_selected_and_near_misses_and_counts_stay_exact() {
+        let rows: Vec<Evaluation> = (0..1000)
+            .map(|i| match i {
+                7 => eval(i, false, 3.9), // near the 4.0 minimum
+                500 => eval(i, true, 4.5),
+                _ => eval(i, false, 1.0),
+            })
+            .collect();
+        let selection = vec![Selection {
+            candidate_id: "C500".into(),
+            reason: "best".into(),
+        }];
+        let (kept, summary) = apply(Capture::Cap(10), rows.clone(), &selection);
+        assert_eq!(kept.len(), 10);
+        assert!(summary.sampled);
+        assert_eq!((summary.total, summary.passed, summary.failed, summary.kept), (1000, 1, 999, 10));
+        assert!(kept.iter().any(|r| r.candidate_id == "C500" && r.selected));
+        assert!(kept.iter().any(|r| r.candidate_id == "C7"));
+        assert_eq!(summary.checks[0].failed, 999);
+        assert_eq!(summary.checks[0].top_reasons[0], ("1 < 4 minimum".to_owned(), 998));
+        // Deterministic.
+        let (again, _) = apply(Capture::Cap(10), rows, &selection);
+        assert_eq!(kept, again);
+    }
+
+    #[test]
+    fn summary_keeps_only_selected_rows() {
+        let rows: Vec<Evaluation> = (0..5).map(|i| eval(i, i == 2, 4.2)).collect();
+        let sel = vec![Selection {
+            candidate_id: "C2".into(),
+            reason: "r".into(),
+        }];
+        let (kept, summary) = apply(Capture::Summary, rows, &sel);
+        assert_eq!(kept.len(), 1);
+        assert_eq!(summary.kept, 1);
+        assert!(summary.sampled);
+        assert_eq!(summary.capture, "summary");
+    }
+}

@@ -1,0 +1,236 @@
+//! [`XRayLayer`]: a `tracing_subscriber::Layer` that turns X-Ray spans into executions and steps.
+//!
+//! The layer recognises its spans by their first field: `xray.step` (made by `#[xray::step]` and
+//! [`Step`](crate::Step)) or `xray.execution` (made by `#[xray::execution]` and
+//! [`Execution`](crate::Execution)). Any other span costs it one string comparison on creation and
+//! a lookup on close. Because X-Ray spans are ordinary spans, `EnvFilter`, per-layer filters and
+//! other layers (`fmt`, OpenTelemetry) see and filter them like any other; the heavy data
+//! (payloads, evaluations) never travels as span fields or events, so a `fmt` layer in the same
+//! subscriber prints one line per step at most, never one per candidate.
+//!
+//! | span event | what the layer does |
+//! |---|---|
+//! | new span | assigns a UUID v7, finds the enclosing step or execution (or starts an execution for a root step), queues a start record |
+//! | enter / exit | makes the step current on this thread, for [`evaluate`](crate::evaluate) and friends |
+//! | event inside a step | keeps it as one of the step's log lines (level, message, fields; capped per step) |
+//! | close | queues one complete record of the step, with everything it recorded |
+
+mod fields;
+
+use crate::capture::Capture;
+use crate::model::{now_us, ExecutionStart, Json, LogLine, Record, StepStart};
+use crate::recorder::state::{self, ExecutionState, Node, StepState};
+use crate::writer::{Envelope, Sink};
+use fields::{EventFields, XrayFields};
+use std::sync::Arc;
+use tracing_core::span::{Attributes, Id};
+use tracing_core::{Event, Subscriber};
+use tracing_subscriber::layer::Context;
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::Layer;
+use uuid::Uuid;
+
+/// The X-Ray layer. Build it with [`xray::layer()`](crate::layer) and add it to your subscriber.
+///
+/// ```
+/// use tracing_subscriber::prelude::*;
+///
+/// let (xray_layer, _guard) = xray::layer().memory().build()?;
+/// let subscriber = tracing_subscriber::registry()
+///     .with(tracing_subscriber::fmt::layer().with_writer(std::io::sink))
+///     .with(xray_layer);
+/// tracing::subscriber::with_default(subscriber, || {
+///     // instrumented code runs here
+/// });
+/// # Ok::<(), xray::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct XRayLayer {
+    sink: Arc<Sink>,
+    defaults: Arc<Defaults>,
+}
+
+/// Settings the layer applies on the application thread.
+#[derive(Debug)]
+pub(crate) struct Defaults {
+    pub(crate) capture: Capture,
+    pub(crate) max_logs_per_step: usize,
+    pub(crate) service: Option<String>,
+    pub(crate) host: Option<String>,
+    pub(crate) pid: u32,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Step,
+    Execution,
+}
+
+impl XRayLayer {
+    pub(crate) fn new(sink: Arc<Sink>, defaults: Arc<Defaults>) -> Self {
+        XRayLayer { sink, defaults }
+    }
+
+    fn start_execution(
+        &self,
+        name: String,
+        tags: Vec<String>,
+        implicit: bool,
+    ) -> Arc<ExecutionState> {
+        let state = Arc::new(ExecutionState::new(Uuid::now_v7(), implicit));
+        let start = ExecutionStart {
+            id: state.id,
+            name,
+            started_at: now_us(),
+            tags,
+            metadata: Json::from_trusted("{}".into()),
+            service: self.defaults.service.clone(),
+            host: self.defaults.host.clone(),
+            pid: Some(self.defaults.pid),
+        };
+        self.sink
+            .send(Envelope::Record(Record::ExecutionStarted(start)), &state);
+        state
+    }
+
+    fn finish_execution(&self, execution: &ExecutionState) {
+        let end = execution.end_record(now_us());
+        self.sink
+            .send(Envelope::Record(Record::ExecutionFinished(end)), execution);
+    }
+}
+
+fn role_of(metadata: &tracing_core::Metadata<'_>) -> Option<Role> {
+    match metadata.fields().iter().next()?.name() {
+        "xray.step" => Some(Role::Step),
+        "xray.execution" => Some(Role::Execution),
+        _ => None,
+    }
+}
+
+impl<S> Layer<S> for XRayLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let Some(role) = role_of(attrs.metadata()) else {
+            return;
+        };
+        let Some(span) = ctx.span(id) else {
+            return;
+        };
+        let mut fields = XrayFields::default();
+        attrs.record(&mut fields);
+        let name = fields
+            .name
+            .take()
+            .unwrap_or_else(|| attrs.metadata().name().to_owned());
+        let parent = span
+            .scope()
+            .skip(1)
+            .find_map(|s| s.extensions().get::<Node>().cloned());
+        let node = match role {
+            Role::Execution => {
+                Node::Execution(self.start_execution(name, fields.tags, false))
+            }
+            Role::Step => {
+                let (execution, parent_id) = match parent {
+                    Some(Node::Step(p)) => (Arc::clone(&p.execution), Some(p.id)),
+                    Some(Node::Execution(e)) => (e, None),
+                    None => (self.start_execution(name.clone(), Vec::new(), true), None),
+                };
+                let step = Arc::new(StepState::new(
+                    Uuid::now_v7(),
+                    execution,
+                    parent_id,
+                    name,
+                    fields.kind,
+                    now_us(),
+                    fields.capture.unwrap_or(self.defaults.capture),
+                    self.defaults.max_logs_per_step,
+                    Arc::clone(&self.sink),
+                ));
+                let start = StepStart {
+                    id: step.id,
+                    execution_id: step.execution.id,
+                    parent_id: step.parent_id,
+                    name: step.name.clone(),
+                    kind: step.kind.clone(),
+                    started_at: step.started_at,
+                };
+                self.sink
+                    .send(Envelope::Record(Record::StepStarted(start)), &step.execution);
+                Node::Step(step)
+            }
+        };
+        span.extensions_mut().insert(node);
+    }
+
+    fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else {
+            return;
+        };
+        let node = span.extensions().get::<Node>().cloned();
+        if let Some(node) = node {
+            state::push_current(id.into_u64(), node);
+        }
+    }
+
+    fn on_exit(&self, id: &Id, _ctx: Context<'_, S>) {
+        state::pop_current(id.into_u64());
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let step = if event.is_contextual() {
+            state::current()
+        } else {
+            event.parent().and_then(|parent| {
+                ctx.span(parent)?.scope().find_map(|s| match s.extensions().get::<Node>() {
+                    Some(Node::Step(step)) => Some(Arc::clone(step)),
+                    _ => None,
+                })
+            })
+        };
+        let Some(step) = step else {
+            return;
+        };
+        {
+            let mut buffer = step.buffer();
+            if buffer.closed {
+                return;
+            }
+            if buffer.logs.len() >= step.max_logs {
+                buffer.logs_dropped += 1;
+                return;
+            }
+        }
+        let mut fields = EventFields::default();
+        event.record(&mut fields);
+        let metadata = event.metadata();
+        let line = LogLine {
+            at: now_us(),
+            level: metadata.level().as_str().to_owned(),
+            target: metadata.target().to_owned(),
+            message: std::mem::take(&mut fields.message),
+            fields: fields.finish(),
+        };
+        step.record(|buffer| buffer.logs.push(line));
+    }
+
+    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(&id) else {
+            return;
+        };
+        let node = span.extensions_mut().remove::<Node>();
+        match node {
+            Some(Node::Step(step)) => {
+                step.close(now_us());
+                if step.execution.implicit {
+                    self.finish_execution(&step.execution);
+                }
+            }
+            Some(Node::Execution(execution)) => self.finish_execution(&execution),
+            None => {}
+        }
+    }
+}

@@ -1,0 +1,309 @@
+//! Support for the code that `#[xray::step]` and `#[xray::execution]` generate. Not a public API:
+//! names and signatures change without notice.
+//!
+//! What the attributes expand to (a sync step; async steps use [`StepFuture`]):
+//!
+//! ```text
+//! let __xray = StepGuard::enter(span!(.., xray.step = "name", xray.kind = "filter", ..));
+//! if __xray.is_recording() {
+//!     let mut input = ObjectWriter::new();
+//!     input.push("arg", (&&&Arg(&arg)).__xray_arg());   // Serialize, else Debug, else a compile error
+//!     __xray.set_input(input);
+//! }
+//! match run::<Ret, _>(|| body) {                          // catches a panic to record it
+//!     Ok(value) => { __xray.ok(|| (&&&Arg(&value)).__xray_output()); value }
+//!     Err(panic) => { __xray.panicked(&*panic); resume_unwind(panic) }
+//! }
+//! ```
+//!
+//! Arguments are recorded with "autoref specialization": the method call resolves to the first
+//! trait whose impl applies at the receiver's level of references: `Serialize` (JSON), then
+//! `Debug` (a JSON string of the Debug text), then an impl whose method requires a trait with no
+//! implementations, so the compiler reports, at the argument, that it cannot be recorded and how
+//! to skip it.
+
+#![allow(missing_docs)]
+
+use crate::model::Json;
+use crate::recorder::scope::node_of;
+use crate::recorder::state::{self, Node};
+use serde::Serialize;
+use std::any::Any;
+use std::fmt::{Debug, Display};
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use tracing::span::EnteredSpan;
+use tracing::Span;
+
+pub use tracing;
+
+/// The generated code's handle on its span and X-Ray node.
+pub struct StepGuard {
+    span: SpanState,
+    node: Option<Node>,
+}
+
+enum SpanState {
+    Entered(EnteredSpan),
+    Idle(Span),
+}
+
+impl StepGuard {
+    /// Enters `span` for the rest of the function (sync functions).
+    pub fn enter(span: Span) -> Self {
+        let span = span.entered();
+        let node = span.id().and_then(|id| state::node_if(id.into_u64()));
+        StepGuard {
+            span: SpanState::Entered(span),
+            node,
+        }
+    }
+
+    /// Keeps `span` without entering it (async functions enter it on each poll).
+    pub fn new(span: Span) -> Self {
+        let node = node_of(&span);
+        StepGuard {
+            span: SpanState::Idle(span),
+            node,
+        }
+    }
+
+    /// Whether the X-Ray layer records this span. When `false`, nothing is serialized.
+    #[inline]
+    pub fn is_recording(&self) -> bool {
+        self.node.is_some()
+    }
+
+    /// The span (to instrument an async body with).
+    pub fn span(&self) -> &Span {
+        match &self.span {
+            SpanState::Entered(s) => s,
+            SpanState::Idle(s) => s,
+        }
+    }
+
+    pub fn set_input(&self, input: ObjectWriter) {
+        if let Some(node) = &self.node {
+            node.set_input(input.finish());
+        }
+    }
+
+    /// Records `input` as the whole input (the attributes' `input = <expr>` option).
+    pub fn set_input_json(&self, input: Json) {
+        if let Some(node) = &self.node {
+            node.set_input(input);
+        }
+    }
+
+    pub fn set_metadata(&self, metadata: ObjectWriter) {
+        if let Some(node) = &self.node {
+            node.add_metadata(metadata.pairs);
+        }
+    }
+
+    /// The function returned normally; `output` serializes its value (called only when recording).
+    pub fn ok(&self, output: impl FnOnce() -> Option<Json>) {
+        if let Some(node) = &self.node {
+            node.finish(output(), None);
+        }
+    }
+
+    /// The function returned an error.
+    pub fn err(&self, error: String) {
+        if let Some(node) = &self.node {
+            node.finish(None, Some(error));
+        }
+    }
+
+    /// The function panicked with `payload`.
+    pub fn panicked(&self, payload: &(dyn Any + Send)) {
+        if let Some(node) = &self.node {
+            node.finish(None, Some(format!("panicked: {}", panic_message(payload))));
+        }
+    }
+}
+
+/// The text of a panic payload.
+pub fn panic_message(payload: &(dyn Any + Send)) -> &str {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        s
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s
+    } else {
+        "Box<dyn Any>"
+    }
+}
+
+/// Runs the function's body, catching a panic so the step can record it before it resumes.
+#[inline]
+pub fn run<R, F: FnOnce() -> R>(body: F) -> std::thread::Result<R> {
+    catch_unwind(AssertUnwindSafe(body))
+}
+
+/// Pins down an async body's output type, so `?` inside it infers like in the original function.
+#[inline]
+pub fn typed_future<R, F: Future<Output = R>>(body: F) -> F {
+    body
+}
+
+pin_project_lite::pin_project! {
+    /// An async step's body: entered on every poll, with a panic caught and returned.
+    pub struct StepFuture<F> {
+        span: Span,
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F> StepFuture<F> {
+    pub fn new(span: &Span, inner: F) -> Self {
+        StepFuture {
+            span: span.clone(),
+            inner,
+        }
+    }
+}
+
+impl<F: Future> Future for StepFuture<F> {
+    type Output = std::thread::Result<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let _entered = this.span.enter();
+        let inner = this.inner;
+        match catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(Poll::Ready(value)) => Poll::Ready(Ok(value)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
+    }
+}
+
+/// Builds a JSON object from recorded arguments.
+#[derive(Default)]
+pub struct ObjectWriter {
+    pairs: Vec<(String, Json)>,
+}
+
+impl ObjectWriter {
+    pub fn new() -> Self {
+        ObjectWriter { pairs: Vec::new() }
+    }
+
+    pub fn push(&mut self, name: &str, value: Json) {
+        self.pairs.push((name.to_owned(), value));
+    }
+
+    fn finish(self) -> Json {
+        state::object_of(&self.pairs).unwrap_or_else(|| Json::from_trusted("{}".into()))
+    }
+}
+
+/// A value to record, for autoref specialization.
+pub struct Arg<'a, T: ?Sized>(pub &'a T);
+
+/// Level 1: `Serialize` values become JSON.
+pub trait ViaSerialize {
+    fn __xray_arg(&self) -> Json;
+    fn __xray_output(&self) -> Json;
+}
+
+impl<T: Serialize + ?Sized> ViaSerialize for &&Arg<'_, T> {
+    #[inline]
+    fn __xray_arg(&self) -> Json {
+        Json::from_serialize(self.0)
+    }
+    #[inline]
+    fn __xray_output(&self) -> Json {
+        Json::from_serialize(self.0)
+    }
+}
+
+/// Level 2: `Debug` values become a JSON string of their Debug text.
+pub trait ViaDebug {
+    fn __xray_arg(&self) -> Json;
+    fn __xray_output(&self) -> Json;
+}
+
+impl<T: Debug + ?Sized> ViaDebug for &Arg<'_, T> {
+    fn __xray_arg(&self) -> Json {
+        Json::string(&format!("{:?}", self.0))
+    }
+    fn __xray_output(&self) -> Json {
+        Json::string(&format!("{:?}", self.0))
+    }
+}
+
+/// A step argument's type that is neither `Serialize` nor `Debug`. Nothing implements it: the
+/// bound exists to produce a helpful compile error.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be recorded as a step argument: it implements neither `serde::Serialize` nor `Debug`",
+    label = "this argument cannot be recorded",
+    note = "add `skip(<argument>)` to `#[xray::step]` (or `skip_all`), or derive `Serialize` or `Debug` for `{Self}`"
+)]
+pub trait RecordableArgument {}
+
+/// A step return type that is neither `Serialize` nor `Debug`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be recorded as a step's output: it implements neither `serde::Serialize` nor `Debug`",
+    label = "the return value cannot be recorded",
+    note = "add `output = false` to `#[xray::step]`, or derive `Serialize` or `Debug` for `{Self}`"
+)]
+pub trait RecordableOutput {}
+
+/// Level 3: anything else is a compile error, reported at the argument.
+pub trait ViaNothing<T: ?Sized> {
+    fn __xray_arg(&self) -> Json
+    where
+        T: RecordableArgument;
+    fn __xray_output(&self) -> Json
+    where
+        T: RecordableOutput;
+}
+
+impl<T: ?Sized> ViaNothing<T> for Arg<'_, T> {
+    fn __xray_arg(&self) -> Json
+    where
+        T: RecordableArgument,
+    {
+        Json::string(std::any::type_name::<T>())
+    }
+    fn __xray_output(&self) -> Json
+    where
+        T: RecordableOutput,
+    {
+        Json::string(std::any::type_name::<T>())
+    }
+}
+
+/// An error value to describe, for autoref specialization: Display, else Debug, else its type.
+pub struct ErrArg<'a, T: ?Sized>(pub &'a T);
+
+pub trait ErrViaDisplay {
+    fn __xray_error(&self) -> String;
+}
+impl<T: Display + ?Sized> ErrViaDisplay for &&ErrArg<'_, T> {
+    fn __xray_error(&self) -> String {
+        self.0.to_string()
+    }
+}
+
+pub trait ErrViaDebug {
+    fn __xray_error(&self) -> String;
+}
+impl<T: Debug + ?Sized> ErrViaDebug for &ErrArg<'_, T> {
+    fn __xray_error(&self) -> String {
+        format!("{:?}", self.0)
+    }
+}
+
+pub trait ErrViaType {
+    fn __xray_error(&self) -> String;
+}
+impl<T: ?Sized> ErrViaType for ErrArg<'_, T> {
+    fn __xray_error(&self) -> String {
+        format!("error of type {}", std::any::type_name::<T>())
+    }
+}

@@ -1,0 +1,375 @@
+//! [`Evaluation`]: the verdict of the current step on one candidate, check by check.
+
+use super::arena::{EvalArena, NewCheck, Op, Text};
+use super::state::StepRef;
+use serde::Serialize;
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::fmt::{self, Display, Write as _};
+use std::ops::RangeInclusive;
+
+/// The reason of a check: text, or a closure that builds it only when it is kept.
+///
+/// Reasons are kept for failed checks. A closure (`|| format!(..)`) is called only then, so a
+/// check that passes costs no formatting; a `String` built eagerly is simply not stored.
+pub trait Reason {
+    /// Appends the reason to `out`.
+    fn write_reason(self, out: &mut String);
+}
+
+impl Reason for &str {
+    fn write_reason(self, out: &mut String) {
+        out.push_str(self);
+    }
+}
+
+impl Reason for String {
+    fn write_reason(self, out: &mut String) {
+        out.push_str(&self);
+    }
+}
+
+impl Reason for &String {
+    fn write_reason(self, out: &mut String) {
+        out.push_str(self);
+    }
+}
+
+impl Reason for Cow<'_, str> {
+    fn write_reason(self, out: &mut String) {
+        out.push_str(&self);
+    }
+}
+
+impl Reason for fmt::Arguments<'_> {
+    fn write_reason(self, out: &mut String) {
+        let _ = out.write_fmt(self);
+    }
+}
+
+impl<F, D> Reason for F
+where
+    F: FnOnce() -> D,
+    D: Display,
+{
+    fn write_reason(self, out: &mut String) {
+        let _ = write!(out, "{}", self());
+    }
+}
+
+thread_local! {
+    /// Scratch arenas reused by builders on this thread, so building an evaluation allocates nothing.
+    static SCRATCH: RefCell<Vec<EvalArena>> = const { RefCell::new(Vec::new()) };
+}
+
+fn take_scratch() -> EvalArena {
+    SCRATCH
+        .try_with(|pool| pool.borrow_mut().pop())
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
+
+fn return_scratch(mut arena: EvalArena) {
+    if arena.capacity_bytes() > 64 * 1024 {
+        return; // an unusually large snapshot: let it go
+    }
+    arena.clear();
+    let _ = SCRATCH.try_with(|pool| {
+        let mut pool = pool.borrow_mut();
+        if pool.len() < 4 {
+            pool.push(arena);
+        }
+    });
+}
+
+/// The verdict of the current step on one candidate. Made by [`evaluate`](crate::evaluate) or
+/// [`StepHandle::evaluate`](crate::StepHandle::evaluate).
+///
+/// Add checks, then call [`passed`](Self::passed): it records the evaluation and returns whether
+/// every check passed (or the explicit [`verdict`](Self::verdict)), so it fits in a `filter`:
+///
+/// ```
+/// # struct Product { asin: String, title: String, price: f64, rating: f64 }
+/// # let candidates: Vec<Product> = vec![];
+/// # let (lo, hi) = (10.0, 40.0);
+/// let kept: Vec<Product> = candidates
+///     .into_iter()
+///     .filter(|c| {
+///         xray::evaluate(&c.asin)
+///             .label(&c.title)
+///             .check_range("price", c.price, lo..=hi)
+///             .check_min("rating", c.rating, 3.8)
+///             .passed()
+///     })
+///     .collect();
+/// ```
+///
+/// Outside a step, or with no X-Ray layer installed, nothing is recorded or formatted, and
+/// `passed()` still returns the verdict. A builder dropped without `passed()` is still recorded.
+#[must_use = "call .passed() to record the evaluation and get its verdict"]
+pub struct Evaluation {
+    target: Option<(StepRef, EvalArena)>,
+    all_passed: bool,
+    verdict: Option<bool>,
+}
+
+impl fmt::Debug for Evaluation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Evaluation")
+            .field("recording", &self.target.is_some())
+            .field("passed", &self.verdict.unwrap_or(self.all_passed))
+            .finish()
+    }
+}
+
+impl Evaluation {
+    pub(crate) fn new(step: Option<StepRef>, candidate_id: impl Display) -> Self {
+        let target = step.map(|step| {
+            let mut arena = take_scratch();
+            let id = arena.push_display(candidate_id);
+            arena.begin_row(id);
+            (step, arena)
+        });
+        Evaluation {
+            target,
+            all_passed: true,
+            verdict: None,
+        }
+    }
+
+    /// Whether this evaluation will be recorded (a step is current and the layer is installed).
+    pub fn is_recording(&self) -> bool {
+        self.target.is_some()
+    }
+
+    /// A human label for the candidate (its title).
+    pub fn label(mut self, label: impl Display) -> Self {
+        if let Some((_, arena)) = &mut self.target {
+            let t = arena.push_display(label);
+            arena.set_label(t);
+        }
+        self
+    }
+
+    /// A free-form check: its name, whether the candidate passed, and why not. The reason is kept
+    /// when the check fails; pass a closure to build it only then.
+    pub fn check(mut self, name: &str, passed: bool, reason: impl Reason) -> Self {
+        self.all_passed &= passed;
+        if let Some((_, arena)) = &mut self.target {
+            let reason = if passed {
+                Text::NONE
+            } else {
+                arena.push_with(|out| reason.write_reason(out))
+            };
+            arena.push_check(check(name, passed, Op::Free), reason, Text::NONE);
+        }
+        self
+    }
+
+    /// Passes when `observed >= min`; otherwise the reason is `"3.2 < 3.8 minimum"`. The numbers
+    /// are kept, so a threshold can be replayed later.
+    pub fn check_min(mut self, name: &str, observed: impl Into<f64>, min: impl Into<f64>) -> Self {
+        let (observed, min) = (observed.into(), min.into());
+        let passed = observed >= min;
+        self.all_passed &= passed;
+        if let Some((_, arena)) = &mut self.target {
+            let reason = if passed {
+                Text::NONE
+            } else {
+                arena.push_with(|out| {
+                    let _ = write!(out, "{} < {} minimum", Num(observed), Num(min));
+                })
+            };
+            let mut c = check(name, passed, Op::Min);
+            (c.observed, c.lo) = (observed, min);
+            arena.push_check(c, reason, Text::NONE);
+        }
+        self
+    }
+
+    /// Passes when `observed <= max`; otherwise the reason is `"1250 > 1000 maximum"`.
+    pub fn check_max(mut self, name: &str, observed: impl Into<f64>, max: impl Into<f64>) -> Self {
+        let (observed, max) = (observed.into(), max.into());
+        let passed = observed <= max;
+        self.all_passed &= passed;
+        if let Some((_, arena)) = &mut self.target {
+            let reason = if passed {
+                Text::NONE
+            } else {
+                arena.push_with(|out| {
+                    let _ = write!(out, "{} > {} maximum", Num(observed), Num(max));
+                })
+            };
+            let mut c = check(name, passed, Op::Max);
+            (c.observed, c.hi) = (observed, max);
+            arena.push_check(c, reason, Text::NONE);
+        }
+        self
+    }
+
+    /// Passes when `observed` is within `range`; otherwise `"8.99 < 14.99 (range 14.99–59.98)"`.
+    pub fn check_range(
+        mut self,
+        name: &str,
+        observed: impl Into<f64>,
+        range: RangeInclusive<f64>,
+    ) -> Self {
+        let observed = observed.into();
+        let (lo, hi) = (*range.start(), *range.end());
+        let passed = range.contains(&observed);
+        self.all_passed &= passed;
+        if let Some((_, arena)) = &mut self.target {
+            let reason = if passed {
+                Text::NONE
+            } else {
+                arena.push_with(|out| {
+                    let (sign, bound) = if observed < lo { ('<', lo) } else { ('>', hi) };
+                    let _ = write!(
+                        out,
+                        "{} {sign} {} (range {}–{})",
+                        Num(observed),
+                        Num(bound),
+                        Num(lo),
+                        Num(hi)
+                    );
+                })
+            };
+            let mut c = check(name, passed, Op::Range);
+            (c.observed, c.lo, c.hi) = (observed, lo, hi);
+            arena.push_check(c, reason, Text::NONE);
+        }
+        self
+    }
+
+    /// Passes when `observed` is one of `allowed`; otherwise `"Phone Cases not in [Laptop Stands]"`.
+    pub fn check_in<A: AsRef<str>>(mut self, name: &str, observed: &str, allowed: &[A]) -> Self {
+        let passed = allowed.iter().any(|a| a.as_ref() == observed);
+        self.all_passed &= passed;
+        if let Some((_, arena)) = &mut self.target {
+            let reason = if passed {
+                Text::NONE
+            } else {
+                arena.push_with(|out| {
+                    let _ = write!(out, "{observed} not in [");
+                    for (i, a) in allowed.iter().enumerate() {
+                        if i > 0 {
+                            out.push_str(", ");
+                        }
+                        out.push_str(a.as_ref());
+                    }
+                    out.push(']');
+                })
+            };
+            let set = arena.push_with(|out| {
+                let list: Vec<&str> = allowed.iter().map(AsRef::as_ref).collect();
+                out.push_str(&serde_json::to_string(&list).unwrap_or_else(|_| "[]".into()));
+            });
+            let mut c = check(name, passed, Op::In);
+            c.observed_text = Some(observed);
+            arena.push_check(c, reason, set);
+        }
+        self
+    }
+
+    /// The candidate's score (for ranking steps).
+    pub fn score(mut self, score: f64) -> Self {
+        if let Some((_, arena)) = &mut self.target {
+            arena.set_score(score);
+        }
+        self
+    }
+
+    /// A named number (`relevance`, `price_proximity`).
+    pub fn metric(mut self, name: &str, value: f64) -> Self {
+        if let Some((_, arena)) = &mut self.target {
+            arena.push_metric(name, value);
+        }
+        self
+    }
+
+    /// A JSON snapshot of the candidate as this step saw it.
+    pub fn snapshot<T: Serialize + ?Sized>(mut self, candidate: &T) -> Self {
+        if let Some((_, arena)) = &mut self.target {
+            if let Ok(json) = serde_json::to_string(candidate) {
+                let t = arena.push_with(|out| out.push_str(&json));
+                arena.set_snapshot(t);
+            }
+        }
+        self
+    }
+
+    /// Sets the verdict explicitly (an LLM judge's decision), overriding "all checks passed".
+    pub fn verdict(mut self, passed: bool) -> Self {
+        self.verdict = Some(passed);
+        self
+    }
+
+    /// Records the evaluation and returns its verdict.
+    pub fn passed(mut self) -> bool {
+        self.commit()
+    }
+
+    /// Records the evaluation, ignoring the verdict.
+    pub fn record(mut self) {
+        self.commit();
+    }
+
+    fn commit(&mut self) -> bool {
+        let verdict = self.verdict.unwrap_or(self.all_passed);
+        if let Some((step, mut arena)) = self.target.take() {
+            arena.set_passed(verdict);
+            step.record(|buffer| buffer.evaluations.append(&arena));
+            return_scratch(arena);
+        }
+        verdict
+    }
+}
+
+impl Drop for Evaluation {
+    fn drop(&mut self) {
+        self.commit();
+    }
+}
+
+fn check(name: &str, passed: bool, op: Op) -> NewCheck<'_> {
+    NewCheck {
+        name,
+        passed,
+        op,
+        observed: f64::NAN,
+        observed_text: None,
+        lo: f64::NAN,
+        hi: f64::NAN,
+    }
+}
+
+/// A number as a person writes it: `3.8`, `14.99`, `1000`.
+struct Num(f64);
+
+impl Display for Num {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let v = self.0;
+        if v.fract() == 0.0 && v.abs() < 1e15 {
+            write!(f, "{}", v as i64)
+        } else if v.is_finite() {
+            let text = format!("{v:.4}");
+            f.write_str(text.trim_end_matches('0').trim_end_matches('.'))
+        } else {
+            write!(f, "{v}")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Num;
+
+    #[test]
+    fn numbers_read_like_a_person_wrote_them() {
+        assert_eq!(Num(3.8).to_string(), "3.8");
+        assert_eq!(Num(14.99).to_string(), "14.99");
+        assert_eq!(Num(1000.0).to_string(), "1000");
+        assert_eq!(Num(0.123456).to_string(), "0.1235");
+    }
+}

@@ -1,0 +1,225 @@
+//! Executions and steps for code that cannot take an attribute: [`Execution`] and [`Step`].
+
+use super::state::{self, Node};
+use crate::model::{now_us, Json, Status};
+use serde::Serialize;
+use std::fmt::Display;
+use tracing::span::EnteredSpan;
+use tracing::Span;
+
+impl Node {
+    /// Sets the input (a step's, or an execution's).
+    pub(crate) fn set_input(&self, json: Json) {
+        match self {
+            Node::Step(step) => step.record(|b| b.input = Some(json)),
+            Node::Execution(e) => e.outcome().input = Some(json),
+        }
+    }
+
+    pub(crate) fn add_metadata(&self, pairs: Vec<(String, Json)>) {
+        match self {
+            Node::Step(step) => step.record(|b| b.metadata.extend(pairs)),
+            Node::Execution(e) => e.outcome().metadata.extend(pairs),
+        }
+    }
+
+    /// Records how the function ended. An error set earlier (by [`crate::fail`]) is kept.
+    pub(crate) fn finish(&self, output: Option<Json>, error: Option<String>) {
+        let now = now_us();
+        match self {
+            Node::Step(step) => step.record(|b| {
+                if output.is_some() {
+                    b.output = output;
+                }
+                if let Some(error) = error {
+                    b.status = Some(Status::Error);
+                    b.error = Some(error);
+                }
+                b.ended_at = Some(now);
+            }),
+            Node::Execution(e) => {
+                let mut outcome = e.outcome();
+                if output.is_some() {
+                    outcome.output = output;
+                }
+                if let Some(error) = error {
+                    outcome.status = Some(Status::Error);
+                    outcome.error = Some(error);
+                }
+                outcome.ended_at = Some(now);
+            }
+        }
+    }
+}
+
+/// Finds the X-Ray node of `span` by entering it once (the layer pushes it on enter).
+pub(crate) fn node_of(span: &Span) -> Option<Node> {
+    let id = span.id()?;
+    let _entered = span.enter();
+    state::node_if(id.into_u64())
+}
+
+/// Starts an execution without an attribute.
+///
+/// ```
+/// # let (layer, _guard) = xray::layer().memory().build()?;
+/// # use tracing_subscriber::prelude::*;
+/// # let _default = tracing_subscriber::registry().with(layer).set_default();
+/// let run = xray::Execution::start("competitor_selection")
+///     .tag("nightly")
+///     .metadata("seller_asin", &"B0TEST")
+///     .enter();
+/// // … steps run here …
+/// run.finish();
+/// # Ok::<(), xray::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Execution {
+    name: String,
+    tags: Vec<String>,
+    metadata: Vec<(String, Json)>,
+}
+
+impl Execution {
+    /// An execution named `name` (the pipeline's name).
+    pub fn start(name: impl Into<String>) -> Self {
+        Execution {
+            name: name.into(),
+            tags: Vec::new(),
+            metadata: Vec::new(),
+        }
+    }
+
+    /// Adds a tag.
+    pub fn tag(mut self, tag: impl Into<String>) -> Self {
+        self.tags.push(tag.into());
+        self
+    }
+
+    /// Sets one key of the execution's metadata.
+    pub fn metadata<T: Serialize + ?Sized>(mut self, key: &str, value: &T) -> Self {
+        self.metadata.push((key.to_owned(), Json::from_serialize(value)));
+        self
+    }
+
+    /// The execution's span, not entered: for async code (`future.instrument(span)`).
+    pub fn into_span(self) -> Span {
+        let tags = serde_json::to_string(&self.tags).unwrap_or_default();
+        let span = tracing::info_span!(
+            "xray.execution",
+            xray.execution = self.name.as_str(),
+            xray.tags = tags.as_str()
+        );
+        if let Some(node) = node_of(&span) {
+            node.add_metadata(self.metadata);
+        }
+        span
+    }
+
+    /// Enters the execution on this thread until the scope is finished or dropped.
+    pub fn enter(self) -> Scope {
+        Scope::new(self.into_span())
+    }
+}
+
+/// Starts a step without an attribute.
+///
+/// ```
+/// # let (layer, _guard) = xray::layer().memory().build()?;
+/// # use tracing_subscriber::prelude::*;
+/// # let _default = tracing_subscriber::registry().with(layer).set_default();
+/// let step = xray::Step::start("apply_filters").kind("filter").enter();
+/// xray::filters(&serde_json::json!({ "min_rating": 3.8 }));
+/// let kept = xray::evaluate("B01").check_min("rating", 4.1, 3.8).passed();
+/// step.output(&kept);
+/// step.finish();
+/// # Ok::<(), xray::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Step {
+    name: String,
+    kind: Option<String>,
+}
+
+impl Step {
+    /// A step named `name`.
+    pub fn start(name: impl Into<String>) -> Self {
+        Step {
+            name: name.into(),
+            kind: None,
+        }
+    }
+
+    /// The step's kind (`llm`, `search`, `filter`, `rank`, `select`, or your own).
+    pub fn kind(mut self, kind: impl Into<String>) -> Self {
+        self.kind = Some(kind.into());
+        self
+    }
+
+    /// The step's span, not entered: for async code.
+    pub fn into_span(self) -> Span {
+        tracing::info_span!(
+            "xray.step",
+            xray.step = self.name.as_str(),
+            xray.kind = self.kind.as_deref().unwrap_or("")
+        )
+    }
+
+    /// Enters the step on this thread until the scope is finished or dropped.
+    pub fn enter(self) -> Scope {
+        Scope::new(self.into_span())
+    }
+}
+
+/// An entered [`Execution`] or [`Step`]. Dropping it ends it: as failed if the thread is
+/// panicking, otherwise as it was marked ([`fail`](Self::fail)) or ok.
+#[derive(Debug)]
+pub struct Scope {
+    span: Option<EnteredSpan>,
+    node: Option<Node>,
+}
+
+impl Scope {
+    fn new(span: Span) -> Self {
+        let span = span.entered();
+        let node = span
+            .id()
+            .and_then(|id| state::node_if(id.into_u64()));
+        Scope {
+            span: Some(span),
+            node,
+        }
+    }
+
+    /// Whether anything is recorded (an X-Ray layer is installed and the span is enabled).
+    pub fn is_recording(&self) -> bool {
+        self.node.is_some()
+    }
+
+    /// Sets the output.
+    pub fn output<T: Serialize + ?Sized>(&self, value: &T) {
+        if let Some(node) = &self.node {
+            node.finish(Some(Json::from_serialize(value)), None);
+        }
+    }
+
+    /// Marks it failed with `error`.
+    pub fn fail(&self, error: impl Display) {
+        if let Some(node) = &self.node {
+            node.finish(None, Some(error.to_string()));
+        }
+    }
+
+    /// Ends it now.
+    pub fn finish(self) {}
+}
+
+impl Drop for Scope {
+    fn drop(&mut self) {
+        if let Some(node) = &self.node {
+            let error = std::thread::panicking().then(|| "panicked".to_owned());
+            node.finish(None, error);
+        }
+        drop(self.span.take());
+    }
+}

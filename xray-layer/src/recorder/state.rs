@@ -1,0 +1,290 @@
+//! What the layer keeps about a running execution or step, and which step is current on a thread.
+//!
+//! A step's state lives in an `Arc` stored in its span's extensions. While the span is entered on
+//! a thread, the layer also pushes it on that thread's *current step* stack, so the recording
+//! calls ([`crate::evaluate`], [`crate::select`], …) find their step with one thread-local read
+//! instead of a registry lookup. A [`StepHandle`](crate::StepHandle) is a clone of the same `Arc`.
+
+use super::arena::EvalArena;
+use crate::capture::Capture;
+use crate::model::{ExecutionEnd, Json, LogLine, Selection, Status, StepRecord};
+use crate::writer::{Envelope, PendingStep, Sink};
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use uuid::Uuid;
+
+/// A running execution.
+#[derive(Debug)]
+pub(crate) struct ExecutionState {
+    pub(crate) id: Uuid,
+    /// Started implicitly by a step with no execution above it: ends with that step.
+    pub(crate) implicit: bool,
+    pub(crate) dropped: AtomicU64,
+    pub(crate) outcome: Mutex<Outcome>,
+}
+
+/// What the execution's own code reported: status, error, metadata, input and output.
+#[derive(Debug, Default)]
+pub(crate) struct Outcome {
+    pub(crate) status: Option<Status>,
+    pub(crate) error: Option<String>,
+    pub(crate) metadata: Vec<(String, Json)>,
+    pub(crate) ended_at: Option<i64>,
+    pub(crate) input: Option<Json>,
+    pub(crate) output: Option<Json>,
+}
+
+impl ExecutionState {
+    pub(crate) fn new(id: Uuid, implicit: bool) -> Self {
+        ExecutionState {
+            id,
+            implicit,
+            dropped: AtomicU64::new(0),
+            outcome: Mutex::new(Outcome::default()),
+        }
+    }
+
+    pub(crate) fn outcome(&self) -> MutexGuard<'_, Outcome> {
+        self.outcome.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The end record, from what was reported (a missing status means it ended normally).
+    pub(crate) fn end_record(&self, now: i64) -> ExecutionEnd {
+        let outcome = self.outcome();
+        ExecutionEnd {
+            id: self.id,
+            completed_at: outcome.ended_at.unwrap_or(now),
+            status: outcome.status.unwrap_or(Status::Ok),
+            error: outcome.error.clone(),
+            metadata: object_of(&outcome.metadata),
+            input: outcome.input.clone(),
+            output: outcome.output.clone(),
+            dropped_records: self.dropped.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A running step.
+#[derive(Debug)]
+pub(crate) struct StepState {
+    pub(crate) id: Uuid,
+    pub(crate) execution: Arc<ExecutionState>,
+    pub(crate) parent_id: Option<Uuid>,
+    pub(crate) name: String,
+    pub(crate) kind: Option<String>,
+    pub(crate) started_at: i64,
+    pub(crate) capture: Capture,
+    pub(crate) max_logs: usize,
+    pub(crate) sink: Arc<Sink>,
+    buffer: Mutex<StepBuffer>,
+}
+
+/// What the step recorded so far.
+#[derive(Debug, Default)]
+pub(crate) struct StepBuffer {
+    pub(crate) closed: bool,
+    pub(crate) input: Option<Json>,
+    pub(crate) output: Option<Json>,
+    pub(crate) filters: Option<Json>,
+    pub(crate) selection: Vec<Selection>,
+    pub(crate) reasoning: Option<String>,
+    pub(crate) metadata: Vec<(String, Json)>,
+    pub(crate) status: Option<Status>,
+    pub(crate) error: Option<String>,
+    pub(crate) ended_at: Option<i64>,
+    pub(crate) candidates_in: Option<u64>,
+    pub(crate) candidates_out: Option<u64>,
+    pub(crate) evaluations: EvalArena,
+    pub(crate) logs: Vec<LogLine>,
+    pub(crate) logs_dropped: u64,
+    /// Records made through a handle after the step had ended.
+    pub(crate) late: u64,
+}
+
+/// A shared reference to a running step.
+pub(crate) type StepRef = Arc<StepState>;
+
+impl StepState {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        id: Uuid,
+        execution: Arc<ExecutionState>,
+        parent_id: Option<Uuid>,
+        name: String,
+        kind: Option<String>,
+        started_at: i64,
+        capture: Capture,
+        max_logs: usize,
+        sink: Arc<Sink>,
+    ) -> Self {
+        StepState {
+            id,
+            execution,
+            parent_id,
+            name,
+            kind,
+            started_at,
+            capture,
+            max_logs,
+            sink,
+            buffer: Mutex::new(StepBuffer::default()),
+        }
+    }
+
+    /// Locks the buffer. A panic elsewhere while it was held leaves it usable.
+    pub(crate) fn buffer(&self) -> MutexGuard<'_, StepBuffer> {
+        self.buffer.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f` on the buffer unless the step has ended (then counts a late record).
+    pub(crate) fn record(&self, f: impl FnOnce(&mut StepBuffer)) {
+        let mut buffer = self.buffer();
+        if buffer.closed {
+            buffer.late += 1;
+        } else {
+            f(&mut buffer);
+        }
+    }
+
+    /// Ends the step: takes what it recorded and hands it to the writer. Called once, from the
+    /// layer's `on_close`; later records through handles are counted as late.
+    pub(crate) fn close(&self, now: i64) {
+        let taken = {
+            let mut buffer = self.buffer();
+            if buffer.closed {
+                return;
+            }
+            buffer.closed = true;
+            std::mem::take(&mut *buffer)
+        };
+        let status = taken.status.unwrap_or(Status::Ok);
+        let record = StepRecord {
+            id: self.id,
+            execution_id: self.execution.id,
+            parent_id: self.parent_id,
+            name: self.name.clone(),
+            kind: self.kind.clone(),
+            started_at: self.started_at,
+            ended_at: Some(taken.ended_at.unwrap_or(now)),
+            status,
+            error: taken.error,
+            input: taken.input,
+            output: taken.output,
+            filters: taken.filters,
+            selection: taken.selection,
+            reasoning: taken.reasoning,
+            metadata: object_of(&taken.metadata).unwrap_or_else(|| Json::from_trusted("{}".into())),
+            candidates_in: taken.candidates_in,
+            candidates_out: taken.candidates_out,
+            summary: None,
+            evaluations: Vec::new(),
+            logs: taken.logs,
+            logs_dropped: taken.logs_dropped,
+        };
+        if self.execution.implicit {
+            let mut outcome = self.execution.outcome();
+            outcome.status = Some(status);
+            outcome.error.clone_from(&record.error);
+            outcome.ended_at = record.ended_at;
+        }
+        let pending = PendingStep {
+            record,
+            arena: taken.evaluations,
+            capture: self.capture,
+        };
+        self.sink
+            .send(Envelope::Step(Box::new(pending)), &self.execution);
+    }
+}
+
+/// Builds a JSON object from key/value pairs (later keys win), or `None` when there are none.
+pub(crate) fn object_of(pairs: &[(String, Json)]) -> Option<Json> {
+    if pairs.is_empty() {
+        return None;
+    }
+    let mut out = String::with_capacity(64);
+    out.push('{');
+    let mut first = true;
+    for (i, (key, value)) in pairs.iter().enumerate() {
+        if pairs[i + 1..].iter().any(|(k, _)| k == key) {
+            continue;
+        }
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        out.push_str(Json::string(key).as_str());
+        out.push(':');
+        out.push_str(value.as_str());
+    }
+    out.push('}');
+    Some(Json::from_trusted(out))
+}
+
+// ---- the current step of this thread ----
+
+/// An X-Ray span's state: what the layer keeps in the span's extensions and on the thread's stack.
+#[derive(Clone, Debug)]
+pub(crate) enum Node {
+    Execution(Arc<ExecutionState>),
+    Step(StepRef),
+}
+
+struct Entry {
+    span: u64,
+    node: Node,
+}
+
+thread_local! {
+    static CURRENT: RefCell<Vec<Entry>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Makes `node` current on this thread (the layer's `on_enter`, or a handle's `in_scope`).
+pub(crate) fn push_current(span: u64, node: Node) {
+    let _ = CURRENT.try_with(|stack| stack.borrow_mut().push(Entry { span, node }));
+}
+
+/// Undoes [`push_current`] for `span` (the innermost entry with that id).
+pub(crate) fn pop_current(span: u64) {
+    let _ = CURRENT.try_with(|stack| {
+        let mut stack = stack.borrow_mut();
+        if let Some(i) = stack.iter().rposition(|e| e.span == span) {
+            stack.remove(i);
+        }
+    });
+}
+
+/// Calls `f` with the current step of this thread, if any. Code that runs directly in an
+/// execution (outside any step) has no current step.
+pub(crate) fn with_current<R>(f: impl FnOnce(&StepRef) -> R) -> Option<R> {
+    CURRENT
+        .try_with(|stack| match stack.borrow().last() {
+            Some(Entry {
+                node: Node::Step(step),
+                ..
+            }) => Some(f(step)),
+            _ => None,
+        })
+        .ok()
+        .flatten()
+}
+
+/// A clone of the current step of this thread.
+pub(crate) fn current() -> Option<StepRef> {
+    with_current(Arc::clone)
+}
+
+/// The innermost entered X-Ray node, if it belongs to span `span`.
+pub(crate) fn node_if(span: u64) -> Option<Node> {
+    CURRENT
+        .try_with(|stack| {
+            stack
+                .borrow()
+                .last()
+                .filter(|e| e.span == span)
+                .map(|e| e.node.clone())
+        })
+        .ok()
+        .flatten()
+}

@@ -1,0 +1,81 @@
+//! [`MemoryStore`]: a store that never touches the disk, for tests and short-lived tools.
+//!
+//! It is SQLite's in-memory engine behind the same queries as [`SqliteStore`], so what a test
+//! reads from it is exactly what the file store would return: one query implementation, not two
+//! that drift apart. (The trait stays engine-neutral for stores on other engines.)
+
+use super::query::*;
+use super::{Change, SqliteStore, Store, StoreError};
+use crate::model::{Evaluation, Record, StepRecord};
+use uuid::Uuid;
+
+/// An in-memory store. Everything is lost when it is dropped.
+#[derive(Debug)]
+pub struct MemoryStore {
+    inner: SqliteStore,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    ///
+    /// # Panics
+    ///
+    /// Never in practice: opening an in-memory SQLite database only fails when memory is exhausted.
+    #[allow(clippy::expect_used)]
+    pub fn new() -> Self {
+        MemoryStore {
+            inner: SqliteStore::open_memory().expect("an in-memory SQLite database opens"),
+        }
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Store for MemoryStore {
+    fn write(&self, batch: &[Record]) -> Result<(), StoreError> {
+        self.inner.write(batch)
+    }
+    fn add_recorder_counts(&self, counts: &RecorderCounts) -> Result<(), StoreError> {
+        self.inner.add_recorder_counts(counts)
+    }
+    fn recorder_counts(&self) -> Result<RecorderCounts, StoreError> {
+        self.inner.recorder_counts()
+    }
+    fn list_executions(&self, query: &ExecutionQuery) -> Result<Page<ExecutionSummary>, StoreError> {
+        self.inner.list_executions(query)
+    }
+    fn execution(&self, id: Uuid) -> Result<Option<ExecutionDetail>, StoreError> {
+        self.inner.execution(id)
+    }
+    fn step(&self, id: Uuid) -> Result<Option<StepRecord>, StoreError> {
+        self.inner.step(id)
+    }
+    fn evaluations(&self, step_id: Uuid, query: &EvaluationQuery) -> Result<Page<Evaluation>, StoreError> {
+        self.inner.evaluations(step_id, query)
+    }
+    fn find_steps(&self, query: &StepQuery) -> Result<Page<StepSummary>, StoreError> {
+        self.inner.find_steps(query)
+    }
+    fn candidate_lineage(&self, candidate_id: &str, query: &LineageQuery) -> Result<Page<LineageEntry>, StoreError> {
+        self.inner.candidate_lineage(candidate_id, query)
+    }
+    fn step_stats(&self, query: &StatsQuery) -> Result<Vec<StepStats>, StoreError> {
+        self.inner.step_stats(query)
+    }
+    fn update_execution(&self, id: Uuid, update: &ExecutionUpdate) -> Result<bool, StoreError> {
+        self.inner.update_execution(id, update)
+    }
+    fn delete_executions(&self, ids: &[Uuid]) -> Result<u64, StoreError> {
+        self.inner.delete_executions(ids)
+    }
+    fn delete_executions_before(&self, before: i64) -> Result<u64, StoreError> {
+        self.inner.delete_executions_before(before)
+    }
+    fn changes_since(&self, seq: u64, limit: usize) -> Result<Vec<Change>, StoreError> {
+        self.inner.changes_since(seq, limit)
+    }
+}

@@ -1,0 +1,154 @@
+//! Where records go and how they are read back.
+//!
+//! A [`Store`] has a write side, used by the writer thread in batches, and a read side, used by
+//! `xray-server` and by tests. The trait is engine-neutral: no SQLite type crosses it, so a
+//! PostgreSQL store can implement the same trait and the server does not change.
+//!
+//! Two stores ship with the SDK:
+//!
+//! | store | when |
+//! |---|---|
+//! | [`SqliteStore`] | the embedded default: one file, WAL, readable by `xray-server` while the program writes |
+//! | [`MemoryStore`] | tests and short-lived tools: nothing touches the disk |
+//!
+//! Every list is paginated by an opaque cursor ([`Page::next_cursor`]); passing it back continues
+//! where the page ended, whatever was written in between.
+//!
+//! ```
+//! use xray::store::{ExecutionQuery, MemoryStore, Store};
+//!
+//! let store = MemoryStore::new();
+//! let page = store.list_executions(&ExecutionQuery::default())?;
+//! assert!(page.items.is_empty());
+//! # Ok::<(), xray::store::StoreError>(())
+//! ```
+
+mod cursor;
+mod memory;
+mod query;
+pub(crate) mod sqlite;
+
+pub use cursor::Cursor;
+pub use memory::MemoryStore;
+pub use query::*;
+pub use sqlite::SqliteStore;
+
+use crate::model::{Evaluation, Record, StepRecord};
+use std::fmt;
+use uuid::Uuid;
+
+/// A store of executions, steps, evaluations and logs.
+///
+/// Implementations are shared between threads (`Send + Sync`): the writer thread calls
+/// [`Store::write`], any number of readers call the query functions.
+pub trait Store: Send + Sync + 'static {
+    /// Writes a batch atomically (one transaction): all of it or none of it.
+    ///
+    /// Records are idempotent by id: writing the same batch twice leaves one copy.
+    fn write(&self, batch: &[Record]) -> Result<(), StoreError>;
+
+    /// Adds to the recorder counters kept in the store (records dropped on a full queue, records
+    /// that failed to be written), so a reader can show what was lost.
+    fn add_recorder_counts(&self, counts: &RecorderCounts) -> Result<(), StoreError>;
+
+    /// Totals of [`Store::add_recorder_counts`] across every recorder that wrote here.
+    fn recorder_counts(&self) -> Result<RecorderCounts, StoreError>;
+
+    /// Executions, newest first, filtered and paginated.
+    fn list_executions(&self, query: &ExecutionQuery) -> Result<Page<ExecutionSummary>, StoreError>;
+
+    /// One execution, with its steps (payload-light, in start order).
+    fn execution(&self, id: Uuid) -> Result<Option<ExecutionDetail>, StoreError>;
+
+    /// One step with everything but its evaluation rows (see [`Store::evaluations`]).
+    fn step(&self, id: Uuid) -> Result<Option<StepRecord>, StoreError>;
+
+    /// A step's evaluation rows, in recorded order (or by score), filtered and paginated.
+    fn evaluations(
+        &self,
+        step_id: Uuid,
+        query: &EvaluationQuery,
+    ) -> Result<Page<Evaluation>, StoreError>;
+
+    /// Steps across every execution, by kind, name, elimination ratio and time: "every run where
+    /// the filter step eliminated more than 90% of candidates". Newest first.
+    fn find_steps(&self, query: &StepQuery) -> Result<Page<StepSummary>, StoreError>;
+
+    /// Every evaluation of one candidate across steps and executions, newest first: "where did
+    /// candidate X go?".
+    fn candidate_lineage(
+        &self,
+        candidate_id: &str,
+        query: &LineageQuery,
+    ) -> Result<Page<LineageEntry>, StoreError>;
+
+    /// Per step name: count, duration percentiles, error rate, mean elimination.
+    fn step_stats(&self, query: &StatsQuery) -> Result<Vec<StepStats>, StoreError>;
+
+    /// Sets an execution's tags and/or notes. Returns whether the execution exists.
+    fn update_execution(&self, id: Uuid, update: &ExecutionUpdate) -> Result<bool, StoreError>;
+
+    /// Deletes executions with their steps, evaluations and logs. Returns how many existed.
+    fn delete_executions(&self, ids: &[Uuid]) -> Result<u64, StoreError>;
+
+    /// Deletes executions that started before `before` (unix µs). Returns how many.
+    fn delete_executions_before(&self, before: i64) -> Result<u64, StoreError>;
+
+    /// Changes after `seq`, in commit order, at most `limit`: for live tailing.
+    fn changes_since(&self, seq: u64, limit: usize) -> Result<Vec<Change>, StoreError>;
+}
+
+/// Why a store call failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database could not be opened, created or written (path, permissions, disk full).
+    Io(String),
+    /// The file is not an X-Ray database, or is corrupt.
+    NotXray(String),
+    /// The database was written by a newer X-Ray; this version does not know its schema.
+    NewerSchema {
+        /// The schema version found in the file.
+        found: u32,
+        /// The newest version this build understands.
+        supported: u32,
+    },
+    /// The database is locked by another writer for longer than the busy timeout.
+    Busy(String),
+    /// A query parameter is invalid; `field` names it.
+    InvalidParameter {
+        /// The parameter's name (`cursor`, `limit`, …).
+        field: &'static str,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// Any other engine error.
+    Engine(String),
+}
+
+impl StoreError {
+    pub(crate) fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        StoreError::InvalidParameter {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Io(m) => write!(f, "cannot use the database: {m}"),
+            StoreError::NotXray(m) => write!(f, "not an X-Ray database: {m}"),
+            StoreError::NewerSchema { found, supported } => write!(
+                f,
+                "the database has schema version {found}, newer than this X-Ray supports ({supported}); upgrade X-Ray"
+            ),
+            StoreError::Busy(m) => write!(f, "the database is locked: {m}"),
+            StoreError::InvalidParameter { field, message } => write!(f, "invalid `{field}`: {message}"),
+            StoreError::Engine(m) => write!(f, "database error: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}

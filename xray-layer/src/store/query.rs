@@ -1,0 +1,326 @@
+//! The parameters and results of the store's read queries.
+
+use crate::model::{Check, EvaluationSummary, Json, Status};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// The largest page any query returns; a larger `limit` is an error naming `limit`.
+pub const MAX_PAGE_SIZE: usize = 1000;
+/// The page size when none is given.
+pub const DEFAULT_PAGE_SIZE: usize = 50;
+
+/// One page of a list.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Page<T> {
+    /// The items of this page.
+    pub items: Vec<T>,
+    /// Pass back as `cursor` for the next page; `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// An empty last page.
+    pub fn empty() -> Self {
+        Page {
+            items: Vec::new(),
+            next_cursor: None,
+        }
+    }
+}
+
+/// Checks `limit` (1..=[`MAX_PAGE_SIZE`], default [`DEFAULT_PAGE_SIZE`]).
+pub(crate) fn page_size(limit: Option<usize>) -> Result<usize, super::StoreError> {
+    match limit {
+        None => Ok(DEFAULT_PAGE_SIZE),
+        Some(0) => Err(super::StoreError::invalid("limit", "must be at least 1")),
+        Some(n) if n > MAX_PAGE_SIZE => Err(super::StoreError::invalid(
+            "limit",
+            format!("must be at most {MAX_PAGE_SIZE}"),
+        )),
+        Some(n) => Ok(n),
+    }
+}
+
+/// Filters for [`Store::list_executions`](super::Store::list_executions). Every field is optional;
+/// set fields combine with AND.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExecutionQuery {
+    /// Exact pipeline name.
+    pub name: Option<String>,
+    /// Status.
+    pub status: Option<Status>,
+    /// Executions carrying every one of these tags.
+    pub tags: Vec<String>,
+    /// Started at or after (unix µs).
+    pub since: Option<i64>,
+    /// Started before (unix µs).
+    pub until: Option<i64>,
+    /// At least this many steps.
+    pub min_steps: Option<u64>,
+    /// At most this many steps.
+    pub max_steps: Option<u64>,
+    /// Text found in the name, id, notes, or a step's name (case-insensitive).
+    pub q: Option<String>,
+    /// `true`: the execution or one of its steps failed; `false`: none did.
+    pub has_error: Option<bool>,
+    /// Page size (default [`DEFAULT_PAGE_SIZE`], at most [`MAX_PAGE_SIZE`]).
+    pub limit: Option<usize>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// An execution as listed: no payloads.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExecutionSummary {
+    /// UUID v7.
+    pub id: Uuid,
+    /// Pipeline name.
+    pub name: String,
+    /// Running, ok, error or lost.
+    pub status: Status,
+    /// Unix µs.
+    pub started_at: i64,
+    /// Unix µs.
+    pub completed_at: Option<i64>,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Notes.
+    pub notes: Option<String>,
+    /// The execution's error.
+    pub error: Option<String>,
+    /// Steps recorded.
+    pub step_count: u64,
+    /// Steps that failed.
+    pub error_steps: u64,
+    /// Candidates entering the first step that counts them.
+    pub candidates_in: Option<u64>,
+    /// Candidates leaving the last step that counts them.
+    pub candidates_out: Option<u64>,
+    /// Records of this execution dropped on a full queue.
+    pub dropped_records: u64,
+    /// Service, host, pid of the recording process.
+    pub service: Option<String>,
+    /// Host.
+    pub host: Option<String>,
+    /// Process id.
+    pub pid: Option<u32>,
+    /// Change sequence of the latest write to this execution.
+    pub seq: u64,
+}
+
+/// An execution with its steps.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExecutionDetail {
+    /// The execution.
+    #[serde(flatten)]
+    pub execution: ExecutionSummary,
+    /// JSON object of metadata.
+    pub metadata: Json,
+    /// The steps, in start order; nest them with `parent_id`.
+    pub steps: Vec<StepSummary>,
+}
+
+/// A step without payloads or evaluation rows.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepSummary {
+    /// UUID v7.
+    pub id: Uuid,
+    /// Its execution.
+    pub execution_id: Uuid,
+    /// The execution's name (for cross-pipeline lists).
+    pub execution_name: String,
+    /// The enclosing step.
+    pub parent_id: Option<Uuid>,
+    /// Name.
+    pub name: String,
+    /// Kind.
+    pub kind: Option<String>,
+    /// Status.
+    pub status: Status,
+    /// Error message.
+    pub error: Option<String>,
+    /// Unix µs.
+    pub started_at: i64,
+    /// Unix µs.
+    pub ended_at: Option<i64>,
+    /// Candidates considered.
+    pub candidates_in: Option<u64>,
+    /// Candidates kept.
+    pub candidates_out: Option<u64>,
+    /// `1 - out/in`.
+    pub elimination: Option<f64>,
+    /// Evaluation counts per check (exact), when the step evaluated candidates.
+    pub summary: Option<EvaluationSummary>,
+    /// Change sequence of the latest write to this step.
+    pub seq: u64,
+}
+
+/// Which evaluations of a step to return.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EvaluationQuery {
+    /// Only those that passed (`true`) or failed (`false`).
+    pub passed: Option<bool>,
+    /// Only those that failed this check (with `passed = Some(true)`: passed it).
+    pub check: Option<String>,
+    /// Text in the candidate id or label (case-insensitive).
+    pub q: Option<String>,
+    /// Order: recorded order (default) or score.
+    pub sort: EvaluationSort,
+    /// Page size.
+    pub limit: Option<usize>,
+    /// The previous page's `next_cursor`.
+    pub cursor: Option<String>,
+}
+
+/// The order of [`Store::evaluations`](super::Store::evaluations).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EvaluationSort {
+    /// The order the step made them.
+    #[default]
+    Recorded,
+    /// Highest score first (no score last).
+    ScoreDesc,
+    /// Lowest score first (no score last).
+    ScoreAsc,
+}
+
+/// Steps across executions.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StepQuery {
+    /// Step kind.
+    pub kind: Option<String>,
+    /// Step name.
+    pub name: Option<String>,
+    /// Execution (pipeline) name.
+    pub execution_name: Option<String>,
+    /// Eliminated at least this share of candidates (0.0–1.0).
+    pub min_elimination: Option<f64>,
+    /// Status.
+    pub status: Option<Status>,
+    /// Started at or after (unix µs).
+    pub since: Option<i64>,
+    /// Started before (unix µs).
+    pub until: Option<i64>,
+    /// Page size.
+    pub limit: Option<usize>,
+    /// The previous page's `next_cursor`.
+    pub cursor: Option<String>,
+}
+
+/// Paging for [`Store::candidate_lineage`](super::Store::candidate_lineage).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LineageQuery {
+    /// Page size.
+    pub limit: Option<usize>,
+    /// The previous page's `next_cursor`.
+    pub cursor: Option<String>,
+}
+
+/// One step's verdict on a candidate.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LineageEntry {
+    /// The execution.
+    pub execution_id: Uuid,
+    /// Its name.
+    pub execution_name: String,
+    /// When the execution started (unix µs).
+    pub execution_started_at: i64,
+    /// The step.
+    pub step_id: Uuid,
+    /// Its name.
+    pub step_name: String,
+    /// Its kind.
+    pub step_kind: Option<String>,
+    /// When the step started (unix µs).
+    pub step_started_at: i64,
+    /// The candidate's label in this step.
+    pub label: Option<String>,
+    /// The verdict.
+    pub passed: bool,
+    /// Score.
+    pub score: Option<f64>,
+    /// Selected by the step.
+    pub selected: bool,
+    /// Every check, with reasons.
+    pub checks: Vec<Check>,
+}
+
+/// Which step names to aggregate.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StatsQuery {
+    /// Only this step name.
+    pub name: Option<String>,
+    /// Only steps of this kind.
+    pub kind: Option<String>,
+    /// Started at or after (unix µs).
+    pub since: Option<i64>,
+    /// Started before (unix µs).
+    pub until: Option<i64>,
+}
+
+/// Aggregates over every finished step of one name.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepStats {
+    /// Step name.
+    pub name: String,
+    /// Kind (of the most recent step of that name).
+    pub kind: Option<String>,
+    /// Finished steps.
+    pub count: u64,
+    /// Median duration (µs).
+    pub p50_us: i64,
+    /// 95th percentile duration (µs).
+    pub p95_us: i64,
+    /// Share that failed (0.0–1.0).
+    pub error_rate: f64,
+    /// Mean elimination over steps that counted candidates.
+    pub mean_elimination: Option<f64>,
+}
+
+/// New tags and notes for an execution; `None` leaves a field as it is.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExecutionUpdate {
+    /// Replaces the tags.
+    pub tags: Option<Vec<String>>,
+    /// Replaces the notes.
+    pub notes: Option<String>,
+}
+
+/// Counters of what a recorder lost.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecorderCounts {
+    /// Records dropped because the queue was full (or the writer had stopped).
+    pub dropped: u64,
+    /// Records the store failed to write.
+    pub failed: u64,
+}
+
+/// What changed, for live tailing.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Change {
+    /// An execution was written (started or finished).
+    Execution {
+        /// The change's sequence number.
+        seq: u64,
+        /// The execution as it is now.
+        execution: ExecutionSummary,
+    },
+    /// A step was written (started or finished).
+    Step {
+        /// The change's sequence number.
+        seq: u64,
+        /// The step as it is now.
+        step: StepSummary,
+    },
+}
+
+impl Change {
+    /// The change's sequence number.
+    pub fn seq(&self) -> u64 {
+        match self {
+            Change::Execution { seq, .. } | Change::Step { seq, .. } => *seq,
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! [`SqliteStore`]: the embedded default store, one SQLite file in WAL mode.
+//!
+//! The file can be read by `xray-server` (or any SQLite client) while the program writes to it.
+//! Writes go through one connection, one transaction per batch, with cached statements; reads
+//! use a small pool of their own connections, so a reader never waits for a batch to commit.
+
+mod read;
+mod schema;
+mod write;
+
+use super::query::*;
+use super::{Store, StoreError};
+use crate::model::{Evaluation, Record, StepRecord};
+use rusqlite::{Connection, OpenFlags};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+use uuid::Uuid;
+
+
+/// How long a statement waits for another connection's write lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Read connections kept open.
+const READERS: usize = 4;
+
+/// The SQLite store. See the [module docs](self).
+#[derive(Debug)]
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+    /// In memory: there is one connection, and reads use it too.
+    in_memory: bool,
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the database at `path` and brings its schema up to date.
+    ///
+    /// Fails with a clear error when the path cannot be created or written, when the file is not
+    /// an X-Ray database, or when it was written by a newer X-Ray.
+    pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let mut conn = open_connection(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+        )?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| io_error(&path, e))?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(|e| io_error(&path, e))?;
+        schema::migrate(&mut conn)?;
+        // Prove the file is writable now, not on the first batch in the background.
+        conn.execute("UPDATE xray_meta SET value = value WHERE key = 'seq'", [])
+            .map_err(|e| io_error(&path, e))?;
+        Ok(SqliteStore {
+            path,
+            writer: Mutex::new(conn),
+            readers: Mutex::new(Vec::new()),
+            in_memory: false,
+        })
+    }
+
+    /// A database in memory, with a single connection (see [`MemoryStore`](crate::store::MemoryStore)).
+    pub(crate) fn open_memory() -> Result<SqliteStore, StoreError> {
+        let mut conn = Connection::open_in_memory().map_err(sqlite_error)?;
+        schema::migrate(&mut conn)?;
+        conn.set_prepared_statement_cache_capacity(64);
+        Ok(SqliteStore {
+            path: PathBuf::from(":memory:"),
+            writer: Mutex::new(conn),
+            readers: Mutex::new(Vec::new()),
+            in_memory: true,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn writer(&self) -> MutexGuard<'_, Connection> {
+        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f` on a pooled read connection.
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        if self.in_memory {
+            return f(&self.writer());
+        }
+        let pooled = self
+            .readers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let conn = match pooled {
+            Some(conn) => conn,
+            None => open_connection(&self.path, OpenFlags::SQLITE_OPEN_READ_WRITE)?,
+        };
+        let result = f(&conn);
+        let mut readers = self.readers.lock().unwrap_or_else(PoisonError::into_inner);
+        if readers.len() < READERS {
+            readers.push(conn);
+        }
+        result
+    }
+
+    /// Indexes candidate ids of steps written since the last call (at most `limit` rows).
+    /// The writer calls it after each batch; returns the number of rows indexed.
+    pub fn index_candidates(&self, limit: usize) -> Result<usize, StoreError> {
+        write::index_candidates(&mut self.writer(), limit)
+    }
+}
+
+fn open_connection(path: &Path, flags: OpenFlags) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .map_err(|e| io_error(path, e))?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(|e| io_error(path, e))?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+fn io_error(path: &Path, e: rusqlite::Error) -> StoreError {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::NotADatabase) => {
+            StoreError::NotXray(format!("{} is not an SQLite database", path.display()))
+        }
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+            StoreError::Busy(format!("{}: {e}", path.display()))
+        }
+        _ => StoreError::Io(format!("{}: {e}", path.display())),
+    }
+}
+
+/// Maps an SQLite error to the store's error kinds.
+pub(crate) fn sqlite_error(e: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode as C;
+    match e.sqlite_error_code() {
+        Some(C::DatabaseBusy | C::DatabaseLocked) => StoreError::Busy(e.to_string()),
+        Some(C::DiskFull | C::CannotOpen | C::ReadOnly | C::PermissionDenied | C::SystemIoFailure) => {
+            StoreError::Io(e.to_string())
+        }
+        Some(C::NotADatabase | C::DatabaseCorrupt) => StoreError::NotXray(e.to_string()),
+        _ => StoreError::Engine(e.to_string()),
+    }
+}
+
+impl Store for SqliteStore {
+    fn write(&self, batch: &[Record]) -> Result<(), StoreError> {
+        let mut conn = self.writer();
+        write::write_batch(&mut conn, batch)?;
+        // Keep the candidate index close behind; a failure here loses nothing (retried later).
+        let _ = write::index_candidates(&mut conn, 200_000);
+        Ok(())
+    }
+
+    fn add_recorder_counts(&self, counts: &RecorderCounts) -> Result<(), StoreError> {
+        write::add_recorder_counts(&mut self.writer(), counts)
+    }
+
+    fn recorder_counts(&self) -> Result<RecorderCounts, StoreError> {
+        self.read(read::recorder_counts)
+    }
+
+    fn list_executions(&self, query: &ExecutionQuery) -> Result<Page<ExecutionSummary>, StoreError> {
+        self.read(|c| read::list_executions(c, query))
+    }
+
+    fn execution(&self, id: Uuid) -> Result<Option<ExecutionDetail>, StoreError> {
+        self.read(|c| read::execution(c, id))
+    }
+
+    fn step(&self, id: Uuid) -> Result<Option<StepRecord>, StoreError> {
+        self.read(|c| read::step(c, id))
+    }
+
+    fn evaluations(&self, step_id: Uuid, query: &EvaluationQuery) -> Result<Page<Evaluation>, StoreError> {
+        self.read(|c| read::evaluations(c, step_id, query))
+    }
+
+    fn find_steps(&self, query: &StepQuery) -> Result<Page<StepSummary>, StoreError> {
+        self.read(|c| read::find_steps(c, query))
+    }
+
+    fn candidate_lineage(&self, candidate_id: &str, query: &LineageQuery) -> Result<Page<LineageEntry>, StoreError> {
+        self.read(|c| read::candidate_lineage(c, candidate_id, query))
+    }
+
+    fn step_stats(&self, query: &StatsQuery) -> Result<Vec<StepStats>, StoreError> {
+        self.read(|c| read::step_stats(c, query))
+    }
+
+    fn update_execution(&self, id: Uuid, update: &ExecutionUpdate) -> Result<bool, StoreError> {
+        write::update_execution(&mut self.writer(), id, update)
+    }
+
+    fn delete_executions(&self, ids: &[Uuid]) -> Result<u64, StoreError> {
+        write::delete_executions(&mut self.writer(), ids)
+    }
+
+    fn delete_executions_before(&self, before: i64) -> Result<u64, StoreError> {
+        let ids = self.read(|c| read::execution_ids_before(c, before))?;
+        let mut deleted = 0;
+        for chunk in ids.chunks(500) {
+            deleted += write::delete_executions(&mut self.writer(), chunk)?;
+        }
+        Ok(deleted)
+    }
+
+    fn changes_since(&self, seq: u64, limit: usize) -> Result<Vec<super::Change>, StoreError> {
+        self.read(|c| read::changes_since(c, seq, limit))
+    }
+}

@@ -1,0 +1,111 @@
+//! The guard that keeps the writer alive and flushes it on drop.
+
+use super::worker::Control;
+use super::Counters;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Counts of what a layer recorded, wrote, dropped and failed to write.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecorderStats {
+    /// Records queued for the writer.
+    pub sent: u64,
+    /// Records written to the store.
+    pub written: u64,
+    /// Records dropped because the queue was full (or the writer had stopped).
+    pub dropped: u64,
+    /// Records the store failed to write.
+    pub failed: u64,
+    /// Panics caught in hooks and processors (the record was still written).
+    pub hook_panics: u64,
+}
+
+/// Returned by [`Builder::build`](crate::Builder::build) beside the layer: keep it alive for as
+/// long as the program records. Dropping it writes everything queued, waiting at most the
+/// builder's `shutdown_timeout`, and stops the writer thread.
+///
+/// ```
+/// let (layer, guard) = xray::layer().memory().build()?;
+/// # drop(layer);
+/// guard.flush(); // write everything queued so far
+/// assert_eq!(guard.stats().dropped, 0);
+/// # Ok::<(), xray::Error>(())
+/// ```
+#[must_use = "dropping the guard stops the writer: keep it until the program ends"]
+#[derive(Debug)]
+pub struct XRayGuard {
+    control: crossbeam_channel::Sender<Control>,
+    writer: Option<JoinHandle<()>>,
+    counters: Arc<Counters>,
+    shutdown_timeout: Duration,
+}
+
+impl XRayGuard {
+    pub(crate) fn new(
+        control: crossbeam_channel::Sender<Control>,
+        writer: JoinHandle<()>,
+        counters: Arc<Counters>,
+        shutdown_timeout: Duration,
+    ) -> Self {
+        XRayGuard {
+            control,
+            writer: Some(writer),
+            counters,
+            shutdown_timeout,
+        }
+    }
+
+    /// Writes everything queued before this call; waits at most the shutdown timeout.
+    /// Returns `false` if the writer did not finish in time (or has stopped).
+    pub fn flush(&self) -> bool {
+        self.flush_timeout(self.shutdown_timeout)
+    }
+
+    /// [`flush`](Self::flush) with an explicit bound on the wait.
+    pub fn flush_timeout(&self, timeout: Duration) -> bool {
+        self.request(Control::Flush, timeout)
+    }
+
+    /// What was recorded, written, dropped and failed so far.
+    pub fn stats(&self) -> RecorderStats {
+        let c = &self.counters;
+        RecorderStats {
+            sent: c.sent.load(Ordering::Relaxed),
+            written: c.written.load(Ordering::Relaxed),
+            dropped: c.dropped.load(Ordering::Relaxed),
+            failed: c.failed.load(Ordering::Relaxed),
+            hook_panics: c.hook_panics.load(Ordering::Relaxed),
+        }
+    }
+
+    fn request(
+        &self,
+        make: impl FnOnce(crossbeam_channel::Sender<()>) -> Control,
+        timeout: Duration,
+    ) -> bool {
+        let Some(writer) = &self.writer else {
+            return false;
+        };
+        let (ack, done) = crossbeam_channel::bounded(1);
+        if self.control.send(make(ack)).is_err() {
+            return false;
+        }
+        writer.thread().unpark();
+        done.recv_timeout(timeout).is_ok()
+    }
+}
+
+impl Drop for XRayGuard {
+    fn drop(&mut self) {
+        let finished = self.request(Control::Shutdown, self.shutdown_timeout);
+        if let Some(writer) = self.writer.take() {
+            if finished {
+                let _ = writer.join();
+            }
+            // Otherwise the writer is still busy (a locked database): leave it detached rather
+            // than hang the program's exit.
+        }
+    }
+}

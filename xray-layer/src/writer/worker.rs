@@ -1,0 +1,182 @@
+//! The writer thread: drain, process, write in batches, count what failed.
+
+use super::{Counters, Envelope, PendingStep};
+use crate::capture;
+use crate::model::{Record, StepRecord};
+use crate::processor::Pipeline;
+use crate::store::{RecorderCounts, Store, StoreError};
+use crossbeam_channel::{Receiver, TryRecvError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A request from the guard.
+pub(crate) enum Control {
+    /// Write everything queued before this request, then answer.
+    Flush(crossbeam_channel::Sender<()>),
+    /// Write everything queued, answer, and stop.
+    Shutdown(crossbeam_channel::Sender<()>),
+}
+
+pub(crate) struct Worker {
+    pub(crate) rx: Receiver<Envelope>,
+    pub(crate) control: Receiver<Control>,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) pipeline: Pipeline,
+    pub(crate) counters: Arc<Counters>,
+    pub(crate) wake_pending: Arc<AtomicBool>,
+    pub(crate) flush_interval: Duration,
+    pub(crate) batch_size: usize,
+}
+
+/// How long a batch that fails with "database is locked" is retried before it counts as failed.
+const BUSY_RETRY_FOR: Duration = Duration::from_secs(30);
+
+impl Worker {
+    pub(crate) fn run(mut self) {
+        let mut batch: Vec<Record> = Vec::with_capacity(self.batch_size);
+        let mut reported = RecorderCounts::default();
+        loop {
+            std::thread::park_timeout(self.flush_interval);
+            self.wake_pending.store(false, Ordering::Release);
+            let mut answers = Vec::new();
+            let mut stop = false;
+            loop {
+                match self.control.try_recv() {
+                    Ok(Control::Flush(ack)) => answers.push(ack),
+                    Ok(Control::Shutdown(ack)) => {
+                        answers.push(ack);
+                        stop = true;
+                    }
+                    Err(TryRecvError::Empty) => break,
+                    // The guard is gone: drain what is left, then stop.
+                    Err(TryRecvError::Disconnected) => {
+                        stop = true;
+                        break;
+                    }
+                }
+            }
+            self.drain(&mut batch);
+            self.report(&mut reported);
+            for ack in answers {
+                let _ = ack.send(());
+            }
+            if stop {
+                return;
+            }
+        }
+    }
+
+    /// Writes everything in the channel now, in batches of `batch_size`.
+    fn drain(&mut self, batch: &mut Vec<Record>) {
+        loop {
+            let mut rows = 0usize;
+            while batch.len() < self.batch_size && rows < self.batch_size * 64 {
+                match self.rx.try_recv() {
+                    Ok(envelope) => {
+                        let record = self.prepare(envelope);
+                        if let Record::StepFinished(step) = &record {
+                            rows += step.evaluations.len();
+                        }
+                        batch.push(record);
+                    }
+                    Err(_) => break,
+                }
+            }
+            if batch.is_empty() {
+                return;
+            }
+            self.write(batch);
+            batch.clear();
+        }
+    }
+
+    /// Decodes evaluations, applies the capture policy and the processors, runs the hooks.
+    fn prepare(&self, envelope: Envelope) -> Record {
+        let record = match envelope {
+            Envelope::Record(record) => record,
+            Envelope::Step(pending) => Record::StepFinished(Box::new(finish_step(*pending))),
+        };
+        let mut record = record;
+        self.pipeline.process(&mut record, &self.counters);
+        record
+    }
+
+    fn write(&self, batch: &[Record]) {
+        let started = Instant::now();
+        let mut delay = Duration::from_millis(10);
+        loop {
+            match self.store.write(batch) {
+                Ok(()) => {
+                    self.counters
+                        .written
+                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    return;
+                }
+                Err(StoreError::Busy(_)) if started.elapsed() < BUSY_RETRY_FOR => {
+                    std::thread::sleep(delay);
+                    delay = (delay * 2).min(Duration::from_millis(500));
+                }
+                Err(err) => {
+                    self.counters
+                        .failed
+                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    self.pipeline.write_failed(&err, batch.len());
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Persists the change in dropped/failed counts since the last report.
+    fn report(&self, reported: &mut RecorderCounts) {
+        let now = RecorderCounts {
+            dropped: self.counters.dropped.load(Ordering::Relaxed),
+            failed: self.counters.failed.load(Ordering::Relaxed),
+        };
+        if now == *reported {
+            return;
+        }
+        let delta = RecorderCounts {
+            dropped: now.dropped - reported.dropped,
+            failed: now.failed - reported.failed,
+        };
+        if self.store.add_recorder_counts(&delta).is_ok() {
+            *reported = now;
+        }
+    }
+}
+
+/// Turns a pending step into its record: evaluations decoded, capture policy applied,
+/// candidate counts derived when the step did not set them.
+pub(crate) fn finish_step(pending: PendingStep) -> StepRecord {
+    let PendingStep {
+        mut record,
+        arena,
+        capture,
+    } = pending;
+    if !arena.is_empty() {
+        let rows = arena.decode();
+        let (kept, summary) = capture::apply(capture, rows, &record.selection);
+        record.candidates_in.get_or_insert(summary.total);
+        record.candidates_out.get_or_insert(summary.passed);
+        record.evaluations = kept;
+        record.summary = Some(summary);
+    } else if record.candidates_out.is_none() {
+        // A step with no evaluations that returns a list: its length is what it let through.
+        if let Some(output) = &record.output {
+            record.candidates_out = top_level_array_len(output.as_str());
+        }
+    }
+    record
+}
+
+/// The number of elements of a JSON array, without building it.
+fn top_level_array_len(json: &str) -> Option<u64> {
+    if !json.starts_with('[') {
+        return None;
+    }
+    serde_json::from_str::<Vec<serde::de::IgnoredAny>>(json)
+        .ok()
+        .map(|v| v.len() as u64)
+}
