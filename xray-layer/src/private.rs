@@ -125,6 +125,75 @@ impl StepGuard {
     }
 }
 
+/// An async step's handle: what [`StepGuard::new`] gives, but `Send`. A `StepGuard` may hold an
+/// entered span, which must not move to another thread, so it is never `Send`, and an async
+/// step keeps its guard across `.await`s: with a `StepGuard` no async step could be spawned on
+/// a multi-threaded runtime. This one only ever holds an idle span; [`StepFuture`] enters it on
+/// each poll.
+pub struct AsyncStepGuard {
+    span: Span,
+    node: Option<Node>,
+}
+
+impl AsyncStepGuard {
+    /// Keeps `span` without entering it.
+    pub fn new(span: Span) -> Self {
+        let node = node_of(&span);
+        AsyncStepGuard { span, node }
+    }
+
+    /// Whether the X-Ray layer records this span. When `false`, nothing is serialized.
+    #[inline]
+    pub fn is_recording(&self) -> bool {
+        self.node.is_some()
+    }
+
+    /// The span (to instrument the async body with).
+    pub fn span(&self) -> &Span {
+        &self.span
+    }
+
+    pub fn set_input(&self, input: ObjectWriter) {
+        if let Some(node) = &self.node {
+            node.set_input(input.finish());
+        }
+    }
+
+    /// Records `input` as the whole input (the attributes' `input = <expr>` option).
+    pub fn set_input_json(&self, input: Json) {
+        if let Some(node) = &self.node {
+            node.set_input(input);
+        }
+    }
+
+    pub fn set_metadata(&self, metadata: ObjectWriter) {
+        if let Some(node) = &self.node {
+            node.add_metadata(metadata.pairs);
+        }
+    }
+
+    /// The body returned normally; `output` serializes its value (called only when recording).
+    pub fn ok(&self, output: impl FnOnce() -> Option<Json>) {
+        if let Some(node) = &self.node {
+            node.finish(output(), None);
+        }
+    }
+
+    /// The body returned an error.
+    pub fn err(&self, error: String) {
+        if let Some(node) = &self.node {
+            node.finish(None, Some(error));
+        }
+    }
+
+    /// The body panicked with `payload`.
+    pub fn panicked(&self, payload: &(dyn Any + Send)) {
+        if let Some(node) = &self.node {
+            node.finish(None, Some(format!("panicked: {}", panic_message(payload))));
+        }
+    }
+}
+
 /// The text of a panic payload.
 pub fn panic_message(payload: &(dyn Any + Send)) -> &str {
     if let Some(s) = payload.downcast_ref::<&'static str>() {

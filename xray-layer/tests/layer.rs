@@ -1,0 +1,201 @@
+//! The layer in a real subscriber: beside `fmt`, under per-layer filters, and costing nothing
+//! (no serialization) when it is not installed.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use tracing_subscriber::{fmt, prelude::*, EnvFilter};
+use xray::store::{EvaluationQuery, ExecutionQuery, StepQuery};
+
+static SERIALIZED: AtomicUsize = AtomicUsize::new(0);
+
+/// A value whose `Serialize` counts its calls.
+struct Counted(u32);
+
+impl serde::Serialize for Counted {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        SERIALIZED.fetch_add(1, Ordering::SeqCst);
+        s.serialize_u32(self.0)
+    }
+}
+
+#[xray::step]
+fn takes_counted(value: Counted) -> u32 {
+    value.0
+}
+
+#[test]
+fn without_the_layer_no_argument_is_serialized() {
+    SERIALIZED.store(0, Ordering::SeqCst);
+    // No subscriber at all.
+    assert_eq!(takes_counted(Counted(1)), 1);
+    // A subscriber with fmt only: the span is enabled, but X-Ray is not there.
+    let fmt_only = tracing_subscriber::registry().with(fmt::layer().with_writer(std::io::sink));
+    tracing::subscriber::with_default(fmt_only, || assert_eq!(takes_counted(Counted(2)), 2));
+    // X-Ray filtered off for this span by a per-layer filter.
+    let (layer, _guard) = xray::layer().memory().build().expect("build");
+    let filtered = tracing_subscriber::registry().with(layer.with_filter(EnvFilter::new("off")));
+    tracing::subscriber::with_default(filtered, || assert_eq!(takes_counted(Counted(3)), 3));
+    assert_eq!(SERIALIZED.load(Ordering::SeqCst), 0);
+    // With the layer, the argument is serialized exactly once (the check above can fail).
+    let (layer, _guard) = xray::layer().memory().build().expect("build");
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        assert_eq!(takes_counted(Counted(4)), 4)
+    });
+    assert_eq!(SERIALIZED.load(Ordering::SeqCst), 1);
+}
+
+#[derive(Clone, Default)]
+struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Buffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().map_err(|_| std::io::ErrorKind::Other)?.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Buffer {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("lock")).into_owned()
+    }
+}
+
+#[xray::step(kind = "filter", skip(ids))]
+fn filter_many(ids: Vec<u32>) -> usize {
+    tracing::info!(count = ids.len(), "filtering");
+    ids.iter()
+        .filter(|id| {
+            xray::evaluate(id)
+                .check_min("score", f64::from(**id % 10), 5.0)
+                .passed()
+        })
+        .count()
+}
+
+#[xray::step(kind = "debug-only", level = "debug")]
+fn chatty() -> u32 {
+    7
+}
+
+#[test]
+fn fmt_prints_steps_not_evaluations_and_filters_compose() {
+    let out = Buffer::default();
+    let writer = out.clone();
+    let (layer, guard, store) = xray::layer().memory().build_with_store().expect("build");
+    let subscriber = tracing_subscriber::registry()
+        .with(
+            fmt::layer()
+                .with_ansi(false)
+                .with_writer(move || writer.clone())
+                .with_filter(EnvFilter::new("debug")),
+        )
+        .with(layer.with_filter(EnvFilter::new("info")));
+    tracing::subscriber::with_default(subscriber, || {
+        assert_eq!(filter_many((0..5_000).collect()), 2_500);
+        assert_eq!(chatty(), 7);
+    });
+    assert!(guard.flush());
+    let printed = out.text();
+    let lines = printed.lines().count();
+    assert!(lines < 10, "fmt printed {lines} lines:\n{printed}");
+    assert!(printed.contains("filtering"), "the step's own event reaches fmt: {printed}");
+
+    // X-Ray kept all 5,000 evaluations and the log line…
+    let steps = store.find_steps(&StepQuery::default()).expect("steps");
+    assert_eq!(steps.items.len(), 1, "the debug-level step is filtered out for X-Ray");
+    let step = &steps.items[0];
+    assert_eq!(step.summary.as_ref().map(|s| s.total), Some(5_000));
+    let rows = store
+        .evaluations(step.id, &EvaluationQuery { limit: Some(1), passed: Some(false), ..Default::default() })
+        .expect("rows");
+    assert_eq!(rows.items[0].checks[0].reason.as_deref(), Some("0 < 5 minimum"));
+    let full = store.step(step.id).expect("q").expect("step");
+    assert_eq!(full.logs.len(), 1);
+    assert_eq!(full.logs[0].fields.to_value()["count"], 5000);
+    // …and the X-Ray filter did not change what fmt sees: the debug step was printed? No: fmt
+    // prints events, not spans; the debug step had none. Its absence from X-Ray is the point.
+    let runs = store.list_executions(&ExecutionQuery::default()).expect("runs");
+    assert_eq!(runs.items.len(), 1);
+}
+
+#[xray::step(kind = "llm", metadata(prompt_version = 3))]
+fn secretive(api_key: &str, prompt: &str) -> String {
+    format!("{prompt}: {}", "x".repeat(5_000))
+}
+
+#[test]
+fn processors_redact_cap_and_hooks_see_every_step() {
+    let seen = Arc::new(AtomicUsize::new(0));
+    let seen_in_hook = seen.clone();
+    let (layer, guard, store) = xray::layer()
+        .memory()
+        .redact(["api_key"])
+        .max_payload_bytes(Some(1_024))
+        .on_step_end(move |step| {
+            seen_in_hook.fetch_add(1, Ordering::SeqCst);
+            assert_eq!(step.name, "secretive");
+        })
+        .on_execution_end(|_| panic!("a hook that panics is counted, not fatal"))
+        .build_with_store()
+        .expect("build");
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        secretive("sk-live-123", "hello");
+    });
+    assert!(guard.flush());
+    assert_eq!(seen.load(Ordering::SeqCst), 1);
+    assert_eq!(guard.stats().hook_panics, 1);
+    let steps = store.find_steps(&StepQuery::default()).expect("steps");
+    let step = store.step(steps.items[0].id).expect("q").expect("step");
+    let input = step.input.expect("input");
+    assert!(!input.as_str().contains("sk-live-123"), "{input}");
+    assert_eq!(input.to_value()["api_key"], "[redacted]");
+    assert_eq!(input.to_value()["prompt"], "hello");
+    let output = step.output.expect("output");
+    assert!(output.truncated(), "5 KB output over a 1 KB cap is marked");
+    assert!(output.len() <= 1_024);
+    assert!(output.to_value()["value"].as_str().expect("text").starts_with("hello: xxx"));
+    assert_eq!(step.metadata.to_value()["prompt_version"], 3);
+}
+
+#[xray::step(kind = "filter", capture = 100, skip_all)]
+fn big_filter(n: u32) -> u32 {
+    let step = xray::current_step();
+    let mut kept = 0;
+    for i in 0..n {
+        if step.evaluate(i).check_min("value", f64::from(i), f64::from(n - 3)).passed() {
+            kept += 1;
+        }
+    }
+    xray::select(n - 1, "the largest");
+    kept
+}
+
+#[test]
+fn capture_cap_samples_rows_but_keeps_counts_exact() {
+    let (layer, guard, store) = xray::layer().memory().build_with_store().expect("build");
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        assert_eq!(big_filter(20_000), 3);
+    });
+    assert!(guard.flush());
+    let steps = store.find_steps(&StepQuery::default()).expect("steps");
+    let s = &steps.items[0];
+    let summary = s.summary.as_ref().expect("summary");
+    assert_eq!((summary.total, summary.passed, summary.kept, summary.sampled), (20_000, 3, 100, true));
+    assert_eq!(summary.capture, "cap:100");
+    assert_eq!((s.candidates_in, s.candidates_out), (Some(20_000), Some(3)));
+    let rows = store
+        .evaluations(s.id, &EvaluationQuery { limit: Some(1000), ..Default::default() })
+        .expect("rows");
+    assert_eq!(rows.items.len(), 100);
+    assert!(rows.items.iter().any(|e| e.candidate_id == "19999" && e.selected), "the selected row is kept");
+    // Near misses (within 10% of the threshold) are kept before the random sample: with ~2,000
+    // of them and 100 slots, every kept failure is a near miss.
+    for e in rows.items.iter().filter(|e| !e.passed) {
+        let observed = e.checks[0].observed.as_ref().and_then(|v| v.as_f64()).expect("observed");
+        assert!(observed >= 0.9 * 19_997.0, "{} is not a near miss", e.candidate_id);
+    }
+}

@@ -1,0 +1,231 @@
+//! The writer: a full queue drops whole records and counts them; the guard persists what was
+//! queued; `build()` reports a bad database instead of failing later in the background.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tracing_subscriber::prelude::*;
+use xray::model::Record;
+use xray::store::*;
+use xray::{Backpressure, Error};
+
+#[xray::step(kind = "filter")]
+fn judge(batch: u32) -> u32 {
+    for i in 0..10 {
+        xray::evaluate(format_args!("{batch}-{i}")).check("even", i % 2 == 0, "odd").record();
+    }
+    batch
+}
+
+/// A store whose writes wait until the gate opens, so the queue fills up.
+struct GatedStore {
+    inner: MemoryStore,
+    open: AtomicBool,
+}
+
+impl GatedStore {
+    fn wait(&self) {
+        while !self.open.load(Ordering::Acquire) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+impl Store for GatedStore {
+    fn write(&self, batch: &[Record]) -> Result<(), StoreError> {
+        self.wait();
+        self.inner.write(batch)
+    }
+    fn add_recorder_counts(&self, c: &RecorderCounts) -> Result<(), StoreError> {
+        self.inner.add_recorder_counts(c)
+    }
+    fn recorder_counts(&self) -> Result<RecorderCounts, StoreError> {
+        self.inner.recorder_counts()
+    }
+    fn list_executions(&self, q: &ExecutionQuery) -> Result<Page<ExecutionSummary>, StoreError> {
+        self.inner.list_executions(q)
+    }
+    fn execution(&self, id: uuid::Uuid) -> Result<Option<ExecutionDetail>, StoreError> {
+        self.inner.execution(id)
+    }
+    fn step(&self, id: uuid::Uuid) -> Result<Option<xray::model::StepRecord>, StoreError> {
+        self.inner.step(id)
+    }
+    fn evaluations(&self, id: uuid::Uuid, q: &EvaluationQuery) -> Result<Page<xray::model::Evaluation>, StoreError> {
+        self.inner.evaluations(id, q)
+    }
+    fn find_steps(&self, q: &StepQuery) -> Result<Page<StepSummary>, StoreError> {
+        self.inner.find_steps(q)
+    }
+    fn candidate_lineage(&self, c: &str, q: &LineageQuery) -> Result<Page<LineageEntry>, StoreError> {
+        self.inner.candidate_lineage(c, q)
+    }
+    fn step_stats(&self, q: &StatsQuery) -> Result<Vec<StepStats>, StoreError> {
+        self.inner.step_stats(q)
+    }
+    fn update_execution(&self, id: uuid::Uuid, u: &ExecutionUpdate) -> Result<bool, StoreError> {
+        self.inner.update_execution(id, u)
+    }
+    fn delete_executions(&self, ids: &[uuid::Uuid]) -> Result<u64, StoreError> {
+        self.inner.delete_executions(ids)
+    }
+    fn delete_executions_before(&self, t: i64) -> Result<u64, StoreError> {
+        self.inner.delete_executions_before(t)
+    }
+    fn changes_since(&self, seq: u64, limit: usize) -> Result<Vec<Change>, StoreError> {
+        self.inner.changes_since(seq, limit)
+    }
+}
+
+#[test]
+fn a_full_queue_drops_whole_records_and_counts_every_one() {
+    let store = Arc::new(GatedStore {
+        inner: MemoryStore::new(),
+        open: AtomicBool::new(false),
+    });
+    let (layer, guard) = xray::layer()
+        .store(store.clone())
+        .queue_capacity(64)
+        .flush_interval(Duration::from_millis(5))
+        .build()
+        .expect("build");
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    const PER_THREAD: u32 = 2_000;
+    // Two threads flood the queue while the store is stuck; neither may block.
+    std::thread::scope(|s| {
+        for t in 0..2 {
+            let dispatch = dispatch.clone();
+            s.spawn(move || {
+                tracing::dispatcher::with_default(&dispatch, || {
+                    for i in 0..PER_THREAD {
+                        assert_eq!(judge(t * PER_THREAD + i), t * PER_THREAD + i);
+                    }
+                })
+            });
+        }
+    });
+    let stats = guard.stats();
+    // Each root step makes 4 records: execution start, step start, step end, execution end.
+    let produced = u64::from(2 * PER_THREAD) * 4;
+    assert_eq!(stats.sent + stats.dropped, produced, "{stats:?}");
+    assert!(stats.dropped > 0, "the queue overflowed: {stats:?}");
+    store.open.store(true, Ordering::Release);
+    assert!(guard.flush());
+    let stats = guard.stats();
+    assert_eq!(stats.written, stats.sent, "everything accepted is written: {stats:?}");
+    assert_eq!(stats.failed, 0);
+    // The count of dropped records is stored where a reader sees it.
+    assert_eq!(store.recorder_counts().expect("counts").dropped, stats.dropped);
+    // Whatever arrived is whole: every finished step has all ten evaluations.
+    let steps = store
+        .find_steps(&StepQuery { limit: Some(1000), ..Default::default() })
+        .expect("steps");
+    assert!(!steps.items.is_empty());
+    for s in steps.items.iter().filter(|s| s.ended_at.is_some()) {
+        let summary = s.summary.as_ref().expect("summary");
+        assert_eq!((summary.total, summary.kept), (10, 10), "step {}", s.name);
+    }
+    // A run that lost records says so.
+    let runs = store
+        .list_executions(&ExecutionQuery { limit: Some(1000), ..Default::default() })
+        .expect("runs");
+    let total_dropped_in_runs: u64 = runs.items.iter().map(|r| r.dropped_records).sum();
+    assert!(total_dropped_in_runs <= stats.dropped);
+}
+
+#[test]
+fn blocking_backpressure_loses_nothing() {
+    let (layer, guard, store) = xray::layer()
+        .memory()
+        .queue_capacity(8)
+        .backpressure(Backpressure::Block)
+        .build_with_store()
+        .expect("build");
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        for i in 0..500 {
+            judge(i);
+        }
+    });
+    assert!(guard.flush());
+    assert_eq!(guard.stats().dropped, 0);
+    let steps = store
+        .find_steps(&StepQuery { limit: Some(1000), ..Default::default() })
+        .expect("steps");
+    assert_eq!(steps.items.len(), 500);
+}
+
+#[test]
+fn dropping_the_guard_writes_everything_queued_before_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("xray.db");
+    let (layer, guard) = xray::layer()
+        .sqlite(&path)
+        // The writer would not wake on its own before the test ends.
+        .flush_interval(Duration::from_secs(3600))
+        .build()
+        .expect("build");
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        for i in 0..300 {
+            judge(i);
+        }
+    });
+    drop(guard);
+    let store = SqliteStore::open(&path).expect("open");
+    let steps = store
+        .find_steps(&StepQuery { limit: Some(1000), ..Default::default() })
+        .expect("steps");
+    assert_eq!(steps.items.len(), 300);
+    assert!(steps.items.iter().all(|s| s.ended_at.is_some()));
+}
+
+#[test]
+fn build_reports_a_database_it_cannot_use() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A path whose parent is a file cannot be created (even by root).
+    let file = dir.path().join("plain-file");
+    std::fs::write(&file, "x").expect("write");
+    match xray::layer().sqlite(file.join("xray.db")).build() {
+        Err(Error::Store(StoreError::Io(message))) => {
+            assert!(message.contains("plain-file"), "{message}")
+        }
+        other => panic!("expected an I/O error, got {other:?}"),
+    }
+    // Not a database at all.
+    let garbage = dir.path().join("garbage.db");
+    std::fs::write(&garbage, vec![0x42u8; 8192]).expect("write");
+    assert!(matches!(
+        xray::layer().sqlite(&garbage).build(),
+        Err(Error::Store(StoreError::NotXray(_)))
+    ));
+    // Another application's SQLite database.
+    let other = dir.path().join("other.db");
+    run_sql(&other, "CREATE TABLE customers(id INTEGER PRIMARY KEY, name TEXT);");
+    assert!(matches!(
+        xray::layer().sqlite(&other).build(),
+        Err(Error::Store(StoreError::NotXray(_)))
+    ));
+    // A database from a newer X-Ray.
+    let newer = dir.path().join("newer.db");
+    drop(SqliteStore::open(&newer).expect("create"));
+    set_user_version(&newer, 99);
+    match xray::layer().sqlite(&newer).build() {
+        Err(Error::Store(StoreError::NewerSchema { found, supported })) => {
+            assert_eq!(found, 99);
+            assert!(supported < 99);
+        }
+        other => panic!("expected a newer-schema error, got {other:?}"),
+    }
+    // The message a user sees names the problem.
+    let err = xray::layer().sqlite(&newer).build().err().expect("error");
+    assert!(err.to_string().contains("upgrade X-Ray"), "{err}");
+}
+
+fn set_user_version(path: &std::path::Path, v: u32) {
+    run_sql(path, &format!("PRAGMA user_version = {v};"));
+}
+
+/// Runs SQL on a database file directly.
+fn run_sql(path: &std::path::Path, sql: &str) {
+    let conn = rusqlite::Connection::open(path).expect("open");
+    conn.execute_batch(sql).expect("sql");
+}
