@@ -167,7 +167,9 @@ impl Builder {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.pipeline.redact.extend(fields.into_iter().map(Into::into));
+        self.pipeline
+            .redact
+            .extend(fields.into_iter().map(Into::into));
         self
     }
 
@@ -256,22 +258,44 @@ impl Builder {
             if let Some(v) = get("XRAY_DB") {
                 b = match v.trim() {
                     ":memory:" => b.memory(),
-                    "" => return Err(Error::Env { var: "XRAY_DB", value: v, expected: "a file path or :memory:" }),
+                    "" => {
+                        return Err(Error::Env {
+                            var: "XRAY_DB",
+                            value: v,
+                            expected: "a file path or :memory:",
+                        })
+                    }
                     path => b.sqlite(path),
                 };
             }
             if let Some(v) = get("XRAY_QUEUE_CAPACITY") {
-                b = b.queue_capacity(parse("XRAY_QUEUE_CAPACITY", &v, "a number of records ≥ 1", |n: &usize| *n >= 1)?);
+                b = b.queue_capacity(parse(
+                    "XRAY_QUEUE_CAPACITY",
+                    &v,
+                    "a number of records ≥ 1",
+                    |n: &usize| *n >= 1,
+                )?);
             }
             if let Some(v) = get("XRAY_FLUSH_INTERVAL_MS") {
-                let ms: u64 = parse("XRAY_FLUSH_INTERVAL_MS", &v, "milliseconds ≥ 1", |n: &u64| *n >= 1)?;
+                let ms: u64 = parse(
+                    "XRAY_FLUSH_INTERVAL_MS",
+                    &v,
+                    "milliseconds ≥ 1",
+                    |n: &u64| *n >= 1,
+                )?;
                 b = b.flush_interval(Duration::from_millis(ms));
             }
             if let Some(v) = get("XRAY_BACKPRESSURE") {
                 b = b.backpressure(match v.trim() {
                     "drop" => Backpressure::Drop,
                     "block" => Backpressure::Block,
-                    _ => return Err(Error::Env { var: "XRAY_BACKPRESSURE", value: v, expected: "drop or block" }),
+                    _ => {
+                        return Err(Error::Env {
+                            var: "XRAY_BACKPRESSURE",
+                            value: v,
+                            expected: "drop or block",
+                        })
+                    }
                 });
             }
             if let Some(v) = get("XRAY_CAPTURE") {
@@ -283,13 +307,28 @@ impl Builder {
                 b = b.capture(capture);
             }
             if let Some(v) = get("XRAY_REDACT") {
-                b = b.redact(v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned));
+                b = b.redact(
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned),
+                );
             }
             if let Some(v) = get("XRAY_MAX_PAYLOAD_BYTES") {
-                b = b.max_payload_bytes(Some(parse("XRAY_MAX_PAYLOAD_BYTES", &v, "bytes ≥ 64", |n: &usize| *n >= 64)?));
+                b = b.max_payload_bytes(Some(parse(
+                    "XRAY_MAX_PAYLOAD_BYTES",
+                    &v,
+                    "bytes ≥ 64",
+                    |n: &usize| *n >= 64,
+                )?));
             }
             if let Some(v) = get("XRAY_MAX_LOGS_PER_STEP") {
-                b = b.max_logs_per_step(parse("XRAY_MAX_LOGS_PER_STEP", &v, "a number of log lines", |_: &usize| true)?);
+                b = b.max_logs_per_step(parse(
+                    "XRAY_MAX_LOGS_PER_STEP",
+                    &v,
+                    "a number of log lines",
+                    |_: &usize| true,
+                )?);
             }
             if let Some(v) = get("XRAY_SERVICE") {
                 b = b.service(v);
@@ -310,7 +349,8 @@ impl Builder {
     /// An unwritable path, a file that is not an X-Ray database, a database written by a newer
     /// X-Ray, or an invalid `XRAY_*` variable is an `Err` here, never a panic later.
     pub fn build(self) -> Result<(XRayLayer, XRayGuard), Error> {
-        self.build_with_store().map(|(layer, guard, _)| (layer, guard))
+        self.build_with_store()
+            .map(|(layer, guard, _)| (layer, guard))
     }
 
     /// [`build`](Self::build), also returning the store, to read back what was recorded.
@@ -382,7 +422,12 @@ mod tests {
     #[test]
     fn env_values_are_validated_and_named() {
         let env = |pairs: &'static [(&'static str, &'static str)]| {
-            move |var: &str| pairs.iter().find(|(k, _)| *k == var).map(|(_, v)| v.to_string())
+            move |var: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == var)
+                    .map(|(_, v)| v.to_string())
+            }
         };
         let b = layer().with_env(env(&[("XRAY_QUEUE_CAPACITY", "lots")]));
         match b.build() {

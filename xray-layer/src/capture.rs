@@ -159,7 +159,7 @@ fn sample(rows: Vec<Evaluation>, cap: usize) -> Vec<Evaluation> {
         .map(|(i, row)| {
             let priority = if row.selected {
                 0
-            } else if !row.passed && row.checks.iter().filter(|c| !c.passed).all(|c| near(c)) {
+            } else if !row.passed && row.checks.iter().filter(|c| !c.passed).all(near) {
                 1
             } else {
                 2
@@ -169,11 +169,7 @@ fn sample(rows: Vec<Evaluation>, cap: usize) -> Vec<Evaluation> {
         .collect();
     ranked.sort_unstable();
     let selected = ranked.iter().take_while(|r| r.0 == 0).count();
-    let mut keep: Vec<usize> = ranked
-        .iter()
-        .take(cap.max(selected))
-        .map(|r| r.2)
-        .collect();
+    let mut keep: Vec<usize> = ranked.iter().take(cap.max(selected)).map(|r| r.2).collect();
     keep.sort_unstable();
     let mut rows: Vec<Option<Evaluation>> = rows.into_iter().map(Some).collect();
     keep.into_iter().filter_map(|i| rows[i].take()).collect()
@@ -248,11 +244,17 @@ mod tests {
         let (kept, summary) = apply(Capture::Cap(10), rows.clone(), &selection);
         assert_eq!(kept.len(), 10);
         assert!(summary.sampled);
-        assert_eq!((summary.total, summary.passed, summary.failed, summary.kept), (1000, 1, 999, 10));
+        assert_eq!(
+            (summary.total, summary.passed, summary.failed, summary.kept),
+            (1000, 1, 999, 10)
+        );
         assert!(kept.iter().any(|r| r.candidate_id == "C500" && r.selected));
         assert!(kept.iter().any(|r| r.candidate_id == "C7"));
         assert_eq!(summary.checks[0].failed, 999);
-        assert_eq!(summary.checks[0].top_reasons[0], ("1 < 4 minimum".to_owned(), 998));
+        assert_eq!(
+            summary.checks[0].top_reasons[0],
+            ("1 < 4 minimum".to_owned(), 998)
+        );
         // Deterministic.
         let (again, _) = apply(Capture::Cap(10), rows, &selection);
         assert_eq!(kept, again);

@@ -92,14 +92,14 @@
 
 extern crate self as xray;
 
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
 mod builder;
 pub mod capture;
 mod error;
 mod layer;
 pub mod model;
-#[doc(hidden)]
-#[path = "private.rs"]
-pub mod __private;
 pub mod processor;
 mod recorder;
 pub mod store;

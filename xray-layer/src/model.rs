@@ -363,7 +363,8 @@ pub struct StepRecord {
     pub metadata: Json,
     /// Candidates the step considered.
     pub candidates_in: Option<u64>,
-    /// Candidates the step kept.
+    /// Candidates the step kept: set by [`crate::candidates`], else the number selected (when the
+    /// step selected), else the evaluations that passed, else the length of a list output.
     pub candidates_out: Option<u64>,
     /// The summary of evaluations (exact even when rows were sampled).
     pub summary: Option<EvaluationSummary>,

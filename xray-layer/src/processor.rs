@@ -214,7 +214,10 @@ fn shrink(value: &Value, items: usize, chars: usize) -> Value {
                 .map(|v| shrink(v, items, chars))
                 .collect();
             if list.len() > items {
-                out.push(Value::String(format!("… {} more items", list.len() - items)));
+                out.push(Value::String(format!(
+                    "… {} more items",
+                    list.len() - items
+                )));
             }
             Value::Array(out)
         }
@@ -222,7 +225,10 @@ fn shrink(value: &Value, items: usize, chars: usize) -> Value {
             let mut out = serde_json::Map::new();
             for (i, (k, v)) in map.iter().enumerate() {
                 if i >= items.max(1) {
-                    out.insert("…".into(), Value::String(format!("{} more keys", map.len() - i)));
+                    out.insert(
+                        "…".into(),
+                        Value::String(format!("{} more keys", map.len() - i)),
+                    );
                     break;
                 }
                 out.insert(k.clone(), shrink(v, items, chars));
@@ -239,7 +245,9 @@ mod tests {
 
     #[test]
     fn redaction_reaches_nested_keys_case_insensitively() {
-        let mut json = Json::from(serde_json::json!({"user": {"API_Key": "s3cret", "name": "a"}, "list": [{"api_key": 1}]}));
+        let mut json = Json::from(
+            serde_json::json!({"user": {"API_Key": "s3cret", "name": "a"}, "list": [{"api_key": 1}]}),
+        );
         redact(&mut json, &["api_key".to_owned()]);
         let v = json.to_value();
         assert_eq!(v["user"]["API_Key"], "[redacted]");

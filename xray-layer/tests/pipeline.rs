@@ -74,7 +74,11 @@ async fn candidate_search(keywords: Vec<String>, catalog: Vec<Product>) -> Vec<P
 }
 
 #[xray::step(kind = "filter", skip(candidates, thresholds), metadata(min_rating = thresholds.min_rating))]
-fn apply_filters(reference: &Product, candidates: Vec<Product>, thresholds: &Thresholds) -> Vec<Product> {
+fn apply_filters(
+    reference: &Product,
+    candidates: Vec<Product>,
+    thresholds: &Thresholds,
+) -> Vec<Product> {
     let (lo, hi) = normalize_price_band(reference.price);
     xray::filters(&serde_json::json!({ "price": [lo, hi], "min_rating": thresholds.min_rating }));
     let step = xray::current_step();
@@ -110,7 +114,10 @@ impl std::fmt::Display for JudgeTimeout {
 }
 
 #[xray::step(kind = "llm", skip(candidates))]
-fn relevance_evaluation(candidates: Vec<Product>, fails: bool) -> Result<Vec<Product>, JudgeTimeout> {
+fn relevance_evaluation(
+    candidates: Vec<Product>,
+    fails: bool,
+) -> Result<Vec<Product>, JudgeTimeout> {
     if fails {
         return Err(JudgeTimeout);
     }
@@ -204,8 +211,14 @@ fn a_pipeline_run_is_recorded_completely_and_answers_the_questions() {
 
     // Read everything back through a fresh connection to the file.
     let store = SqliteStore::open(&path).expect("reopen");
-    let runs = store.list_executions(&ExecutionQuery::default()).expect("list");
-    assert_eq!(runs.items.len(), 3, "two pipeline runs and the root panicking step");
+    let runs = store
+        .list_executions(&ExecutionQuery::default())
+        .expect("list");
+    assert_eq!(
+        runs.items.len(),
+        3,
+        "two pipeline runs and the root panicking step"
+    );
     let by_status: HashMap<_, usize> = runs.items.iter().fold(HashMap::new(), |mut m, r| {
         *m.entry((r.name.as_str(), r.status)).or_default() += 1;
         m
@@ -220,7 +233,12 @@ fn a_pipeline_run_is_recorded_completely_and_answers_the_questions() {
         .expect("ok run");
     assert_eq!(ok_run.tags, vec!["test", "e2e"]);
     assert_eq!(ok_run.step_count, 6);
-    assert_eq!(ok_run.candidates_in, Some(2_400), "the funnel starts at the filter's input");
+    assert_eq!(
+        ok_run.candidates_in,
+        Some(2_400),
+        "the funnel starts at the filter's input"
+    );
+    assert_eq!(ok_run.candidates_out, Some(1), "and ends at the one selected");
     assert!(ok_run.completed_at.expect("completed") >= ok_run.started_at);
 
     let detail = store.execution(ok_run.id).expect("query").expect("exists");
@@ -238,21 +256,44 @@ fn a_pipeline_run_is_recorded_completely_and_answers_the_questions() {
     );
     let step = |name: &str| detail.steps.iter().find(|s| s.name == name).expect(name);
     let filter = step("apply_filters");
-    assert_eq!(step("normalize_price_band").parent_id, Some(filter.id), "nested step");
+    assert_eq!(
+        step("normalize_price_band").parent_id,
+        Some(filter.id),
+        "nested step"
+    );
     assert_eq!(filter.parent_id, None);
     assert!(detail.steps.iter().all(|s| s.status == Status::Ok));
-    assert!(detail.steps.iter().all(|s| s.ended_at.expect("ended") >= s.started_at));
+    assert!(detail
+        .steps
+        .iter()
+        .all(|s| s.ended_at.expect("ended") >= s.started_at));
     assert_eq!(step("candidate_search").candidates_out, Some(2_400));
     assert_eq!(filter.candidates_in, Some(2_400));
     assert_eq!(filter.candidates_out, Some(kept_ok as u64));
     let input = detail.metadata.to_value();
-    assert_eq!(input, serde_json::json!({}), "execution metadata stays empty unless set");
+    assert_eq!(
+        input,
+        serde_json::json!({}),
+        "execution metadata stays empty unless set"
+    );
 
     // The keyword step: input, output, reasoning, metadata and its log line.
-    let kw = store.step(step("generate_keywords").id).expect("q").expect("step");
-    assert_eq!(kw.input.expect("input").to_value()["reference"]["asin"], "B0REF");
-    assert_eq!(kw.output.expect("output").to_value(), serde_json::json!(["laptop", "stand"]));
-    assert_eq!(kw.reasoning.as_deref(), Some("The title names the product type; the category narrows it."));
+    let kw = store
+        .step(step("generate_keywords").id)
+        .expect("q")
+        .expect("step");
+    assert_eq!(
+        kw.input.expect("input").to_value()["reference"]["asin"],
+        "B0REF"
+    );
+    assert_eq!(
+        kw.output.expect("output").to_value(),
+        serde_json::json!(["laptop", "stand"])
+    );
+    assert_eq!(
+        kw.reasoning.as_deref(),
+        Some("The title names the product type; the category narrows it.")
+    );
     assert_eq!(kw.metadata.to_value()["model"], "mock-llm-1");
     assert_eq!(kw.logs.len(), 1);
     assert_eq!(kw.logs[0].message, "generated keywords");
@@ -262,13 +303,26 @@ fn a_pipeline_run_is_recorded_completely_and_answers_the_questions() {
     // The filter step: skipped input, filters, metadata, every evaluation with its reasons.
     let fs = store.step(filter.id).expect("q").expect("step");
     let fin = fs.input.expect("input").to_value();
-    assert!(fin.get("candidates").is_none() && fin.get("thresholds").is_none(), "skipped");
+    assert!(
+        fin.get("candidates").is_none() && fin.get("thresholds").is_none(),
+        "skipped"
+    );
     assert_eq!(fin["reference"]["price"], 30.0);
-    assert_eq!(fs.filters.expect("filters").to_value(), serde_json::json!({"price": [15.0, 60.0], "min_rating": 2.0}));
+    assert_eq!(
+        fs.filters.expect("filters").to_value(),
+        serde_json::json!({"price": [15.0, 60.0], "min_rating": 2.0})
+    );
     assert_eq!(fs.metadata.to_value()["min_rating"], 2.0);
     let summary = fs.summary.expect("summary");
-    assert_eq!((summary.total, summary.passed, summary.sampled), (2_400, kept_ok as u64, false));
-    let rating = summary.checks.iter().find(|c| c.name == "rating").expect("rating");
+    assert_eq!(
+        (summary.total, summary.passed, summary.sampled),
+        (2_400, kept_ok as u64, false)
+    );
+    let rating = summary
+        .checks
+        .iter()
+        .find(|c| c.name == "rating")
+        .expect("rating");
     assert_eq!(rating.failed, failed_rating_ok as u64);
 
     let failed_rating = store
@@ -286,10 +340,17 @@ fn a_pipeline_run_is_recorded_completely_and_answers_the_questions() {
     for e in &failed_rating.items {
         let c = e.checks.iter().find(|c| c.name == "rating").expect("check");
         assert!(!c.passed && !e.passed);
-        let product = products.iter().find(|p| p.asin == e.candidate_id).expect("product");
+        let product = products
+            .iter()
+            .find(|p| p.asin == e.candidate_id)
+            .expect("product");
         let reason = c.reason.as_deref().expect("reason");
         assert!(reason.ends_with("< 2 minimum"), "{reason}");
-        assert!(reason.starts_with(&format!("{}", product.rating)), "{reason} for {}", product.rating);
+        assert!(
+            reason.starts_with(&format!("{}", product.rating)),
+            "{reason} for {}",
+            product.rating
+        );
         assert_eq!(c.observed, Some(serde_json::json!(product.rating)));
     }
     // Page through every evaluation with the cursor: all 2,400, in recorded order, none twice.
@@ -297,7 +358,14 @@ fn a_pipeline_run_is_recorded_completely_and_answers_the_questions() {
     let mut cursor = None;
     loop {
         let page = store
-            .evaluations(filter.id, &EvaluationQuery { limit: Some(700), cursor, ..Default::default() })
+            .evaluations(
+                filter.id,
+                &EvaluationQuery {
+                    limit: Some(700),
+                    cursor,
+                    ..Default::default()
+                },
+            )
             .expect("page");
         seen.extend(page.items.into_iter().map(|e| e.candidate_id));
         match page.next_cursor {
@@ -312,40 +380,92 @@ fn a_pipeline_run_is_recorded_completely_and_answers_the_questions() {
 
     // A category failure carries its specific reason.
     let cat = store
-        .evaluations(filter.id, &EvaluationQuery { check: Some("category".into()), limit: Some(1), ..Default::default() })
+        .evaluations(
+            filter.id,
+            &EvaluationQuery {
+                check: Some("category".into()),
+                limit: Some(1),
+                ..Default::default()
+            },
+        )
         .expect("q");
-    let reason = cat.items[0].checks.iter().find(|c| c.name == "category").and_then(|c| c.reason.clone());
-    assert!(matches!(reason.as_deref(), Some("Phone Cases ≠ Laptop Stands" | "Laptop Accessories ≠ Laptop Stands")), "{reason:?}");
+    let reason = cat.items[0]
+        .checks
+        .iter()
+        .find(|c| c.name == "category")
+        .and_then(|c| c.reason.clone());
+    assert!(
+        matches!(
+            reason.as_deref(),
+            Some("Phone Cases ≠ Laptop Stands" | "Laptop Accessories ≠ Laptop Stands")
+        ),
+        "{reason:?}"
+    );
 
     // Selection and scores.
-    let rank = store.step(step("rank_and_select").id).expect("q").expect("step");
+    let rank = store
+        .step(step("rank_and_select").id)
+        .expect("q")
+        .expect("step");
     assert_eq!(rank.selection.len(), 1);
     assert_eq!(rank.selection[0].candidate_id, winner);
     assert!(rank.selection[0].reason.starts_with("highest score "));
     let top = store
-        .evaluations(rank.id, &EvaluationQuery { sort: xray::store::EvaluationSort::ScoreDesc, limit: Some(1), ..Default::default() })
+        .evaluations(
+            rank.id,
+            &EvaluationQuery {
+                sort: xray::store::EvaluationSort::ScoreDesc,
+                limit: Some(1),
+                ..Default::default()
+            },
+        )
         .expect("q");
     assert_eq!(top.items[0].candidate_id, winner);
     assert!(top.items[0].selected);
 
     // The failed run: the judge's error, and the > 90% elimination query finds its filter.
-    let failed_run = runs.items.iter().find(|r| r.status == Status::Error && r.name == "competitor_selection").expect("failed");
-    assert_eq!(failed_run.error.as_deref(), Some("judge timed out after 30s"));
+    let failed_run = runs
+        .items
+        .iter()
+        .find(|r| r.status == Status::Error && r.name == "competitor_selection")
+        .expect("failed");
+    assert_eq!(
+        failed_run.error.as_deref(),
+        Some("judge timed out after 30s")
+    );
     let failed_detail = store.execution(failed_run.id).expect("q").expect("exists");
-    let judge = failed_detail.steps.iter().find(|s| s.name == "relevance_evaluation").expect("judge");
+    let judge = failed_detail
+        .steps
+        .iter()
+        .find(|s| s.name == "relevance_evaluation")
+        .expect("judge");
     assert_eq!(judge.status, Status::Error);
     assert_eq!(judge.error.as_deref(), Some("judge timed out after 30s"));
-    assert!(failed_detail.steps.iter().all(|s| s.name != "rank_and_select"));
+    assert!(failed_detail
+        .steps
+        .iter()
+        .all(|s| s.name != "rank_and_select"));
     let eliminated = store
-        .find_steps(&StepQuery { kind: Some("filter".into()), min_elimination: Some(0.9), ..Default::default() })
+        .find_steps(&StepQuery {
+            kind: Some("filter".into()),
+            min_elimination: Some(0.9),
+            ..Default::default()
+        })
         .expect("find");
-    assert!(kept_strict * 10 < 2_400 && kept_ok * 10 > 2_400, "test data: one run over 90%, one under");
+    assert!(
+        kept_strict * 10 < 2_400 && kept_ok * 10 > 2_400,
+        "test data: one run over 90%, one under"
+    );
     assert_eq!(eliminated.items.len(), 1);
     assert_eq!(eliminated.items[0].execution_id, failed_run.id);
     assert_eq!(eliminated.items[0].execution_name, "competitor_selection");
 
     // The panicking root step: its own execution, failed, with the panic message.
-    let panic_run = runs.items.iter().find(|r| r.name == "flaky_enrichment").expect("panic run");
+    let panic_run = runs
+        .items
+        .iter()
+        .find(|r| r.name == "flaky_enrichment")
+        .expect("panic run");
     let panic_detail = store.execution(panic_run.id).expect("q").expect("exists");
     assert_eq!(panic_detail.steps.len(), 1);
     assert_eq!(
@@ -355,22 +475,60 @@ fn a_pipeline_run_is_recorded_completely_and_answers_the_questions() {
     assert_eq!(panic_run.error, panic_detail.steps[0].error);
 
     // Where did the winner go in every run?
-    let lineage = store.candidate_lineage(&winner, &LineageQuery::default()).expect("lineage");
+    let lineage = store
+        .candidate_lineage(&winner, &LineageQuery::default())
+        .expect("lineage");
     let steps_seen: Vec<&str> = lineage.items.iter().map(|l| l.step_name.as_str()).collect();
-    assert_eq!(lineage.items.iter().filter(|l| l.execution_id == ok_run.id).count(), 3, "{steps_seen:?}");
-    assert!(lineage.items.iter().any(|l| l.step_name == "rank_and_select" && l.selected));
-    assert!(lineage.items.iter().any(|l| l.execution_id == failed_run.id), "seen by the strict filter too");
+    assert_eq!(
+        lineage
+            .items
+            .iter()
+            .filter(|l| l.execution_id == ok_run.id)
+            .count(),
+        3,
+        "{steps_seen:?}"
+    );
+    assert!(lineage
+        .items
+        .iter()
+        .any(|l| l.step_name == "rank_and_select" && l.selected));
+    assert!(
+        lineage
+            .items
+            .iter()
+            .any(|l| l.execution_id == failed_run.id),
+        "seen by the strict filter too"
+    );
 
     // "Why was X rejected?": a stand kept by the lenient filter and rejected by the strict one.
     let x = products
         .iter()
-        .find(|p| p.category == "Laptop Stands" && (15.0..=60.0).contains(&p.price) && (2.0..4.8).contains(&p.rating))
+        .find(|p| {
+            p.category == "Laptop Stands"
+                && (15.0..=60.0).contains(&p.price)
+                && (2.0..4.8).contains(&p.rating)
+        })
         .expect("test data has such a product");
-    let lineage = store.candidate_lineage(&x.asin, &LineageQuery::default()).expect("lineage");
-    let verdict = |run| lineage.items.iter().find(|l| l.execution_id == run && l.step_name == "apply_filters").expect("judged");
+    let lineage = store
+        .candidate_lineage(&x.asin, &LineageQuery::default())
+        .expect("lineage");
+    let verdict = |run| {
+        lineage
+            .items
+            .iter()
+            .find(|l| l.execution_id == run && l.step_name == "apply_filters")
+            .expect("judged")
+    };
     assert!(verdict(ok_run.id).passed);
     let strict = verdict(failed_run.id);
     assert!(!strict.passed);
-    let rating_check = strict.checks.iter().find(|c| c.name == "rating").expect("rating");
-    assert_eq!(rating_check.reason.as_deref(), Some(format!("{} < 4.8 minimum", x.rating).as_str()));
+    let rating_check = strict
+        .checks
+        .iter()
+        .find(|c| c.name == "rating")
+        .expect("rating");
+    assert_eq!(
+        rating_check.reason.as_deref(),
+        Some(format!("{} < 4.8 minimum", x.rating).as_str())
+    );
 }

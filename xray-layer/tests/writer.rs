@@ -12,7 +12,9 @@ use xray::{Backpressure, Error};
 #[xray::step(kind = "filter")]
 fn judge(batch: u32) -> u32 {
     for i in 0..10 {
-        xray::evaluate(format_args!("{batch}-{i}")).check("even", i % 2 == 0, "odd").record();
+        xray::evaluate(format_args!("{batch}-{i}"))
+            .check("even", i % 2 == 0, "odd")
+            .record();
     }
     batch
 }
@@ -51,13 +53,21 @@ impl Store for GatedStore {
     fn step(&self, id: uuid::Uuid) -> Result<Option<xray::model::StepRecord>, StoreError> {
         self.inner.step(id)
     }
-    fn evaluations(&self, id: uuid::Uuid, q: &EvaluationQuery) -> Result<Page<xray::model::Evaluation>, StoreError> {
+    fn evaluations(
+        &self,
+        id: uuid::Uuid,
+        q: &EvaluationQuery,
+    ) -> Result<Page<xray::model::Evaluation>, StoreError> {
         self.inner.evaluations(id, q)
     }
     fn find_steps(&self, q: &StepQuery) -> Result<Page<StepSummary>, StoreError> {
         self.inner.find_steps(q)
     }
-    fn candidate_lineage(&self, c: &str, q: &LineageQuery) -> Result<Page<LineageEntry>, StoreError> {
+    fn candidate_lineage(
+        &self,
+        c: &str,
+        q: &LineageQuery,
+    ) -> Result<Page<LineageEntry>, StoreError> {
         self.inner.candidate_lineage(c, q)
     }
     fn step_stats(&self, q: &StatsQuery) -> Result<Vec<StepStats>, StoreError> {
@@ -112,13 +122,22 @@ fn a_full_queue_drops_whole_records_and_counts_every_one() {
     store.open.store(true, Ordering::Release);
     assert!(guard.flush());
     let stats = guard.stats();
-    assert_eq!(stats.written, stats.sent, "everything accepted is written: {stats:?}");
+    assert_eq!(
+        stats.written, stats.sent,
+        "everything accepted is written: {stats:?}"
+    );
     assert_eq!(stats.failed, 0);
     // The count of dropped records is stored where a reader sees it.
-    assert_eq!(store.recorder_counts().expect("counts").dropped, stats.dropped);
+    assert_eq!(
+        store.recorder_counts().expect("counts").dropped,
+        stats.dropped
+    );
     // Whatever arrived is whole: every finished step has all ten evaluations.
     let steps = store
-        .find_steps(&StepQuery { limit: Some(1000), ..Default::default() })
+        .find_steps(&StepQuery {
+            limit: Some(1000),
+            ..Default::default()
+        })
         .expect("steps");
     assert!(!steps.items.is_empty());
     for s in steps.items.iter().filter(|s| s.ended_at.is_some()) {
@@ -127,7 +146,10 @@ fn a_full_queue_drops_whole_records_and_counts_every_one() {
     }
     // A run that lost records says so.
     let runs = store
-        .list_executions(&ExecutionQuery { limit: Some(1000), ..Default::default() })
+        .list_executions(&ExecutionQuery {
+            limit: Some(1000),
+            ..Default::default()
+        })
         .expect("runs");
     let total_dropped_in_runs: u64 = runs.items.iter().map(|r| r.dropped_records).sum();
     assert!(total_dropped_in_runs <= stats.dropped);
@@ -149,7 +171,10 @@ fn blocking_backpressure_loses_nothing() {
     assert!(guard.flush());
     assert_eq!(guard.stats().dropped, 0);
     let steps = store
-        .find_steps(&StepQuery { limit: Some(1000), ..Default::default() })
+        .find_steps(&StepQuery {
+            limit: Some(1000),
+            ..Default::default()
+        })
         .expect("steps");
     assert_eq!(steps.items.len(), 500);
 }
@@ -172,7 +197,10 @@ fn dropping_the_guard_writes_everything_queued_before_it() {
     drop(guard);
     let store = SqliteStore::open(&path).expect("open");
     let steps = store
-        .find_steps(&StepQuery { limit: Some(1000), ..Default::default() })
+        .find_steps(&StepQuery {
+            limit: Some(1000),
+            ..Default::default()
+        })
         .expect("steps");
     assert_eq!(steps.items.len(), 300);
     assert!(steps.items.iter().all(|s| s.ended_at.is_some()));
@@ -199,7 +227,10 @@ fn build_reports_a_database_it_cannot_use() {
     ));
     // Another application's SQLite database.
     let other = dir.path().join("other.db");
-    run_sql(&other, "CREATE TABLE customers(id INTEGER PRIMARY KEY, name TEXT);");
+    run_sql(
+        &other,
+        "CREATE TABLE customers(id INTEGER PRIMARY KEY, name TEXT);",
+    );
     assert!(matches!(
         xray::layer().sqlite(&other).build(),
         Err(Error::Store(StoreError::NotXray(_)))
@@ -216,7 +247,7 @@ fn build_reports_a_database_it_cannot_use() {
         other => panic!("expected a newer-schema error, got {other:?}"),
     }
     // The message a user sees names the problem.
-    let err = xray::layer().sqlite(&newer).build().err().expect("error");
+    let err = xray::layer().sqlite(&newer).build().expect_err("error");
     assert!(err.to_string().contains("upgrade X-Ray"), "{err}");
 }
 

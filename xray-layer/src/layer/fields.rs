@@ -22,7 +22,11 @@ impl XrayFields {
             "xray.capture" if !value.is_empty() => self.capture = Capture::parse(value),
             "xray.tags" if !value.is_empty() => {
                 self.tags = serde_json::from_str::<Vec<String>>(value).unwrap_or_else(|_| {
-                    value.split(',').map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).collect()
+                    value
+                        .split(',')
+                        .map(|t| t.trim().to_owned())
+                        .filter(|t| !t.is_empty())
+                        .collect()
                 })
             }
             _ => {}

@@ -130,9 +130,7 @@ where
             .skip(1)
             .find_map(|s| s.extensions().get::<Node>().cloned());
         let node = match role {
-            Role::Execution => {
-                Node::Execution(self.start_execution(name, fields.tags, false))
-            }
+            Role::Execution => Node::Execution(self.start_execution(name, fields.tags, false)),
             Role::Step => {
                 let (execution, parent_id) = match parent {
                     Some(Node::Step(p)) => (Arc::clone(&p.execution), Some(p.id)),
@@ -158,8 +156,10 @@ where
                     kind: step.kind.clone(),
                     started_at: step.started_at,
                 };
-                self.sink
-                    .send(Envelope::Record(Record::StepStarted(start)), &step.execution);
+                self.sink.send(
+                    Envelope::Record(Record::StepStarted(start)),
+                    &step.execution,
+                );
                 Node::Step(step)
             }
         };
@@ -185,10 +185,12 @@ where
             state::current()
         } else {
             event.parent().and_then(|parent| {
-                ctx.span(parent)?.scope().find_map(|s| match s.extensions().get::<Node>() {
-                    Some(Node::Step(step)) => Some(Arc::clone(step)),
-                    _ => None,
-                })
+                ctx.span(parent)?
+                    .scope()
+                    .find_map(|s| match s.extensions().get::<Node>() {
+                        Some(Node::Step(step)) => Some(Arc::clone(step)),
+                        _ => None,
+                    })
             })
         };
         let Some(step) = step else {

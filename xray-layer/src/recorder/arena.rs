@@ -265,7 +265,11 @@ impl EvalArena {
             let checks_start = self.checks.len() as u32;
             let metrics_start = self.metrics.len() as u32;
             let cs = row.checks_start as usize;
-            for c in other.checks.get(cs..cs + usize::from(row.checks_len)).unwrap_or(&[]) {
+            for c in other
+                .checks
+                .get(cs..cs + usize::from(row.checks_len))
+                .unwrap_or(&[])
+            {
                 self.checks.push(CheckRow {
                     name: name_of(c.name),
                     reason: shift(c.reason),
@@ -275,7 +279,11 @@ impl EvalArena {
                 });
             }
             let ms = row.metrics_start as usize;
-            for &(n, v) in other.metrics.get(ms..ms + usize::from(row.metrics_len)).unwrap_or(&[]) {
+            for &(n, v) in other
+                .metrics
+                .get(ms..ms + usize::from(row.metrics_len))
+                .unwrap_or(&[])
+            {
                 self.metrics.push((name_of(n), v));
             }
             self.rows.push(Row {
@@ -291,7 +299,9 @@ impl EvalArena {
 
     /// Decodes every row (on the writer thread).
     pub(crate) fn decode(&self) -> Vec<Evaluation> {
-        (0..self.rows.len()).filter_map(|i| self.decode_row(i)).collect()
+        (0..self.rows.len())
+            .filter_map(|i| self.decode_row(i))
+            .collect()
     }
 
     /// Decodes row `i`.
@@ -346,7 +356,8 @@ impl EvalArena {
                 ])),
             ),
             Op::In => (
-                self.get(c.observed_text).map(|s| Value::String(s.to_owned())),
+                self.get(c.observed_text)
+                    .map(|s| Value::String(s.to_owned())),
                 self.get(c.set).and_then(|s| serde_json::from_str(s).ok()),
             ),
         };
@@ -400,7 +411,11 @@ mod tests {
         let mut step = EvalArena::default();
         one(&mut step, "A1", &[("price", true, None)]);
         let mut scratch = EvalArena::default();
-        one(&mut scratch, "B2", &[("rating", false, Some("3.2 < 3.8")), ("price", true, None)]);
+        one(
+            &mut scratch,
+            "B2",
+            &[("rating", false, Some("3.2 < 3.8")), ("price", true, None)],
+        );
         scratch.push_metric("relevance", 0.5);
         step.append(&scratch);
         let rows = step.decode();

@@ -98,7 +98,8 @@ impl Execution {
 
     /// Sets one key of the execution's metadata.
     pub fn metadata<T: Serialize + ?Sized>(mut self, key: &str, value: &T) -> Self {
-        self.metadata.push((key.to_owned(), Json::from_serialize(value)));
+        self.metadata
+            .push((key.to_owned(), Json::from_serialize(value)));
         self
     }
 
@@ -182,9 +183,7 @@ pub struct Scope {
 impl Scope {
     fn new(span: Span) -> Self {
         let span = span.entered();
-        let node = span
-            .id()
-            .and_then(|id| state::node_if(id.into_u64()));
+        let node = span.id().and_then(|id| state::node_if(id.into_u64()));
         Scope {
             span: Some(span),
             node,

@@ -89,7 +89,13 @@ mod tests {
         for bad in ["", "zz", "abc", "65", "657c31", &"a".repeat(600)] {
             let err = Cursor::decode(bad, 'e');
             assert!(
-                matches!(err, Err(StoreError::InvalidParameter { field: "cursor", .. })),
+                matches!(
+                    err,
+                    Err(StoreError::InvalidParameter {
+                        field: "cursor",
+                        ..
+                    })
+                ),
                 "{bad:?} gave {err:?}"
             );
         }

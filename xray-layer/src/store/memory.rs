@@ -45,7 +45,10 @@ impl Store for MemoryStore {
     fn recorder_counts(&self) -> Result<RecorderCounts, StoreError> {
         self.inner.recorder_counts()
     }
-    fn list_executions(&self, query: &ExecutionQuery) -> Result<Page<ExecutionSummary>, StoreError> {
+    fn list_executions(
+        &self,
+        query: &ExecutionQuery,
+    ) -> Result<Page<ExecutionSummary>, StoreError> {
         self.inner.list_executions(query)
     }
     fn execution(&self, id: Uuid) -> Result<Option<ExecutionDetail>, StoreError> {
@@ -54,13 +57,21 @@ impl Store for MemoryStore {
     fn step(&self, id: Uuid) -> Result<Option<StepRecord>, StoreError> {
         self.inner.step(id)
     }
-    fn evaluations(&self, step_id: Uuid, query: &EvaluationQuery) -> Result<Page<Evaluation>, StoreError> {
+    fn evaluations(
+        &self,
+        step_id: Uuid,
+        query: &EvaluationQuery,
+    ) -> Result<Page<Evaluation>, StoreError> {
         self.inner.evaluations(step_id, query)
     }
     fn find_steps(&self, query: &StepQuery) -> Result<Page<StepSummary>, StoreError> {
         self.inner.find_steps(query)
     }
-    fn candidate_lineage(&self, candidate_id: &str, query: &LineageQuery) -> Result<Page<LineageEntry>, StoreError> {
+    fn candidate_lineage(
+        &self,
+        candidate_id: &str,
+        query: &LineageQuery,
+    ) -> Result<Page<LineageEntry>, StoreError> {
         self.inner.candidate_lineage(candidate_id, query)
     }
     fn step_stats(&self, query: &StatsQuery) -> Result<Vec<StepStats>, StoreError> {

@@ -55,7 +55,8 @@ pub trait Store: Send + Sync + 'static {
     fn recorder_counts(&self) -> Result<RecorderCounts, StoreError>;
 
     /// Executions, newest first, filtered and paginated.
-    fn list_executions(&self, query: &ExecutionQuery) -> Result<Page<ExecutionSummary>, StoreError>;
+    fn list_executions(&self, query: &ExecutionQuery)
+        -> Result<Page<ExecutionSummary>, StoreError>;
 
     /// One execution, with its steps (payload-light, in start order).
     fn execution(&self, id: Uuid) -> Result<Option<ExecutionDetail>, StoreError>;

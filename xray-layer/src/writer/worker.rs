@@ -159,7 +159,13 @@ pub(crate) fn finish_step(pending: PendingStep) -> StepRecord {
         let rows = arena.decode();
         let (kept, summary) = capture::apply(capture, rows, &record.selection);
         record.candidates_in.get_or_insert(summary.total);
-        record.candidates_out.get_or_insert(summary.passed);
+        // A step that selects keeps what it selected; a filter keeps what passed.
+        let out = if record.selection.is_empty() {
+            summary.passed
+        } else {
+            record.selection.len() as u64
+        };
+        record.candidates_out.get_or_insert(out);
         record.evaluations = kept;
         record.summary = Some(summary);
     } else if record.candidates_out.is_none() {

@@ -17,7 +17,6 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 use uuid::Uuid;
 
-
 /// How long a statement waits for another connection's write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Read connections kept open.
@@ -83,7 +82,10 @@ impl SqliteStore {
     }
 
     /// Runs `f` on a pooled read connection.
-    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         if self.in_memory {
             return f(&self.writer());
         }
@@ -137,9 +139,9 @@ pub(crate) fn sqlite_error(e: rusqlite::Error) -> StoreError {
     use rusqlite::ErrorCode as C;
     match e.sqlite_error_code() {
         Some(C::DatabaseBusy | C::DatabaseLocked) => StoreError::Busy(e.to_string()),
-        Some(C::DiskFull | C::CannotOpen | C::ReadOnly | C::PermissionDenied | C::SystemIoFailure) => {
-            StoreError::Io(e.to_string())
-        }
+        Some(
+            C::DiskFull | C::CannotOpen | C::ReadOnly | C::PermissionDenied | C::SystemIoFailure,
+        ) => StoreError::Io(e.to_string()),
         Some(C::NotADatabase | C::DatabaseCorrupt) => StoreError::NotXray(e.to_string()),
         _ => StoreError::Engine(e.to_string()),
     }
@@ -162,7 +164,10 @@ impl Store for SqliteStore {
         self.read(read::recorder_counts)
     }
 
-    fn list_executions(&self, query: &ExecutionQuery) -> Result<Page<ExecutionSummary>, StoreError> {
+    fn list_executions(
+        &self,
+        query: &ExecutionQuery,
+    ) -> Result<Page<ExecutionSummary>, StoreError> {
         self.read(|c| read::list_executions(c, query))
     }
 
@@ -174,7 +179,11 @@ impl Store for SqliteStore {
         self.read(|c| read::step(c, id))
     }
 
-    fn evaluations(&self, step_id: Uuid, query: &EvaluationQuery) -> Result<Page<Evaluation>, StoreError> {
+    fn evaluations(
+        &self,
+        step_id: Uuid,
+        query: &EvaluationQuery,
+    ) -> Result<Page<Evaluation>, StoreError> {
         self.read(|c| read::evaluations(c, step_id, query))
     }
 
@@ -182,7 +191,11 @@ impl Store for SqliteStore {
         self.read(|c| read::find_steps(c, query))
     }
 
-    fn candidate_lineage(&self, candidate_id: &str, query: &LineageQuery) -> Result<Page<LineageEntry>, StoreError> {
+    fn candidate_lineage(
+        &self,
+        candidate_id: &str,
+        query: &LineageQuery,
+    ) -> Result<Page<LineageEntry>, StoreError> {
         self.read(|c| read::candidate_lineage(c, candidate_id, query))
     }
 

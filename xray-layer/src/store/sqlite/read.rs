@@ -22,7 +22,11 @@ struct Filter {
 
 impl Filter {
     fn and(&mut self, clause: &str, values: impl IntoIterator<Item = Value>) {
-        self.sql.push_str(if self.sql.is_empty() { " WHERE " } else { " AND " });
+        self.sql.push_str(if self.sql.is_empty() {
+            " WHERE "
+        } else {
+            " AND "
+        });
         self.sql.push_str(clause);
         self.params.extend(values);
     }
@@ -88,7 +92,8 @@ fn execution_summary(row: &Row<'_>) -> rusqlite::Result<ExecutionSummary> {
     })
 }
 
-const STEP_COLUMNS: &str = "s.id, s.execution_id, x.name, s.parent_id, s.name, s.kind, s.status, s.error,
+const STEP_COLUMNS: &str =
+    "s.id, s.execution_id, x.name, s.parent_id, s.name, s.kind, s.status, s.error,
     s.started_at, s.ended_at, s.candidates_in, s.candidates_out, s.evaluations, s.seq";
 
 fn step_summary(row: &Row<'_>) -> rusqlite::Result<StepSummary> {
@@ -198,7 +203,10 @@ pub(super) fn list_executions(
     })
 }
 
-pub(super) fn execution(conn: &Connection, id: Uuid) -> Result<Option<ExecutionDetail>, StoreError> {
+pub(super) fn execution(
+    conn: &Connection,
+    id: Uuid,
+) -> Result<Option<ExecutionDetail>, StoreError> {
     let sql = format!("SELECT {EXECUTION_COLUMNS}, e.metadata FROM executions e WHERE e.id = ?1");
     let found = conn
         .prepare_cached(&sql)
@@ -403,7 +411,10 @@ pub(super) fn evaluations(
     })
 }
 
-pub(super) fn find_steps(conn: &Connection, q: &StepQuery) -> Result<Page<StepSummary>, StoreError> {
+pub(super) fn find_steps(
+    conn: &Connection,
+    q: &StepQuery,
+) -> Result<Page<StepSummary>, StoreError> {
     let limit = page_size(q.limit)?;
     let mut f = Filter::default();
     if let Some(kind) = &q.kind {
@@ -417,7 +428,10 @@ pub(super) fn find_steps(conn: &Connection, q: &StepQuery) -> Result<Page<StepSu
     }
     if let Some(min) = q.min_elimination {
         if !(0.0..=1.0).contains(&min) {
-            return Err(StoreError::invalid("min_elimination", "must be between 0 and 1"));
+            return Err(StoreError::invalid(
+                "min_elimination",
+                "must be between 0 and 1",
+            ));
         }
         f.and("s.elimination >= ?", [Value::Real(min)]);
     }
@@ -455,7 +469,11 @@ pub(super) fn candidate_lineage(
 ) -> Result<Page<LineageEntry>, StoreError> {
     let limit = page_size(q.limit)?;
     let indexed: i64 = conn
-        .query_row("SELECT value FROM xray_meta WHERE key = 'indexed_seq'", [], |r| r.get(0))
+        .query_row(
+            "SELECT value FROM xray_meta WHERE key = 'indexed_seq'",
+            [],
+            |r| r.get(0),
+        )
         .map_err(sqlite_error)?;
     let mut params = vec![text(candidate_id), int(indexed)];
     let mut after = String::new();
@@ -566,7 +584,9 @@ pub(super) fn step_stats(conn: &Connection, q: &StatsQuery) -> Result<Vec<StepSt
             let mut params = f.params.clone();
             params.extend([text(&name), int(offset)]);
             conn.prepare_cached(&percentile_sql)
-                .and_then(|mut s| s.query_row(params_from_iter(params), |r| r.get::<_, Option<i64>>(0)))
+                .and_then(|mut s| {
+                    s.query_row(params_from_iter(params), |r| r.get::<_, Option<i64>>(0))
+                })
                 .map(|v| v.unwrap_or(0))
                 .map_err(sqlite_error)
         };
@@ -576,7 +596,11 @@ pub(super) fn step_stats(conn: &Connection, q: &StatsQuery) -> Result<Vec<StepSt
             name,
             kind,
             count: count as u64,
-            error_rate: if count > 0 { errors as f64 / count as f64 } else { 0.0 },
+            error_rate: if count > 0 {
+                errors as f64 / count as f64
+            } else {
+                0.0
+            },
             mean_elimination,
         });
     }
@@ -585,9 +609,11 @@ pub(super) fn step_stats(conn: &Connection, q: &StatsQuery) -> Result<Vec<StepSt
 
 pub(super) fn recorder_counts(conn: &Connection) -> Result<RecorderCounts, StoreError> {
     let get = |key: &str| -> Result<u64, StoreError> {
-        conn.query_row("SELECT value FROM xray_meta WHERE key = ?1", params![key], |r| {
-            r.get::<_, i64>(0)
-        })
+        conn.query_row(
+            "SELECT value FROM xray_meta WHERE key = ?1",
+            params![key],
+            |r| r.get::<_, i64>(0),
+        )
         .map(|n| n as u64)
         .map_err(sqlite_error)
     };
@@ -597,7 +623,10 @@ pub(super) fn recorder_counts(conn: &Connection) -> Result<RecorderCounts, Store
     })
 }
 
-pub(super) fn execution_ids_before(conn: &Connection, before: i64) -> Result<Vec<Uuid>, StoreError> {
+pub(super) fn execution_ids_before(
+    conn: &Connection,
+    before: i64,
+) -> Result<Vec<Uuid>, StoreError> {
     conn.prepare_cached("SELECT id FROM executions WHERE started_at < ?1")
         .and_then(|mut s| {
             s.query_map([before], |r| r.get::<_, String>(0))?
@@ -622,7 +651,10 @@ pub(super) fn changes_since(
         .and_then(|mut s| {
             s.query_map(params![seq as i64, limit], |r| {
                 let e = execution_summary(r)?;
-                Ok(Change::Execution { seq: e.seq, execution: e })
+                Ok(Change::Execution {
+                    seq: e.seq,
+                    execution: e,
+                })
             })?
             .collect::<Result<Vec<_>, _>>()
         })
@@ -636,7 +668,10 @@ pub(super) fn changes_since(
         .and_then(|mut s| {
             s.query_map(params![seq as i64, limit], |r| {
                 let step = step_summary(r)?;
-                Ok(Change::Step { seq: step.seq, step })
+                Ok(Change::Step {
+                    seq: step.seq,
+                    step,
+                })
             })?
             .collect::<Result<Vec<_>, _>>()
         })

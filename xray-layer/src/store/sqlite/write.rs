@@ -59,7 +59,12 @@ fn allocate_seq(tx: &Transaction<'_>, n: i64) -> Result<Seq, StoreError> {
     Ok(Seq { next: end - n })
 }
 
-fn placeholder_execution(tx: &Transaction<'_>, id: Uuid, started_at: i64, seq: i64) -> Result<(), StoreError> {
+fn placeholder_execution(
+    tx: &Transaction<'_>,
+    id: Uuid,
+    started_at: i64,
+    seq: i64,
+) -> Result<(), StoreError> {
     tx.prepare_cached(
         "INSERT INTO executions(id, name, started_at, status, seq)
          VALUES (?1, '(start record lost)', ?2, 'running', ?3)
@@ -322,7 +327,11 @@ pub(super) fn index_candidates(conn: &mut Connection, limit: usize) -> Result<us
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(sqlite_error)?;
     let indexed: i64 = tx
-        .query_row("SELECT value FROM xray_meta WHERE key = 'indexed_seq'", [], |r| r.get(0))
+        .query_row(
+            "SELECT value FROM xray_meta WHERE key = 'indexed_seq'",
+            [],
+            |r| r.get(0),
+        )
         .map_err(sqlite_error)?;
     // Steps written since, that are finished, in seq order, until `limit` rows are covered.
     let mut upto = indexed;
@@ -374,13 +383,19 @@ pub(super) fn index_candidates(conn: &mut Connection, limit: usize) -> Result<us
         )
         .and_then(|mut s| s.execute([indexed, upto]))
         .map_err(sqlite_error)?;
-    tx.execute("UPDATE xray_meta SET value = ?1 WHERE key = 'indexed_seq'", [upto])
-        .map_err(sqlite_error)?;
+    tx.execute(
+        "UPDATE xray_meta SET value = ?1 WHERE key = 'indexed_seq'",
+        [upto],
+    )
+    .map_err(sqlite_error)?;
     tx.commit().map_err(sqlite_error)?;
     Ok(n)
 }
 
-pub(super) fn add_recorder_counts(conn: &mut Connection, counts: &RecorderCounts) -> Result<(), StoreError> {
+pub(super) fn add_recorder_counts(
+    conn: &mut Connection,
+    counts: &RecorderCounts,
+) -> Result<(), StoreError> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(sqlite_error)?;
@@ -394,7 +409,11 @@ pub(super) fn add_recorder_counts(conn: &mut Connection, counts: &RecorderCounts
     tx.commit().map_err(sqlite_error)
 }
 
-pub(super) fn update_execution(conn: &mut Connection, id: Uuid, update: &ExecutionUpdate) -> Result<bool, StoreError> {
+pub(super) fn update_execution(
+    conn: &mut Connection,
+    id: Uuid,
+    update: &ExecutionUpdate,
+) -> Result<bool, StoreError> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(sqlite_error)?;
