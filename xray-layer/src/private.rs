@@ -310,7 +310,7 @@ impl<T: Debug + ?Sized> ViaDebug for &Arg<'_, T> {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be recorded as a step argument: it implements neither `serde::Serialize` nor `Debug`",
     label = "this argument cannot be recorded",
-    note = "add `skip(<argument>)` to `#[xray::step]` (or `skip_all`), or derive `Serialize` or `Debug` for `{Self}`"
+    note = "skip it with `skip(<argument>)` (or `skip_all`) in the `#[xray::step]` or `#[xray::execution]` attribute, or implement `Serialize` or `Debug` for the argument's type"
 )]
 pub trait RecordableArgument {}
 
@@ -318,7 +318,7 @@ pub trait RecordableArgument {}
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be recorded as a step's output: it implements neither `serde::Serialize` nor `Debug`",
     label = "the return value cannot be recorded",
-    note = "add `output = false` to `#[xray::step]`, or derive `Serialize` or `Debug` for `{Self}`"
+    note = "add `output = false` to the `#[xray::step]` or `#[xray::execution]` attribute, or implement `Serialize` or `Debug` for the return type"
 )]
 pub trait RecordableOutput {}
 

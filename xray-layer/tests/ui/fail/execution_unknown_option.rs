@@ -1,0 +1,6 @@
+#[xray::execution(name = "run", kind = "filter")]
+fn run() {}
+
+fn main() {
+    run();
+}
