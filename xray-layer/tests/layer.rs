@@ -136,8 +136,7 @@ fn fmt_prints_steps_not_evaluations_and_filters_compose() {
     let full = store.step(step.id).expect("q").expect("step");
     assert_eq!(full.logs.len(), 1);
     assert_eq!(full.logs[0].fields.to_value()["count"], 5000);
-    // …and the X-Ray filter did not change what fmt sees: the debug step was printed? No: fmt
-    // prints events, not spans; the debug step had none. Its absence from X-Ray is the point.
+    // The debug-level step was filtered out for X-Ray only: one run, the info-level one.
     let runs = store
         .list_executions(&ExecutionQuery::default())
         .expect("runs");

@@ -238,7 +238,11 @@ fn a_pipeline_run_is_recorded_completely_and_answers_the_questions() {
         Some(2_400),
         "the funnel starts at the filter's input"
     );
-    assert_eq!(ok_run.candidates_out, Some(1), "and ends at the one selected");
+    assert_eq!(
+        ok_run.candidates_out,
+        Some(1),
+        "and ends at the one selected"
+    );
     assert!(ok_run.completed_at.expect("completed") >= ok_run.started_at);
 
     let detail = store.execution(ok_run.id).expect("query").expect("exists");
