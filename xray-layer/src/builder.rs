@@ -65,6 +65,23 @@ enum StoreChoice {
 }
 
 /// Configures an [`XRayLayer`] and its writer. Made by [`layer()`].
+///
+/// Every setting has a documented default (the `DEFAULT_*` constants) and most can be set from
+/// the environment with [`Builder::with_default_env`]:
+///
+/// | variable | setting | values |
+/// |---|---|---|
+/// | `XRAY_DB` | [`Builder::sqlite`] / [`Builder::memory`] | a path (default [`DEFAULT_DB_PATH`]), or `:memory:` |
+/// | `XRAY_QUEUE_CAPACITY` | [`Builder::queue_capacity`] | records, ≥ 1 |
+/// | `XRAY_FLUSH_INTERVAL_MS` | [`Builder::flush_interval`] | milliseconds, ≥ 1 |
+/// | `XRAY_BACKPRESSURE` | [`Builder::backpressure`] | `drop` or `block` |
+/// | `XRAY_CAPTURE` | [`Builder::capture`] | `all`, `summary`, or a number of rows per step |
+/// | `XRAY_REDACT` | [`Builder::redact`] | comma-separated field names |
+/// | `XRAY_MAX_PAYLOAD_BYTES` | [`Builder::max_payload_bytes`] | bytes, ≥ 64 |
+/// | `XRAY_MAX_LOGS_PER_STEP` | [`Builder::max_logs_per_step`] | log lines |
+/// | `XRAY_SERVICE` | [`Builder::service`] | a name |
+///
+/// A variable with a value X-Ray cannot use is an [`Error::Env`] from `build()`, naming it.
 pub struct Builder {
     store: StoreChoice,
     queue_capacity: usize,
@@ -228,7 +245,7 @@ impl Builder {
         self
     }
 
-    /// Reads the `XRAY_*` variables (see the [module docs](self)). A variable that is set
+    /// Reads the `XRAY_*` variables (see the table on [`Builder`]). A variable that is set
     /// overrides what was configured before this call.
     pub fn with_default_env(self) -> Self {
         self.with_env(|var| std::env::var(var).ok())

@@ -22,7 +22,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Read connections kept open.
 const READERS: usize = 4;
 
-/// The SQLite store. See the [module docs](self).
+/// The SQLite store. See the table above.
 #[derive(Debug)]
 pub struct SqliteStore {
     path: PathBuf,
