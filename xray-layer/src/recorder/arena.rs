@@ -62,9 +62,18 @@ struct CheckRow {
     /// Minimum, maximum, or range bounds.
     lo: f64,
     hi: f64,
-    /// The allowed set of `check_in`, as JSON text.
-    set: Text,
+    /// The allowed set of `check_in`: an interned name, its items joined by [`SET_SEP`].
+    set: u16,
 }
+
+/// Separates the items of an interned `check_in` set.
+pub(crate) const SET_SEP: char = '\u{1f}';
+
+/// No interned name.
+pub(crate) const NO_NAME: u16 = u16::MAX;
+
+/// Names kept by a reused scratch arena before it starts afresh.
+const MAX_SCRATCH_NAMES: usize = 64;
 
 #[derive(Clone, Copy, Debug)]
 struct Row {
@@ -106,12 +115,16 @@ impl EvalArena {
         self.rows.is_empty()
     }
 
-    pub(crate) fn clear(&mut self) {
+    /// Empties the rows but keeps the interned names, so a reused scratch arena does not
+    /// allocate a name it has seen before.
+    pub(crate) fn clear_rows(&mut self) {
         self.text.clear();
         self.rows.clear();
         self.checks.clear();
         self.metrics.clear();
-        self.names.clear();
+        if self.names.len() > MAX_SCRATCH_NAMES {
+            self.names.clear();
+        }
     }
 
     /// Bytes held, for deciding whether a scratch arena is worth keeping.
@@ -149,7 +162,7 @@ impl EvalArena {
         self.text.get(start..start + t.len as usize)
     }
 
-    fn intern(&mut self, name: &str) -> u16 {
+    pub(crate) fn intern(&mut self, name: &str) -> u16 {
         if let Some(i) = self.names.iter().position(|n| &**n == name) {
             return i as u16;
         }
@@ -203,8 +216,8 @@ impl EvalArena {
         }
     }
 
-    /// Adds a check to the current row; `reason` and `set` were pushed with `push_*` before.
-    pub(crate) fn push_check(&mut self, check: NewCheck<'_>, reason: Text, set: Text) {
+    /// Adds a check to the current row; `reason` was pushed before, `set` interned before.
+    pub(crate) fn push_check(&mut self, check: NewCheck<'_>, reason: Text, set: u16) {
         let name = self.intern(check.name);
         let observed_text = match check.observed_text {
             Some(s) => self.push_str(s),
@@ -248,19 +261,22 @@ impl EvalArena {
                 }
             }
         };
-        // Map the other arena's names to ours (a handful: linear search is fastest).
-        let mut map = [0u16; 16];
-        let mapped: Vec<u16>;
-        let names: &[u16] = if other.names.len() <= map.len() {
-            for (i, n) in other.names.iter().enumerate() {
-                map[i] = self.intern(n);
+        // Map the other arena's names to ours, only those this append uses (a handful: a
+        // linear search is fastest, and a small table remembers each answer).
+        let mut table = [NO_NAME; MAX_SCRATCH_NAMES];
+        let mut name_of = |this: &mut EvalArena, i: u16| -> u16 {
+            let Some(name) = other.names.get(usize::from(i)) else {
+                return NO_NAME;
+            };
+            match table.get_mut(usize::from(i)) {
+                Some(slot) if *slot != NO_NAME => *slot,
+                Some(slot) => {
+                    *slot = this.intern(name);
+                    *slot
+                }
+                None => this.intern(name),
             }
-            &map[..other.names.len()]
-        } else {
-            mapped = other.names.iter().map(|n| self.intern(n)).collect();
-            &mapped
         };
-        let name_of = |i: u16| names.get(usize::from(i)).copied().unwrap_or(i);
         for row in &other.rows {
             let checks_start = self.checks.len() as u32;
             let metrics_start = self.metrics.len() as u32;
@@ -270,11 +286,17 @@ impl EvalArena {
                 .get(cs..cs + usize::from(row.checks_len))
                 .unwrap_or(&[])
             {
+                let name = name_of(self, c.name);
+                let set = if c.set == NO_NAME {
+                    NO_NAME
+                } else {
+                    name_of(self, c.set)
+                };
                 self.checks.push(CheckRow {
-                    name: name_of(c.name),
+                    name,
+                    set,
                     reason: shift(c.reason),
                     observed_text: shift(c.observed_text),
-                    set: shift(c.set),
                     ..*c
                 });
             }
@@ -284,7 +306,8 @@ impl EvalArena {
                 .get(ms..ms + usize::from(row.metrics_len))
                 .unwrap_or(&[])
             {
-                self.metrics.push((name_of(n), v));
+                let name = name_of(self, n);
+                self.metrics.push((name, v));
             }
             self.rows.push(Row {
                 candidate: shift(row.candidate),
@@ -358,16 +381,71 @@ impl EvalArena {
             Op::In => (
                 self.get(c.observed_text)
                     .map(|s| Value::String(s.to_owned())),
-                self.get(c.set).and_then(|s| serde_json::from_str(s).ok()),
+                self.names.get(usize::from(c.set)).map(|set| {
+                    Value::Array(
+                        set.split(SET_SEP)
+                            .filter(|s| !s.is_empty())
+                            .map(|s| Value::String(s.to_owned()))
+                            .collect(),
+                    )
+                }),
             ),
+        };
+        // Structured checks keep numbers on the application thread; their reason is written
+        // here, on the writer thread.
+        let reason = match self.get(c.reason) {
+            Some(reason) => Some(reason.to_owned()),
+            None if c.passed => None,
+            None => self.derived_reason(c),
         };
         Check {
             name,
             passed: c.passed,
-            reason: self.get(c.reason).map(str::to_owned),
+            reason,
             observed,
             threshold,
             op: c.op.as_str().map(str::to_owned),
+        }
+    }
+}
+
+impl EvalArena {
+    /// The reason of a failed structured check: `3.2 < 3.8 minimum`, `1250 > 1000 maximum`,
+    /// `8.99 < 14.99 (range 14.99–59.98)`, `Phone Cases not in [Laptop Stands]`.
+    fn derived_reason(&self, c: &CheckRow) -> Option<String> {
+        let (o, lo, hi) = (Num(c.observed), Num(c.lo), Num(c.hi));
+        Some(match c.op {
+            Op::Free => return None,
+            Op::Min => format!("{o} < {lo} minimum"),
+            Op::Max => format!("{o} > {hi} maximum"),
+            Op::Range if c.observed < c.lo => format!("{o} < {lo} (range {lo}–{hi})"),
+            Op::Range => format!("{o} > {hi} (range {lo}–{hi})"),
+            Op::In => {
+                let set = self.names.get(usize::from(c.set)).map_or("", |s| s.as_ref());
+                let items: Vec<&str> = set.split(SET_SEP).filter(|s| !s.is_empty()).collect();
+                format!(
+                    "{} not in [{}]",
+                    self.get(c.observed_text).unwrap_or(""),
+                    items.join(", ")
+                )
+            }
+        })
+    }
+}
+
+/// A number as a person writes it: `3.8`, `14.99`, `1000`.
+pub(crate) struct Num(pub(crate) f64);
+
+impl fmt::Display for Num {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let v = self.0;
+        if v.fract() == 0.0 && v.abs() < 1e15 {
+            write!(f, "{}", v as i64)
+        } else if v.is_finite() {
+            let text = format!("{v:.4}");
+            f.write_str(text.trim_end_matches('0').trim_end_matches('.'))
+        } else {
+            write!(f, "{v}")
         }
     }
 }
@@ -400,7 +478,7 @@ mod tests {
                     hi: f64::NAN,
                 },
                 r,
-                Text::NONE,
+                NO_NAME,
             );
         }
         arena.set_passed(checks.iter().all(|c| c.1));

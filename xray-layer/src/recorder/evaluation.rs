@@ -1,6 +1,6 @@
 //! [`Evaluation`]: the verdict of the current step on one candidate, check by check.
 
-use super::arena::{EvalArena, NewCheck, Op, Text};
+use super::arena::{EvalArena, NewCheck, Op, Text, NO_NAME, SET_SEP};
 use super::state::StepRef;
 use serde::Serialize;
 use std::borrow::Cow;
@@ -58,6 +58,8 @@ where
 }
 
 thread_local! {
+    /// Reused to build the key of a `check_in` set.
+    static SET_KEY: RefCell<String> = const { RefCell::new(String::new()) };
     /// Scratch arenas reused by builders on this thread, so building an evaluation allocates nothing.
     static SCRATCH: RefCell<Vec<EvalArena>> = const { RefCell::new(Vec::new()) };
 }
@@ -74,7 +76,7 @@ fn return_scratch(mut arena: EvalArena) {
     if arena.capacity_bytes() > 64 * 1024 {
         return; // an unusually large snapshot: let it go
     }
-    arena.clear();
+    arena.clear_rows();
     let _ = SCRATCH.try_with(|pool| {
         let mut pool = pool.borrow_mut();
         if pool.len() < 4 {
@@ -162,28 +164,22 @@ impl Evaluation {
             } else {
                 arena.push_with(|out| reason.write_reason(out))
             };
-            arena.push_check(check(name, passed, Op::Free), reason, Text::NONE);
+            arena.push_check(check(name, passed, Op::Free), reason, NO_NAME);
         }
         self
     }
 
     /// Passes when `observed >= min`; otherwise the reason is `"3.2 < 3.8 minimum"`. The numbers
-    /// are kept, so a threshold can be replayed later.
+    /// are kept, so a threshold can be replayed later; the reason is written from them on the
+    /// writer thread, so a structured check formats nothing here.
     pub fn check_min(mut self, name: &str, observed: impl Into<f64>, min: impl Into<f64>) -> Self {
         let (observed, min) = (observed.into(), min.into());
         let passed = observed >= min;
         self.all_passed &= passed;
         if let Some((_, arena)) = &mut self.target {
-            let reason = if passed {
-                Text::NONE
-            } else {
-                arena.push_with(|out| {
-                    let _ = write!(out, "{} < {} minimum", Num(observed), Num(min));
-                })
-            };
             let mut c = check(name, passed, Op::Min);
             (c.observed, c.lo) = (observed, min);
-            arena.push_check(c, reason, Text::NONE);
+            arena.push_check(c, Text::NONE, NO_NAME);
         }
         self
     }
@@ -194,16 +190,9 @@ impl Evaluation {
         let passed = observed <= max;
         self.all_passed &= passed;
         if let Some((_, arena)) = &mut self.target {
-            let reason = if passed {
-                Text::NONE
-            } else {
-                arena.push_with(|out| {
-                    let _ = write!(out, "{} > {} maximum", Num(observed), Num(max));
-                })
-            };
             let mut c = check(name, passed, Op::Max);
             (c.observed, c.hi) = (observed, max);
-            arena.push_check(c, reason, Text::NONE);
+            arena.push_check(c, Text::NONE, NO_NAME);
         }
         self
     }
@@ -220,24 +209,9 @@ impl Evaluation {
         let passed = range.contains(&observed);
         self.all_passed &= passed;
         if let Some((_, arena)) = &mut self.target {
-            let reason = if passed {
-                Text::NONE
-            } else {
-                arena.push_with(|out| {
-                    let (sign, bound) = if observed < lo { ('<', lo) } else { ('>', hi) };
-                    let _ = write!(
-                        out,
-                        "{} {sign} {} (range {}–{})",
-                        Num(observed),
-                        Num(bound),
-                        Num(lo),
-                        Num(hi)
-                    );
-                })
-            };
             let mut c = check(name, passed, Op::Range);
             (c.observed, c.lo, c.hi) = (observed, lo, hi);
-            arena.push_check(c, reason, Text::NONE);
+            arena.push_check(c, Text::NONE, NO_NAME);
         }
         self
     }
@@ -247,27 +221,21 @@ impl Evaluation {
         let passed = allowed.iter().any(|a| a.as_ref() == observed);
         self.all_passed &= passed;
         if let Some((_, arena)) = &mut self.target {
-            let reason = if passed {
-                Text::NONE
-            } else {
-                arena.push_with(|out| {
-                    let _ = write!(out, "{observed} not in [");
-                    for (i, a) in allowed.iter().enumerate() {
-                        if i > 0 {
-                            out.push_str(", ");
-                        }
-                        out.push_str(a.as_ref());
+            // The set is interned like a name: the same list costs a comparison, not a copy.
+            let set = SET_KEY
+                .try_with(|key| {
+                    let mut key = key.borrow_mut();
+                    key.clear();
+                    for a in allowed {
+                        key.push_str(a.as_ref());
+                        key.push(SET_SEP);
                     }
-                    out.push(']');
+                    arena.intern(&key)
                 })
-            };
-            let set = arena.push_with(|out| {
-                let list: Vec<&str> = allowed.iter().map(AsRef::as_ref).collect();
-                out.push_str(&serde_json::to_string(&list).unwrap_or_else(|_| "[]".into()));
-            });
+                .unwrap_or(NO_NAME);
             let mut c = check(name, passed, Op::In);
             c.observed_text = Some(observed);
-            arena.push_check(c, reason, set);
+            arena.push_check(c, Text::NONE, set);
         }
         self
     }
@@ -344,26 +312,9 @@ fn check(name: &str, passed: bool, op: Op) -> NewCheck<'_> {
     }
 }
 
-/// A number as a person writes it: `3.8`, `14.99`, `1000`.
-struct Num(f64);
-
-impl Display for Num {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let v = self.0;
-        if v.fract() == 0.0 && v.abs() < 1e15 {
-            write!(f, "{}", v as i64)
-        } else if v.is_finite() {
-            let text = format!("{v:.4}");
-            f.write_str(text.trim_end_matches('0').trim_end_matches('.'))
-        } else {
-            write!(f, "{v}")
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::Num;
+    use crate::recorder::arena::Num;
 
     #[test]
     fn numbers_read_like_a_person_wrote_them() {
