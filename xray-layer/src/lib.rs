@@ -98,6 +98,7 @@ pub mod __private;
 mod builder;
 pub mod capture;
 mod error;
+mod ids;
 mod layer;
 pub mod model;
 pub mod processor;

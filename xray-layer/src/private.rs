@@ -99,7 +99,7 @@ impl StepGuard {
 
     pub fn set_metadata(&self, metadata: ObjectWriter) {
         if let Some(node) = &self.node {
-            node.add_metadata(metadata.pairs);
+            node.add_metadata(metadata.into_pairs());
         }
     }
 
@@ -168,7 +168,7 @@ impl AsyncStepGuard {
 
     pub fn set_metadata(&self, metadata: ObjectWriter) {
         if let Some(node) = &self.node {
-            node.add_metadata(metadata.pairs);
+            node.add_metadata(metadata.into_pairs());
         }
     }
 
@@ -250,23 +250,53 @@ impl<F: Future> Future for StepFuture<F> {
     }
 }
 
-/// Builds a JSON object from recorded arguments.
+/// Builds a JSON object from recorded arguments, in one buffer.
 #[derive(Default)]
 pub struct ObjectWriter {
-    pairs: Vec<(String, Json)>,
+    text: String,
 }
 
 impl ObjectWriter {
     pub fn new() -> Self {
-        ObjectWriter { pairs: Vec::new() }
+        ObjectWriter {
+            text: String::new(),
+        }
     }
 
     pub fn push(&mut self, name: &str, value: Json) {
-        self.pairs.push((name.to_owned(), value));
+        if self.text.is_empty() {
+            self.text.reserve(name.len() + value.len() + 8);
+            self.text.push('{');
+        } else {
+            self.text.push(',');
+        }
+        if name.contains(['"', '\\']) || name.chars().any(char::is_control) {
+            self.text.push_str(Json::string(name).as_str());
+        } else {
+            self.text.push('"');
+            self.text.push_str(name);
+            self.text.push('"');
+        }
+        self.text.push(':');
+        self.text.push_str(value.as_str());
     }
 
-    fn finish(self) -> Json {
-        state::object_of(&self.pairs).unwrap_or_else(|| Json::from_trusted("{}".into()))
+    fn finish(mut self) -> Json {
+        if self.text.is_empty() {
+            self.text.push('{');
+        }
+        self.text.push('}');
+        Json::from_trusted(self.text)
+    }
+
+    /// The keys and values, for metadata (merged key by key with later `xray::metadata` calls).
+    fn into_pairs(self) -> Vec<(String, Json)> {
+        let object: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(self.finish().as_str()).unwrap_or_default();
+        object
+            .into_iter()
+            .map(|(k, v)| (k, Json::from(v)))
+            .collect()
     }
 }
 

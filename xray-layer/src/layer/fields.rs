@@ -2,6 +2,7 @@
 
 use crate::capture::Capture;
 use crate::model::Json;
+use crate::recorder::state::SpanInfo;
 use std::fmt::{self, Write as _};
 use tracing_core::field::{Field, Visit};
 
@@ -44,6 +45,44 @@ impl Visit for XrayFields {
             // `%value` arrives here as Display wrapped in Debug.
             let text = format!("{value:?}");
             self.set(field, &text);
+        }
+    }
+}
+
+/// Checks, without allocating, whether a step span's fields equal a cached [`SpanInfo`].
+pub(super) struct SameAs<'a> {
+    info: &'a SpanInfo,
+    pub(super) same: bool,
+}
+
+impl<'a> SameAs<'a> {
+    pub(super) fn new(info: &'a SpanInfo) -> Self {
+        SameAs { info, same: true }
+    }
+
+    fn check(&mut self, field: &Field, value: &str) {
+        let equal = match field.name() {
+            "xray.step" => self.info.name == value,
+            "xray.kind" => self.info.kind.as_deref().unwrap_or("") == value,
+            "xray.capture" => {
+                self.info.capture == Capture::parse(value)
+                    || value.is_empty() && self.info.capture.is_none()
+            }
+            _ => true,
+        };
+        self.same &= equal;
+    }
+}
+
+impl Visit for SameAs<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.check(field, value);
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if field.name().starts_with("xray.") {
+            let text = format!("{value:?}");
+            self.check(field, &text);
         }
     }
 }

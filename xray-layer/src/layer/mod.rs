@@ -18,17 +18,20 @@
 mod fields;
 
 use crate::capture::Capture;
-use crate::model::{now_us, ExecutionStart, Json, LogLine, Record, StepStart};
+use crate::ids;
+use crate::model::{now_us, ExecutionStart, Json, LogLine, Record};
+use crate::recorder::state::SpanInfo;
 use crate::recorder::state::{self, ExecutionState, Node, StepState};
 use crate::writer::{Envelope, Sink};
-use fields::{EventFields, XrayFields};
+use fields::{EventFields, SameAs, XrayFields};
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::{PoisonError, RwLock};
 use tracing_core::span::{Attributes, Id};
 use tracing_core::{Event, Subscriber};
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
-use uuid::Uuid;
 
 /// The X-Ray layer. Build it with [`xray::layer()`](crate::layer) and add it to your subscriber.
 ///
@@ -48,6 +51,8 @@ use uuid::Uuid;
 pub struct XRayLayer {
     sink: Arc<Sink>,
     defaults: Arc<Defaults>,
+    /// Step name, kind and capture per callsite (keyed by the address of its metadata).
+    callsites: RwLock<HashMap<usize, Arc<SpanInfo>>>,
 }
 
 /// Settings the layer applies on the application thread.
@@ -68,7 +73,46 @@ enum Role {
 
 impl XRayLayer {
     pub(crate) fn new(sink: Arc<Sink>, defaults: Arc<Defaults>) -> Self {
-        XRayLayer { sink, defaults }
+        XRayLayer {
+            sink,
+            defaults,
+            callsites: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The name, kind and capture of a step span, shared by every span of its callsite (the
+    /// usual case: `#[xray::step]` names are constants), built anew when the values differ.
+    fn step_info(&self, attrs: &Attributes<'_>) -> Arc<SpanInfo> {
+        let key = std::ptr::from_ref(attrs.metadata()) as usize;
+        let cached = self
+            .callsites
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+            .cloned();
+        if let Some(info) = &cached {
+            let mut same = SameAs::new(info);
+            attrs.record(&mut same);
+            if same.same {
+                return Arc::clone(info);
+            }
+        }
+        let mut fields = XrayFields::default();
+        attrs.record(&mut fields);
+        let info = Arc::new(SpanInfo {
+            name: fields
+                .name
+                .unwrap_or_else(|| attrs.metadata().name().to_owned()),
+            kind: fields.kind,
+            capture: fields.capture,
+        });
+        if cached.is_none() {
+            self.callsites
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(key, Arc::clone(&info));
+        }
+        info
     }
 
     fn start_execution(
@@ -76,12 +120,13 @@ impl XRayLayer {
         name: String,
         tags: Vec<String>,
         implicit: bool,
+        now: i64,
     ) -> Arc<ExecutionState> {
-        let state = Arc::new(ExecutionState::new(Uuid::now_v7(), implicit));
+        let state = Arc::new(ExecutionState::new(ids::new_id(now), implicit));
         let start = ExecutionStart {
             id: state.id,
             name,
-            started_at: now_us(),
+            started_at: now,
             tags,
             metadata: Json::from_trusted("{}".into()),
             service: self.defaults.service.clone(),
@@ -119,47 +164,45 @@ where
         let Some(span) = ctx.span(id) else {
             return;
         };
-        let mut fields = XrayFields::default();
-        attrs.record(&mut fields);
-        let name = fields
-            .name
-            .take()
-            .unwrap_or_else(|| attrs.metadata().name().to_owned());
         let parent = span
             .scope()
             .skip(1)
             .find_map(|s| s.extensions().get::<Node>().cloned());
+        let now = now_us();
         let node = match role {
-            Role::Execution => Node::Execution(self.start_execution(name, fields.tags, false)),
+            Role::Execution => {
+                let mut fields = XrayFields::default();
+                attrs.record(&mut fields);
+                let name = fields
+                    .name
+                    .take()
+                    .unwrap_or_else(|| attrs.metadata().name().to_owned());
+                Node::Execution(self.start_execution(name, fields.tags, false, now))
+            }
             Role::Step => {
+                let info = self.step_info(attrs);
                 let (execution, parent_id) = match parent {
                     Some(Node::Step(p)) => (Arc::clone(&p.execution), Some(p.id)),
                     Some(Node::Execution(e)) => (e, None),
-                    None => (self.start_execution(name.clone(), Vec::new(), true), None),
+                    None => (
+                        self.start_execution(info.name.clone(), Vec::new(), true, now),
+                        None,
+                    ),
                 };
+                let capture = info.capture.unwrap_or(self.defaults.capture);
                 let step = Arc::new(StepState::new(
-                    Uuid::now_v7(),
+                    ids::new_id(now),
                     execution,
                     parent_id,
-                    name,
-                    fields.kind,
-                    now_us(),
-                    fields.capture.unwrap_or(self.defaults.capture),
+                    info,
+                    now,
+                    capture,
                     self.defaults.max_logs_per_step,
                     Arc::clone(&self.sink),
                 ));
-                let start = StepStart {
-                    id: step.id,
-                    execution_id: step.execution.id,
-                    parent_id: step.parent_id,
-                    name: step.name.clone(),
-                    kind: step.kind.clone(),
-                    started_at: step.started_at,
-                };
-                self.sink.send(
-                    Envelope::Record(Record::StepStarted(start)),
-                    &step.execution,
-                );
+                // The start record is built on the writer thread from the shared state.
+                self.sink
+                    .send(Envelope::StepStarted(Arc::clone(&step)), &step.execution);
                 Node::Step(step)
             }
         };

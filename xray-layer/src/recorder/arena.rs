@@ -111,6 +111,10 @@ pub(crate) struct NewCheck<'a> {
 }
 
 impl EvalArena {
+    pub(crate) fn rows(&self) -> usize {
+        self.rows.len()
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.rows.is_empty()
     }
@@ -421,7 +425,10 @@ impl EvalArena {
             Op::Range if c.observed < c.lo => format!("{o} < {lo} (range {lo}–{hi})"),
             Op::Range => format!("{o} > {hi} (range {lo}–{hi})"),
             Op::In => {
-                let set = self.names.get(usize::from(c.set)).map_or("", |s| s.as_ref());
+                let set = self
+                    .names
+                    .get(usize::from(c.set))
+                    .map_or("", |s| s.as_ref());
                 let items: Vec<&str> = set.split(SET_SEP).filter(|s| !s.is_empty()).collect();
                 format!(
                     "{} not in [{}]",

@@ -119,7 +119,7 @@ impl fmt::Debug for StepHandle {
             Some(step) => f
                 .debug_struct("StepHandle")
                 .field("id", &step.id)
-                .field("name", &step.name)
+                .field("name", &step.info.name)
                 .finish(),
             None => f.write_str("StepHandle(inert)"),
         }

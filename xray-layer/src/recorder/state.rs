@@ -7,7 +7,7 @@
 
 use super::arena::EvalArena;
 use crate::capture::Capture;
-use crate::model::{ExecutionEnd, Json, LogLine, Selection, Status, StepRecord};
+use crate::model::{ExecutionEnd, Json, LogLine, Selection, Status};
 use crate::writer::{Envelope, PendingStep, Sink};
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -65,14 +65,21 @@ impl ExecutionState {
     }
 }
 
+/// A step's name, kind and capture policy: shared by every span of one callsite.
+#[derive(Debug)]
+pub(crate) struct SpanInfo {
+    pub(crate) name: String,
+    pub(crate) kind: Option<String>,
+    pub(crate) capture: Option<Capture>,
+}
+
 /// A running step.
 #[derive(Debug)]
 pub(crate) struct StepState {
     pub(crate) id: Uuid,
     pub(crate) execution: Arc<ExecutionState>,
     pub(crate) parent_id: Option<Uuid>,
-    pub(crate) name: String,
-    pub(crate) kind: Option<String>,
+    pub(crate) info: Arc<SpanInfo>,
     pub(crate) started_at: i64,
     pub(crate) capture: Capture,
     pub(crate) max_logs: usize,
@@ -111,8 +118,7 @@ impl StepState {
         id: Uuid,
         execution: Arc<ExecutionState>,
         parent_id: Option<Uuid>,
-        name: String,
-        kind: Option<String>,
+        info: Arc<SpanInfo>,
         started_at: i64,
         capture: Capture,
         max_logs: usize,
@@ -122,8 +128,7 @@ impl StepState {
             id,
             execution,
             parent_id,
-            name,
-            kind,
+            info,
             started_at,
             capture,
             max_logs,
@@ -147,51 +152,29 @@ impl StepState {
         }
     }
 
-    /// Ends the step: takes what it recorded and hands it to the writer. Called once, from the
-    /// layer's `on_close`; later records through handles are counted as late.
-    pub(crate) fn close(&self, now: i64) {
+    /// Ends the step: takes what it recorded and hands it to the writer, which builds the
+    /// record (so the owned strings are allocated and freed on the same thread). Called once,
+    /// from the layer's `on_close`; later records through handles are counted as late.
+    pub(crate) fn close(self: &Arc<Self>, now: i64) {
         let taken = {
             let mut buffer = self.buffer();
             if buffer.closed {
                 return;
             }
             buffer.closed = true;
-            std::mem::take(&mut *buffer)
-        };
-        let status = taken.status.unwrap_or(Status::Ok);
-        let record = StepRecord {
-            id: self.id,
-            execution_id: self.execution.id,
-            parent_id: self.parent_id,
-            name: self.name.clone(),
-            kind: self.kind.clone(),
-            started_at: self.started_at,
-            ended_at: Some(taken.ended_at.unwrap_or(now)),
-            status,
-            error: taken.error,
-            input: taken.input,
-            output: taken.output,
-            filters: taken.filters,
-            selection: taken.selection,
-            reasoning: taken.reasoning,
-            metadata: object_of(&taken.metadata).unwrap_or_else(|| Json::from_trusted("{}".into())),
-            candidates_in: taken.candidates_in,
-            candidates_out: taken.candidates_out,
-            summary: None,
-            evaluations: Vec::new(),
-            logs: taken.logs,
-            logs_dropped: taken.logs_dropped,
+            let mut taken = std::mem::take(&mut *buffer);
+            taken.ended_at.get_or_insert(now);
+            taken
         };
         if self.execution.implicit {
             let mut outcome = self.execution.outcome();
-            outcome.status = Some(status);
-            outcome.error.clone_from(&record.error);
-            outcome.ended_at = record.ended_at;
+            outcome.status = Some(taken.status.unwrap_or(Status::Ok));
+            outcome.error.clone_from(&taken.error);
+            outcome.ended_at = taken.ended_at;
         }
         let pending = PendingStep {
-            record,
-            arena: taken.evaluations,
-            capture: self.capture,
+            state: Arc::clone(self),
+            buffer: taken,
         };
         self.sink
             .send(Envelope::Step(Box::new(pending)), &self.execution);

@@ -89,4 +89,7 @@ impl Store for MemoryStore {
     fn changes_since(&self, seq: u64, limit: usize) -> Result<Vec<Change>, StoreError> {
         self.inner.changes_since(seq, limit)
     }
+    fn maintain(&self) -> Result<bool, StoreError> {
+        self.inner.maintain()
+    }
 }

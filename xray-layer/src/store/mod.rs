@@ -97,6 +97,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Changes after `seq`, in commit order, at most `limit`: for live tailing.
     fn changes_since(&self, seq: u64, limit: usize) -> Result<Vec<Change>, StoreError>;
+
+    /// Background upkeep (secondary indexes), called by the writer when its queue is empty.
+    /// Returns whether work remains. Reads must be correct whether or not it has run.
+    fn maintain(&self) -> Result<bool, StoreError> {
+        Ok(false)
+    }
 }
 
 /// Why a store call failed.

@@ -13,12 +13,10 @@ pub(crate) mod worker;
 
 pub use guard::{RecorderStats, XRayGuard};
 
-use crate::capture::Capture;
-use crate::model::{Record, StepRecord};
-use crate::recorder::arena::EvalArena;
-use crate::recorder::state::ExecutionState;
+use crate::model::Record;
+use crate::recorder::state::{ExecutionState, StepBuffer, StepState};
 use crossbeam_channel::{Sender, TrySendError};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::Thread;
 
@@ -32,18 +30,20 @@ pub enum Backpressure {
     Block,
 }
 
-/// A step that ended, with its evaluations still in their compact form.
+/// A step that ended: its shared state and what it recorded, evaluations still compact. The
+/// writer thread turns it into a [`StepRecord`](crate::model::StepRecord).
 #[derive(Debug)]
 pub(crate) struct PendingStep {
-    pub(crate) record: StepRecord,
-    pub(crate) arena: EvalArena,
-    pub(crate) capture: Capture,
+    pub(crate) state: Arc<StepState>,
+    pub(crate) buffer: StepBuffer,
 }
 
 /// What travels through the channel.
 #[derive(Debug)]
 pub(crate) enum Envelope {
     Record(Record),
+    /// A step began; the writer builds its start record from the shared state.
+    StepStarted(Arc<StepState>),
     Step(Box<PendingStep>),
 }
 
@@ -55,7 +55,13 @@ pub(crate) struct Counters {
     pub(crate) written: AtomicU64,
     pub(crate) failed: AtomicU64,
     pub(crate) hook_panics: AtomicU64,
+    /// Evaluation rows queued: the writer is woken early when they pile up, whatever the
+    /// number of records.
+    pub(crate) pending_rows: AtomicUsize,
 }
+
+/// Queued evaluation rows at which a sender wakes the writer early.
+const WAKE_AT_ROWS: usize = 8_192;
 
 /// The sending end, shared by every span of one layer.
 #[derive(Debug)]
@@ -90,26 +96,50 @@ impl Sink {
 
     /// Queues `envelope`; never blocks with [`Backpressure::Drop`].
     pub(crate) fn send(&self, envelope: Envelope, execution: &ExecutionState) {
+        let rows = match &envelope {
+            Envelope::Step(pending) => pending.buffer.evaluations.rows(),
+            _ => 0,
+        };
+        // Counted before the send so the writer's subtraction never runs first.
+        let queued_rows = self
+            .counters
+            .pending_rows
+            .fetch_add(rows, Ordering::Relaxed)
+            + rows;
         match self.tx.try_send(envelope) {
             Ok(()) => {
                 self.counters.sent.fetch_add(1, Ordering::Relaxed);
-                if self.tx.len() >= self.wake_at && !self.wake_pending.swap(true, Ordering::AcqRel)
+                if (self.tx.len() >= self.wake_at || queued_rows >= WAKE_AT_ROWS)
+                    && !self.wake_pending.swap(true, Ordering::AcqRel)
                 {
                     self.writer.unpark();
                 }
             }
             Err(TrySendError::Full(envelope)) => match self.backpressure {
-                Backpressure::Drop => self.dropped(execution),
+                Backpressure::Drop => {
+                    self.counters
+                        .pending_rows
+                        .fetch_sub(rows, Ordering::Relaxed);
+                    self.dropped(execution);
+                }
                 Backpressure::Block => {
                     self.writer.unpark();
                     if self.tx.send(envelope).is_ok() {
                         self.counters.sent.fetch_add(1, Ordering::Relaxed);
                     } else {
+                        self.counters
+                            .pending_rows
+                            .fetch_sub(rows, Ordering::Relaxed);
                         self.dropped(execution);
                     }
                 }
             },
-            Err(TrySendError::Disconnected(_)) => self.dropped(execution),
+            Err(TrySendError::Disconnected(_)) => {
+                self.counters
+                    .pending_rows
+                    .fetch_sub(rows, Ordering::Relaxed);
+                self.dropped(execution);
+            }
         }
     }
 

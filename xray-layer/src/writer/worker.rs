@@ -2,8 +2,9 @@
 
 use super::{Counters, Envelope, PendingStep};
 use crate::capture;
-use crate::model::{Record, StepRecord};
+use crate::model::{Json, Record, Status, StepRecord, StepStart};
 use crate::processor::Pipeline;
+use crate::recorder::state::object_of;
 use crate::store::{RecorderCounts, Store, StoreError};
 use crossbeam_channel::{Receiver, TryRecvError};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -64,6 +65,13 @@ impl Worker {
             if stop {
                 return;
             }
+            // Idle: catch up on secondary indexes, a chunk at a time, until records arrive.
+            while self.rx.is_empty() && self.control.is_empty() {
+                match self.store.maintain() {
+                    Ok(true) => continue,
+                    _ => break,
+                }
+            }
         }
     }
 
@@ -95,7 +103,20 @@ impl Worker {
     fn prepare(&self, envelope: Envelope) -> Record {
         let record = match envelope {
             Envelope::Record(record) => record,
-            Envelope::Step(pending) => Record::StepFinished(Box::new(finish_step(*pending))),
+            Envelope::StepStarted(state) => Record::StepStarted(StepStart {
+                id: state.id,
+                execution_id: state.execution.id,
+                parent_id: state.parent_id,
+                name: state.info.name.clone(),
+                kind: state.info.kind.clone(),
+                started_at: state.started_at,
+            }),
+            Envelope::Step(pending) => {
+                self.counters
+                    .pending_rows
+                    .fetch_sub(pending.buffer.evaluations.rows(), Ordering::Relaxed);
+                Record::StepFinished(Box::new(finish_step(*pending)))
+            }
         };
         let mut record = record;
         self.pipeline.process(&mut record, &self.counters);
@@ -150,11 +171,32 @@ impl Worker {
 /// Turns a pending step into its record: evaluations decoded, capture policy applied,
 /// candidate counts derived when the step did not set them.
 pub(crate) fn finish_step(pending: PendingStep) -> StepRecord {
-    let PendingStep {
-        mut record,
-        arena,
-        capture,
-    } = pending;
+    let PendingStep { state, buffer } = pending;
+    let arena = buffer.evaluations;
+    let capture = state.capture;
+    let mut record = StepRecord {
+        id: state.id,
+        execution_id: state.execution.id,
+        parent_id: state.parent_id,
+        name: state.info.name.clone(),
+        kind: state.info.kind.clone(),
+        started_at: state.started_at,
+        ended_at: buffer.ended_at,
+        status: buffer.status.unwrap_or(Status::Ok),
+        error: buffer.error,
+        input: buffer.input,
+        output: buffer.output,
+        filters: buffer.filters,
+        selection: buffer.selection,
+        reasoning: buffer.reasoning,
+        metadata: object_of(&buffer.metadata).unwrap_or_else(|| Json::from_trusted("{}".into())),
+        candidates_in: buffer.candidates_in,
+        candidates_out: buffer.candidates_out,
+        summary: None,
+        evaluations: Vec::new(),
+        logs: buffer.logs,
+        logs_dropped: buffer.logs_dropped,
+    };
     if !arena.is_empty() {
         let rows = arena.decode();
         let (kept, summary) = capture::apply(capture, rows, &record.selection);

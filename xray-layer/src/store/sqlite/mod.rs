@@ -21,6 +21,8 @@ use uuid::Uuid;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Read connections kept open.
 const READERS: usize = 4;
+/// Evaluation rows indexed per call of [`Store::maintain`] (a short transaction between batches).
+const INDEX_CHUNK: usize = 20_000;
 
 /// The SQLite store. See the table above.
 #[derive(Debug)]
@@ -149,11 +151,7 @@ pub(crate) fn sqlite_error(e: rusqlite::Error) -> StoreError {
 
 impl Store for SqliteStore {
     fn write(&self, batch: &[Record]) -> Result<(), StoreError> {
-        let mut conn = self.writer();
-        write::write_batch(&mut conn, batch)?;
-        // Keep the candidate index close behind; a failure here loses nothing (retried later).
-        let _ = write::index_candidates(&mut conn, 200_000);
-        Ok(())
+        write::write_batch(&mut self.writer(), batch)
     }
 
     fn add_recorder_counts(&self, counts: &RecorderCounts) -> Result<(), StoreError> {
@@ -222,5 +220,11 @@ impl Store for SqliteStore {
 
     fn changes_since(&self, seq: u64, limit: usize) -> Result<Vec<super::Change>, StoreError> {
         self.read(|c| read::changes_since(c, seq, limit))
+    }
+
+    /// Moves the candidate index forward by at most [`INDEX_CHUNK`] rows. Lineage queries scan
+    /// the steps not indexed yet, so they are complete whether or not this has caught up.
+    fn maintain(&self) -> Result<bool, StoreError> {
+        Ok(self.index_candidates(INDEX_CHUNK)? > 0)
     }
 }
