@@ -39,49 +39,17 @@ use tracing::Span;
 
 pub use tracing;
 
-/// The generated code's handle on its span and X-Ray node.
-pub struct StepGuard {
-    span: SpanState,
+/// What the generated code records into: the span's X-Ray node, if the layer records it.
+/// [`StepGuard`] and [`AsyncStepGuard`] dereference to it.
+pub struct Recording {
     node: Option<Node>,
 }
 
-enum SpanState {
-    Entered(EnteredSpan),
-    Idle(Span),
-}
-
-impl StepGuard {
-    /// Enters `span` for the rest of the function (sync functions).
-    pub fn enter(span: Span) -> Self {
-        let span = span.entered();
-        let node = span.id().and_then(|id| state::node_if(id.into_u64()));
-        StepGuard {
-            span: SpanState::Entered(span),
-            node,
-        }
-    }
-
-    /// Keeps `span` without entering it (async functions enter it on each poll).
-    pub fn new(span: Span) -> Self {
-        let node = node_of(&span);
-        StepGuard {
-            span: SpanState::Idle(span),
-            node,
-        }
-    }
-
+impl Recording {
     /// Whether the X-Ray layer records this span. When `false`, nothing is serialized.
     #[inline]
     pub fn is_recording(&self) -> bool {
         self.node.is_some()
-    }
-
-    /// The span (to instrument an async body with).
-    pub fn span(&self) -> &Span {
-        match &self.span {
-            SpanState::Entered(s) => s,
-            SpanState::Idle(s) => s,
-        }
     }
 
     pub fn set_input(&self, input: ObjectWriter) {
@@ -125,72 +93,65 @@ impl StepGuard {
     }
 }
 
-/// An async step's handle: what [`StepGuard::new`] gives, but `Send`. A `StepGuard` may hold an
-/// entered span, which must not move to another thread, so it is never `Send`, and an async
-/// step keeps its guard across `.await`s: with a `StepGuard` no async step could be spawned on
-/// a multi-threaded runtime. This one only ever holds an idle span; [`StepFuture`] enters it on
-/// each poll.
+/// A sync step's handle: the span stays entered for the rest of the function.
+pub struct StepGuard {
+    span: EnteredSpan,
+    recording: Recording,
+}
+
+impl StepGuard {
+    /// Enters `span` for the rest of the function.
+    pub fn enter(span: Span) -> Self {
+        let span = span.entered();
+        let node = span.id().and_then(|id| state::node_if(id.into_u64()));
+        StepGuard {
+            span,
+            recording: Recording { node },
+        }
+    }
+
+    /// The span.
+    pub fn span(&self) -> &Span {
+        &self.span
+    }
+}
+
+impl std::ops::Deref for StepGuard {
+    type Target = Recording;
+    fn deref(&self) -> &Recording {
+        &self.recording
+    }
+}
+
+/// An async step's handle. A [`StepGuard`] holds an entered span, which must not move to
+/// another thread, so it is never `Send`; an async step keeps its handle across `.await`s, so
+/// with a `StepGuard` no async step could be spawned on a multi-threaded runtime. This one holds
+/// an idle span; [`StepFuture`] enters it on each poll.
 pub struct AsyncStepGuard {
     span: Span,
-    node: Option<Node>,
+    recording: Recording,
 }
 
 impl AsyncStepGuard {
     /// Keeps `span` without entering it.
     pub fn new(span: Span) -> Self {
         let node = node_of(&span);
-        AsyncStepGuard { span, node }
-    }
-
-    /// Whether the X-Ray layer records this span. When `false`, nothing is serialized.
-    #[inline]
-    pub fn is_recording(&self) -> bool {
-        self.node.is_some()
+        AsyncStepGuard {
+            span,
+            recording: Recording { node },
+        }
     }
 
     /// The span (to instrument the async body with).
     pub fn span(&self) -> &Span {
         &self.span
     }
+}
 
-    pub fn set_input(&self, input: ObjectWriter) {
-        if let Some(node) = &self.node {
-            node.set_input(input.finish());
-        }
-    }
-
-    /// Records `input` as the whole input (the attributes' `input = <expr>` option).
-    pub fn set_input_json(&self, input: Json) {
-        if let Some(node) = &self.node {
-            node.set_input(input);
-        }
-    }
-
-    pub fn set_metadata(&self, metadata: ObjectWriter) {
-        if let Some(node) = &self.node {
-            node.add_metadata(metadata.into_pairs());
-        }
-    }
-
-    /// The body returned normally; `output` serializes its value (called only when recording).
-    pub fn ok(&self, output: impl FnOnce() -> Option<Json>) {
-        if let Some(node) = &self.node {
-            node.finish(output(), None);
-        }
-    }
-
-    /// The body returned an error.
-    pub fn err(&self, error: String) {
-        if let Some(node) = &self.node {
-            node.finish(None, Some(error));
-        }
-    }
-
-    /// The body panicked with `payload`.
-    pub fn panicked(&self, payload: &(dyn Any + Send)) {
-        if let Some(node) = &self.node {
-            node.finish(None, Some(format!("panicked: {}", panic_message(payload))));
-        }
+impl std::ops::Deref for AsyncStepGuard {
+    type Target = Recording;
+    fn deref(&self) -> &Recording {
+        &self.recording
     }
 }
 
