@@ -222,7 +222,7 @@ impl Store for SqliteStore {
         self.read(|c| read::changes_since(c, seq, limit))
     }
 
-    /// Moves the candidate index forward by at most [`INDEX_CHUNK`] rows. Lineage queries scan
+    /// Moves the candidate index forward by a chunk of rows (20,000). Lineage queries scan
     /// the steps not indexed yet, so they are complete whether or not this has caught up.
     fn maintain(&self) -> Result<bool, StoreError> {
         Ok(self.index_candidates(INDEX_CHUNK)? > 0)
