@@ -12,7 +12,7 @@
 
 use serde::Serialize;
 use tracing_subscriber::{fmt, prelude::*, EnvFilter};
-use xray::store::{EvaluationQuery, ExecutionQuery, LineageQuery, StepQuery};
+use xray::store::{ExecutionQuery, LineageQuery, StepQuery};
 
 #[derive(Clone, Debug, Serialize)]
 struct Product {
@@ -291,24 +291,32 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 why.join(", ")
             );
         }
-        let rejected = store.evaluations(
-            filters.items[0].id,
-            &EvaluationQuery {
-                passed: Some(false),
-                check: Some("category".into()),
-                q: Some("phone case".into()),
-                limit: Some(1),
-                ..Default::default()
-            },
-        )?;
-        if let Some(e) = rejected.items.first() {
-            println!(
-                "  (in a normal run the category check rejects such products: {:?})",
-                e.checks
-                    .iter()
-                    .find(|c| c.name == "category")
-                    .and_then(|c| c.reason.clone())
-            );
+        // Why did it pass the filters? Look at what that run's filter step allowed, and at the
+        // keywords that made the search return phone cases at all.
+        for l in bad
+            .1
+            .items
+            .iter()
+            .filter(|l| l.step_name == "apply_filters")
+        {
+            if let Some(step) = store.step(l.step_id)? {
+                let filters = step.filters.map(|f| f.to_value()).unwrap_or_default();
+                println!(
+                    "  filters of that run's apply_filters step: categories = {}",
+                    filters["categories"]
+                );
+            }
+            if let Some(run) = store.execution(l.execution_id)? {
+                if let Some(kw) = run.steps.iter().find(|s| s.name == "keyword_generation") {
+                    if let Some(step) = store.step(kw.id)? {
+                        println!(
+                            "  keywords: {}  reasoning: {}",
+                            step.output.map(|o| o.to_string()).unwrap_or_default(),
+                            step.reasoning.unwrap_or_default()
+                        );
+                    }
+                }
+            }
         }
     }
     println!(
