@@ -171,10 +171,7 @@ fn evaluation(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .measurement_time(Duration::from_secs(3))
-        .warm_up_time(Duration::from_secs(1))
-        .sample_size(20);
+    config = xray_benches::criterion_config();
     targets = evaluation
 }
 criterion_main!(benches);

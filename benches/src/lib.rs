@@ -281,6 +281,15 @@ impl Store for NullStore {
     }
 }
 
+/// The criterion settings every X-Ray benchmark uses (the machines have 2 shared cores: short
+/// runs, few samples). `benches/README.md` quotes them.
+pub fn criterion_config() -> criterion::Criterion {
+    criterion::Criterion::default()
+        .measurement_time(std::time::Duration::from_secs(3))
+        .warm_up_time(std::time::Duration::from_secs(1))
+        .sample_size(20)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

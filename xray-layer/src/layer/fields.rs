@@ -64,10 +64,8 @@ impl<'a> SameAs<'a> {
         let equal = match field.name() {
             "xray.step" => self.info.name == value,
             "xray.kind" => self.info.kind.as_deref().unwrap_or("") == value,
-            "xray.capture" => {
-                self.info.capture == Capture::parse(value)
-                    || value.is_empty() && self.info.capture.is_none()
-            }
+            // An empty value parses as `None`, like an absent option.
+            "xray.capture" => self.info.capture == Capture::parse(value),
             _ => true,
         };
         self.same &= equal;

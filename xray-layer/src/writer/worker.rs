@@ -101,7 +101,7 @@ impl Worker {
 
     /// Decodes evaluations, applies the capture policy and the processors, runs the hooks.
     fn prepare(&self, envelope: Envelope) -> Record {
-        let record = match envelope {
+        let mut record = match envelope {
             Envelope::Record(record) => record,
             Envelope::StepStarted(state) => Record::StepStarted(StepStart {
                 id: state.id,
@@ -118,7 +118,6 @@ impl Worker {
                 Record::StepFinished(Box::new(finish_step(*pending)))
             }
         };
-        let mut record = record;
         self.pipeline.process(&mut record, &self.counters);
         record
     }
