@@ -79,6 +79,7 @@
 //! | [`processor`] | redaction, payload cap, your processors and hooks (on the writer thread) |
 //! | [`model`] | the records: executions, steps, evaluations, checks, logs |
 //! | [`store`] | the [`Store`](store::Store) trait, SQLite and in-memory stores, read queries |
+//! | [`export`] | whole runs as one JSON document: what the server exports and ingests |
 //!
 //! ## Costs
 //!
@@ -98,6 +99,7 @@ pub mod __private;
 mod builder;
 pub mod capture;
 mod error;
+pub mod export;
 mod ids;
 mod layer;
 pub mod model;

@@ -74,6 +74,19 @@ impl Store for MemoryStore {
     ) -> Result<Page<LineageEntry>, StoreError> {
         self.inner.candidate_lineage(candidate_id, query)
     }
+    fn verdict_changes(
+        &self,
+        step_a: Uuid,
+        step_b: Uuid,
+        query: &LineageQuery,
+    ) -> Result<Page<VerdictChange>, StoreError> {
+        self.inner.verdict_changes(step_a, step_b, query)
+    }
+
+    fn latest_seq(&self) -> Result<u64, StoreError> {
+        self.inner.latest_seq()
+    }
+
     fn step_stats(&self, query: &StatsQuery) -> Result<Vec<StepStats>, StoreError> {
         self.inner.step_stats(query)
     }

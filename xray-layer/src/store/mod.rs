@@ -83,6 +83,16 @@ pub trait Store: Send + Sync + 'static {
         query: &LineageQuery,
     ) -> Result<Page<LineageEntry>, StoreError>;
 
+    /// Candidates that both steps judged, whose verdict differs (passed in one and failed in the
+    /// other, or selected in one only), in the first step's recorded order: what changed between
+    /// two runs of a pipeline. Unknown steps give an empty page.
+    fn verdict_changes(
+        &self,
+        step_a: Uuid,
+        step_b: Uuid,
+        query: &LineageQuery,
+    ) -> Result<Page<VerdictChange>, StoreError>;
+
     /// Per step name: count, duration percentiles, error rate, mean elimination.
     fn step_stats(&self, query: &StatsQuery) -> Result<Vec<StepStats>, StoreError>;
 
@@ -94,6 +104,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes executions that started before `before` (unix µs). Returns how many.
     fn delete_executions_before(&self, before: i64) -> Result<u64, StoreError>;
+
+    /// The sequence number of the latest change (0 for an empty store): where a live tail starts.
+    fn latest_seq(&self) -> Result<u64, StoreError>;
 
     /// Changes after `seq`, in commit order, at most `limit`: for live tailing.
     fn changes_since(&self, seq: u64, limit: usize) -> Result<Vec<Change>, StoreError>;

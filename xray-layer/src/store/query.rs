@@ -116,6 +116,10 @@ pub struct ExecutionDetail {
     pub execution: ExecutionSummary,
     /// JSON object of metadata.
     pub metadata: Json,
+    /// The execution's input (the arguments of the `#[xray::execution]` function), if recorded.
+    pub input: Option<Json>,
+    /// The execution's output, if recorded.
+    pub output: Option<Json>,
     /// The steps, in start order; nest them with `parent_id`.
     pub steps: Vec<StepSummary>,
 }
@@ -244,6 +248,34 @@ pub struct LineageEntry {
     pub selected: bool,
     /// Every check, with reasons.
     pub checks: Vec<Check>,
+}
+
+/// One candidate's verdict in one step, as [`VerdictChange`] shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    /// The candidate's label in this step.
+    pub label: Option<String>,
+    /// Passed every check.
+    pub passed: bool,
+    /// Score.
+    pub score: Option<f64>,
+    /// Selected by the step.
+    pub selected: bool,
+    /// Every check, with reasons.
+    pub checks: Vec<Check>,
+}
+
+/// A candidate judged differently by two steps (passed in one and failed in the other, or
+/// selected in one and not the other): what [`Store::verdict_changes`](super::Store::verdict_changes)
+/// lists when two runs are compared.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VerdictChange {
+    /// The candidate.
+    pub candidate_id: String,
+    /// Its verdict in the first step.
+    pub a: Verdict,
+    /// Its verdict in the second step.
+    pub b: Verdict,
 }
 
 /// Which step names to aggregate.

@@ -197,6 +197,19 @@ impl Store for SqliteStore {
         self.read(|c| read::candidate_lineage(c, candidate_id, query))
     }
 
+    fn verdict_changes(
+        &self,
+        step_a: Uuid,
+        step_b: Uuid,
+        query: &LineageQuery,
+    ) -> Result<Page<VerdictChange>, StoreError> {
+        self.read(|c| read::verdict_changes(c, step_a, step_b, query))
+    }
+
+    fn latest_seq(&self) -> Result<u64, StoreError> {
+        self.read(read::latest_seq)
+    }
+
     fn step_stats(&self, query: &StatsQuery) -> Result<Vec<StepStats>, StoreError> {
         self.read(|c| read::step_stats(c, query))
     }

@@ -207,17 +207,24 @@ pub(super) fn execution(
     conn: &Connection,
     id: Uuid,
 ) -> Result<Option<ExecutionDetail>, StoreError> {
-    let sql = format!("SELECT {EXECUTION_COLUMNS}, e.metadata FROM executions e WHERE e.id = ?1");
+    let sql = format!(
+        "SELECT {EXECUTION_COLUMNS}, e.metadata, e.input, e.output FROM executions e WHERE e.id = ?1"
+    );
     let found = conn
         .prepare_cached(&sql)
         .and_then(|mut s| {
             s.query_row([id.to_string()], |r| {
-                Ok((execution_summary(r)?, r.get::<_, String>(17)?))
+                Ok((
+                    execution_summary(r)?,
+                    r.get::<_, String>(17)?,
+                    json_col(r.get(18)?),
+                    json_col(r.get(19)?),
+                ))
             })
             .optional()
         })
         .map_err(sqlite_error)?;
-    let Some((execution, metadata)) = found else {
+    let Some((execution, metadata, input, output)) = found else {
         return Ok(None);
     };
     let sql = format!(
@@ -234,6 +241,8 @@ pub(super) fn execution(
     Ok(Some(ExecutionDetail {
         execution,
         metadata: Json::parse(&metadata).unwrap_or_default(),
+        input,
+        output,
         steps,
     }))
 }
@@ -634,6 +643,79 @@ pub(super) fn execution_ids_before(
         })
         .map(|ids| ids.iter().map(|s| parse_uuid(s)).collect())
         .map_err(sqlite_error)
+}
+
+fn step_sid(conn: &Connection, id: Uuid) -> Result<Option<i64>, StoreError> {
+    conn.prepare_cached("SELECT sid FROM steps WHERE id = ?1")
+        .and_then(|mut s| s.query_row([id.to_string()], |r| r.get(0)).optional())
+        .map_err(sqlite_error)
+}
+
+pub(super) fn verdict_changes(
+    conn: &Connection,
+    step_a: Uuid,
+    step_b: Uuid,
+    q: &LineageQuery,
+) -> Result<Page<VerdictChange>, StoreError> {
+    let limit = page_size(q.limit)?;
+    let (Some(a), Some(b)) = (step_sid(conn, step_a)?, step_sid(conn, step_b)?) else {
+        return Ok(Page::empty());
+    };
+    let after = match &q.cursor {
+        Some(c) => Cursor::decode(c, 'c')?.key,
+        None => -1,
+    };
+    // The join on candidate_id has no index of its own on `b`'s side: SQLite builds a transient
+    // one for the query (one pass over `b`'s rows), which is what a comparison needs anyway.
+    let sql = format!(
+        "SELECT a.idx, a.candidate_id,
+                a.label, a.passed, a.score, a.selected, a.checks,
+                b.label, b.passed, b.score, b.selected, b.checks
+         FROM evaluations a
+         JOIN evaluations b ON b.step_sid = ?2 AND b.candidate_id = a.candidate_id
+         WHERE a.step_sid = ?1 AND a.idx > ?3 AND (a.passed != b.passed OR a.selected != b.selected)
+         ORDER BY a.idx LIMIT {}",
+        limit + 1
+    );
+    let verdict = |r: &Row<'_>, at: usize| -> rusqlite::Result<Verdict> {
+        let checks: String = r.get(at + 4)?;
+        Ok(Verdict {
+            label: r.get(at)?,
+            passed: r.get(at + 1)?,
+            score: r.get(at + 2)?,
+            selected: r.get(at + 3)?,
+            checks: serde_json::from_str(&checks).unwrap_or_default(),
+        })
+    };
+    let page = page(
+        conn,
+        &sql,
+        vec![int(a), int(b), int(after)],
+        limit,
+        |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                VerdictChange {
+                    candidate_id: r.get(1)?,
+                    a: verdict(r, 2)?,
+                    b: verdict(r, 7)?,
+                },
+            ))
+        },
+        |(idx, _)| Cursor::new('c', *idx, ""),
+    )?;
+    Ok(Page {
+        items: page.items.into_iter().map(|(_, c)| c).collect(),
+        next_cursor: page.next_cursor,
+    })
+}
+
+pub(super) fn latest_seq(conn: &Connection) -> Result<u64, StoreError> {
+    conn.query_row("SELECT value FROM xray_meta WHERE key = 'seq'", [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map(|n| n.max(0) as u64)
+    .map_err(sqlite_error)
 }
 
 pub(super) fn changes_since(
