@@ -41,6 +41,11 @@ use uuid::Uuid;
 ///
 /// Implementations are shared between threads (`Send + Sync`): the writer thread calls
 /// [`Store::write`], any number of readers call the query functions.
+///
+/// Only the write side is required. Every read has a default that answers
+/// [`StoreError::Unsupported`], so a store that only receives records (a forwarder, a test double)
+/// implements two methods; a store that `xray-server` reads implements them all.
+#[allow(unused_variables)]
 pub trait Store: Send + Sync + 'static {
     /// Writes a batch atomically (one transaction): all of it or none of it.
     ///
@@ -52,28 +57,42 @@ pub trait Store: Send + Sync + 'static {
     fn add_recorder_counts(&self, counts: &RecorderCounts) -> Result<(), StoreError>;
 
     /// Totals of [`Store::add_recorder_counts`] across every recorder that wrote here.
-    fn recorder_counts(&self) -> Result<RecorderCounts, StoreError>;
+    fn recorder_counts(&self) -> Result<RecorderCounts, StoreError> {
+        Err(StoreError::Unsupported("recorder_counts"))
+    }
 
     /// Executions, newest first, filtered and paginated.
-    fn list_executions(&self, query: &ExecutionQuery)
-        -> Result<Page<ExecutionSummary>, StoreError>;
+    fn list_executions(
+        &self,
+        query: &ExecutionQuery,
+    ) -> Result<Page<ExecutionSummary>, StoreError> {
+        Err(StoreError::Unsupported("list_executions"))
+    }
 
     /// One execution, with its steps (payload-light, in start order).
-    fn execution(&self, id: Uuid) -> Result<Option<ExecutionDetail>, StoreError>;
+    fn execution(&self, id: Uuid) -> Result<Option<ExecutionDetail>, StoreError> {
+        Err(StoreError::Unsupported("execution"))
+    }
 
     /// One step with everything but its evaluation rows (see [`Store::evaluations`]).
-    fn step(&self, id: Uuid) -> Result<Option<StepRecord>, StoreError>;
+    fn step(&self, id: Uuid) -> Result<Option<StepRecord>, StoreError> {
+        Err(StoreError::Unsupported("step"))
+    }
 
     /// A step's evaluation rows, in recorded order (or by score), filtered and paginated.
     fn evaluations(
         &self,
         step_id: Uuid,
         query: &EvaluationQuery,
-    ) -> Result<Page<Evaluation>, StoreError>;
+    ) -> Result<Page<Evaluation>, StoreError> {
+        Err(StoreError::Unsupported("evaluations"))
+    }
 
     /// Steps across every execution, by kind, name, elimination ratio and time: "every run where
     /// the filter step eliminated more than 90% of candidates". Newest first.
-    fn find_steps(&self, query: &StepQuery) -> Result<Page<StepSummary>, StoreError>;
+    fn find_steps(&self, query: &StepQuery) -> Result<Page<StepSummary>, StoreError> {
+        Err(StoreError::Unsupported("find_steps"))
+    }
 
     /// Every evaluation of one candidate across steps and executions, newest first: "where did
     /// candidate X go?".
@@ -81,7 +100,9 @@ pub trait Store: Send + Sync + 'static {
         &self,
         candidate_id: &str,
         query: &LineageQuery,
-    ) -> Result<Page<LineageEntry>, StoreError>;
+    ) -> Result<Page<LineageEntry>, StoreError> {
+        Err(StoreError::Unsupported("candidate_lineage"))
+    }
 
     /// Candidates that both steps judged, whose verdict differs (passed in one and failed in the
     /// other, or selected in one only), in the first step's recorded order: what changed between
@@ -91,25 +112,39 @@ pub trait Store: Send + Sync + 'static {
         step_a: Uuid,
         step_b: Uuid,
         query: &LineageQuery,
-    ) -> Result<Page<VerdictChange>, StoreError>;
+    ) -> Result<Page<VerdictChange>, StoreError> {
+        Err(StoreError::Unsupported("verdict_changes"))
+    }
 
     /// Per step name: count, duration percentiles, error rate, mean elimination.
-    fn step_stats(&self, query: &StatsQuery) -> Result<Vec<StepStats>, StoreError>;
+    fn step_stats(&self, query: &StatsQuery) -> Result<Vec<StepStats>, StoreError> {
+        Err(StoreError::Unsupported("step_stats"))
+    }
 
     /// Sets an execution's tags and/or notes. Returns whether the execution exists.
-    fn update_execution(&self, id: Uuid, update: &ExecutionUpdate) -> Result<bool, StoreError>;
+    fn update_execution(&self, id: Uuid, update: &ExecutionUpdate) -> Result<bool, StoreError> {
+        Err(StoreError::Unsupported("update_execution"))
+    }
 
     /// Deletes executions with their steps, evaluations and logs. Returns how many existed.
-    fn delete_executions(&self, ids: &[Uuid]) -> Result<u64, StoreError>;
+    fn delete_executions(&self, ids: &[Uuid]) -> Result<u64, StoreError> {
+        Err(StoreError::Unsupported("delete_executions"))
+    }
 
     /// Deletes executions that started before `before` (unix µs). Returns how many.
-    fn delete_executions_before(&self, before: i64) -> Result<u64, StoreError>;
+    fn delete_executions_before(&self, before: i64) -> Result<u64, StoreError> {
+        Err(StoreError::Unsupported("delete_executions_before"))
+    }
 
     /// The sequence number of the latest change (0 for an empty store): where a live tail starts.
-    fn latest_seq(&self) -> Result<u64, StoreError>;
+    fn latest_seq(&self) -> Result<u64, StoreError> {
+        Err(StoreError::Unsupported("latest_seq"))
+    }
 
     /// Changes after `seq`, in commit order, at most `limit`: for live tailing.
-    fn changes_since(&self, seq: u64, limit: usize) -> Result<Vec<Change>, StoreError>;
+    fn changes_since(&self, seq: u64, limit: usize) -> Result<Vec<Change>, StoreError> {
+        Err(StoreError::Unsupported("changes_since"))
+    }
 
     /// Background upkeep (secondary indexes), called by the writer when its queue is empty.
     /// Returns whether work remains. Reads must be correct whether or not it has run.
@@ -144,6 +179,8 @@ pub enum StoreError {
     },
     /// Any other engine error.
     Engine(String),
+    /// This store does not answer that query (it only receives records).
+    Unsupported(&'static str),
 }
 
 impl StoreError {
@@ -167,6 +204,7 @@ impl fmt::Display for StoreError {
             StoreError::Busy(m) => write!(f, "the database is locked: {m}"),
             StoreError::InvalidParameter { field, message } => write!(f, "invalid `{field}`: {message}"),
             StoreError::Engine(m) => write!(f, "database error: {m}"),
+            StoreError::Unsupported(q) => write!(f, "this store does not answer `{q}`"),
         }
     }
 }
