@@ -1,0 +1,152 @@
+//! `/api/v1/compare?a=&b=`: two runs step by step — what differs, and which candidates got a
+//! different verdict, with the reasons on each side.
+//!
+//! Steps are paired by name and occurrence (the second `score` step of A with the second of B),
+//! which is what "the same step in another run" means for a pipeline whose shape is stable.
+
+use super::ok;
+use crate::app::{App, Call};
+use crate::error::ApiError;
+use crate::http::Response;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::Arc;
+use uuid::Uuid;
+use xray::model::{Json, StepRecord};
+use xray::store::{ExecutionSummary, LineageQuery, StepSummary, VerdictChange};
+
+/// The verdict changes listed per step pair; `truncated` says when there are more.
+pub const MAX_CHANGES_PER_STEP: usize = 500;
+
+#[derive(Serialize)]
+struct Comparison {
+    a: ExecutionSummary,
+    b: ExecutionSummary,
+    steps: Vec<StepPair>,
+}
+
+#[derive(Serialize)]
+struct StepPair {
+    name: String,
+    occurrence: usize,
+    a: Option<StepSummary>,
+    b: Option<StepSummary>,
+    input_differs: bool,
+    output_differs: bool,
+    /// Both inputs, when they differ.
+    inputs: Option<[Option<Json>; 2]>,
+    /// Both outputs, when they differ.
+    outputs: Option<[Option<Json>; 2]>,
+    verdict_changes: Vec<VerdictChange>,
+    truncated: bool,
+}
+
+/// `GET /compare?a=&b=`.
+pub async fn compare(app: &Arc<App>, call: Call) -> Result<Response, ApiError> {
+    let a = call.params.required_uuid("a")?;
+    let b = call.params.required_uuid("b")?;
+    let run_a = app
+        .blocking(move |s| s.execution(a))
+        .await?
+        .ok_or_else(|| ApiError::not_found("a", format!("no execution {a}")))?;
+    let run_b = app
+        .blocking(move |s| s.execution(b))
+        .await?
+        .ok_or_else(|| ApiError::not_found("b", format!("no execution {b}")))?;
+    let mut pairs: Vec<(String, usize, Option<StepSummary>, Option<StepSummary>)> = Vec::new();
+    let mut index: HashMap<(String, usize), usize> = HashMap::new();
+    for (side, steps) in [(0, run_a.steps), (1, run_b.steps)] {
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        for step in steps {
+            let n = seen.entry(step.name.clone()).or_default();
+            let key = (step.name.clone(), *n);
+            *n += 1;
+            let at = *index.entry(key.clone()).or_insert_with(|| {
+                pairs.push((key.0, key.1, None, None));
+                pairs.len() - 1
+            });
+            if side == 0 {
+                pairs[at].2 = Some(step);
+            } else {
+                pairs[at].3 = Some(step);
+            }
+        }
+    }
+    let mut steps = Vec::with_capacity(pairs.len());
+    for (name, occurrence, sa, sb) in pairs {
+        steps.push(pair(app, name, occurrence, sa, sb).await?);
+    }
+    ok(&Comparison {
+        a: run_a.execution,
+        b: run_b.execution,
+        steps,
+    })
+}
+
+async fn pair(
+    app: &Arc<App>,
+    name: String,
+    occurrence: usize,
+    a: Option<StepSummary>,
+    b: Option<StepSummary>,
+) -> Result<StepPair, ApiError> {
+    let (Some(sa), Some(sb)) = (&a, &b) else {
+        return Ok(StepPair {
+            name,
+            occurrence,
+            a,
+            b,
+            input_differs: false,
+            output_differs: false,
+            inputs: None,
+            outputs: None,
+            verdict_changes: Vec::new(),
+            truncated: false,
+        });
+    };
+    let (ia, ib) = (sa.id, sb.id);
+    let full_a = load(app, ia).await?;
+    let full_b = load(app, ib).await?;
+    let input = |s: &Option<StepRecord>| s.as_ref().and_then(|s| s.input.clone());
+    let output = |s: &Option<StepRecord>| s.as_ref().and_then(|s| s.output.clone());
+    let (in_a, in_b) = (input(&full_a), input(&full_b));
+    let (out_a, out_b) = (output(&full_a), output(&full_b));
+    let input_differs = !same_json(&in_a, &in_b);
+    let output_differs = !same_json(&out_a, &out_b);
+    let query = LineageQuery {
+        limit: Some(MAX_CHANGES_PER_STEP),
+        cursor: None,
+    };
+    let changes = app
+        .blocking(move |s| s.verdict_changes(ia, ib, &query))
+        .await?;
+    Ok(StepPair {
+        name,
+        occurrence,
+        a,
+        b,
+        input_differs,
+        output_differs,
+        inputs: input_differs.then_some([in_a, in_b]),
+        outputs: output_differs.then_some([out_a, out_b]),
+        verdict_changes: changes.items,
+        truncated: changes.next_cursor.is_some(),
+    })
+}
+
+async fn load(app: &Arc<App>, id: Uuid) -> Result<Option<StepRecord>, ApiError> {
+    app.blocking(move |s| s.step(id)).await
+}
+
+/// Equal as JSON values (key order and spacing do not count).
+fn same_json(a: &Option<Json>, b: &Option<Json>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => {
+            a.as_str() == b.as_str()
+                || serde_json::from_str::<serde_json::Value>(a.as_str()).ok()
+                    == serde_json::from_str::<serde_json::Value>(b.as_str()).ok()
+        }
+        _ => false,
+    }
+}

@@ -1,0 +1,107 @@
+//! `/api/v1/steps`: one step with everything it recorded, its candidates page by page, and the
+//! cross-pipeline question "every run where the filter step eliminated more than 90%".
+
+use super::{cacheable, ok, path};
+use crate::app::{App, Call};
+use crate::error::ApiError;
+use crate::http::Response;
+use crate::params::path_uuid;
+use serde::Serialize;
+use std::sync::Arc;
+use xray::model::{Status, StepRecord};
+use xray::store::{EvaluationQuery, EvaluationSort, StepQuery, MAX_PAGE_SIZE};
+
+/// `GET /steps`.
+pub async fn find(app: &Arc<App>, call: Call) -> Result<Response, ApiError> {
+    let p = &call.params;
+    let query = StepQuery {
+        kind: p.text("kind"),
+        name: p.text("name"),
+        execution_name: p.text("execution_name"),
+        min_elimination: p.ratio("min_elimination")?,
+        status: p.status("status")?,
+        since: p.time("since")?,
+        until: p.time("until")?,
+        limit: p.limit(MAX_PAGE_SIZE)?,
+        cursor: p.text("cursor"),
+    };
+    let page = app.blocking(move |s| s.find_steps(&query)).await?;
+    ok(&page)
+}
+
+#[derive(Serialize)]
+struct StepView {
+    #[serde(flatten)]
+    step: StepRecord,
+    duration_us: Option<i64>,
+    elimination: Option<f64>,
+    execution_name: Option<String>,
+}
+
+/// `GET /steps/{id}`: input, output, filters, selection, reasoning, metadata, logs, error,
+/// timing, and the summary of its evaluations (the rows themselves are paged separately).
+pub async fn get(app: &Arc<App>, call: Call) -> Result<Response, ApiError> {
+    let id = path_uuid(path(&call, 0), "step")?;
+    let step = app
+        .blocking(move |s| s.step(id))
+        .await?
+        .ok_or_else(|| ApiError::not_found("step", format!("no step {id}")))?;
+    let execution_id = step.execution_id;
+    let execution_name = app
+        .blocking(move |s| s.execution(execution_id))
+        .await?
+        .map(|e| e.execution.name);
+    let running = step.status == Status::Running;
+    let view = StepView {
+        duration_us: step.duration_us(),
+        elimination: step.elimination(),
+        execution_name,
+        step,
+    };
+    // The rows are under /evaluations; leave the empty list out rather than suggest "none".
+    let mut value = serde_json::to_value(&view)
+        .map_err(|e| ApiError::internal(format!("could not encode the step: {e}")))?;
+    if let Some(object) = value.as_object_mut() {
+        object.remove("evaluations");
+    }
+    if running {
+        ok(&value)
+    } else {
+        cacheable(&call, &value)
+    }
+}
+
+/// `GET /steps/{id}/evaluations`: "all products that failed the rating filter".
+pub async fn evaluations(app: &Arc<App>, call: Call) -> Result<Response, ApiError> {
+    let id = path_uuid(path(&call, 0), "step")?;
+    let p = &call.params;
+    let sort = match p.text("sort").as_deref() {
+        None | Some("recorded") => EvaluationSort::Recorded,
+        Some("score") | Some("-score") | Some("score_desc") => EvaluationSort::ScoreDesc,
+        Some("score_asc") | Some("+score") => EvaluationSort::ScoreAsc,
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "sort",
+                format!("expected recorded, score (highest first) or score_asc, got {other:?}"),
+            ))
+        }
+    };
+    let query = EvaluationQuery {
+        passed: p.bool("passed")?,
+        check: p.text("check"),
+        q: p.search("q")?,
+        sort,
+        limit: p.limit(MAX_PAGE_SIZE)?,
+        cursor: p.text("cursor"),
+    };
+    let first_page = query.cursor.is_none();
+    let page = app.blocking(move |s| s.evaluations(id, &query)).await?;
+    if page.items.is_empty() && first_page {
+        // An empty first page: a step with no matching rows, or no step at all.
+        let exists = app.blocking(move |s| s.step(id)).await?.is_some();
+        if !exists {
+            return Err(ApiError::not_found("step", format!("no step {id}")));
+        }
+    }
+    ok(&page)
+}
