@@ -278,3 +278,30 @@ pub fn step_id(server: &Server, execution: &str, name: &str) -> String {
         .unwrap_or_else(|| panic!("no step {name} in {execution}"))
         .to_owned()
 }
+
+/// Sends `target` verbatim as the request target (no client-side URL normalization, unlike
+/// ureq, which resolves `..` and `%2e%2e` before sending) and returns the status and body.
+pub fn raw_get(server: &Server, target: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(server.inner.local_addr()).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        stream,
+        "GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
