@@ -1,7 +1,7 @@
 //! One request, start to finish: the middleware in order, then the handler.
 //!
 //! [`App::handle`] is the whole server as a function from a request to a response; the accept
-//! loop in [`crate::server`] only feeds it. The order of the middleware is the one the
+//! loop ([`crate::Server`]) only feeds it. The order of the middleware is the one the
 //! [`middleware`](crate::middleware) table gives.
 
 use crate::api;
