@@ -221,3 +221,104 @@ async fn the_websocket_needs_the_token_when_one_is_set() {
     );
     assert_eq!(next(&mut socket).await["type"], "hello");
 }
+
+/// Steps with a large summary, so that a few thousand messages fill a socket's buffers.
+fn flood(path: &std::path::Path, steps: usize) -> String {
+    use xray::model::{CheckSummary, EvaluationSummary, Json, Record, Status, StepRecord};
+    use xray::store::Store;
+    let store = xray::store::SqliteStore::open(path).expect("open");
+    let execution = uuid::Uuid::now_v7();
+    let reasons: Vec<(String, u64)> = (0..20)
+        .map(|i| (format!("reason {i} {}", "x".repeat(60)), i))
+        .collect();
+    let mut last = String::new();
+    for chunk in 0..steps / 500 {
+        let batch: Vec<Record> = (0..500)
+            .map(|i| {
+                let id = uuid::Uuid::now_v7();
+                last = id.to_string();
+                Record::StepFinished(Box::new(StepRecord {
+                    id,
+                    execution_id: execution,
+                    parent_id: None,
+                    name: format!("flood_{chunk}_{i}"),
+                    kind: Some("filter".into()),
+                    started_at: 1,
+                    ended_at: Some(2),
+                    status: Status::Ok,
+                    error: None,
+                    input: None,
+                    output: None,
+                    filters: None,
+                    selection: vec![],
+                    reasoning: None,
+                    metadata: Json::from(serde_json::json!({})),
+                    candidates_in: Some(100),
+                    candidates_out: Some(1),
+                    summary: Some(EvaluationSummary {
+                        total: 100,
+                        passed: 1,
+                        failed: 99,
+                        kept: 100,
+                        sampled: false,
+                        capture: "all".into(),
+                        checks: vec![CheckSummary {
+                            name: "rating".into(),
+                            passed: 1,
+                            failed: 99,
+                            first_failed: 99,
+                            top_reasons: reasons.clone(),
+                        }],
+                    }),
+                    evaluations: vec![],
+                    logs: vec![],
+                    logs_dropped: 0,
+                }))
+            })
+            .collect();
+        store.write(&batch).expect("write");
+    }
+    last
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_is_dropped_without_slowing_the_others() {
+    let recorded = record(&[3.8]);
+    let server = serve(&recorded.path, |c| {
+        c.live_send_timeout = Duration::from_secs(2);
+        c.live_buffer = 64;
+    });
+    // The stalled client: completes the handshake, then never reads.
+    let stalled = connect(&server, "").await;
+    let mut reader = connect(&server, "").await;
+    assert_eq!(next(&mut reader).await["type"], "hello");
+    let health = || server.json("/api/v1/health")["websocket_clients"].as_i64();
+    assert_eq!(tokio::task::block_in_place(health), Some(2));
+
+    let path = recorded.path.clone();
+    let last = tokio::task::spawn_blocking(move || flood(&path, 10_000))
+        .await
+        .expect("flooded");
+    // The reader keeps up: it sees the last step, or is told it lagged past it (and reloads).
+    let seen = until(&mut reader, |m| {
+        m["step"]["id"].as_str() == Some(last.as_str()) || m["type"] == "lagged"
+    })
+    .await;
+    let end = seen.last().expect("a message");
+    if end["type"] == "lagged" {
+        assert!(end["skipped"].as_u64() > Some(0), "{end}");
+        assert!(end["seq"].as_u64() > Some(0), "{end}");
+    }
+    // ... and goes on reading, while the stalled client is disconnected by the server.
+    let draining = tokio::spawn(async move { while let Some(Ok(_)) = reader.next().await {} });
+    let start = std::time::Instant::now();
+    while tokio::task::block_in_place(health) != Some(1) {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the stalled client is still connected"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(stalled);
+    draining.abort();
+}
