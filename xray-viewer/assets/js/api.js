@@ -46,7 +46,24 @@ export function url(path, query = {}) {
   return u;
 }
 
-async function request(method, path, { query, body, signal } = {}) {
+// Requests in flight, on the root element (`data-requests`): a page is settled at 0.
+let inFlight = 0;
+document.documentElement.dataset.requests = '0';
+function track(delta) {
+  inFlight += delta;
+  document.documentElement.dataset.requests = String(inFlight);
+}
+
+async function request(method, path, options = {}) {
+  track(1);
+  try {
+    return await send(method, path, options);
+  } finally {
+    track(-1);
+  }
+}
+
+async function send(method, path, { query, body, signal } = {}) {
   const headers = { Accept: 'application/json' };
   if (token) headers.Authorization = `Bearer ${token}`;
   if (body !== undefined) headers['Content-Type'] = 'application/json';

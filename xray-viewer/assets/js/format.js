@@ -79,3 +79,10 @@ export function brief(value, max = 80) {
   if (text === undefined) text = String(value);
   return text.length > max ? `${text.slice(0, max - 1)}…` : text;
 }
+
+/** The most frequent reasons, at most `max`, with "(other reasons)" (the overflow bucket) last. */
+export function topReasons(list, max = 3) {
+  const named = list.filter(([r]) => r !== '(other reasons)');
+  const other = list.filter(([r]) => r === '(other reasons)');
+  return [...named.slice(0, max), ...other].slice(0, max + 1);
+}

@@ -55,12 +55,15 @@ export async function render() {
     outlet,
   };
   outlet.replaceChildren();
+  delete outlet.dataset.ready;
+  outlet.dataset.view = found.view.title || '';
   document.title = `${found.view.title || 'X-Ray'} · X-Ray`;
   try {
     current.cleanup = await found.view.render(ctx);
   } catch (e) {
     if (e.name !== 'AbortError') throw e;
   }
+  if (!controller.signal.aborted) outlet.dataset.ready = '1';
   afterRender.forEach((fn) => fn(location.pathname));
 }
 

@@ -2,7 +2,7 @@
 // attributed to the check that rejected each candidate first.
 
 import { h } from '../dom.js';
-import { n, pct } from '../format.js';
+import { n, pct, topReasons } from '../format.js';
 
 /** A bar whose filled share is `value / max` (width set from script: CSP allows it). */
 export function bar(value, max, className = '') {
@@ -43,7 +43,7 @@ export function funnel(rows) {
           h('a', { href: `/steps/${r.step_id}?verdict=failed&check=${encodeURIComponent(l.check)}`, class: 'lost-check',
             title: 'Candidates this check rejected first; open them' },
           h('span', { class: 'lost-name' }, l.check), ': ', h('strong', {}, n(l.eliminated))),
-          l.top_reasons.length ? h('span', { class: 'lost-reasons' },
-            l.top_reasons.map(([reason, count]) => h('span', { class: 'reason' }, reason, h('span', { class: 'muted' }, ` ×${n(count)}`)))) : null))) : null);
+          topReasons(l.top_reasons).length ? h('span', { class: 'lost-reasons' },
+            topReasons(l.top_reasons).map(([reason, count]) => h('span', { class: 'reason' }, reason, h('span', { class: 'muted' }, ` ×${n(count)}`)))) : null))) : null);
   }));
 }

@@ -13,7 +13,8 @@ const LARGE_PAGE = 1000;
 
 export class VirtualTable {
   /**
-   * `columns`: [{ title, width (a CSS grid track), render(row, index) → node|string, className }].
+   * `columns`: [{ title, min (rem), grow (share of the spare width, 0 = fixed), render(row, index) →
+   * node|string, className }]. Every row gets the same tracks whatever its content.
    * `load(cursor, limit)` → Promise<{ items, next_cursor }>. `total`: the row count if known.
    * `onSelect(row, index)`: a row was chosen (click or Enter). `label`: the table's name.
    */
@@ -26,7 +27,9 @@ export class VirtualTable {
     this.selected = -1;
     this.frame = 0;
     this.element = h('div', { class: 'vt', role: 'table', 'aria-label': label });
-    this.element.style.setProperty('--vt-cols', columns.map((c) => c.width || 'minmax(6rem, 1fr)').join(' '));
+    const track = (c) => (c.grow ? `minmax(${c.min || 6}rem, ${c.grow}fr)` : `${c.min || 6}rem`);
+    this.element.style.setProperty('--vt-cols', columns.map(track).join(' '));
+    this.element.style.setProperty('--vt-min-width', `${columns.reduce((sum, c) => sum + (c.min || 6), 0)}rem`);
     this.element.style.setProperty('--vt-row', `${rowHeight}px`);
     this.head = h('div', { class: 'vt-row vt-head', role: 'row' },
       columns.map((c) => h('div', { class: ['vt-cell', c.className], role: 'columnheader' }, c.title)));

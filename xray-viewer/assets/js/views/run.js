@@ -64,7 +64,8 @@ export default {
     let selected = -1;
     const head = h('div', {});
     const body = h('div', {});
-    replace(outlet, h('nav', { class: 'crumbs', 'aria-label': 'Breadcrumb' }, h('a', { href: '/' }, 'Runs'), ' / ', h('span', {}, 'Run')),
+    const crumb = h('span', { 'aria-current': 'page' }, 'Run');
+    replace(outlet, h('nav', { class: 'crumbs', 'aria-label': 'Breadcrumb' }, h('a', { href: '/' }, 'Runs'), ' / ', crumb),
       head, body);
     body.append(h('p', { class: 'muted' }, 'Loading the run…'));
 
@@ -120,6 +121,7 @@ export default {
       try {
         run = await api.execution(id, { signal });
         document.title = `${run.name} · X-Ray`;
+        crumb.textContent = `${run.name} ${run.id.slice(-8)}`;
         draw();
       } catch (e) {
         if (e.name === 'AbortError') return;

@@ -3,7 +3,7 @@
 
 import { api } from '../api.js';
 import { h, replace, statusBadge, kindBadge, notice, section, collapsible, field, options, debounce } from '../dom.js';
-import { n, pct, duration, time, num, brief } from '../format.js';
+import { n, pct, duration, time, num, brief, topReasons } from '../format.js';
 import { jsonTree } from '../components/json-tree.js';
 import { VirtualTable } from '../components/virtual-table.js';
 import { bar } from '../components/funnel.js';
@@ -51,7 +51,7 @@ function verdictCell(row) {
 function detail(row) {
   const checks = h('table', { class: 'data compact' },
     h('thead', {}, h('tr', {}, ['Check', 'Verdict', 'Reason', 'Observed', 'Rule'].map((t) => h('th', { scope: 'col' }, t)))),
-    h('tbody', {}, row.checks.map((c) => h('tr', { class: c.passed ? '' : 'row-fail' },
+    h('tbody', {}, (row.checks || []).map((c) => h('tr', { class: c.passed ? '' : 'row-fail' },
       h('th', { scope: 'row' }, c.name),
       h('td', {}, h('span', { class: ['badge', c.passed ? 'pass' : 'fail'] }, c.passed ? 'passed' : 'failed')),
       h('td', {}, c.reason || h('span', { class: 'muted' }, '—')),
@@ -60,9 +60,9 @@ function detail(row) {
   return h('div', { class: 'candidate-detail' },
     h('h3', {}, h('a', { href: `/candidates?id=${encodeURIComponent(row.candidate_id)}` }, row.candidate_id), ' ',
       row.label ? h('span', { class: 'muted' }, row.label) : null, ' ', verdictCell(row)),
-    row.checks.length ? checks : h('p', { class: 'muted' }, 'No checks were recorded for this candidate.'),
+    (row.checks || []).length ? checks : h('p', { class: 'muted' }, 'No checks were recorded for this candidate.'),
     row.score != null ? h('p', {}, 'Score: ', h('strong', {}, num(row.score, 4))) : null,
-    row.metrics.length ? h('p', {}, 'Metrics: ', row.metrics.map(([k, v]) => h('span', { class: 'metric' }, `${k} ${num(v, 4)}`))) : null,
+    (row.metrics || []).length ? h('p', {}, 'Metrics: ', row.metrics.map(([k, v]) => h('span', { class: 'metric' }, `${k} ${num(v, 4)}`))) : null,
     row.snapshot !== undefined && row.snapshot !== null ? h('div', {}, h('h4', {}, 'Snapshot'), jsonTree(row.snapshot, { label: 'Candidate snapshot' })) : null,
     h('p', {}, h('a', { href: `/candidates?id=${encodeURIComponent(row.candidate_id)}` }, 'Follow this candidate through every run →')));
 }
@@ -131,7 +131,7 @@ export default {
           h('td', { class: 'num' }, n(c.passed)),
           h('td', { class: 'num' }, c.failed ? show : '0', ' ', bar(c.failed, maxFailed, 'fail-bar')),
           h('td', { class: 'num' }, n(c.first_failed)),
-          h('td', { class: 'reasons' }, c.top_reasons.slice(0, 3).map(([r, k]) => h('span', { class: 'reason' }, r, h('span', { class: 'muted' }, ` ×${n(k)}`)))));
+          h('td', { class: 'reasons' }, topReasons(c.top_reasons).map(([r, k]) => h('span', { class: 'reason' }, r, h('span', { class: 'muted' }, ` ×${n(k)}`)))));
       });
       blocks.push(section('Checks',
         h('p', { class: 'muted' }, `${n(summary.total)} evaluations: ${n(summary.passed)} passed, ${n(summary.failed)} failed (exact counts).`),
@@ -187,16 +187,16 @@ export default {
           ? notice('info', `${n(summary.kept)} of ${n(summary.total)} evaluations were kept (capture ${summary.capture}).`)
           : null;
       const columns = [
-        { title: 'Candidate', width: 'minmax(14rem, 2.2fr)', render: (r) => h('span', { class: 'cand' },
+        { title: 'Candidate', min: 18, grow: 2, render: (r) => h('span', { class: 'cand' },
           h('a', { href: `/candidates?id=${encodeURIComponent(r.candidate_id)}`, class: 'mono cand-id' }, r.candidate_id),
           r.label ? h('span', { class: 'cand-label', title: r.label }, r.label) : null) },
-        { title: 'Verdict', width: '7.5rem', render: verdictCell },
+        { title: 'Verdict', min: 8.5, render: verdictCell },
         ...checkNames.map((name) => ({
-          title: name, width: 'minmax(8rem, 1.3fr)', className: 'col-check',
-          render: (r) => checkCell(r.checks.find((c) => c.name === name)),
+          title: name, min: 9, grow: 1.2, className: 'col-check',
+          render: (r) => checkCell((r.checks || []).find((c) => c.name === name)),
         })),
-        { title: 'Score', width: '5.5rem', className: 'num', render: (r) => (r.score == null ? h('span', { class: 'muted' }, '—') : num(r.score, 3)) },
-        { title: 'Metrics', width: 'minmax(8rem, 1fr)', render: (r) => r.metrics.map(([k, v]) => `${k} ${num(v, 3)}`).join(', ') },
+        { title: 'Score', min: 5.5, className: 'num', render: (r) => (r.score == null ? h('span', { class: 'muted' }, '—') : num(r.score, 3)) },
+        { title: 'Metrics', min: 8, grow: 0.8, render: (r) => (r.metrics || []).map(([k, v]) => `${k} ${num(v, 3)}`).join(', ') },
       ];
       detailPane = h('div', { class: 'detail-pane', 'aria-live': 'polite' }, h('p', { class: 'muted' }, 'Select a row to see every check with its observed value and rule.'));
       const loader = () => (cursor, limit) => api.evaluations(id, {
