@@ -455,6 +455,16 @@ fn every_view_loads_without_console_errors_or_failed_requests() {
         ("view-not-found", "/no/such/view".to_owned()),
     ];
     let page = Page::launch();
+    // The detector itself: a failed request and a console error are reported.
+    page.goto(&format!("{url}/"));
+    page.run("fetch('/api/v1/no-such-route').catch(() => {}); console.error('canary');");
+    page.wait_for_problems(2);
+    let canaries = page.problems();
+    assert!(
+        canaries.iter().any(|p| p.contains("HTTP 404")) && canaries.iter().any(|p| p.contains("canary")),
+        "the problem detector works: {canaries:?}"
+    );
+    page.clear_problems();
     for (name, path) in &views {
         page.goto(&format!("{url}{path}"));
         page.wait(

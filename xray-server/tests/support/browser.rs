@@ -6,7 +6,7 @@
 //! for [`Page::problems`].
 
 use headless_chrome::protocol::cdp::types::Event;
-use headless_chrome::protocol::cdp::{Network, Page as CdpPage, Runtime};
+use headless_chrome::protocol::cdp::{Emulation, Network, Page as CdpPage, Runtime};
 use headless_chrome::{Browser, LaunchOptions, Tab};
 use serde_json::Value;
 use std::ffi::OsStr;
@@ -70,6 +70,24 @@ impl Page {
         let browser = Browser::new(options).expect("Chromium starts (see chromium_path)");
         let tab = browser.new_tab().expect("a tab");
         tab.set_default_timeout(TIMEOUT);
+        // The viewport itself 1280×800 (the window size includes the browser's frame).
+        tab.call_method(Emulation::SetDeviceMetricsOverride {
+            width: 1280,
+            height: 800,
+            device_scale_factor: 1.0,
+            mobile: false,
+            scale: None,
+            screen_width: None,
+            screen_height: None,
+            position_x: None,
+            position_y: None,
+            dont_set_visible_size: None,
+            screen_orientation: None,
+            viewport: None,
+            display_feature: None,
+            device_posture: None,
+        })
+        .expect("a 1280×800 viewport");
         tab.call_method(CdpPage::SetLifecycleEventsEnabled { enabled: true })
             .ok();
         tab.call_method(Network::Enable {
@@ -279,6 +297,26 @@ impl Page {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// Waits until at least `n` problems were reported.
+    pub fn wait_for_problems(&self, n: usize) {
+        let started = Instant::now();
+        while self.problems().len() < n {
+            assert!(
+                started.elapsed() < TIMEOUT,
+                "expected {n} problems, got {:?}",
+                self.problems()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Forgets the problems reported so far.
+    pub fn clear_problems(&self) {
+        if let Ok(mut p) = self.problems.lock() {
+            p.clear();
+        }
     }
 
     /// Everything the page reported as a problem so far.

@@ -47,7 +47,10 @@ showConnection(live.state);
 onRender((path) => {
   for (const a of document.querySelectorAll('.top nav a')) {
     const base = a.getAttribute('href');
-    const here = base === '/' ? path === '/' || path.startsWith('/runs') : path.startsWith(base);
+    // A run and its steps belong to Runs; the Steps tab is the cross-run query.
+    const here = base === '/'
+      ? path === '/' || path.startsWith('/runs') || path.startsWith('/steps/')
+      : base === '/steps' ? path === '/steps' || path === '/steps/' : path.startsWith(base);
     if (here) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
   }

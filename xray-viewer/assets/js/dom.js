@@ -1,4 +1,4 @@
-// Small DOM helpers: build elements without innerHTML (no injection, no inline styles).
+// Small DOM helpers: elements built node by node (no HTML strings, so no injection; no inline styles).
 
 /**
  * Creates an element. `attrs` keys: `class`, `text`, `on<event>` (listener), `dataset`,

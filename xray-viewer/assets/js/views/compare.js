@@ -111,7 +111,7 @@ export default {
         !p.b ? h('span', { class: 'diff-badge' }, 'only in A') : null,
         p.input_differs ? h('span', { class: 'diff-badge' }, 'input differs') : null,
         p.output_differs ? h('span', { class: 'diff-badge' }, 'output differs') : null,
-        p.verdict_changes.length ? h('span', { class: 'diff-badge diff-verdicts' }, `${n(p.verdict_changes.length)}${p.truncated ? '+' : ''} verdicts changed`) : null,
+        p.verdict_changes.length ? h('span', { class: 'diff-badge diff-verdicts' }, `${n(p.verdict_changes.length)}${p.truncated ? '+' : ''} ${p.verdict_changes.length === 1 ? 'verdict' : 'verdicts'} changed`) : null,
       ].filter(Boolean);
       return h('tr', { class: diffs.length ? 'row-differs' : '' },
         h('th', { scope: 'row' }, p.name, p.occurrence ? h('span', { class: 'muted' }, ` #${p.occurrence + 1}`) : null),

@@ -131,17 +131,17 @@ export default {
           h('td', { class: 'num' }, n(c.passed)),
           h('td', { class: 'num' }, c.failed ? show : '0', ' ', bar(c.failed, maxFailed, 'fail-bar')),
           h('td', { class: 'num' }, n(c.first_failed)),
-          h('td', { class: 'reasons' }, topReasons(c.top_reasons).map(([r, k]) => h('span', { class: 'reason' }, r, h('span', { class: 'muted' }, ` ×${n(k)}`)))));
+          h('td', {}, h('span', { class: 'reasons' }, topReasons(c.top_reasons).map(([r, k]) => h('span', { class: 'reason' }, r, h('span', { class: 'muted' }, ` ×${n(k)}`))))));
       });
-      blocks.push(section('Checks',
+      if (summary.checks.length) blocks.push(section('Checks',
         h('p', { class: 'muted' }, `${n(summary.total)} evaluations: ${n(summary.passed)} passed, ${n(summary.failed)} failed (exact counts).`),
-        summary.checks.length ? h('div', { class: 'table-wrap' }, h('table', { class: 'data checks-table' },
+        h('div', { class: 'table-wrap' }, h('table', { class: 'data checks-table' },
           h('thead', {}, h('tr', {},
             h('th', { scope: 'col' }, 'Check'), h('th', { scope: 'col', class: 'num' }, 'Passed'),
             h('th', { scope: 'col', class: 'num' }, 'Failed'),
             h('th', { scope: 'col', class: 'num', title: 'Candidates for which this was the first failed check: the loss attributed to it' }, 'Eliminated first'),
             h('th', { scope: 'col' }, 'Most frequent reasons'))),
-          h('tbody', {}, checkRows))) : null));
+          h('tbody', {}, checkRows)))));
       blocks.push(candidatesSection);
     }
 

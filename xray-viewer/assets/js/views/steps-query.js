@@ -3,7 +3,7 @@
 
 import { api } from '../api.js';
 import { h, replace, notice, field, options, statusBadge, kindBadge } from '../dom.js';
-import { n, pct, duration, time, toLocalInput, fromLocalInput } from '../format.js';
+import { n, pct, duration, time, toLocalInput, fromLocalInput, shortId } from '../format.js';
 import { bar } from '../components/funnel.js';
 import { setQuery } from '../router.js';
 
@@ -32,7 +32,7 @@ export default {
     const until = h('input', { type: 'datetime-local', name: 'until', value: toLocalInput(f.until) });
     const form = h('form', { class: 'filters', role: 'search', 'aria-label': 'Find steps' },
       field('Kind', kind), kinds, field('Step name', name), field('Pipeline', pipeline),
-      field('Eliminated at least (%)', minElim), field('Status', status),
+      field('Min. eliminated %', minElim), field('Status', status),
       field('Started after', since), field('Started before', until),
       h('button', { type: 'submit', class: 'primary' }, 'Find steps'));
     const tbody = h('tbody', {});
@@ -50,7 +50,7 @@ export default {
     let shown = 0;
     const row = (s) => h('tr', { dataset: { step: s.id } },
       h('td', {}, h('a', { href: `/steps/${s.id}` }, s.name), ' ', kindBadge(s.kind)),
-      h('td', {}, h('a', { href: `/runs/${s.execution_id}` }, s.execution_name)),
+      h('td', {}, h('a', { href: `/runs/${s.execution_id}` }, s.execution_name), ' ', h('span', { class: 'id muted', title: s.execution_id }, shortId(s.execution_id))),
       h('td', {}, statusBadge(s.status)),
       h('td', {}, time(s.started_at)),
       h('td', { class: 'num' }, s.ended_at != null ? duration(s.ended_at - s.started_at) : '—'),
