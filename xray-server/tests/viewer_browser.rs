@@ -74,7 +74,11 @@ fn runs_list_filters_and_opens_a_run() {
         ),
         "only the failing run",
     );
-    assert!(page.eval("location.search").as_str().unwrap_or("").contains("status=error"));
+    assert!(page
+        .eval("location.search")
+        .as_str()
+        .unwrap_or("")
+        .contains("status=error"));
 
     // Tag filter (typed), then the deep link reopens the same list.
     page.set_value("select[name=status]", "");
@@ -89,12 +93,18 @@ fn runs_list_filters_and_opens_a_run() {
         &format!("{RUN_ROWS}.length === 1 && {RUN_ROWS}[0].dataset.id === {creative}"),
         "the deep link filters again",
     );
-    assert_eq!(page.eval("document.querySelector('input[name=tag]').value"), "creative");
+    assert_eq!(
+        page.eval("document.querySelector('input[name=tag]').value"),
+        "creative"
+    );
 
     // Free text: a step name finds every competitor-selection run.
     page.goto(&format!("{url}/"));
     page.set_value("input[name=q]", "relevance_check");
-    page.wait(&format!("{RUN_ROWS}.length === 3"), "three runs with that step");
+    page.wait(
+        &format!("{RUN_ROWS}.length === 3"),
+        "three runs with that step",
+    );
 
     // Open the creative run: its steps, and the funnel's loss attributed to checks.
     page.click(&format!("tr[data-id='{}'] a.run-link", m.creative));
@@ -127,8 +137,34 @@ fn runs_list_filters_and_opens_a_run() {
         "the funnel attributes the loss to rating: {funnel}"
     );
     assert!(page.text("h1").contains("ok"));
-    assert!(page.text(".annotations textarea").is_empty() || page.eval("document.querySelector('.annotations textarea').value").as_str().unwrap_or("").contains("phone case"));
+    let tags = page.texts(".page-head .tag");
+    assert_eq!(tags, ["demo", "creative"], "the run's tags");
+    let notes = page.eval("document.querySelector('.annotations textarea').value");
+    assert!(
+        notes.as_str().unwrap_or("").contains("phone case"),
+        "the run's notes: {notes}"
+    );
     page.screenshot("run");
+
+    // Tags are editable: a new tag is saved through the API and shown.
+    page.set_value(".annotations input", "demo, creative, reviewed");
+    page.click(".annotations button[type=submit]");
+    page.wait(
+        "document.querySelector('.save-status')?.innerText === 'Saved.'",
+        "the tags saved",
+    );
+    page.wait(
+        "[...document.querySelectorAll('.page-head .tag')].map((t) => t.innerText).join() === 'demo,creative,reviewed'",
+        "the new tag in the header",
+    );
+    let stored = m
+        .store
+        .execution(m.creative)
+        .expect("the run reads")
+        .expect("the run exists")
+        .execution
+        .tags;
+    assert_eq!(stored, ["demo", "creative", "reviewed"]);
 }
 
 #[test]
@@ -177,9 +213,15 @@ fn filter_step_candidates_failed_by_rating_then_a_candidates_lineage() {
         );
     }
     let search = page.eval("location.search");
-    assert!(search.as_str().unwrap_or("").contains("check=rating"), "deep link: {search}");
+    assert!(
+        search.as_str().unwrap_or("").contains("check=rating"),
+        "deep link: {search}"
+    );
     let status = page.text(".vt-status");
-    assert!(status.contains(&format!("of {}", thousands(expected))), "{status}");
+    assert!(
+        status.contains(&format!("of {}", thousands(expected))),
+        "{status}"
+    );
     page.screenshot("step");
 
     // A row's detail, then its lineage across every run.
@@ -223,8 +265,14 @@ fn compare_two_runs_shows_changed_verdicts_with_reasons() {
     page.goto(&format!("{url}/"));
     page.wait(&format!("{RUN_ROWS}.length === 4"), "the runs");
     page.click(&format!("tr[data-id='{}'] input[type=checkbox]", m.normal));
-    page.click(&format!("tr[data-id='{}'] input[type=checkbox]", m.creative));
-    page.wait("!document.querySelector('.page-actions button.primary').disabled", "compare enabled");
+    page.click(&format!(
+        "tr[data-id='{}'] input[type=checkbox]",
+        m.creative
+    ));
+    page.wait(
+        "!document.querySelector('.page-actions button.primary').disabled",
+        "compare enabled",
+    );
     page.click(".page-actions button.primary");
     page.wait(
         &format!(
@@ -243,14 +291,20 @@ fn compare_two_runs_shows_changed_verdicts_with_reasons() {
                     && p.rating >= fixture::MIN_RATING
             })
             .collect();
-    assert!(!changed.is_empty(), "the fixture has phone cases that got through");
+    assert!(
+        !changed.is_empty(),
+        "the fixture has phone cases that got through"
+    );
     let row = page.wait(
         "[...document.querySelectorAll('.compare-table tbody tr')].find((r) => r.innerText.startsWith('apply_filters'))?.innerText",
         "the filter step paired",
     );
     let row = row.as_str().unwrap_or("");
     assert!(row.contains("input differs"), "{row}");
-    assert!(row.contains(&format!("{} verdicts changed", changed.len())), "{row}");
+    assert!(
+        row.contains(&format!("{} verdicts changed", changed.len())),
+        "{row}"
+    );
     let first = &changed[0];
     let change = page.wait(
         &format!(
@@ -261,7 +315,8 @@ fn compare_two_runs_shows_changed_verdicts_with_reasons() {
     );
     let change = change.as_str().unwrap_or("");
     assert!(
-        change.contains("category: Phone Cases not in [Laptop Stands]") && change.contains("passed"),
+        change.contains("category: Phone Cases not in [Laptop Stands]")
+            && change.contains("passed"),
         "the reasons on each side: {change}"
     );
     assert!(
@@ -296,7 +351,10 @@ fn a_run_still_recording_updates_live_and_the_connection_recovers() {
     let url = server.url();
     let page = Page::launch();
     page.goto(&format!("{url}/"));
-    page.wait("document.querySelector('#conn').dataset.state === 'live'", "the live connection");
+    page.wait(
+        "document.querySelector('#conn').dataset.state === 'live'",
+        "the live connection",
+    );
     page.wait(
         "document.querySelector('.list-status')?.innerText.startsWith('No runs recorded yet')",
         "an empty list",
@@ -388,7 +446,10 @@ fn a_100000_evaluation_step_scrolls_to_its_end() {
         "document.querySelector('.count-line')?.innerText === '100,000 candidates'",
         "the count of candidates",
     );
-    assert!(page.eval("document.querySelector('.candidates .notice-warn') === null") == true, "not a sample");
+    assert!(
+        page.eval("document.querySelector('.candidates .notice-warn') === null") == true,
+        "not a sample"
+    );
     let started = Instant::now();
     let last = page.wait_for(
         "(() => { const s = document.querySelector('.vt-scroll'); s.scrollTop = s.scrollHeight; \
@@ -448,9 +509,15 @@ fn every_view_loads_without_console_errors_or_failed_requests() {
         ("view-step-error", format!("/steps/{failed_step}")),
         ("view-candidate-search", "/candidates".to_owned()),
         ("view-candidate", "/candidates?id=B00005".to_owned()),
-        ("view-steps-query", "/steps?kind=filter&min_elimination=0.5".to_owned()),
+        (
+            "view-steps-query",
+            "/steps?kind=filter&min_elimination=0.5".to_owned(),
+        ),
         ("view-compare-pick", "/compare".to_owned()),
-        ("view-compare", format!("/compare?a={}&b={}", m.normal, m.creative)),
+        (
+            "view-compare",
+            format!("/compare?a={}&b={}", m.normal, m.creative),
+        ),
         ("view-analytics", "/analytics".to_owned()),
         ("view-not-found", "/no/such/view".to_owned()),
     ];
@@ -461,7 +528,8 @@ fn every_view_loads_without_console_errors_or_failed_requests() {
     page.wait_for_problems(2);
     let canaries = page.problems();
     assert!(
-        canaries.iter().any(|p| p.contains("HTTP 404")) && canaries.iter().any(|p| p.contains("canary")),
+        canaries.iter().any(|p| p.contains("HTTP 404"))
+            && canaries.iter().any(|p| p.contains("canary")),
         "the problem detector works: {canaries:?}"
     );
     page.clear_problems();
@@ -477,20 +545,35 @@ fn every_view_loads_without_console_errors_or_failed_requests() {
     }
     // The help overlay, opened with `?`.
     page.goto(&format!("{url}/steps/{filter}"));
-    page.wait("document.querySelector('main').dataset.ready === '1'", "the step view");
+    page.wait(
+        "document.querySelector('main').dataset.ready === '1'",
+        "the step view",
+    );
     page.tab.press_key("?").expect("a key press");
-    page.wait("document.querySelector('#help').open", "the shortcuts overlay");
+    page.wait(
+        "document.querySelector('#help').open",
+        "the shortcuts overlay",
+    );
     assert!(page.text("#help").contains("Next step of this run"));
     page.screenshot("view-help");
     page.tab.press_key("Escape").expect("a key press");
-    page.wait("!document.querySelector('#help').open", "the overlay closed");
+    page.wait(
+        "!document.querySelector('#help').open",
+        "the overlay closed",
+    );
     // j: the next step of the run, by keyboard.
     page.tab.press_key("j").expect("a key press");
     let next = step_id(store, m.normal, "relevance_check");
-    page.wait(&format!("location.pathname === '/steps/{next}'"), "the next step");
+    page.wait(
+        &format!("location.pathname === '/steps/{next}'"),
+        "the next step",
+    );
 
     let problems = page.problems();
-    assert!(problems.is_empty(), "the views reported problems: {problems:#?}");
+    assert!(
+        problems.is_empty(),
+        "the views reported problems: {problems:#?}"
+    );
 }
 
 #[test]
@@ -506,7 +589,11 @@ fn the_runs_list_renders_within_a_second_on_100000_runs() {
         "the first render of the runs list",
     );
     let ms = ms.as_f64().expect("a time");
-    assert_eq!(page.eval(&format!("{RUN_ROWS}.length")), 50, "a first page of runs");
+    assert_eq!(
+        page.eval(&format!("{RUN_ROWS}.length")),
+        50,
+        "a first page of runs"
+    );
     println!("first render of the runs list on 100,000 runs: {ms:.0} ms after navigation start");
     assert!(ms <= 1_000.0, "first render took {ms:.0} ms");
     // Page weight: everything the viewer loaded but the API's answers.
@@ -538,7 +625,16 @@ fn a_server_with_a_token_prompts_for_it() {
     );
     page.set_value("#token input", "s3cret-token");
     page.click("#token button[type=submit]");
-    page.wait("!document.querySelector('#token').open", "the prompt closed");
-    page.wait(&format!("{RUN_ROWS}.length === 4"), "the runs, with the token");
-    page.wait("document.querySelector('#conn').dataset.state === 'live'", "live updates with the token");
+    page.wait(
+        "!document.querySelector('#token').open",
+        "the prompt closed",
+    );
+    page.wait(
+        &format!("{RUN_ROWS}.length === 4"),
+        "the runs, with the token",
+    );
+    page.wait(
+        "document.querySelector('#conn').dataset.state === 'live'",
+        "live updates with the token",
+    );
 }

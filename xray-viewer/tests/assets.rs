@@ -51,10 +51,16 @@ fn every_module_import_resolves_to_an_embedded_file() {
 fn the_page_has_no_inline_script_or_style() {
     let index = xray_viewer::asset("index.html").expect("an index");
     let html = std::str::from_utf8(index.bytes).expect("UTF-8");
-    assert!(!html.contains(" style="), "no inline style attribute (CSP style-src 'self')");
+    assert!(
+        !html.contains(" style="),
+        "no inline style attribute (CSP style-src 'self')"
+    );
     for tag in html.split("<script").skip(1) {
         let head = tag.split('>').next().unwrap_or("");
-        assert!(head.contains("src="), "no inline script (CSP script-src 'self')");
+        assert!(
+            head.contains("src="),
+            "no inline script (CSP script-src 'self')"
+        );
     }
     for asset in xray_viewer::assets().filter(|a| a.path.ends_with(".js")) {
         let text = std::str::from_utf8(asset.bytes).expect("UTF-8");

@@ -182,7 +182,10 @@ impl Page {
     pub fn goto(&self, url: &str) {
         self.tab.navigate_to(url).expect("navigation starts");
         self.tab.wait_until_navigated().expect("navigation ends");
-        self.wait("document.querySelector('#main') !== null", "the viewer's shell");
+        self.wait(
+            "document.querySelector('#main') !== null",
+            "the viewer's shell",
+        );
     }
 
     /// Evaluates `js` (an expression) and returns its value as JSON.
@@ -327,10 +330,17 @@ impl Page {
     /// Writes a 1280×800 PNG of the page to `<repo>/screenshots/<name>.png`.
     pub fn screenshot(&self, name: &str) {
         // Let fonts and layout settle (two frames).
-        self.eval("new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))");
+        self.eval(
+            "new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))",
+        );
         let png = self
             .tab
-            .capture_screenshot(CdpPage::CaptureScreenshotFormatOption::Png, None, None, true)
+            .capture_screenshot(
+                CdpPage::CaptureScreenshotFormatOption::Png,
+                None,
+                None,
+                true,
+            )
             .expect("a screenshot");
         let dir = screenshots_dir();
         std::fs::create_dir_all(&dir).expect("the screenshots folder");

@@ -137,7 +137,9 @@ fn find_competitor(
 #[xray::step(kind = "llm", metadata(model = "mock-llm-1"))]
 fn keyword_generation(seller: &Product, creative: bool) -> Vec<String> {
     if creative {
-        xray::reasoning("Added 'case': buyers of stands often also search for cases (creative mode).");
+        xray::reasoning(
+            "Added 'case': buyers of stands often also search for cases (creative mode).",
+        );
     } else {
         xray::reasoning("Keywords are the title's content words.");
     }
@@ -156,7 +158,9 @@ fn candidate_search(keywords: &[String], catalog: &[Product]) -> Vec<Product> {
 #[xray::step(kind = "filter", skip(candidates))]
 fn apply_filters(seller: &Product, candidates: Vec<Product>, allowed: &[String]) -> Vec<Product> {
     let (lo, hi) = (seller.price * 0.5, seller.price * 2.0);
-    xray::filters(&serde_json::json!({ "price": [lo, hi], "min_rating": MIN_RATING, "categories": allowed }));
+    xray::filters(
+        &serde_json::json!({ "price": [lo, hi], "min_rating": MIN_RATING, "categories": allowed }),
+    );
     candidates
         .into_iter()
         .filter(|c| {
@@ -183,7 +187,9 @@ fn relevance_check(candidates: Vec<Product>, fails: bool) -> Result<Vec<Product>
             xray::evaluate(&c.asin)
                 .label(&c.title)
                 .metric("confidence", if accessory { 0.93 } else { 0.81 })
-                .check("relevant", !accessory, || format!("judged an accessory: {}", c.title))
+                .check("relevant", !accessory, || {
+                    format!("judged an accessory: {}", c.title)
+                })
                 .passed()
         })
         .collect())
@@ -194,7 +200,8 @@ fn rank_and_select(seller: &Product, candidates: Vec<Product>) -> Option<String>
     let mut best: Option<(String, f64)> = None;
     for c in &candidates {
         let proximity = 1.0 - ((c.price - seller.price).abs() / seller.price).min(1.0);
-        let score = 0.5 * (f64::from(c.reviews) / 3_000.0) + 0.3 * (c.rating / 5.0) + 0.2 * proximity;
+        let score =
+            0.5 * (f64::from(c.reviews) / 3_000.0) + 0.3 * (c.rating / 5.0) + 0.2 * proximity;
         xray::evaluate(&c.asin)
             .label(&c.title)
             .score(score)
@@ -226,7 +233,7 @@ fn bulk_scoring() -> usize {
 fn prefilter() -> usize {
     (0..SAMPLED_TOTAL)
         .filter(|i| {
-            xray::evaluate(&format!("P{i:05}"))
+            xray::evaluate(format!("P{i:05}"))
                 .check_min("quality", (i % 10) as f64, 3.0)
                 .passed()
         })
@@ -238,8 +245,8 @@ fn score_all(_kept: usize) -> usize {
     let mut passed = 0;
     for i in 0..BULK {
         let score = ((i * 7_919) % 10_007) as f64 / 10_007.0;
-        if xray::evaluate(&format!("C{i:06}"))
-            .label(&format!("Bulk candidate {i}"))
+        if xray::evaluate(format!("C{i:06}"))
+            .label(format!("Bulk candidate {i}"))
             .score(score)
             .check_min("score", score, 0.2)
             .passed()
@@ -283,7 +290,10 @@ pub fn main() -> &'static Main {
                 let _ = find_competitor(&seller, &catalog, false, true);
                 bulk_scoring();
             });
-            assert!(guard.flush_timeout(Duration::from_secs(30)), "the recorder flushed");
+            assert!(
+                guard.flush_timeout(Duration::from_secs(30)),
+                "the recorder flushed"
+            );
         }
         let (server, store) = serve(&path, None);
         let runs = store
@@ -349,7 +359,11 @@ pub fn many_runs(name: &str, n: usize) -> PathBuf {
         batch.push(Record::ExecutionFinished(ExecutionEnd {
             id,
             completed_at: started_at + 1_000 + (i as i64 % 500) * 100,
-            status: if i % 50 == 0 { Status::Error } else { Status::Ok },
+            status: if i % 50 == 0 {
+                Status::Error
+            } else {
+                Status::Ok
+            },
             error: (i % 50 == 0).then(|| "upstream timeout".to_owned()),
             metadata: None,
             input: None,

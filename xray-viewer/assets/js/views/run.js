@@ -89,7 +89,8 @@ export default {
               run.counts.running ? ` (${n(run.counts.running)} running)` : '',
               run.counts.error ? h('span', { class: 'error-text' }, ` · ${n(run.counts.error)} failed`) : '',
               ` · ${n(run.counts.evaluations)} evaluations`,
-              run.service ? ` · ${run.service}${run.host ? `@${run.host}` : ''}` : '')),
+              run.service ? ` · ${run.service}${run.host ? `@${run.host}` : ''}` : ''),
+            run.tags.length ? h('p', { class: 'run-tags' }, run.tags.map((t) => h('a', { class: 'tag', href: `/?tag=${encodeURIComponent(t)}` }, t))) : null),
           h('div', { class: 'page-actions' },
             newer ? h('a', { href: `/runs/${newer}`, class: 'button', title: 'Newer run ([)' }, '← Newer') : null,
             older ? h('a', { href: `/runs/${older}`, class: 'button', title: 'Older run (])' }, 'Older →') : null,
@@ -141,7 +142,14 @@ export default {
     let pending = 0;
     const unsubscribe = live.subscribe((m) => {
       const about = m.execution ? m.execution.id : m.step ? m.step.execution_id : null;
-      if (about !== id || pending) return;
+      if (about !== id) return;
+      if (m.execution && run && run.status !== 'running' && m.execution.status !== 'running') {
+        // A finished run edited (tags, notes): the header only, so a form being used stays.
+        run = { ...run, ...m.execution };
+        header();
+        return;
+      }
+      if (pending) return;
       pending = setTimeout(() => {
         pending = 0;
         load();
