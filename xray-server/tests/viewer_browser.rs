@@ -569,6 +569,21 @@ fn every_view_loads_without_console_errors_or_failed_requests() {
         "the next step",
     );
 
+    // The dark theme follows the system.
+    page.color_scheme("dark");
+    let dark = page.eval("getComputedStyle(document.body).backgroundColor");
+    assert_eq!(
+        dark, "rgb(15, 18, 23)",
+        "a dark background when the system is dark"
+    );
+    page.screenshot("view-step-dark");
+    page.goto(&format!("{url}/runs/{}", m.creative));
+    page.wait(
+        "document.querySelectorAll('.waterfall .wf-row[data-step]').length === 5",
+        "the run",
+    );
+    page.screenshot("view-run-dark");
+
     let problems = page.problems();
     assert!(
         problems.is_empty(),

@@ -327,6 +327,19 @@ impl Page {
         self.problems.lock().map(|p| p.clone()).unwrap_or_default()
     }
 
+    /// Emulates the system's dark (or light) colour scheme.
+    pub fn color_scheme(&self, scheme: &str) {
+        self.tab
+            .call_method(Emulation::SetEmulatedMedia {
+                media: None,
+                features: Some(vec![Emulation::MediaFeature {
+                    name: "prefers-color-scheme".into(),
+                    value: scheme.into(),
+                }]),
+            })
+            .expect("an emulated colour scheme");
+    }
+
     /// Writes a 1280×800 PNG of the page to `<repo>/screenshots/<name>.png`.
     pub fn screenshot(&self, name: &str) {
         // Let fonts and layout settle (two frames).

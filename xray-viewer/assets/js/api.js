@@ -63,7 +63,7 @@ async function request(method, path, options = {}) {
   }
 }
 
-async function send(method, path, { query, body, signal } = {}) {
+async function send(method, path, { query, body, signal } = {}, attempt = 0) {
   const headers = { Accept: 'application/json' };
   if (token) headers.Authorization = `Bearer ${token}`;
   if (body !== undefined) headers['Content-Type'] = 'application/json';
@@ -78,6 +78,12 @@ async function send(method, path, { query, body, signal } = {}) {
   } catch (e) {
     if (e.name === 'AbortError') throw e;
     throw new ApiError(0, 'network', 'The server cannot be reached.', null);
+  }
+  if (res.status === 429 && attempt < 3) {
+    // Rate limited (a fast scroll through a large table): wait as told, then try again.
+    const wait = Math.min(Number(res.headers.get('Retry-After')) || 1, 5);
+    await new Promise((resolve) => setTimeout(resolve, wait * 1000));
+    return send(method, path, { query, body, signal }, attempt + 1);
   }
   if (res.status === 401) listeners.forEach((fn) => fn());
   if (!res.ok) {

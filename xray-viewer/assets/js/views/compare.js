@@ -61,7 +61,10 @@ async function picker(a, b, signal) {
   try {
     const page = await api.executions({ limit: 200 }, { signal });
     const runs = page.items;
-    for (const [select, chosen, fallback] of [[selectA, a, runs[1]], [selectB, b, runs[0]]]) {
+    // By default the newest run (B) and the one before it of the same pipeline (A).
+    const newest = runs.find((r) => r.id !== a) || runs[0];
+    const previous = newest && (runs.find((r) => r.id !== newest.id && r.name === newest.name) || runs.find((r) => r.id !== newest.id));
+    for (const [select, chosen, fallback] of [[selectA, a, previous], [selectB, b, newest]]) {
       select.append(h('option', { value: '' }, 'choose a run'));
       const want = chosen || (fallback && !(a && fallback.id === a) ? fallback.id : '');
       if (chosen && !runs.some((r) => r.id === chosen)) select.append(h('option', { value: chosen, selected: true }, chosen));
