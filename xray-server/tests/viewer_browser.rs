@@ -4,14 +4,14 @@
 //! Needs Debian's `chromium` (`apt-get install -y chromium chromium-driver`; `.ci/run` installs
 //! it): without it the tests fail and say so. Screenshots (1280×800) go to `<repo>/screenshots/`.
 
-mod support;
+mod viewer_support;
 
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-use support::browser::{js_str, Page};
-use support::fixture::{self, expected_rating_failures, main};
 use tracing_subscriber::prelude::*;
 use uuid::Uuid;
+use viewer_support::browser::{js_str, Page};
+use viewer_support::fixture::{self, expected_rating_failures, main};
 use xray::store::Store;
 
 /// The id of the step called `name` in run `run`.
