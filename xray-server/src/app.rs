@@ -1,7 +1,7 @@
 //! One request, start to finish: the middleware in order, then the handler.
 //!
 //! [`App::handle`] is the whole server as a function from a request to a response; the accept
-//! loop in [`crate::server`] only feeds it. The order of the middleware is the one the
+//! loop ([`crate::Server`]) only feeds it. The order of the middleware is the one the
 //! [`middleware`](crate::middleware) table gives.
 
 use crate::api;
@@ -16,7 +16,7 @@ use crate::params::Params;
 use crate::routes::{self, Matched, RouteId};
 use crate::static_files;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::{HeaderName, HeaderValue, CONTENT_LENGTH, RETRY_AFTER};
 use hyper::{HeaderMap, Method, Request};
@@ -24,6 +24,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 use xray::store::Store;
+
+/// How much of an oversized body is read and discarded so the client can read the 413.
+const DRAIN_BYTES: usize = 32 * 1024 * 1024;
+/// How long an oversized body is drained at most.
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Everything a request may need, shared by all connections.
 pub struct App {
@@ -209,6 +214,9 @@ impl App {
         Ok((response, route))
     }
 
+    /// Reads the body up to the cap. Past the cap it keeps reading and discarding (up to
+    /// [`DRAIN_BYTES`] more, within [`DRAIN_TIME`]) so the client, still sending, can read the
+    /// 413 instead of a reset connection.
     async fn read_body(&self, request: Request<Incoming>) -> Result<Bytes, ApiError> {
         let cap = self.config.max_body_bytes;
         let declared = request
@@ -216,16 +224,33 @@ impl App {
             .get(CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > cap as u64) {
+        let mut body = request.into_body();
+        if declared.is_some_and(|n| n > (cap + DRAIN_BYTES) as u64) {
             return Err(ApiError::too_large(cap));
         }
-        match Limited::new(request.into_body(), cap).collect().await {
-            Ok(collected) => Ok(collected.to_bytes()),
-            Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::too_large(cap)),
-            Err(e) => Err(ApiError::invalid_body(
-                None,
-                format!("the body could not be read: {e}"),
-            )),
+        let mut kept = Vec::new();
+        let mut seen = 0usize;
+        let drained = tokio::time::timeout(DRAIN_TIME, async {
+            while let Some(frame) = body.frame().await {
+                let frame = frame.map_err(|e| {
+                    ApiError::invalid_body(None, format!("the body could not be read: {e}"))
+                })?;
+                if let Some(data) = frame.data_ref() {
+                    seen += data.len();
+                    if seen <= cap {
+                        kept.extend_from_slice(data);
+                    } else if seen > cap + DRAIN_BYTES {
+                        break;
+                    }
+                }
+            }
+            Ok::<(), ApiError>(())
+        })
+        .await;
+        match drained {
+            Ok(Ok(())) if seen <= cap => Ok(Bytes::from(kept)),
+            Ok(Err(e)) => Err(e),
+            _ => Err(ApiError::too_large(cap)),
         }
     }
 

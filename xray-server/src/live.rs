@@ -14,11 +14,16 @@
 //! | `type` | with | when |
 //! |---|---|---|
 //! | `hello` | `seq` | on connect: the position the stream starts after |
-//! | `execution_started` / `execution_finished` | `seq`, `execution` (as in the runs list) | a run was written (started, or ended or edited) |
+//! | `execution_started` | `seq`, `execution` (as in the runs list) | a running execution was first seen |
+//! | `execution_updated` | `seq`, `execution` | a running execution changed (a step was added: its counts moved) |
+//! | `execution_finished` | `seq`, `execution` | an execution ended, or a finished one was edited (tags, notes) |
 //! | `step_started` / `step_finished` | `seq`, `step` (as in a run's step list) | a step was written |
 //! | `lagged` | `skipped`, `seq` | the client fell behind; reload what it shows, then carry on |
 //!
-//! A step that starts and ends between two polls arrives once, as `step_finished`.
+//! The tail follows rows, not events: each poll sees a row once, at its latest write. A step
+//! that starts and ends between two polls arrives once, as `step_finished`; and because an
+//! execution's row is rewritten (its counts) with every step, its message comes after the
+//! steps written in the same batch. Every message has a larger `seq` than the one before.
 //!
 //! ## Parameters and client messages
 //!
@@ -107,13 +112,37 @@ struct Lagged {
     seq: u64,
 }
 
+/// The running executions already announced with `execution_started`, so later writes to them
+/// (a step added, counts updated) go out as `execution_updated`. Bounded: when full it forgets
+/// everything, which at worst announces a long-running execution twice.
+#[derive(Default)]
+pub struct Announced(std::collections::HashSet<Uuid>);
+
+const MAX_ANNOUNCED: usize = 100_000;
+
+impl Announced {
+    fn first_time(&mut self, id: Uuid) -> bool {
+        if self.0.len() >= MAX_ANNOUNCED {
+            self.0.clear();
+        }
+        self.0.insert(id)
+    }
+}
+
 /// Renders a change as its message.
-pub fn render(change: &Change) -> LiveMessage {
+pub fn render(change: &Change, announced: &mut Announced) -> LiveMessage {
     let (kind, execution_id) = match change {
         Change::Execution { execution, .. } if execution.status == Status::Running => {
-            ("execution_started", execution.id)
+            if announced.first_time(execution.id) {
+                ("execution_started", execution.id)
+            } else {
+                ("execution_updated", execution.id)
+            }
         }
-        Change::Execution { execution, .. } => ("execution_finished", execution.id),
+        Change::Execution { execution, .. } => {
+            announced.0.remove(&execution.id);
+            ("execution_finished", execution.id)
+        }
         Change::Step { step, .. } if step.status == Status::Running => {
             ("step_started", step.execution_id)
         }
@@ -153,6 +182,7 @@ pub async fn tail(app: Arc<App>, mut stop: watch::Receiver<bool>) {
         }
     };
     app.live.latest.store(last, Ordering::Release);
+    let mut announced = Announced::default();
     loop {
         let after = last;
         let changes = match app
@@ -174,7 +204,7 @@ pub async fn tail(app: Arc<App>, mut stop: watch::Receiver<bool>) {
             last = change.seq();
             app.live.latest.store(last, Ordering::Release);
             // No receivers is not an error: nobody is watching.
-            let _ = app.live.tx.send(Arc::new(render(change)));
+            let _ = app.live.tx.send(Arc::new(render(change, &mut announced)));
         }
         if !full && wait_or_stop(&mut stop, app.config.live_poll).await {
             return;
@@ -303,6 +333,7 @@ async fn session<S>(
         seq: last_sent
     }));
     if since.is_some() {
+        let mut announced = Announced::default();
         loop {
             let after = last_sent;
             let Ok(changes) = app
@@ -314,7 +345,7 @@ async fn session<S>(
             let n = changes.len();
             for change in &changes {
                 last_sent = change.seq();
-                let message = render(change);
+                let message = render(change, &mut announced);
                 if filter.is_none_or(|f| f == message.execution_id) {
                     send!(message.text);
                 }

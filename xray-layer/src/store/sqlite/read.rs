@@ -496,18 +496,25 @@ pub(super) fn candidate_lineage(
         after = " WHERE (s.started_at < ?3 OR (s.started_at = ?3 AND (s.sid < ?4 OR (s.sid = ?4 AND e.idx > ?5))))".into();
         params.extend([int(c.key), int(sid), int(idx)]);
     }
+    // CROSS JOIN fixes the join order, which the planner got wrong twice (measured on 5,000
+    // runs: 60 ms instead of 0.1 ms per query):
+    // - the steps not indexed yet are few (written since the writer last caught up), so the
+    //   second branch starts from them (by `steps_seq`) and reads only their rows, instead of
+    //   scanning every evaluation for the candidate;
+    // - the few hits drive the outer query, instead of a walk over every step in `started_at`
+    //   order to avoid sorting.
     let sql = format!(
-        "WITH hits(step_sid, idx) AS (
+        "WITH hits(step_sid, idx) AS MATERIALIZED (
             SELECT step_sid, idx FROM candidate_index WHERE candidate_id = ?1
             UNION
-            SELECT e.step_sid, e.idx FROM steps s JOIN evaluations e ON e.step_sid = s.sid
+            SELECT e.step_sid, e.idx FROM steps s CROSS JOIN evaluations e ON e.step_sid = s.sid
             WHERE s.seq > ?2 AND e.candidate_id = ?1
          )
          SELECT x.id, x.name, x.started_at, s.id, s.name, s.kind, s.started_at, s.sid,
                 e.idx, e.label, e.passed, e.score, e.selected, e.checks
          FROM hits h
-         JOIN evaluations e ON e.step_sid = h.step_sid AND e.idx = h.idx
-         JOIN steps s ON s.sid = h.step_sid
+         CROSS JOIN steps s ON s.sid = h.step_sid
+         CROSS JOIN evaluations e ON e.step_sid = h.step_sid AND e.idx = h.idx
          JOIN executions x ON x.id = s.execution_id{after}
          ORDER BY s.started_at DESC, s.sid DESC, e.idx LIMIT {}",
         limit + 1

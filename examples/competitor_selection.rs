@@ -1,13 +1,17 @@
-//! Competitor selection, instrumented with X-Ray, recorded into `xray.db` (or `$XRAY_DB`).
+//! The demo: competitor selection, instrumented with X-Ray, recorded into `xray.db` (or
+//! `$XRAY_DB`), and the viewer serving it at <http://127.0.0.1:7777/> (or `$XRAY_ADDR`).
 //!
 //! For each seller product: an LLM-ish step generates keywords, a search returns thousands of
 //! candidates, filters judge each one with a specific reason, a judge removes accessories, and
 //! a ranker selects one. One run goes wrong on purpose (the "creative" keyword generator adds an
 //! off-topic keyword and the category check is too loose), and the end of the program asks the
 //! store the question a person would: *which step let a phone case through for a laptop stand?*
+//! Then it serves the API and the viewer over the same file, in the same process, and records a
+//! new run every few seconds so the viewer has something to show live. Ctrl-C stops it.
 //!
 //! ```sh
-//! cargo run -p xray-layer --example competitor_selection
+//! cargo run -p xray-examples --example competitor_selection            # record, then serve
+//! cargo run -p xray-examples --example competitor_selection -- --once  # record and exit
 //! ```
 
 use serde::Serialize;
@@ -188,6 +192,7 @@ fn rank_and_select(seller: &Product, candidates: Vec<Product>) -> Option<Product
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let once = std::env::args().any(|a| a == "--once");
     let (xray_layer, guard, store) = xray::layer().with_default_env().build_with_store()?;
     tracing_subscriber::registry()
         .with(fmt::layer().with_filter(
@@ -319,9 +324,42 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
     }
+    let db = std::env::var("XRAY_DB").unwrap_or_else(|_| xray::DEFAULT_DB_PATH.into());
+    println!("\nEverything above is in {db}.");
+    if once {
+        return Ok(());
+    }
+    serve(store, &sellers, &products)
+}
+
+/// Serves the viewer over the store the layer writes, and records a run every few seconds.
+fn serve(
+    store: std::sync::Arc<dyn xray::store::Store>,
+    sellers: &[Product],
+    products: &[Product],
+) -> Result<(), Box<dyn std::error::Error>> {
+    let addr: std::net::SocketAddr = std::env::var("XRAY_ADDR")
+        .unwrap_or_else(|_| xray_server::DEFAULT_ADDR.into())
+        .parse()?;
+    let config = |addr| xray_server::Config {
+        addr,
+        ..xray_server::Config::default()
+    };
+    let server = match xray_server::BackgroundServer::start(store.clone(), config(addr)) {
+        Ok(server) => server,
+        Err(e) => {
+            println!("{addr} is not free ({e}); serving on another port instead.");
+            xray_server::BackgroundServer::start(store, config(([127, 0, 0, 1], 0).into()))?
+        }
+    };
     println!(
-        "\nEverything above is in {}.",
-        std::env::var("XRAY_DB").unwrap_or_else(|_| xray::DEFAULT_DB_PATH.into())
+        "\nX-Ray viewer at {}/ — recording a new run every 5 s; Ctrl-C to stop.",
+        server.url()
     );
+    for round in 0.. {
+        std::thread::sleep(std::time::Duration::from_secs(5));
+        let seller = &sellers[round % sellers.len()];
+        find_competitor(seller, products, round % 7 == 3);
+    }
     Ok(())
 }

@@ -1,0 +1,418 @@
+//! How fast `xray-server` answers on a large database, and how late live messages are.
+//!
+//! A load program, not a criterion benchmark: criterion reports means, and the question here is
+//! the tail (p99) of real HTTP requests over loopback. It
+//!
+//! 1. generates (once, cached under `target/`) a database of 100,000 executions with 4 steps
+//!    each, 50 evaluations per filter step: 5,000,000 evaluations, 400,000 steps;
+//! 2. starts a real server on an ephemeral port and sends, one after another over a keep-alive
+//!    connection, 1,000 requests of each kind: the runs list (first page, a filtered page, a deep
+//!    page), a step's detail, a page of a step's evaluations (all, and failed-by-rating);
+//! 3. measures live latency: a second store commits a step, and the time until its
+//!    `step_finished` message arrives on a WebSocket is taken, 200 times.
+//!
+//! ```sh
+//! cargo bench -p xray-benches --bench server_latency
+//! XRAY_BENCH_EXECUTIONS=10000 cargo bench -p xray-benches --bench server_latency   # smaller
+//! ```
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+use xray::model::{
+    Check, Evaluation, ExecutionEnd, ExecutionStart, Json, Record, Selection, Status, StepRecord,
+};
+use xray::store::{SqliteStore, Store};
+use xray_server::{BackgroundServer, Config};
+
+const EVALUATIONS_PER_FILTER: usize = 50;
+const REQUESTS: usize = 1_000;
+const LIVE_SAMPLES: usize = 200;
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        // SplitMix64.
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn step(execution_id: Uuid, name: &str, kind: &str, at: i64) -> StepRecord {
+    StepRecord {
+        id: Uuid::now_v7(),
+        execution_id,
+        parent_id: None,
+        name: name.into(),
+        kind: Some(kind.into()),
+        started_at: at,
+        ended_at: Some(at + 1_000),
+        status: Status::Ok,
+        error: None,
+        input: Some(Json::from(
+            serde_json::json!({"title": "Aluminium laptop stand", "n": at % 97}),
+        )),
+        output: None,
+        filters: None,
+        selection: vec![],
+        reasoning: None,
+        metadata: Json::from(serde_json::json!({})),
+        candidates_in: None,
+        candidates_out: None,
+        summary: None,
+        evaluations: vec![],
+        logs: vec![],
+        logs_dropped: 0,
+    }
+}
+
+fn run_records(rng: &mut Rng, at: i64) -> (Vec<Record>, Uuid) {
+    let id = Uuid::now_v7();
+    let mut records = vec![Record::ExecutionStarted(ExecutionStart {
+        id,
+        name: [
+            "competitor_selection",
+            "listing_optimization",
+            "product_categorization",
+        ][rng.below(3) as usize]
+            .into(),
+        started_at: at,
+        tags: vec!["bench".into()],
+        metadata: Json::from(serde_json::json!({})),
+        service: Some("bench".into()),
+        host: None,
+        pid: None,
+    })];
+    records.push(Record::StepFinished(Box::new(step(
+        id,
+        "keyword_generation",
+        "llm",
+        at,
+    ))));
+    let mut search = step(id, "candidate_search", "search", at + 1_000);
+    search.candidates_out = Some(EVALUATIONS_PER_FILTER as u64);
+    records.push(Record::StepFinished(Box::new(search)));
+    let mut filter = step(id, "apply_filters", "filter", at + 2_000);
+    let min_rating = 3.0 + rng.below(15) as f64 / 10.0;
+    filter.evaluations = (0..EVALUATIONS_PER_FILTER)
+        .map(|_| {
+            let rating = 1.0 + rng.below(40) as f64 / 10.0;
+            let price = 5.0 + rng.below(10_000) as f64 / 100.0;
+            let price_ok = (15.0..=60.0).contains(&price);
+            let rating_ok = rating >= min_rating;
+            Evaluation {
+                candidate_id: format!("B{:07}", rng.below(1_000_000)),
+                label: Some(format!("Product {}", rng.below(100_000))),
+                passed: price_ok && rating_ok,
+                score: None,
+                selected: false,
+                checks: vec![
+                    Check {
+                        name: "price".into(),
+                        passed: price_ok,
+                        reason: (!price_ok).then(|| format!("${price:.2} outside $15.00–$60.00")),
+                        observed: Some(price.into()),
+                        threshold: None,
+                        op: Some("range".into()),
+                    },
+                    Check {
+                        name: "rating".into(),
+                        passed: rating_ok,
+                        reason: (!rating_ok).then(|| format!("{rating} < {min_rating} minimum")),
+                        observed: Some(rating.into()),
+                        threshold: Some(min_rating.into()),
+                        op: Some("min".into()),
+                    },
+                ],
+                metrics: vec![],
+                snapshot: None,
+            }
+        })
+        .collect();
+    let kept = filter.evaluations.iter().filter(|e| e.passed).count() as u64;
+    filter.candidates_in = Some(EVALUATIONS_PER_FILTER as u64);
+    filter.candidates_out = Some(kept);
+    let winner = filter
+        .evaluations
+        .iter()
+        .find(|e| e.passed)
+        .map(|e| e.candidate_id.clone());
+    records.push(Record::StepFinished(Box::new(filter)));
+    let mut rank = step(id, "rank_and_select", "rank", at + 3_000);
+    if let Some(w) = &winner {
+        rank.selection = vec![Selection {
+            candidate_id: w.clone(),
+            reason: "highest score".into(),
+        }];
+    }
+    records.push(Record::StepFinished(Box::new(rank)));
+    records.push(Record::ExecutionFinished(ExecutionEnd {
+        id,
+        completed_at: at + 4_000,
+        status: if rng.below(20) == 0 {
+            Status::Error
+        } else {
+            Status::Ok
+        },
+        error: None,
+        metadata: None,
+        input: None,
+        output: None,
+        dropped_records: 0,
+    }));
+    (records, id)
+}
+
+fn database(executions: usize) -> Result<PathBuf, Box<dyn std::error::Error>> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/xray-bench");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(format!("server-{executions}.db"));
+    if path.exists() {
+        return Ok(path);
+    }
+    let partial = dir.join(format!("server-{executions}.partial.db"));
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", partial.display()));
+    }
+    let started = Instant::now();
+    let store = SqliteStore::open(&partial)?;
+    let mut rng = Rng(42);
+    let base = xray::model::now_us() - (executions as i64) * 10_000;
+    let mut batch = Vec::new();
+    for i in 0..executions {
+        batch.extend(run_records(&mut rng, base + i as i64 * 10_000).0);
+        if batch.len() >= 1_200 {
+            store.write(&batch)?;
+            batch.clear();
+        }
+        if i % 10_000 == 0 && i > 0 {
+            eprintln!("  generated {i} executions ({:.0?})", started.elapsed());
+        }
+    }
+    store.write(&batch)?;
+    while store.index_candidates(1_000_000)? > 0 {}
+    drop(store);
+    std::fs::rename(&partial, &path)?;
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", partial.display()));
+    }
+    eprintln!(
+        "generated {executions} executions, {} evaluations in {:.1?}",
+        executions * EVALUATIONS_PER_FILTER,
+        started.elapsed()
+    );
+    Ok(path)
+}
+
+struct Latencies(Vec<Duration>);
+
+impl Latencies {
+    fn percentile(&mut self, p: f64) -> Duration {
+        self.0.sort();
+        let i = ((self.0.len() as f64 - 1.0) * p).round() as usize;
+        self.0[i]
+    }
+}
+
+fn measure(
+    agent: &ureq::Agent,
+    label: &str,
+    urls: &[String],
+) -> Result<(), Box<dyn std::error::Error>> {
+    // Warm up: the first requests fill SQLite's page cache.
+    for url in urls.iter().take(20) {
+        agent.get(url).call()?.into_string()?;
+    }
+    let mut times = Latencies(Vec::with_capacity(urls.len()));
+    for url in urls {
+        let t = Instant::now();
+        let body = agent.get(url).call()?.into_string()?;
+        times.0.push(t.elapsed());
+        std::hint::black_box(body);
+    }
+    let (p50, p99, max) = (
+        times.percentile(0.5),
+        times.percentile(0.99),
+        times.percentile(1.0),
+    );
+    println!(
+        "| {label} | {:.2} ms | {:.2} ms | {:.2} ms | {} |",
+        p50.as_secs_f64() * 1e3,
+        p99.as_secs_f64() * 1e3,
+        max.as_secs_f64() * 1e3,
+        if p99 <= Duration::from_millis(20) {
+            "met (≤ 20 ms)"
+        } else {
+            "missed (≤ 20 ms)"
+        }
+    );
+    Ok(())
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    if std::env::args().any(|a| a == "--list") {
+        return Ok(()); // `cargo bench -- --list` and `cargo test --benches` probe with this.
+    }
+    let executions: usize = std::env::var("XRAY_BENCH_EXECUTIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let path = database(executions)?;
+    let store = Arc::new(SqliteStore::open(&path)?);
+    let config = Config {
+        addr: "127.0.0.1:0".parse()?,
+        rate_limit_per_minute: 0,
+        ..Config::default()
+    };
+    let server = BackgroundServer::start(store.clone(), config)?;
+    let base = format!("{}/api/v1", server.url());
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(30))
+        .build();
+
+    // Ids to ask for, spread over the whole database.
+    let mut rng = Rng(7);
+    let mut cursor = None;
+    let mut deep_cursor = None;
+    let mut runs = Vec::new();
+    for page in 0..20 {
+        let mut url = format!("{base}/executions?limit=1000");
+        if let Some(c) = &cursor {
+            url.push_str(&format!("&cursor={c}"));
+        }
+        let body: serde_json::Value = agent.get(&url).call()?.into_json()?;
+        for e in body["items"].as_array().into_iter().flatten() {
+            runs.push(e["id"].as_str().unwrap_or_default().to_owned());
+        }
+        cursor = body["next_cursor"].as_str().map(String::from);
+        if page == 9 {
+            deep_cursor = cursor.clone();
+        }
+        if cursor.is_none() {
+            break;
+        }
+    }
+    let mut steps = Vec::new();
+    for _ in 0..REQUESTS {
+        let run = &runs[rng.below(runs.len() as u64) as usize];
+        let detail: serde_json::Value = agent
+            .get(&format!("{base}/executions/{run}"))
+            .call()?
+            .into_json()?;
+        if let Some(s) = detail["steps"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["name"] == "apply_filters"))
+        {
+            steps.push(s["id"].as_str().unwrap_or_default().to_owned());
+        }
+    }
+    println!(
+        "\n{executions} executions, {} evaluations, database {:.0} MB\n",
+        executions * EVALUATIONS_PER_FILTER,
+        std::fs::metadata(&path)?.len() as f64 / 1e6
+    );
+    println!("| request ({REQUESTS} each, sequential, keep-alive) | p50 | p99 | max | goal |");
+    println!("|---|---|---|---|---|");
+    let same = |url: String| vec![url; REQUESTS];
+    measure(
+        &agent,
+        "runs list, first page (50)",
+        &same(format!("{base}/executions")),
+    )?;
+    measure(
+        &agent,
+        "runs list, filtered (`name`, `status=error`)",
+        &same(format!(
+            "{base}/executions?name=listing_optimization&status=error"
+        )),
+    )?;
+    if let Some(c) = deep_cursor {
+        measure(
+            &agent,
+            "runs list, page 10,001–10,050 (cursor)",
+            &same(format!("{base}/executions?cursor={c}")),
+        )?;
+    }
+    let urls: Vec<String> = (0..REQUESTS)
+        .map(|i| format!("{base}/executions/{}", runs[(i * 7919) % runs.len()]))
+        .collect();
+    measure(&agent, "one run (step tree, funnel)", &urls)?;
+    let urls: Vec<String> = steps.iter().map(|s| format!("{base}/steps/{s}")).collect();
+    measure(&agent, "step detail", &urls)?;
+    let urls: Vec<String> = steps
+        .iter()
+        .map(|s| format!("{base}/steps/{s}/evaluations?limit=100"))
+        .collect();
+    measure(&agent, "evaluations page (100)", &urls)?;
+    let urls: Vec<String> = steps
+        .iter()
+        .map(|s| format!("{base}/steps/{s}/evaluations?passed=false&check=rating&limit=100"))
+        .collect();
+    measure(&agent, "evaluations failed by `rating`", &urls)?;
+    let urls: Vec<String> = (0..REQUESTS)
+        .map(|_| format!("{base}/candidates/B{:07}", rng.below(1_000_000)))
+        .collect();
+    measure(&agent, "candidate lineage", &urls)?;
+    let urls: Vec<String> = (0..REQUESTS)
+        .map(|i| {
+            let a = &runs[(i * 104_729) % runs.len()];
+            let b = &runs[(i * 7_919 + 1) % runs.len()];
+            format!("{base}/compare?a={a}&b={b}")
+        })
+        .collect();
+    measure(&agent, "compare two runs", &urls)?;
+    measure(
+        &agent,
+        "steps that eliminated > 90%",
+        &same(format!("{base}/steps?kind=filter&min_elimination=0.9")),
+    )?;
+
+    live_latency(&server, &path)?;
+    Ok(())
+}
+
+fn live_latency(
+    server: &BackgroundServer,
+    path: &std::path::Path,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use tungstenite::Message;
+    let writer = SqliteStore::open(path)?;
+    let url = format!("ws://{}/api/v1/live", server.local_addr());
+    let (mut socket, _) = tungstenite::connect(url.as_str())?;
+    let mut times = Latencies(Vec::new());
+    let mut rng = Rng(99);
+    for _ in 0..LIVE_SAMPLES {
+        let (records, _) = run_records(&mut rng, xray::model::now_us());
+        let Some(Record::StepFinished(step)) = records.get(1).cloned() else {
+            continue;
+        };
+        let wanted = step.id.to_string();
+        writer.write(&records[..2])?;
+        let committed = Instant::now();
+        loop {
+            match socket.read()? {
+                Message::Text(text) if text.as_str().contains(&wanted) => break,
+                _ => {}
+            }
+        }
+        times.0.push(committed.elapsed());
+        // Spread the commits over the poll interval, as a real writer's would be.
+        std::thread::sleep(Duration::from_millis(rng.below(50)));
+    }
+    let (p50, p99) = (times.percentile(0.5), times.percentile(0.99));
+    println!(
+        "\n| live: commit → `step_finished` on a WebSocket ({LIVE_SAMPLES} steps) | p50 {:.1} ms | p99 {:.1} ms | goal p50 ≤ 150 ms: {} |",
+        p50.as_secs_f64() * 1e3,
+        p99.as_secs_f64() * 1e3,
+        if p50 <= Duration::from_millis(150) { "met" } else { "missed" }
+    );
+    Ok(())
+}

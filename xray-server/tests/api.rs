@@ -1,0 +1,496 @@
+//! Every API v1 endpoint against a real server, over runs the real layer recorded into a real
+//! SQLite file. Expected values are computed from the catalog, not from X-Ray.
+
+mod support;
+
+use std::collections::BTreeSet;
+use support::*;
+
+/// Three runs with minimum ratings 3.5, 3.8 and 4.8 (listed newest first: 4.8, 3.8, 3.5).
+const MIN_RATINGS: [f64; 3] = [3.5, 3.8, 4.8];
+
+fn setup() -> (Recorded, Server, Vec<String>) {
+    let recorded = record(&MIN_RATINGS);
+    let server = serve(&recorded.path, |_| {});
+    let ids = execution_ids(&server);
+    assert_eq!(ids.len(), 3);
+    (recorded, server, ids)
+}
+
+fn items(value: &serde_json::Value) -> &Vec<serde_json::Value> {
+    value["items"].as_array().expect("items")
+}
+
+#[test]
+fn the_runs_list_filters_and_pages() {
+    let (_db, server, ids) = setup();
+    let first = server.json("/api/v1/executions?limit=2");
+    assert_eq!(items(&first).len(), 2);
+    assert_eq!(items(&first)[0]["id"], ids[0].as_str());
+    let cursor = first["next_cursor"].as_str().expect("a next page");
+    let second = server.json(&format!("/api/v1/executions?limit=2&cursor={cursor}"));
+    assert_eq!(items(&second).len(), 1);
+    assert_eq!(items(&second)[0]["id"], ids[2].as_str());
+    assert!(second["next_cursor"].is_null());
+
+    let count = |query: &str| items(&server.json(&format!("/api/v1/executions?{query}"))).len();
+    assert_eq!(count("name=competitor_selection"), 3);
+    assert_eq!(count("name=listing_optimization"), 0);
+    assert_eq!(count("status=ok"), 3);
+    assert_eq!(count("status=error"), 0);
+    assert_eq!(count("tag=test"), 3);
+    assert_eq!(count("tag=test&tag=missing"), 0);
+    assert_eq!(count("q=apply_filt"), 3, "a step's name is searched");
+    assert_eq!(
+        count(&format!("q={}", &ids[1][..18])),
+        1,
+        "the id is searched"
+    );
+    assert_eq!(count("min_steps=4&max_steps=4"), 3);
+    assert_eq!(count("min_steps=5"), 0);
+    assert_eq!(count("has_error=false"), 3);
+    assert_eq!(count("has_error=true"), 0);
+    assert_eq!(count("since=2999-01-01T00:00:00Z"), 0);
+    assert_eq!(count("until=2999-01-01T00:00:00Z"), 3);
+    let newest = server.json("/api/v1/executions?limit=1");
+    let run = &items(&newest)[0];
+    assert_eq!(run["step_count"], 4);
+    assert_eq!(run["candidates_in"], CATALOG_SIZE);
+}
+
+#[test]
+fn a_run_has_its_step_tree_counts_and_funnel() {
+    let (db, server, ids) = setup();
+    let run = server.json(&format!("/api/v1/executions/{}", ids[1]));
+    assert_eq!(run["status"], "ok");
+    assert_eq!(run["counts"]["steps"], 4);
+    assert_eq!(run["counts"]["ok"], 4);
+    let names: Vec<&str> = run["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| s["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "keyword_generation",
+            "candidate_search",
+            "apply_filters",
+            "rank_and_select"
+        ]
+    );
+    let kept = expected_kept(3.8).len() as u64;
+    let filter = run["funnel"]
+        .as_array()
+        .expect("funnel")
+        .iter()
+        .find(|f| f["name"] == "apply_filters")
+        .expect("the filter is in the funnel");
+    assert_eq!(filter["candidates_in"], CATALOG_SIZE);
+    assert_eq!(filter["candidates_out"], kept);
+    let lost: u64 = filter["lost_to"]
+        .as_array()
+        .expect("lost_to")
+        .iter()
+        .map(|l| l["eliminated"].as_u64().expect("count"))
+        .sum();
+    assert_eq!(
+        lost,
+        CATALOG_SIZE as u64 - kept,
+        "every eliminated candidate is attributed to one check"
+    );
+    let checks: BTreeSet<&str> = filter["lost_to"]
+        .as_array()
+        .expect("lost_to")
+        .iter()
+        .map(|l| l["check"].as_str().expect("check"))
+        .collect();
+    assert_eq!(checks, BTreeSet::from(["category", "price", "rating"]));
+    assert_eq!(
+        run["output"].as_str(),
+        db.selected[1].as_deref(),
+        "the run's output is its selection"
+    );
+}
+
+#[test]
+fn a_step_has_everything_it_recorded() {
+    let (db, server, ids) = setup();
+    let keywords = server.json(&format!(
+        "/api/v1/steps/{}",
+        step_id(&server, &ids[1], "keyword_generation")
+    ));
+    assert_eq!(keywords["kind"], "llm");
+    assert_eq!(keywords["input"]["title"], "Aluminium laptop stand");
+    assert_eq!(
+        keywords["output"],
+        serde_json::json!(["aluminium", "laptop", "stand"])
+    );
+    assert_eq!(keywords["metadata"]["model"], "mock-llm-1");
+    assert_eq!(keywords["reasoning"], "The title names the product type.");
+    assert_eq!(keywords["logs"][0]["message"], "generated keywords");
+    assert_eq!(keywords["execution_name"], "competitor_selection");
+    assert!(keywords["duration_us"].as_i64().expect("duration") >= 0);
+    assert!(keywords.get("evaluations").is_none());
+
+    let filter = server.json(&format!(
+        "/api/v1/steps/{}",
+        step_id(&server, &ids[1], "apply_filters")
+    ));
+    assert_eq!(filter["filters"]["min_rating"], 3.8);
+    let summary = &filter["summary"];
+    assert_eq!(summary["total"], CATALOG_SIZE);
+    assert_eq!(summary["sampled"], false);
+    let rating = summary["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .find(|c| c["name"] == "rating")
+        .expect("rating check");
+    assert_eq!(rating["failed"], expected_failed_rating(3.8));
+
+    let rank = server.json(&format!(
+        "/api/v1/steps/{}",
+        step_id(&server, &ids[1], "rank_and_select")
+    ));
+    assert_eq!(
+        rank["selection"][0]["candidate_id"].as_str(),
+        db.selected[1].as_deref()
+    );
+    assert!(rank["selection"][0]["reason"]
+        .as_str()
+        .expect("reason")
+        .starts_with("highest score"));
+}
+
+#[test]
+fn the_candidates_that_failed_the_rating_check_page_through() {
+    let (_db, server, ids) = setup();
+    let step = step_id(&server, &ids[1], "apply_filters");
+    let mut seen = 0;
+    let mut cursor = String::new();
+    loop {
+        let page = server.json(&format!(
+            "/api/v1/steps/{step}/evaluations?passed=false&check=rating&limit=300{cursor}"
+        ));
+        for e in items(&page) {
+            let rating = e["checks"]
+                .as_array()
+                .expect("checks")
+                .iter()
+                .find(|c| c["name"] == "rating")
+                .expect("a rating check");
+            assert_eq!(rating["passed"], false);
+            let reason = rating["reason"].as_str().expect("a reason");
+            assert!(reason.contains("< 3.8"), "specific reason: {reason}");
+            assert_eq!(e["passed"], false);
+            seen += 1;
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, expected_failed_rating(3.8));
+
+    let passed = server.json(&format!(
+        "/api/v1/steps/{step}/evaluations?passed=true&limit=1000"
+    ));
+    let passed: BTreeSet<String> = items(&passed)
+        .iter()
+        .map(|e| e["candidate_id"].as_str().expect("id").to_owned())
+        .collect();
+    assert_eq!(passed, expected_kept(3.8).into_iter().collect());
+
+    let found = server.json(&format!("/api/v1/steps/{step}/evaluations?q=B00012"));
+    assert_eq!(items(&found).len(), 1);
+    assert_eq!(items(&found)[0]["label"], "Laptop Stands #12");
+
+    let rank = step_id(&server, &ids[1], "rank_and_select");
+    let sorted = server.json(&format!(
+        "/api/v1/steps/{rank}/evaluations?sort=score&limit=1000"
+    ));
+    let scores: Vec<f64> = items(&sorted)
+        .iter()
+        .map(|e| e["score"].as_f64().expect("score"))
+        .collect();
+    assert!(!scores.is_empty());
+    assert!(
+        scores.windows(2).all(|w| w[0] >= w[1]),
+        "highest score first"
+    );
+}
+
+#[test]
+fn the_steps_query_finds_every_run_whose_filter_eliminated_over_90_percent() {
+    let (_db, server, ids) = setup();
+    let found = server.json("/api/v1/steps?kind=filter&min_elimination=0.9");
+    let found: BTreeSet<&str> = items(&found)
+        .iter()
+        .map(|s| s["execution_id"].as_str().expect("id"))
+        .collect();
+    let expected: BTreeSet<&str> = MIN_RATINGS
+        .iter()
+        .rev()
+        .zip(&ids)
+        .filter(|(min, _)| 1.0 - expected_kept(**min).len() as f64 / CATALOG_SIZE as f64 >= 0.9)
+        .map(|(_, id)| id.as_str())
+        .collect();
+    assert!(!expected.is_empty());
+    assert_eq!(found, expected);
+    let none = server.json("/api/v1/steps?kind=search&min_elimination=0.9");
+    assert!(items(&none).is_empty(), "search eliminates nothing");
+}
+
+#[test]
+fn a_candidates_lineage_shows_each_verdict_with_its_reasons() {
+    let (_db, server, ids) = setup();
+    // Kept at 3.5, rejected at 3.8 and 4.8.
+    let at_35: BTreeSet<String> = expected_kept(3.5).into_iter().collect();
+    let at_38: BTreeSet<String> = expected_kept(3.8).into_iter().collect();
+    let flipped = at_35
+        .difference(&at_38)
+        .next()
+        .expect("a flipped candidate");
+    let lineage = server.json(&format!("/api/v1/candidates/{flipped}"));
+    let filters: Vec<&serde_json::Value> = items(&lineage)
+        .iter()
+        .filter(|e| e["step_name"] == "apply_filters")
+        .collect();
+    assert_eq!(filters.len(), 3, "judged by the filter of every run");
+    for entry in &filters {
+        let run = entry["execution_id"].as_str().expect("id");
+        let kept = run == ids[2];
+        assert_eq!(entry["passed"], kept, "run {run}");
+        if !kept {
+            let rating = entry["checks"]
+                .as_array()
+                .expect("checks")
+                .iter()
+                .find(|c| c["name"] == "rating")
+                .expect("rating");
+            assert_eq!(rating["passed"], false);
+        }
+    }
+    assert!(items(&lineage)
+        .iter()
+        .any(|e| e["step_name"] == "rank_and_select" && e["execution_id"] == ids[2].as_str()));
+    let unknown = server.json("/api/v1/candidates/NOPE");
+    assert!(items(&unknown).is_empty());
+}
+
+#[test]
+fn compare_lists_the_candidates_whose_verdict_changed() {
+    let (_db, server, ids) = setup();
+    let (a, b) = (&ids[2], &ids[1]); // 3.5 then 3.8
+    let cmp = server.json(&format!("/api/v1/compare?a={a}&b={b}"));
+    let steps = cmp["steps"].as_array().expect("steps");
+    let filter = steps
+        .iter()
+        .find(|s| s["name"] == "apply_filters")
+        .expect("paired");
+    assert_eq!(filter["input_differs"], true, "min_rating differs");
+    assert_eq!(filter["inputs"][0]["min_rating"], 3.5);
+    assert_eq!(filter["inputs"][1]["min_rating"], 3.8);
+    let changed: BTreeSet<String> = filter["verdict_changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .map(|c| {
+            assert_eq!(c["a"]["passed"], true);
+            assert_eq!(c["b"]["passed"], false);
+            let reason = c["b"]["checks"]
+                .as_array()
+                .expect("checks")
+                .iter()
+                .find(|k| k["name"] == "rating")
+                .and_then(|k| k["reason"].as_str())
+                .expect("the reason on b's side");
+            assert!(reason.contains("< 3.8"), "{reason}");
+            c["candidate_id"].as_str().expect("id").to_owned()
+        })
+        .collect();
+    let expected: BTreeSet<String> = expected_kept(3.5)
+        .into_iter()
+        .filter(|c| !expected_kept(3.8).contains(c))
+        .collect();
+    assert_eq!(changed, expected);
+    let keywords = steps
+        .iter()
+        .find(|s| s["name"] == "keyword_generation")
+        .expect("paired");
+    assert_eq!(keywords["input_differs"], false);
+    assert!(keywords["verdict_changes"]
+        .as_array()
+        .expect("list")
+        .is_empty());
+}
+
+#[test]
+fn stats_aggregate_per_step_name() {
+    let (_db, server, _ids) = setup();
+    let stats = server.json("/api/v1/stats");
+    let names: BTreeSet<&str> = items(&stats)
+        .iter()
+        .map(|s| s["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(
+        names,
+        BTreeSet::from([
+            "apply_filters",
+            "candidate_search",
+            "keyword_generation",
+            "rank_and_select"
+        ])
+    );
+    for s in items(&stats) {
+        assert_eq!(s["count"], 3, "{s}");
+        assert_eq!(s["error_rate"], 0.0);
+        assert!(s["p95_us"].as_i64() >= s["p50_us"].as_i64());
+    }
+    let one = server.json("/api/v1/stats?name=apply_filters");
+    assert_eq!(items(&one).len(), 1);
+    let mean = items(&one)[0]["mean_elimination"].as_f64().expect("mean");
+    let expected = MIN_RATINGS
+        .iter()
+        .map(|m| 1.0 - expected_kept(*m).len() as f64 / CATALOG_SIZE as f64)
+        .sum::<f64>()
+        / 3.0;
+    assert!((mean - expected).abs() < 1e-9, "{mean} vs {expected}");
+}
+
+#[test]
+fn an_exported_run_ingested_elsewhere_exports_identically() {
+    let (_db, server, ids) = setup();
+    let exported = server.get(&format!("/api/v1/executions/{}/export", ids[1]));
+    assert_eq!(exported.status, 200);
+    assert!(exported
+        .header("content-disposition")
+        .expect("a download")
+        .contains(".json"));
+    let document = exported.json();
+    assert_eq!(document["xray_export"], 1);
+    let filter = document["executions"][0]["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .find(|s| s["name"] == "apply_filters")
+        .expect("filter");
+    assert_eq!(
+        filter["evaluations"].as_array().expect("rows").len(),
+        CATALOG_SIZE
+    );
+
+    let other = tempfile::tempdir().expect("tempdir");
+    let path = other.path().join("other.db");
+    drop(xray::store::SqliteStore::open(&path).expect("create"));
+    let target = serve(&path, |_| {});
+    for _ in 0..2 {
+        let reply = target.call("POST", "/api/v1/ingest", &[], Some(&exported.body));
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let rows = CATALOG_SIZE + expected_kept(3.8).len(); // the filter's and the ranking's
+        assert_eq!(reply.json()["evaluations"], rows);
+    }
+    assert_eq!(execution_ids(&target), [ids[1].clone()], "idempotent by id");
+    let again = target.get(&format!("/api/v1/executions/{}/export", ids[1]));
+    assert_eq!(again.json(), document, "the same run, ids and all");
+
+    let csv = server.get(&format!("/api/v1/executions/{}/export?format=csv", ids[1]));
+    assert_eq!(csv.status, 200);
+    assert!(csv
+        .header("content-type")
+        .expect("type")
+        .starts_with("text/csv"));
+    let lines: Vec<&str> = csv.body.lines().collect();
+    assert!(lines[0].starts_with("execution_id,step_id,step_name"));
+    assert_eq!(
+        lines.len(),
+        1 + CATALOG_SIZE + expected_kept(3.8).len(),
+        "a row per evaluation"
+    );
+    let rejected = lines
+        .iter()
+        .find(|l| l.contains(",B00001,"))
+        .expect("B00001 has a row");
+    assert!(rejected.contains("false"), "{rejected}");
+}
+
+#[test]
+fn tags_and_notes_are_editable_and_runs_deletable() {
+    let (_db, server, ids) = setup();
+    let path = format!("/api/v1/executions/{}", ids[0]);
+    let reply = server.call(
+        "PATCH",
+        &path,
+        &[],
+        Some(r#"{"tags": ["phone-case-bug"], "notes": "selected a phone case"}"#),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["tags"], serde_json::json!(["phone-case-bug"]));
+    let tagged = server.json("/api/v1/executions?tag=phone-case-bug");
+    assert_eq!(items(&tagged).len(), 1);
+    assert_eq!(items(&tagged)[0]["notes"], "selected a phone case");
+    let by_notes = server.json("/api/v1/executions?q=phone%20case");
+    assert_eq!(items(&by_notes).len(), 1, "notes are searched");
+
+    let body = format!(r#"{{"ids": ["{}", "{}"]}}"#, ids[0], ids[1]);
+    let reply = server.call("DELETE", "/api/v1/executions", &[], Some(&body));
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["deleted"], 2);
+    assert_eq!(server.get(&path).status, 404);
+    assert_eq!(execution_ids(&server), [ids[2].clone()]);
+}
+
+#[test]
+fn the_openapi_document_and_the_router_agree() {
+    let (_db, server, _ids) = setup();
+    let doc = server.json("/api/v1/openapi.json");
+    let mut documented = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("operations") {
+            let params: BTreeSet<String> = op["parameters"]
+                .as_array()
+                .expect("parameters")
+                .iter()
+                .filter(|p| p["in"] == "query")
+                .map(|p| p["name"].as_str().expect("name").to_owned())
+                .collect();
+            documented.insert((method.to_uppercase(), path.clone(), params));
+        }
+    }
+    let routed: BTreeSet<(String, String, BTreeSet<String>)> = xray_server::routes::ROUTES
+        .iter()
+        .map(|r| {
+            (
+                r.method.as_str().to_owned(),
+                r.pattern.to_owned(),
+                r.params.iter().map(|p| (*p).to_owned()).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        documented, routed,
+        "every route is documented with its parameters, and nothing else is"
+    );
+}
+
+#[test]
+fn health_and_metrics_report_the_server() {
+    let (_db, server, _ids) = setup();
+    let health = server.json("/api/v1/health");
+    assert_eq!(health["status"], "ok");
+    assert!(health["latest_seq"].as_u64().expect("seq") > 0);
+    server.get("/api/v1/executions?limit=nope");
+    let metrics = server.get("/api/v1/metrics");
+    assert_eq!(metrics.status, 200);
+    assert!(
+        metrics.body.contains(
+            r#"xray_http_requests_total{route="/api/v1/executions",method="GET",status="400"} 1"#
+        ),
+        "{}",
+        metrics.body
+    );
+    assert!(metrics.body.contains("xray_recorder_dropped_records 0"));
+    assert!(metrics.body.contains("xray_websocket_clients 0"));
+}
