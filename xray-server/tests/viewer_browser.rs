@@ -224,6 +224,18 @@ fn filter_step_candidates_failed_by_rating_then_a_candidates_lineage() {
     );
     page.screenshot("step");
 
+    // The output (67 products) was cut by the recorder's cap: the page says so.
+    let output = page.text("details.payload-output > summary");
+    assert_eq!(output, "Output · truncated", "the output's heading");
+    let note =
+        page.eval("document.querySelector('details.payload-output .jt-truncated')?.textContent");
+    assert!(
+        note.as_str()
+            .unwrap_or("")
+            .contains("Truncated by the recorder's payload cap"),
+        "the truncation notice: {note}"
+    );
+
     // A row's detail, then its lineage across every run.
     page.click(".vt-spacer .vt-row[data-placeholder='0'] .vt-cell:nth-child(2)");
     page.wait(

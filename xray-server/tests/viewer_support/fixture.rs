@@ -258,6 +258,9 @@ fn score_all(_kept: usize) -> usize {
     passed
 }
 
+/// The recorder's payload cap in the main database.
+pub const MAX_PAYLOAD_BYTES: usize = 4 * 1024;
+
 /// The main database: three competitor-selection runs (normal, creative, failing) and the
 /// bulk run, with the creative run tagged `creative`.
 pub struct Main {
@@ -279,6 +282,8 @@ pub fn main() -> &'static Main {
             let (layer, guard) = xray::layer()
                 .sqlite(&path)
                 .flush_interval(Duration::from_millis(20))
+                // Small enough that the filter step's output (the kept products) is cut.
+                .max_payload_bytes(Some(MAX_PAYLOAD_BYTES))
                 .build()
                 .expect("the layer builds");
             let subscriber = tracing_subscriber::registry().with(layer);

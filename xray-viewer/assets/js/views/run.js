@@ -100,22 +100,37 @@ export default {
         run.dropped_records ? notice('warn', `${n(run.dropped_records)} records of this run were dropped by the recorder (queue full): what is shown is incomplete.`) : null);
     }
 
+    // Built once; a live reload replaces the waterfall, the funnel and the payloads only, so an
+    // open section or a half-typed note survives.
+    const stepsBox = h('div', {});
+    const funnelBox = h('div', {});
+    const payloads = h('div', {});
+    let built = false;
+    let drawnStatus = null;
+
     function draw() {
       header();
-      const start = run.started_at;
-      wf = waterfall(run.steps, { runStart: start, runEnd: run.completed_at });
-      replace(body,
-        h('div', { class: 'run-grid' },
-          section('Steps', run.steps.length ? wf.element : h('p', { class: 'muted' }, run.status === 'running' ? 'No step has started yet.' : 'This run recorded no steps.')),
-          section('Funnel', funnel(run.funnel))),
-        collapsible('Tags and notes', Boolean(run.notes), editor(run, (updated) => {
-          run = { ...run, ...updated };
-          header();
-        })),
-        collapsible('Input', false, jsonTree(parse(run.input), { label: 'Run input' })),
-        collapsible('Output', false, jsonTree(parse(run.output), { label: 'Run output' })),
-        collapsible('Metadata', false, jsonTree(parse(run.metadata), { label: 'Run metadata' })));
-      if (selected >= 0) highlight(selected);
+      wf = waterfall(run.steps, { runStart: run.started_at, runEnd: run.completed_at });
+      replace(stepsBox, run.steps.length ? wf.element : h('p', { class: 'muted' }, run.status === 'running' ? 'No step has started yet.' : 'This run recorded no steps.'));
+      replace(funnelBox, funnel(run.funnel));
+      if (!built) {
+        built = true;
+        replace(body,
+          h('div', { class: 'run-grid' }, section('Steps', stepsBox), section('Funnel', funnelBox)),
+          collapsible('Tags and notes', Boolean(run.notes), editor(run, (updated) => {
+            run = { ...run, ...updated };
+            header();
+          })),
+          payloads);
+      }
+      if (drawnStatus !== run.status) {
+        drawnStatus = run.status;
+        replace(payloads,
+          collapsible('Input', false, jsonTree(parse(run.input), { label: 'Run input' })),
+          collapsible('Output', false, jsonTree(parse(run.output), { label: 'Run output' })),
+          collapsible('Metadata', false, jsonTree(parse(run.metadata), { label: 'Run metadata' })));
+      }
+      if (selected >= 0) highlight(selected, false);
     }
 
     async function load() {
@@ -130,12 +145,12 @@ export default {
       }
     }
 
-    function highlight(i) {
+    function highlight(i, focus = true) {
       const rowsEls = [...outlet.querySelectorAll('.waterfall .wf-row[data-step]')];
       if (!rowsEls.length) return;
       selected = Math.max(0, Math.min(rowsEls.length - 1, i));
       rowsEls.forEach((r, k) => r.classList.toggle('focused', k === selected));
-      rowsEls[selected].querySelector('a').focus();
+      if (focus) rowsEls[selected].querySelector('a').focus();
     }
 
     // Live: reload (at most every 300 ms) when this run changes.

@@ -1,7 +1,7 @@
 // Step: what went in and out, the filters, the selection and its reason, reasoning, logs, error,
 // and the candidates table (every check's verdict and reason), virtualized and paged.
 
-import { api } from '../api.js';
+import { api, truncation } from '../api.js';
 import { h, replace, statusBadge, kindBadge, notice, section, collapsible, field, options, debounce } from '../dom.js';
 import { n, pct, duration, time, num, brief, topReasons } from '../format.js';
 import { jsonTree } from '../components/json-tree.js';
@@ -154,7 +154,10 @@ export default {
     for (const [title, value, open] of payloads) {
       if (value === null || value === undefined) continue;
       if (title === 'Metadata' && typeof value === 'object' && Object.keys(value).length === 0) continue;
-      blocks.push(collapsible(title, open, jsonTree(value, { label: `Step ${title.toLowerCase()}` })));
+      const cut = truncation(value);
+      const block = collapsible(cut ? `${title} · truncated` : title, open, jsonTree(value, { label: `Step ${title.toLowerCase()}` }));
+      block.classList.add(`payload-${title.toLowerCase()}`);
+      blocks.push(block);
     }
     if (step.logs.length || step.logs_dropped) {
       blocks.push(collapsible(`Logs (${n(step.logs.length)})`, step.status === 'error',
