@@ -37,7 +37,9 @@ function onKey(event) {
   if (event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey) return;
   if (typing(event.target)) return;
   if (document.querySelector('dialog[open]') && event.key !== '?') return;
-  const key = event.key === 'Enter' ? 'Enter' : event.key;
+  // Enter on a link or a button does what that control does.
+  if (event.key === 'Enter' && event.target instanceof Element && event.target.closest('a, button, summary, [role="button"]')) return;
+  const key = event.key;
   const combo = pending ? `${pending} ${key}` : key;
   const all = [...viewKeys, ...globalKeys];
   const hit = all.find(([k]) => k === combo);

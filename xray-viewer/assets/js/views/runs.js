@@ -207,11 +207,13 @@ export default {
     const unsubscribe = live.subscribe((m) => {
       if (m.execution) {
         const run = m.execution;
+        const newest = tbody.firstElementChild?.run;
+        const isNew = !newest || run.started_at >= newest.started_at;
         if (rows.has(run.id)) put(run);
-        else if (matches(f, run)) {
+        else if (isNew && matches(f, run)) {
           put(run, { prepend: true });
           syncState();
-        } else if (active(f) && !f.status && !f.name) {
+        } else if (isNew && active(f) && !f.status && !f.name) {
           missed += 1;
           banner.hidden = false;
           replace(banner, `${n(missed)} new ${missed === 1 ? 'run' : 'runs'} may match. `,
