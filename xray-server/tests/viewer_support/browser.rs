@@ -1,5 +1,11 @@
 //! A real headless Chromium, driven over the DevTools protocol by `headless_chrome`.
 //!
+//! Why `headless_chrome` rather than `fantoccini` + chromedriver: the DevTools protocol reports
+//! what a WebDriver session cannot see (console errors, uncaught exceptions, CSP violations,
+//! failed and 4xx/5xx requests, as events), one process fewer to start and stop per test, and it
+//! is synchronous, so the tests read as plain steps. Only its default `offline` feature is used
+//! (the protocol description bundled at build time; no `fetch`, nothing downloaded).
+//!
 //! Each test launches its own browser (a fresh profile in a temporary directory) and drops it at
 //! the end, so no Chromium outlives the test binary. Everything the page reports as a problem
 //! (console errors, uncaught exceptions, CSP violations, failed or 4xx/5xx requests) is collected
