@@ -1,6 +1,31 @@
 //! The X-Ray viewer: static HTML, CSS and JavaScript modules (no build step, nothing fetched
 //! from outside), embedded into the binary for `xray-server` to serve at `/`.
 //!
+//! A person who suspects a bad decision opens it and finds, in a few clicks, the step and the
+//! check that caused it. Every view has a URL (History API; the server answers any path without
+//! an extension with `index.html`):
+//!
+//! | URL | view (`assets/js/views/`) |
+//! |---|---|
+//! | `/`, `/runs?name=&status=&tag=&since=&until=&q=` | `runs.js`: runs newest first, filters, live |
+//! | `/runs/{id}` | `run.js`: step waterfall, funnel with the loss per check, tags and notes, export |
+//! | `/steps/{id}?verdict=&check=&sort=&q=` | `step.js`: payloads, selection, reasoning, logs, the candidates table |
+//! | `/candidates?id=` | `candidate.js`: a candidate's path through every run |
+//! | `/steps?kind=&name=&min_elimination=…` | `steps-query.js`: steps across runs |
+//! | `/compare?a=&b=` | `compare.js`: two runs side by side, changed verdicts with reasons |
+//! | `/analytics` | `analytics.js`: per step name, p50/p95, error rate, elimination |
+//!
+//! The rest of `assets/js/`: `app.js` (the shell: navigation, the live indicator, the token
+//! prompt), `api.js` (the API client), `live.js` (the WebSocket, reconnecting with `since`),
+//! `router.js`, `shortcuts.js` (`?` lists them), `dom.js`, `format.js`, `state.js`, and the
+//! components: `json-tree.js` (lazy, chunked, says when a payload was truncated),
+//! `virtual-table.js` (only the rows in view exist; pages fetched as they come into view),
+//! `funnel.js`, `waterfall.js`. The page obeys the server's CSP: no inline script or style
+//! attribute (styles set from script go through the CSSOM).
+//!
+//! `xray-server/tests/viewer_browser.rs` drives it in headless Chromium; `tests/assets.rs` here
+//! keeps it under 300 KB.
+//!
 //! The Rust side only hands out the files with their content types:
 //!
 //! ```

@@ -1,0 +1,667 @@
+//! The viewer in a real headless Chromium, against a real `xray-server` on an ephemeral port,
+//! over databases the real layer wrote. Each test asserts on what the page shows.
+//!
+//! Needs Debian's `chromium` (`apt-get install -y chromium chromium-driver`; `.ci/run` installs
+//! it): without it the tests fail and say so. Screenshots (1280×800) go to `<repo>/screenshots/`.
+
+mod viewer_support;
+
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+use tracing_subscriber::prelude::*;
+use uuid::Uuid;
+use viewer_support::browser::{js_str, Page};
+use viewer_support::fixture::{self, expected_rating_failures, main};
+use xray::store::Store;
+
+/// The id of the step called `name` in run `run`.
+fn step_id(store: &dyn Store, run: Uuid, name: &str) -> Uuid {
+    store
+        .execution(run)
+        .expect("the run reads")
+        .expect("the run exists")
+        .steps
+        .iter()
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| panic!("run {run} has a step {name}"))
+        .id
+}
+
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+const RUN_ROWS: &str = "document.querySelectorAll('table.runs tbody tr')";
+
+#[test]
+fn runs_list_filters_and_opens_a_run() {
+    let m = main();
+    let url = m.server.url();
+    let page = Page::launch();
+    page.goto(&format!("{url}/"));
+    page.wait(&format!("{RUN_ROWS}.length === 4"), "the four runs");
+    let names = page.texts("table.runs tbody tr .run-link");
+    assert_eq!(
+        names,
+        [
+            "bulk_scoring",
+            "competitor_selection",
+            "competitor_selection",
+            "competitor_selection"
+        ],
+        "newest first"
+    );
+    let failing_row = page.text(&format!("tr[data-id='{}']", m.failing));
+    assert!(failing_row.contains("error"), "status shown: {failing_row}");
+    let bulk_row = page.text(&format!("tr[data-id='{}']", m.bulk));
+    assert!(bulk_row.contains("3,000 → "), "mini funnel: {bulk_row}");
+    page.screenshot("runs");
+
+    // Status filter: only the failing run, and the URL says so.
+    page.set_value("select[name=status]", "error");
+    page.wait(
+        &format!(
+            "{RUN_ROWS}.length === 1 && {RUN_ROWS}[0].dataset.id === {}",
+            js_str(&m.failing.to_string())
+        ),
+        "only the failing run",
+    );
+    assert!(page
+        .eval("location.search")
+        .as_str()
+        .unwrap_or("")
+        .contains("status=error"));
+
+    // Tag filter (typed), then the deep link reopens the same list.
+    page.set_value("select[name=status]", "");
+    page.set_value("input[name=tag]", "creative");
+    let creative = js_str(&m.creative.to_string());
+    page.wait(
+        &format!("{RUN_ROWS}.length === 1 && {RUN_ROWS}[0].dataset.id === {creative}"),
+        "only the run tagged creative",
+    );
+    page.goto(&format!("{url}/?tag=creative"));
+    page.wait(
+        &format!("{RUN_ROWS}.length === 1 && {RUN_ROWS}[0].dataset.id === {creative}"),
+        "the deep link filters again",
+    );
+    assert_eq!(
+        page.eval("document.querySelector('input[name=tag]').value"),
+        "creative"
+    );
+
+    // Free text: a step name finds every competitor-selection run.
+    page.goto(&format!("{url}/"));
+    page.set_value("input[name=q]", "relevance_check");
+    page.wait(
+        &format!("{RUN_ROWS}.length === 3"),
+        "three runs with that step",
+    );
+
+    // Open the creative run: its steps, and the funnel's loss attributed to checks.
+    page.click(&format!("tr[data-id='{}'] a.run-link", m.creative));
+    page.wait(
+        &format!("location.pathname === '/runs/{}'", m.creative),
+        "the run's URL",
+    );
+    page.wait(
+        "document.querySelectorAll('.waterfall .wf-row[data-step]').length === 5",
+        "five steps in the waterfall",
+    );
+    assert_eq!(
+        page.texts(".waterfall .wf-link"),
+        [
+            "keyword_generation",
+            "candidate_search",
+            "apply_filters",
+            "relevance_check",
+            "rank_and_select"
+        ]
+    );
+    let filter_step = step_id(m.store.as_ref(), m.creative, "apply_filters");
+    let funnel = page.text(&format!(".funnel-row[data-step='{filter_step}']"));
+    let first_failed_rating = fixture::search_hits(&fixture::keywords(true), &fixture::catalog())
+        .iter()
+        .filter(|p| (20.0..=80.0).contains(&p.price) && p.rating < fixture::MIN_RATING)
+        .count();
+    assert!(
+        funnel.contains(&format!("rating: {}", thousands(first_failed_rating))),
+        "the funnel attributes the loss to rating: {funnel}"
+    );
+    assert!(page.text("h1").contains("ok"));
+    let tags = page.texts(".page-head .tag");
+    assert_eq!(tags, ["demo", "creative"], "the run's tags");
+    let notes = page.eval("document.querySelector('.annotations textarea').value");
+    assert!(
+        notes.as_str().unwrap_or("").contains("phone case"),
+        "the run's notes: {notes}"
+    );
+    page.screenshot("run");
+
+    // Tags are editable: a new tag is saved through the API and shown.
+    page.set_value(".annotations input", "demo, creative, reviewed");
+    page.click(".annotations button[type=submit]");
+    page.wait(
+        "document.querySelector('.save-status')?.innerText === 'Saved.'",
+        "the tags saved",
+    );
+    page.wait(
+        "[...document.querySelectorAll('.page-head .tag')].map((t) => t.innerText).join() === 'demo,creative,reviewed'",
+        "the new tag in the header",
+    );
+    let stored = m
+        .store
+        .execution(m.creative)
+        .expect("the run reads")
+        .expect("the run exists")
+        .execution
+        .tags;
+    assert_eq!(stored, ["demo", "creative", "reviewed"]);
+}
+
+#[test]
+fn filter_step_candidates_failed_by_rating_then_a_candidates_lineage() {
+    let m = main();
+    let url = m.server.url();
+    let page = Page::launch();
+    page.goto(&format!("{url}/runs/{}", m.normal));
+    let filter_step = step_id(m.store.as_ref(), m.normal, "apply_filters");
+    page.click(&format!(".wf-row[data-step='{filter_step}'] a.wf-link"));
+    page.wait(
+        &format!("location.pathname === '/steps/{filter_step}'"),
+        "the step's URL",
+    );
+    let hits = fixture::search_hits(&fixture::keywords(false), &fixture::catalog()).len();
+    page.wait(
+        &format!(
+            "document.querySelector('.count-line')?.innerText === '{} candidates'",
+            thousands(hits)
+        ),
+        "every candidate of the step counted",
+    );
+
+    // Failed, on the rating check.
+    page.set_value("#verdict", "failed");
+    page.set_value("#check", "rating");
+    let expected = expected_rating_failures(false);
+    page.wait(
+        &format!(
+            "document.querySelector('.count-line')?.innerText === '{} candidates that failed the “rating” check'",
+            thousands(expected)
+        ),
+        "the count of candidates that failed rating",
+    );
+    // The rows shown all failed rating, each with its reason (rating is the 4th column).
+    let cells = page.wait(
+        "(() => { const rows = [...document.querySelectorAll('.vt-spacer .vt-row[data-placeholder=\"0\"]')]; \
+          return rows.length >= 10 ? rows.map((r) => r.children[3].innerText) : null; })()",
+        "rows of the filtered table",
+    );
+    for cell in cells.as_array().expect("cells") {
+        let text = cell.as_str().unwrap_or("");
+        assert!(
+            text.starts_with('✗') && text.contains("< 3.8 minimum"),
+            "a failed rating with its reason: {text:?}"
+        );
+    }
+    let search = page.eval("location.search");
+    assert!(
+        search.as_str().unwrap_or("").contains("check=rating"),
+        "deep link: {search}"
+    );
+    let status = page.text(".vt-status");
+    assert!(
+        status.contains(&format!("of {}", thousands(expected))),
+        "{status}"
+    );
+    page.screenshot("step");
+
+    // The output (67 products) was cut by the recorder's cap: the page says so.
+    let output = page.text("details.payload-output > summary");
+    assert_eq!(output, "Output · truncated", "the output's heading");
+    let note =
+        page.eval("document.querySelector('details.payload-output .jt-truncated')?.textContent");
+    assert!(
+        note.as_str()
+            .unwrap_or("")
+            .contains("Truncated by the recorder's payload cap"),
+        "the truncation notice: {note}"
+    );
+
+    // A row's detail, then its lineage across every run.
+    page.click(".vt-spacer .vt-row[data-placeholder='0'] .vt-cell:nth-child(2)");
+    page.wait(
+        "document.querySelector('.candidate-detail')?.innerText.includes('minimum')",
+        "the selected candidate's checks",
+    );
+    let candidate = page
+        .eval("document.querySelector('.vt-spacer .vt-row[data-index=\"0\"] .cand-id').innerText")
+        .as_str()
+        .expect("a candidate id")
+        .to_owned();
+    page.click(".vt-spacer .vt-row[data-index='0'] .cand-id");
+    page.wait(
+        &format!(
+            "location.pathname === '/candidates' && new URLSearchParams(location.search).get('id') === {}",
+            js_str(&candidate)
+        ),
+        "the lineage URL",
+    );
+    let blocks = page.wait(
+        "(() => { const b = [...document.querySelectorAll('.lineage-run')]; return b.length === 3 ? b.map((x) => x.innerText) : null; })()",
+        "the candidate's three competitor-selection runs",
+    );
+    for block in blocks.as_array().expect("blocks") {
+        let text = block.as_str().unwrap_or("");
+        assert!(
+            text.contains("Rejected by apply_filters") && text.contains("rating: "),
+            "why it was rejected, in every run: {text}"
+        );
+    }
+    page.screenshot("candidate");
+}
+
+#[test]
+fn compare_two_runs_shows_changed_verdicts_with_reasons() {
+    let m = main();
+    let url = m.server.url();
+    let page = Page::launch();
+    page.goto(&format!("{url}/"));
+    page.wait(&format!("{RUN_ROWS}.length === 4"), "the runs");
+    page.click(&format!("tr[data-id='{}'] input[type=checkbox]", m.normal));
+    page.click(&format!(
+        "tr[data-id='{}'] input[type=checkbox]",
+        m.creative
+    ));
+    page.wait(
+        "!document.querySelector('.page-actions button.primary').disabled",
+        "compare enabled",
+    );
+    page.click(".page-actions button.primary");
+    page.wait(
+        &format!(
+            "location.pathname === '/compare' && location.search.includes('a={}') && location.search.includes('b={}')",
+            m.normal, m.creative
+        ),
+        "the compare URL",
+    );
+    // Phone cases in range and well rated: rejected by category in A, passed in B.
+    let changed: Vec<fixture::Product> =
+        fixture::search_hits(&fixture::keywords(false), &fixture::catalog())
+            .into_iter()
+            .filter(|p| {
+                p.category == "Phone Cases"
+                    && (20.0..=80.0).contains(&p.price)
+                    && p.rating >= fixture::MIN_RATING
+            })
+            .collect();
+    assert!(
+        !changed.is_empty(),
+        "the fixture has phone cases that got through"
+    );
+    let row = page.wait(
+        "[...document.querySelectorAll('.compare-table tbody tr')].find((r) => r.innerText.startsWith('apply_filters'))?.innerText",
+        "the filter step paired",
+    );
+    let row = row.as_str().unwrap_or("");
+    assert!(row.contains("input differs"), "{row}");
+    assert!(
+        row.contains(&format!("{} verdicts changed", changed.len())),
+        "{row}"
+    );
+    let first = &changed[0];
+    let change = page.wait(
+        &format!(
+            "[...document.querySelectorAll('.verdict-changes tbody tr')].find((r) => r.querySelector('th a')?.innerText === {})?.innerText",
+            js_str(&first.asin)
+        ),
+        "the phone case's changed verdict",
+    );
+    let change = change.as_str().unwrap_or("");
+    assert!(
+        change.contains("category: Phone Cases not in [Laptop Stands]")
+            && change.contains("passed"),
+        "the reasons on each side: {change}"
+    );
+    assert!(
+        page.eval("document.querySelectorAll('.cmp-payload .jt-diff').length > 0") == true,
+        "the differing input is highlighted"
+    );
+    page.screenshot("compare");
+}
+
+#[xray::execution(name = "live_pipeline", tags("live"), skip(go_on, finish))]
+fn live_run(go_on: &mpsc::Receiver<()>, finish: &mpsc::Receiver<()>) -> u32 {
+    let a = first_step();
+    go_on.recv().ok();
+    a + late_step(finish)
+}
+
+#[xray::step(kind = "search")]
+fn first_step() -> u32 {
+    1
+}
+
+#[xray::step(kind = "llm", skip(finish))]
+fn late_step(finish: &mpsc::Receiver<()>) -> u32 {
+    finish.recv().ok();
+    2
+}
+
+#[test]
+fn a_run_still_recording_updates_live_and_the_connection_recovers() {
+    let path = fixture::fresh_db("live");
+    let (server, store) = fixture::serve(&path, None);
+    let url = server.url();
+    let page = Page::launch();
+    page.goto(&format!("{url}/"));
+    page.wait(
+        "document.querySelector('#conn').dataset.state === 'live'",
+        "the live connection",
+    );
+    page.wait(
+        "document.querySelector('.list-status')?.innerText.startsWith('No runs recorded yet')",
+        "an empty list",
+    );
+    page.run("window.notReloaded = true;");
+
+    let (go_tx, go_rx) = mpsc::channel();
+    let (finish_tx, finish_rx) = mpsc::channel();
+    let recorder_path = path.clone();
+    let recorder = std::thread::spawn(move || {
+        let (layer, guard) = xray::layer()
+            .sqlite(&recorder_path)
+            .flush_interval(Duration::from_millis(10))
+            .build()
+            .expect("the layer builds");
+        let subscriber = tracing_subscriber::registry().with(layer);
+        tracing::subscriber::with_default(subscriber, || live_run(&go_rx, &finish_rx));
+        assert!(guard.flush_timeout(Duration::from_secs(10)));
+    });
+
+    // The new run appears in the list, running, without a reload.
+    page.wait(
+        &format!("{RUN_ROWS}.length === 1 && {RUN_ROWS}[0].dataset.status === 'running'"),
+        "the new run, running",
+    );
+    assert!(page.text("table.runs tbody tr").contains("live_pipeline"));
+    page.click("table.runs tbody tr a.run-link");
+    page.wait(
+        "[...document.querySelectorAll('.waterfall .wf-link')].map((a) => a.innerText).join() === 'first_step'",
+        "the first step",
+    );
+    // A step appears while the page is open, and grows while it runs.
+    go_tx.send(()).expect("the recorder waits");
+    page.wait(
+        "document.querySelector('.wf-row[data-status=\"running\"] .wf-link')?.innerText === 'late_step'",
+        "the late step, running",
+    );
+    let before = page.wait(
+        "document.querySelector('.wf-row[data-status=\"running\"] .wf-dur-text')?.innerText",
+        "a running duration",
+    );
+    page.wait(
+        &format!(
+            "(() => {{ const t = document.querySelector('.wf-row[data-status=\"running\"] .wf-dur-text')?.innerText; return t && t !== {}; }})()",
+            before
+        ),
+        "the running step's duration growing",
+    );
+    page.screenshot("run-live");
+    finish_tx.send(()).expect("the recorder waits");
+    page.wait(
+        "document.querySelector('h1 .badge')?.innerText === 'ok' && !document.querySelector('.wf-row[data-status=\"running\"]')",
+        "the run finished",
+    );
+    assert_eq!(
+        page.eval("window.notReloaded === true"),
+        true,
+        "all of it without a reload"
+    );
+    recorder.join().expect("the recorder ends");
+
+    // The server goes away: the indicator says so; it comes back: the page reconnects by itself.
+    let addr = server.local_addr();
+    drop(server);
+    page.wait(
+        "document.querySelector('#conn').dataset.state === 'offline' && document.querySelector('#conn').innerText.includes('lost')",
+        "the indicator showing live updates lost",
+    );
+    let config = xray_server::Config {
+        addr,
+        ..xray_server::Config::default()
+    };
+    let _again = xray_server::BackgroundServer::start(store, config).expect("the server restarts");
+    page.wait_for(
+        "document.querySelector('#conn').dataset.state === 'live'",
+        "the page reconnecting by itself",
+        Duration::from_secs(30),
+    );
+}
+
+#[test]
+fn a_100000_evaluation_step_scrolls_to_its_end() {
+    let m = main();
+    let url = m.server.url();
+    let page = Page::launch();
+    let bulk = step_id(m.store.as_ref(), m.bulk, "score_all");
+    page.goto(&format!("{url}/steps/{bulk}"));
+    page.wait(
+        "document.querySelector('.count-line')?.innerText === '100,000 candidates'",
+        "the count of candidates",
+    );
+    assert!(
+        page.eval("document.querySelector('.candidates .notice-warn') === null") == true,
+        "not a sample"
+    );
+    let started = Instant::now();
+    let last = page.wait_for(
+        "(() => { const s = document.querySelector('.vt-scroll'); s.scrollTop = s.scrollHeight; \
+          const r = document.querySelector('.vt-row[aria-rowindex=\"100001\"]'); \
+          return r && r.dataset.placeholder === '0' ? r.innerText : ''; })()",
+        "the last row",
+        Duration::from_secs(120),
+    );
+    let elapsed = started.elapsed();
+    let last = last.as_str().unwrap_or("");
+    assert!(
+        last.contains("C099999") && last.contains("Bulk candidate 99999"),
+        "the last candidate: {last}"
+    );
+    println!("scrolled to row 100,000 in {elapsed:?}");
+    let rendered = page.eval("document.querySelectorAll('.vt-spacer .vt-row').length");
+    assert!(
+        rendered.as_u64().unwrap_or(u64::MAX) < 100,
+        "only the rows in view are in the DOM: {rendered}"
+    );
+    let status = page.text(".vt-status");
+    assert!(status.contains("of 100,000"), "{status}");
+    page.screenshot("step-100k-end");
+
+    // A sampled step says so, and of how many.
+    let sampled = step_id(m.store.as_ref(), m.bulk, "prefilter");
+    page.goto(&format!("{url}/steps/{sampled}"));
+    let note = page.wait(
+        "document.querySelector('.candidates .notice-warn')?.innerText",
+        "the sample notice",
+    );
+    let note = note.as_str().unwrap_or("");
+    assert!(
+        note.contains(&format!(
+            "{} of {} evaluations were kept",
+            thousands(fixture::SAMPLED_CAP),
+            thousands(fixture::SAMPLED_TOTAL)
+        )),
+        "{note}"
+    );
+}
+
+#[test]
+fn every_view_loads_without_console_errors_or_failed_requests() {
+    let m = main();
+    let url = m.server.url();
+    let store = m.store.as_ref();
+    let filter = step_id(store, m.normal, "apply_filters");
+    let failed_step = step_id(store, m.failing, "relevance_check");
+    let rank = step_id(store, m.creative, "rank_and_select");
+    let views = [
+        ("view-runs", "/".to_owned()),
+        ("view-run", format!("/runs/{}", m.creative)),
+        ("view-run-failed", format!("/runs/{}", m.failing)),
+        ("view-step", format!("/steps/{filter}")),
+        ("view-step-rank", format!("/steps/{rank}")),
+        ("view-step-error", format!("/steps/{failed_step}")),
+        ("view-candidate-search", "/candidates".to_owned()),
+        ("view-candidate", "/candidates?id=B00005".to_owned()),
+        (
+            "view-steps-query",
+            "/steps?kind=filter&min_elimination=0.5".to_owned(),
+        ),
+        ("view-compare-pick", "/compare".to_owned()),
+        (
+            "view-compare",
+            format!("/compare?a={}&b={}", m.normal, m.creative),
+        ),
+        ("view-analytics", "/analytics".to_owned()),
+        ("view-not-found", "/no/such/view".to_owned()),
+    ];
+    let page = Page::launch();
+    // The detector itself: a failed request and a console error are reported.
+    page.goto(&format!("{url}/"));
+    page.run("fetch('/api/v1/no-such-route').catch(() => {}); console.error('canary');");
+    page.wait_for_problems(2);
+    let canaries = page.problems();
+    assert!(
+        canaries.iter().any(|p| p.contains("HTTP 404"))
+            && canaries.iter().any(|p| p.contains("canary")),
+        "the problem detector works: {canaries:?}"
+    );
+    page.clear_problems();
+    for (name, path) in &views {
+        page.goto(&format!("{url}{path}"));
+        page.wait(
+            "document.querySelector('main').dataset.ready === '1' && document.documentElement.dataset.requests === '0'",
+            &format!("{path} rendered and settled"),
+        );
+        let heading = page.text("main h1");
+        assert!(!heading.is_empty(), "{path} has a heading");
+        page.screenshot(name);
+    }
+    // The help overlay, opened with `?`.
+    page.goto(&format!("{url}/steps/{filter}"));
+    page.wait(
+        "document.querySelector('main').dataset.ready === '1'",
+        "the step view",
+    );
+    page.tab.press_key("?").expect("a key press");
+    page.wait(
+        "document.querySelector('#help').open",
+        "the shortcuts overlay",
+    );
+    assert!(page.text("#help").contains("Next step of this run"));
+    page.screenshot("view-help");
+    page.tab.press_key("Escape").expect("a key press");
+    page.wait(
+        "!document.querySelector('#help').open",
+        "the overlay closed",
+    );
+    // j: the next step of the run, by keyboard.
+    page.tab.press_key("j").expect("a key press");
+    let next = step_id(store, m.normal, "relevance_check");
+    page.wait(
+        &format!("location.pathname === '/steps/{next}'"),
+        "the next step",
+    );
+
+    // The dark theme follows the system.
+    page.color_scheme("dark");
+    let dark = page.eval("getComputedStyle(document.body).backgroundColor");
+    assert_eq!(
+        dark, "rgb(15, 18, 23)",
+        "a dark background when the system is dark"
+    );
+    page.screenshot("view-step-dark");
+    page.goto(&format!("{url}/runs/{}", m.creative));
+    page.wait(
+        "document.querySelectorAll('.waterfall .wf-row[data-step]').length === 5",
+        "the run",
+    );
+    page.screenshot("view-run-dark");
+
+    let problems = page.problems();
+    assert!(
+        problems.is_empty(),
+        "the views reported problems: {problems:#?}"
+    );
+}
+
+#[test]
+fn the_runs_list_renders_within_a_second_on_100000_runs() {
+    let built = Instant::now();
+    let path = fixture::many_runs("100k", 100_000);
+    println!("wrote 100,000 runs in {:?}", built.elapsed());
+    let (server, _store) = fixture::serve(&path, None);
+    let page = Page::launch();
+    page.goto(&format!("{}/", server.url()));
+    let ms = page.wait(
+        "performance.getEntriesByName('xray:runs-rendered')[0]?.startTime",
+        "the first render of the runs list",
+    );
+    let ms = ms.as_f64().expect("a time");
+    assert_eq!(
+        page.eval(&format!("{RUN_ROWS}.length")),
+        50,
+        "a first page of runs"
+    );
+    println!("first render of the runs list on 100,000 runs: {ms:.0} ms after navigation start");
+    assert!(ms <= 1_000.0, "first render took {ms:.0} ms");
+    // Page weight: everything the viewer loaded but the API's answers.
+    let bytes = page.eval(
+        "performance.getEntriesByType('navigation').concat(performance.getEntriesByType('resource'))\
+         .filter((e) => !new URL(e.name).pathname.startsWith('/api/'))\
+         .reduce((sum, e) => sum + e.decodedBodySize, 0)",
+    );
+    let bytes = bytes.as_f64().expect("a size");
+    println!("the viewer's files as loaded: {bytes:.0} bytes");
+    assert!(bytes > 10_000.0 && bytes <= 300.0 * 1024.0, "{bytes} bytes");
+    let problems = page.problems();
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+#[test]
+fn a_server_with_a_token_prompts_for_it() {
+    let m = main();
+    let (server, _store) = fixture::serve(&m.path, Some("s3cret-token"));
+    let page = Page::launch();
+    page.goto(&format!("{}/", server.url()));
+    page.wait("document.querySelector('#token').open", "the token prompt");
+    page.screenshot("token-prompt");
+    page.set_value("#token input", "wrong");
+    page.click("#token button[type=submit]");
+    page.wait(
+        "!document.querySelector('#token .token-error').hidden",
+        "the refusal",
+    );
+    page.set_value("#token input", "s3cret-token");
+    page.click("#token button[type=submit]");
+    page.wait(
+        "!document.querySelector('#token').open",
+        "the prompt closed",
+    );
+    page.wait(
+        &format!("{RUN_ROWS}.length === 4"),
+        "the runs, with the token",
+    );
+    page.wait(
+        "document.querySelector('#conn').dataset.state === 'live'",
+        "live updates with the token",
+    );
+}

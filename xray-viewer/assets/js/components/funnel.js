@@ -1,0 +1,49 @@
+// The funnel: candidates in and out of each step that counted them, with the loss of each step
+// attributed to the check that rejected each candidate first.
+
+import { h } from '../dom.js';
+import { n, pct, topReasons } from '../format.js';
+
+/** A bar whose filled share is `value / max` (width set from script: CSP allows it). */
+export function bar(value, max, className = '') {
+  const fill = h('span', { class: 'bar-fill' });
+  const share = max > 0 && value > 0 ? Math.max(0.5, (value / max) * 100) : 0;
+  fill.style.width = `${Math.min(100, share)}%`;
+  return h('span', { class: ['bar', className] }, fill);
+}
+
+/** The mini funnel of a run in the runs list: "5,000 → 1". */
+export function miniFunnel(candidatesIn, candidatesOut) {
+  if (candidatesIn == null && candidatesOut == null) return h('span', { class: 'muted' }, '—');
+  const share = candidatesIn ? (candidatesOut ?? 0) / candidatesIn : 1;
+  return h('span', { class: 'mini-funnel', title: `${n(candidatesIn)} candidates in, ${n(candidatesOut)} out` },
+    h('span', { class: 'mf-text' }, `${n(candidatesIn)} → ${n(candidatesOut)}`),
+    bar(share, 1, 'mf-bar'));
+}
+
+/** The funnel of a run. `rows` as in `GET /executions/{id}`.funnel. */
+export function funnel(rows) {
+  if (!rows.length) return h('p', { class: 'muted' }, 'No step of this run counted candidates.');
+  const max = Math.max(...rows.map((r) => Math.max(r.candidates_in ?? 0, r.candidates_out ?? 0)), 1);
+  return h('ol', { class: 'funnel', 'aria-label': 'Candidates per step' }, rows.map((r) => {
+    const eliminated = r.eliminated ?? null;
+    const share = r.candidates_in ? eliminated / r.candidates_in : null;
+    const bars = h('span', { class: 'funnel-bars' }, bar(r.candidates_in ?? 0, max, 'funnel-in'));
+    const outBar = bar(r.candidates_out ?? 0, max, 'funnel-out');
+    bars.append(outBar);
+    return h('li', { class: 'funnel-row', dataset: { step: r.step_id } },
+      h('div', { class: 'funnel-head' },
+        h('a', { href: `/steps/${r.step_id}`, class: 'funnel-name' }, r.name),
+        r.kind ? h('span', { class: `kind kind-${r.kind}` }, r.kind) : null,
+        h('span', { class: 'funnel-counts' }, `${n(r.candidates_in)} → ${n(r.candidates_out)}`),
+        eliminated ? h('span', { class: 'funnel-loss' }, `−${n(eliminated)} (${pct(share)})`) : null),
+      bars,
+      r.lost_to.length ? h('ul', { class: 'lost-to', 'aria-label': `Lost in ${r.name}, by check` }, r.lost_to.map((l) =>
+        h('li', {},
+          h('a', { href: `/steps/${r.step_id}?verdict=failed&check=${encodeURIComponent(l.check)}`, class: 'lost-check',
+            title: 'Candidates this check rejected first; open them' },
+          h('span', { class: 'lost-name' }, l.check), ': ', h('strong', {}, n(l.eliminated))),
+          topReasons(l.top_reasons).length ? h('span', { class: 'lost-reasons' },
+            topReasons(l.top_reasons).map(([reason, count]) => h('span', { class: 'reason' }, reason, h('span', { class: 'muted' }, ` ×${n(count)}`)))) : null))) : null);
+  }));
+}

@@ -1,0 +1,136 @@
+// Compare: two runs step by step; differing inputs and outputs highlighted; candidates whose
+// verdict changed, with the reasons on each side.
+
+import { api } from '../api.js';
+import { h, replace, notice, field, statusBadge } from '../dom.js';
+import { n, duration, time, shortId, num } from '../format.js';
+import { jsonTree, diffPaths } from '../components/json-tree.js';
+import { navigate } from '../router.js';
+
+function stepCell(s) {
+  if (!s) return h('span', { class: 'muted' }, 'not in this run');
+  return h('span', { class: 'cmp-step' },
+    h('a', { href: `/steps/${s.id}` }, statusBadge(s.status)), ' ',
+    s.ended_at != null ? duration(s.ended_at - s.started_at) : '—',
+    s.candidates_in != null || s.candidates_out != null ? h('span', { class: 'muted' }, ` · ${n(s.candidates_in)} → ${n(s.candidates_out)}`) : null);
+}
+
+function verdictText(v) {
+  const failed = v.checks.filter((c) => !c.passed);
+  return h('div', { class: 'cmp-verdict' },
+    h('span', { class: ['badge', v.selected ? 'selected-badge' : v.passed ? 'pass' : 'fail'] }, v.selected ? '★ selected' : v.passed ? 'passed' : 'failed'),
+    v.score != null ? h('span', { class: 'muted' }, ` score ${num(v.score, 3)}`) : null,
+    failed.length ? h('ul', { class: 'cmp-reasons' }, failed.map((c) => h('li', {}, h('strong', {}, c.name), `: ${c.reason || 'failed'}`))) : null);
+}
+
+function parse(v) {
+  return v === null || v === undefined ? undefined : v;
+}
+
+function sideBySide(title, pair) {
+  const [a, b] = pair.map(parse);
+  const d = diffPaths(a, b);
+  return h('div', { class: 'cmp-payload' }, h('h4', {}, title),
+    h('div', { class: 'cmp-cols' },
+      h('div', {}, h('p', { class: 'cmp-side' }, 'A'), jsonTree(a, { diff: d, label: `${title} in run A` })),
+      h('div', {}, h('p', { class: 'cmp-side' }, 'B'), jsonTree(b, { diff: d, label: `${title} in run B` }))));
+}
+
+function pairDetail(p) {
+  const parts = [];
+  if (p.input_differs && p.inputs) parts.push(sideBySide('Input', p.inputs));
+  if (p.output_differs && p.outputs) parts.push(sideBySide('Output', p.outputs));
+  if (p.verdict_changes.length) {
+    parts.push(h('div', { class: 'table-wrap' }, h('table', { class: 'data verdict-changes' },
+      h('caption', {}, `${n(p.verdict_changes.length)}${p.truncated ? '+' : ''} candidates judged differently`),
+      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Candidate'), h('th', { scope: 'col' }, 'In A'), h('th', { scope: 'col' }, 'In B'))),
+      h('tbody', {}, p.verdict_changes.map((c) => h('tr', {},
+        h('th', { scope: 'row' }, h('a', { href: `/candidates?id=${encodeURIComponent(c.candidate_id)}`, class: 'mono' }, c.candidate_id),
+          c.a.label || c.b.label ? h('div', { class: 'muted cand-label' }, c.a.label || c.b.label) : null),
+        h('td', {}, verdictText(c.a)), h('td', {}, verdictText(c.b))))))));
+    if (p.truncated) parts.push(notice('info', 'More candidates changed verdict than are listed here.'));
+  }
+  return parts;
+}
+
+async function picker(a, b, signal) {
+  const selectA = h('select', { name: 'a', required: true });
+  const selectB = h('select', { name: 'b', required: true });
+  const form = h('form', { class: 'filters', 'aria-label': 'Pick two runs' },
+    field('Run A', selectA), field('Run B', selectB), h('button', { type: 'submit', class: 'primary' }, 'Compare'));
+  try {
+    const page = await api.executions({ limit: 200 }, { signal });
+    const runs = page.items;
+    // By default the newest run (B) and the one before it of the same pipeline (A).
+    const newest = runs.find((r) => r.id !== a) || runs[0];
+    const previous = newest && (runs.find((r) => r.id !== newest.id && r.name === newest.name) || runs.find((r) => r.id !== newest.id));
+    for (const [select, chosen, fallback] of [[selectA, a, previous], [selectB, b, newest]]) {
+      select.append(h('option', { value: '' }, 'choose a run'));
+      const want = chosen || (fallback && !(a && fallback.id === a) ? fallback.id : '');
+      if (chosen && !runs.some((r) => r.id === chosen)) select.append(h('option', { value: chosen, selected: true }, chosen));
+      for (const r of runs) {
+        select.append(h('option', { value: r.id, selected: r.id === want }, `${r.name} · ${time(r.started_at)} · ${r.status} · ${shortId(r.id)}`));
+      }
+    }
+  } catch (e) {
+    if (e.name === 'AbortError') throw e;
+    form.append(notice('error', `Could not list runs: ${e.message}`));
+  }
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    if (selectA.value && selectB.value) navigate(`/compare?a=${selectA.value}&b=${selectB.value}`);
+  });
+  return form;
+}
+
+export default {
+  title: 'Compare',
+  async render({ outlet, query, signal }) {
+    const a = query.get('a') || '';
+    const b = query.get('b') || '';
+    const results = h('div', {});
+    replace(outlet, h('div', { class: 'page-head' }, h('h1', {}, 'Compare two runs')), await picker(a, b, signal), results);
+    if (!a || !b) {
+      results.append(h('p', { class: 'muted' }, 'Pick two runs of the same pipeline: their steps are paired by name, and each candidate judged differently is listed with the reasons on both sides.'));
+      return undefined;
+    }
+    let cmp;
+    try {
+      cmp = await api.compare(a, b, { signal });
+    } catch (e) {
+      if (e.name !== 'AbortError') replace(results, notice('error', `Could not compare: ${e.message}`));
+      return undefined;
+    }
+    const card = (label, r) => h('div', { class: 'panel cmp-card' },
+      h('p', { class: 'cmp-side' }, label),
+      h('h2', {}, h('a', { href: `/runs/${r.id}` }, r.name), ' ', statusBadge(r.status)),
+      h('p', { class: 'meta' }, time(r.started_at), ' · ', r.completed_at ? duration(r.completed_at - r.started_at) : 'running',
+        ` · ${n(r.step_count)} steps · ${n(r.candidates_in)} → ${n(r.candidates_out)}`),
+      h('p', { class: 'id muted' }, r.id));
+    const changed = cmp.steps.filter((p) => p.input_differs || p.output_differs || p.verdict_changes.length || !p.a || !p.b);
+    const rows = cmp.steps.map((p) => {
+      const diffs = [
+        !p.a ? h('span', { class: 'diff-badge' }, 'only in B') : null,
+        !p.b ? h('span', { class: 'diff-badge' }, 'only in A') : null,
+        p.input_differs ? h('span', { class: 'diff-badge' }, 'input differs') : null,
+        p.output_differs ? h('span', { class: 'diff-badge' }, 'output differs') : null,
+        p.verdict_changes.length ? h('span', { class: 'diff-badge diff-verdicts' }, `${n(p.verdict_changes.length)}${p.truncated ? '+' : ''} ${p.verdict_changes.length === 1 ? 'verdict' : 'verdicts'} changed`) : null,
+      ].filter(Boolean);
+      return h('tr', { class: diffs.length ? 'row-differs' : '' },
+        h('th', { scope: 'row' }, p.name, p.occurrence ? h('span', { class: 'muted' }, ` #${p.occurrence + 1}`) : null),
+        h('td', {}, stepCell(p.a)), h('td', {}, stepCell(p.b)),
+        h('td', {}, diffs.length ? diffs : h('span', { class: 'muted' }, 'same')));
+    });
+    replace(results,
+      h('div', { class: 'cmp-cards' }, card('A', cmp.a), card('B', cmp.b)),
+      h('section', { class: 'panel' }, h('h2', {}, 'Steps side by side'),
+        h('div', { class: 'table-wrap' }, h('table', { class: 'data compare-table' },
+          h('thead', {}, h('tr', {}, ['Step', 'A', 'B', 'Differences'].map((t) => h('th', { scope: 'col' }, t)))),
+          h('tbody', {}, rows)))),
+      changed.length === 0 ? notice('info', 'The two runs made the same decisions: no input, output or verdict differs.') : null,
+      changed.filter((p) => p.a && p.b).map((p, i) => h('details', { class: 'panel collapsible cmp-detail', open: i < 3 },
+        h('summary', {}, h('h2', {}, `${p.name}${p.occurrence ? ` #${p.occurrence + 1}` : ''}: what differs`)),
+        pairDetail(p))));
+    return undefined;
+  },
+};

@@ -1,0 +1,273 @@
+// Step: what went in and out, the filters, the selection and its reason, reasoning, logs, error,
+// and the candidates table (every check's verdict and reason), virtualized and paged.
+
+import { api, truncation } from '../api.js';
+import { h, replace, statusBadge, kindBadge, notice, section, collapsible, field, options, debounce } from '../dom.js';
+import { n, pct, duration, time, num, brief, topReasons } from '../format.js';
+import { jsonTree } from '../components/json-tree.js';
+import { VirtualTable } from '../components/virtual-table.js';
+import { bar } from '../components/funnel.js';
+import { live } from '../live.js';
+import { navigate, setQuery } from '../router.js';
+import { viewShortcuts } from '../shortcuts.js';
+
+/** The row count the filters will give, when the exact summary tells it. */
+function knownTotal(summary, f) {
+  if (!summary || f.q) return null;
+  if (f.check) {
+    if (summary.sampled) return null;
+    const c = summary.checks.find((x) => x.name === f.check);
+    if (!c) return null;
+    return f.verdict === 'passed' ? c.passed : c.failed;
+  }
+  if (f.verdict === 'passed') return summary.sampled ? null : summary.passed;
+  if (f.verdict === 'failed') return summary.sampled ? null : summary.failed;
+  return summary.kept;
+}
+
+function describe(f, total) {
+  const what = f.check
+    ? `${f.verdict === 'passed' ? 'passed' : 'failed'} the “${f.check}” check`
+    : f.verdict === 'passed' ? 'passed every check' : f.verdict === 'failed' ? 'failed a check' : '';
+  const count = total === null ? 'Candidates' : `${n(total)} ${total === 1 ? 'candidate' : 'candidates'}`;
+  const search = f.q ? ` matching “${f.q}”` : '';
+  return `${count}${what ? ` that ${what}` : ''}${search}`;
+}
+
+function checkCell(check) {
+  if (!check) return h('span', { class: 'muted' }, '·');
+  const reason = check.reason || '';
+  return h('span', { class: ['check', check.passed ? 'check-pass' : 'check-fail'], title: `${check.name}: ${check.passed ? 'passed' : 'failed'}${reason ? ` — ${reason}` : ''}` },
+    h('span', { class: 'check-mark', 'aria-label': check.passed ? 'passed' : 'failed' }, check.passed ? '✓' : '✗'),
+    !check.passed && reason ? h('span', { class: 'check-reason' }, reason) : null);
+}
+
+function verdictCell(row) {
+  return h('span', { class: 'verdict' },
+    h('span', { class: ['badge', row.passed ? 'pass' : 'fail'] }, row.passed ? 'passed' : 'failed'),
+    row.selected ? h('span', { class: 'badge selected-badge', title: 'selected by this step' }, '★ selected') : null);
+}
+
+function detail(row) {
+  const checks = h('table', { class: 'data compact' },
+    h('thead', {}, h('tr', {}, ['Check', 'Verdict', 'Reason', 'Observed', 'Rule'].map((t) => h('th', { scope: 'col' }, t)))),
+    h('tbody', {}, (row.checks || []).map((c) => h('tr', { class: c.passed ? '' : 'row-fail' },
+      h('th', { scope: 'row' }, c.name),
+      h('td', {}, h('span', { class: ['badge', c.passed ? 'pass' : 'fail'] }, c.passed ? 'passed' : 'failed')),
+      h('td', {}, c.reason || h('span', { class: 'muted' }, '—')),
+      h('td', {}, c.observed !== undefined ? brief(c.observed, 60) : '—'),
+      h('td', {}, c.op ? `${c.op} ${brief(c.threshold, 60)}` : '—')))));
+  return h('div', { class: 'candidate-detail' },
+    h('h3', {}, h('a', { href: `/candidates?id=${encodeURIComponent(row.candidate_id)}` }, row.candidate_id), ' ',
+      row.label ? h('span', { class: 'muted' }, row.label) : null, ' ', verdictCell(row)),
+    (row.checks || []).length ? checks : h('p', { class: 'muted' }, 'No checks were recorded for this candidate.'),
+    row.score != null ? h('p', {}, 'Score: ', h('strong', {}, num(row.score, 4))) : null,
+    (row.metrics || []).length ? h('p', {}, 'Metrics: ', row.metrics.map(([k, v]) => h('span', { class: 'metric' }, `${k} ${num(v, 4)}`))) : null,
+    row.snapshot !== undefined && row.snapshot !== null ? h('div', {}, h('h4', {}, 'Snapshot'), jsonTree(row.snapshot, { label: 'Candidate snapshot' })) : null,
+    h('p', {}, h('a', { href: `/candidates?id=${encodeURIComponent(row.candidate_id)}` }, 'Follow this candidate through every run →')));
+}
+
+export default {
+  title: 'Step',
+  async render({ outlet, params, query, signal }) {
+    const id = params.id;
+    const f = {
+      verdict: query.get('verdict') || '',
+      check: query.get('check') || '',
+      sort: query.get('sort') || 'recorded',
+      q: query.get('q') || '',
+    };
+    let step;
+    try {
+      step = await api.step(id, { signal });
+    } catch (e) {
+      if (e.name === 'AbortError') return undefined;
+      replace(outlet, notice('error', e.status === 404 ? `There is no step ${id}.` : `Could not load the step: ${e.message}`));
+      return undefined;
+    }
+    document.title = `${step.name} · ${step.execution_name || 'run'} · X-Ray`;
+    const summary = step.summary;
+    const siblings = { prev: null, next: null };
+    const stepNav = h('span', { class: 'step-nav' });
+
+    const crumbs = h('nav', { class: 'crumbs', 'aria-label': 'Breadcrumb' },
+      h('a', { href: '/' }, 'Runs'), ' / ',
+      h('a', { href: `/runs/${step.execution_id}` }, step.execution_name || 'run'), ' / ',
+      h('span', { 'aria-current': 'page' }, step.name));
+    const elim = step.elimination;
+    const head = h('div', { class: 'page-head' },
+      h('div', {},
+        h('h1', {}, step.name, ' ', kindBadge(step.kind), ' ', statusBadge(step.status)),
+        h('p', { class: 'meta' },
+          'started ', time(step.started_at), ' · ',
+          step.duration_us != null ? duration(step.duration_us) : 'still running',
+          step.candidates_in != null || step.candidates_out != null
+            ? ` · candidates ${n(step.candidates_in)} → ${n(step.candidates_out)}` : '',
+          elim != null ? ` · ${pct(elim)} eliminated` : '')),
+      h('div', { class: 'page-actions' }, stepNav));
+
+    const blocks = [];
+    if (step.error) blocks.push(notice('error', h('strong', {}, 'The step failed: '), h('span', { class: 'pre' }, step.error)));
+    if (step.selection.length) {
+      blocks.push(section('Selection', h('ul', { class: 'selection' }, step.selection.map((s) => h('li', {},
+        h('a', { href: `/candidates?id=${encodeURIComponent(s.candidate_id)}`, class: 'mono' }, s.candidate_id),
+        h('span', { class: 'reason-text' }, s.reason))))));
+    }
+    if (step.reasoning) blocks.push(section('Reasoning', h('p', { class: 'pre reasoning' }, step.reasoning)));
+
+    // The exact per-check summary, each count a way into the table.
+    let table = null;
+    const candidatesSection = h('section', { class: 'panel candidates', id: 'candidates' });
+    if (summary) {
+      const maxFailed = Math.max(1, ...summary.checks.map((c) => c.failed));
+      const checkRows = summary.checks.map((c) => {
+        const show = h('button', { type: 'button', class: 'link-button', 'aria-label': `Show the ${n(c.failed)} candidates that failed ${c.name}` }, n(c.failed));
+        show.addEventListener('click', () => {
+          setFilters({ verdict: 'failed', check: c.name });
+          candidatesSection.scrollIntoView({ block: 'start' });
+        });
+        return h('tr', {},
+          h('th', { scope: 'row' }, c.name),
+          h('td', { class: 'num' }, n(c.passed)),
+          h('td', { class: 'num' }, c.failed ? show : '0', ' ', bar(c.failed, maxFailed, 'fail-bar')),
+          h('td', { class: 'num' }, n(c.first_failed)),
+          h('td', {}, h('span', { class: 'reasons' }, topReasons(c.top_reasons).map(([r, k]) => h('span', { class: 'reason' }, r, h('span', { class: 'muted' }, ` ×${n(k)}`))))));
+      });
+      if (summary.checks.length) blocks.push(section('Checks',
+        h('p', { class: 'muted' }, `${n(summary.total)} evaluations: ${n(summary.passed)} passed, ${n(summary.failed)} failed (exact counts).`),
+        h('div', { class: 'table-wrap' }, h('table', { class: 'data checks-table' },
+          h('thead', {}, h('tr', {},
+            h('th', { scope: 'col' }, 'Check'), h('th', { scope: 'col', class: 'num' }, 'Passed'),
+            h('th', { scope: 'col', class: 'num' }, 'Failed'),
+            h('th', { scope: 'col', class: 'num', title: 'Candidates for which this was the first failed check: the loss attributed to it' }, 'Eliminated first'),
+            h('th', { scope: 'col' }, 'Most frequent reasons'))),
+          h('tbody', {}, checkRows)))));
+      blocks.push(candidatesSection);
+    }
+
+    const payloads = [
+      ['Input', step.input, true],
+      ['Output', step.output, false],
+      ['Filters', step.filters, Boolean(step.filters)],
+      ['Metadata', step.metadata, false],
+    ];
+    for (const [title, value, open] of payloads) {
+      if (value === null || value === undefined) continue;
+      if (title === 'Metadata' && typeof value === 'object' && Object.keys(value).length === 0) continue;
+      const cut = truncation(value);
+      const block = collapsible(cut ? `${title} · truncated` : title, open, jsonTree(value, { label: `Step ${title.toLowerCase()}` }));
+      block.classList.add(`payload-${title.toLowerCase()}`);
+      blocks.push(block);
+    }
+    if (step.logs.length || step.logs_dropped) {
+      blocks.push(collapsible(`Logs (${n(step.logs.length)})`, step.status === 'error',
+        step.logs_dropped ? notice('warn', `${n(step.logs_dropped)} more log lines were not kept (per-step cap).`) : null,
+        h('div', { class: 'table-wrap' }, h('table', { class: 'data compact logs' },
+          h('thead', {}, h('tr', {}, ['Time', 'Level', 'Target', 'Message', 'Fields'].map((t) => h('th', { scope: 'col' }, t)))),
+          h('tbody', {}, step.logs.map((l) => h('tr', { class: `log-${String(l.level).toLowerCase()}` },
+            h('td', { class: 'mono' }, time(l.at)), h('td', {}, l.level), h('td', { class: 'mono' }, l.target),
+            h('td', {}, l.message), h('td', { class: 'mono' }, brief(l.fields, 120)))))))));
+    }
+    replace(outlet, crumbs, head, ...blocks);
+
+    // The candidates table.
+    let detailPane = null;
+    let setFilters = () => {};
+    if (summary) {
+      const checkNames = summary.checks.map((c) => c.name);
+      const verdictSelect = h('select', { name: 'verdict', id: 'verdict' },
+        options([['', 'all candidates'], ['passed', 'passed'], ['failed', 'failed']], f.verdict));
+      const checkSelect = h('select', { name: 'check', id: 'check' },
+        options([['', 'any check'], ...checkNames.map((c) => [c, c])], f.check));
+      const sortSelect = h('select', { name: 'sort', id: 'sort' },
+        options([['recorded', 'recorded order'], ['score', 'score, highest first'], ['score_asc', 'score, lowest first']], f.sort));
+      const search = h('input', { type: 'search', name: 'q', id: 'candidate-search', value: f.q, placeholder: 'candidate id or label', 'data-search': '', autocomplete: 'off' });
+      const countLine = h('p', { class: 'count-line', role: 'status' });
+      const sampleNote = summary.sampled
+        ? notice('warn', h('strong', {}, 'A sample: '),
+          `${n(summary.kept)} of ${n(summary.total)} evaluations were kept (capture ${summary.capture}): every selected candidate, those that failed near a threshold, and a deterministic sample of the rest. The counts above are exact; the rows below are the sample.`)
+        : summary.kept < summary.total
+          ? notice('info', `${n(summary.kept)} of ${n(summary.total)} evaluations were kept (capture ${summary.capture}).`)
+          : null;
+      const columns = [
+        { title: 'Candidate', min: 18, grow: 2, render: (r) => h('span', { class: 'cand' },
+          h('a', { href: `/candidates?id=${encodeURIComponent(r.candidate_id)}`, class: 'mono cand-id' }, r.candidate_id),
+          r.label ? h('span', { class: 'cand-label', title: r.label }, r.label) : null) },
+        { title: 'Verdict', min: 8.5, render: verdictCell },
+        ...checkNames.map((name) => ({
+          title: name, min: 9, grow: 1.2, className: 'col-check',
+          render: (r) => checkCell((r.checks || []).find((c) => c.name === name)),
+        })),
+        { title: 'Score', min: 5.5, className: 'num', render: (r) => (r.score == null ? h('span', { class: 'muted' }, '—') : num(r.score, 3)) },
+        { title: 'Metrics', min: 8, grow: 0.8, render: (r) => (r.metrics || []).map(([k, v]) => `${k} ${num(v, 3)}`).join(', ') },
+      ];
+      detailPane = h('div', { class: 'detail-pane', 'aria-live': 'polite' }, h('p', { class: 'muted' }, 'Select a row to see every check with its observed value and rule.'));
+      const loader = () => (cursor, limit) => api.evaluations(id, {
+        passed: f.verdict === 'passed' ? 'true' : f.verdict === 'failed' ? 'false' : '',
+        check: f.check, q: f.q, sort: f.sort === 'recorded' ? '' : f.sort, limit, cursor,
+      }, { signal });
+      table = new VirtualTable({
+        columns, label: 'Candidates', load: loader(), total: knownTotal(summary, f),
+        empty: 'No candidate matches these filters.',
+        onSelect: (row) => replace(detailPane, detail(row)),
+      });
+      const refresh = () => {
+        countLine.textContent = describe(f, knownTotal(summary, f));
+        setQuery({ verdict: f.verdict, check: f.check, sort: f.sort === 'recorded' ? '' : f.sort, q: f.q });
+        table.reset(loader(), knownTotal(summary, f));
+        replace(detailPane, h('p', { class: 'muted' }, 'Select a row to see every check with its observed value and rule.'));
+      };
+      setFilters = (next) => {
+        Object.assign(f, next);
+        verdictSelect.value = f.verdict;
+        checkSelect.value = f.check;
+        sortSelect.value = f.sort;
+        search.value = f.q;
+        refresh();
+      };
+      verdictSelect.addEventListener('change', () => setFilters({ verdict: verdictSelect.value }));
+      checkSelect.addEventListener('change', () => setFilters({ check: checkSelect.value, verdict: checkSelect.value && !f.verdict ? 'failed' : f.verdict }));
+      sortSelect.addEventListener('change', () => setFilters({ sort: sortSelect.value }));
+      const typed = debounce(() => setFilters({ q: search.value.trim() }), 250);
+      search.addEventListener('input', typed);
+      countLine.textContent = describe(f, knownTotal(summary, f));
+      replace(candidatesSection,
+        h('h2', {}, 'Candidates'),
+        sampleNote,
+        h('form', { class: 'filters', role: 'search', 'aria-label': 'Filter candidates', onsubmit: (e) => e.preventDefault() },
+          field('Verdict', verdictSelect), field('On check', checkSelect), field('Sort by', sortSelect), field('Search', search)),
+        countLine,
+        table.element,
+        detailPane);
+    }
+
+    // Previous and next step of the same run, for j/k and the buttons.
+    api.execution(step.execution_id, { signal }).then((run) => {
+      const i = run.steps.findIndex((s) => s.id === id);
+      siblings.prev = i > 0 ? run.steps[i - 1] : null;
+      siblings.next = i >= 0 && i < run.steps.length - 1 ? run.steps[i + 1] : null;
+      replace(stepNav,
+        siblings.prev ? h('a', { class: 'button', href: `/steps/${siblings.prev.id}`, title: 'Previous step (k)' }, `← ${siblings.prev.name}`) : null,
+        siblings.next ? h('a', { class: 'button', href: `/steps/${siblings.next.id}`, title: 'Next step (j)' }, `${siblings.next.name} →`) : null);
+    }).catch(() => {});
+
+    let reload = 0;
+    const unsubscribe = step.status === 'running' ? live.subscribe((m) => {
+      if (m.step && m.step.id === id && m.step.status !== 'running' && !reload) {
+        reload = setTimeout(() => navigate(location.pathname + location.search, { replace: true }), 200);
+      }
+    }) : () => {};
+    const unkeys = viewShortcuts([
+      ['j', 'Next step of this run', () => siblings.next && navigate(`/steps/${siblings.next.id}`)],
+      ['k', 'Previous step of this run', () => siblings.prev && navigate(`/steps/${siblings.prev.id}`)],
+      ['u', 'Up to the run', () => navigate(`/runs/${step.execution_id}`)],
+      ['f', 'Show failed candidates', () => setFilters({ verdict: 'failed' })],
+    ]);
+    return () => {
+      unsubscribe();
+      unkeys();
+      clearTimeout(reload);
+      if (table) table.destroy();
+    };
+  },
+};
