@@ -79,21 +79,21 @@ impl Pipeline {
         }
         for processor in &self.processors {
             if catch_unwind(AssertUnwindSafe(|| processor.process(record))).is_err() {
-                counters.hook_panics.fetch_add(1, Ordering::Relaxed);
+                counters.writer.hook_panics.fetch_add(1, Ordering::Relaxed);
             }
         }
         match record {
             Record::StepFinished(step) => {
                 for hook in &self.on_step_end {
                     if catch_unwind(AssertUnwindSafe(|| hook(step))).is_err() {
-                        counters.hook_panics.fetch_add(1, Ordering::Relaxed);
+                        counters.writer.hook_panics.fetch_add(1, Ordering::Relaxed);
                     }
                 }
             }
             Record::ExecutionFinished(end) => {
                 for hook in &self.on_execution_end {
                     if catch_unwind(AssertUnwindSafe(|| hook(end))).is_err() {
-                        counters.hook_panics.fetch_add(1, Ordering::Relaxed);
+                        counters.writer.hook_panics.fetch_add(1, Ordering::Relaxed);
                     }
                 }
             }

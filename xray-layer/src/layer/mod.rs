@@ -134,14 +134,14 @@ impl XRayLayer {
             pid: Some(self.defaults.pid),
         };
         self.sink
-            .send(Envelope::Record(Record::ExecutionStarted(start)), &state);
+            .send_record(Record::ExecutionStarted(start), &state);
         state
     }
 
     fn finish_execution(&self, execution: &ExecutionState) {
         let end = execution.end_record(now_us());
         self.sink
-            .send(Envelope::Record(Record::ExecutionFinished(end)), execution);
+            .send_record(Record::ExecutionFinished(end), execution);
     }
 }
 
@@ -198,11 +198,10 @@ where
                     now,
                     capture,
                     self.defaults.max_logs_per_step,
-                    Arc::clone(&self.sink),
                 ));
                 // The start record is built on the writer thread from the shared state.
                 self.sink
-                    .send(Envelope::StepStarted(Arc::clone(&step)), &step.execution);
+                    .send_step(Envelope::StepStarted(Arc::clone(&step)), 0);
                 Node::Step(step)
             }
         };
@@ -269,9 +268,10 @@ where
         let node = span.extensions_mut().remove::<Node>();
         match node {
             Some(Node::Step(step)) => {
-                step.close(now_us());
-                if step.execution.implicit {
-                    self.finish_execution(&step.execution);
+                let execution = step.execution.implicit.then(|| Arc::clone(&step.execution));
+                step.close(now_us(), &self.sink);
+                if let Some(execution) = execution {
+                    self.finish_execution(&execution);
                 }
             }
             Some(Node::Execution(execution)) => self.finish_execution(&execution),

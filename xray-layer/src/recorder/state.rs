@@ -9,6 +9,7 @@ use super::arena::EvalArena;
 use crate::capture::Capture;
 use crate::model::{ExecutionEnd, Json, LogLine, Selection, Status};
 use crate::writer::{Envelope, PendingStep, Sink};
+
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -83,7 +84,6 @@ pub(crate) struct StepState {
     pub(crate) started_at: i64,
     pub(crate) capture: Capture,
     pub(crate) max_logs: usize,
-    pub(crate) sink: Arc<Sink>,
     buffer: Mutex<StepBuffer>,
 }
 
@@ -122,7 +122,6 @@ impl StepState {
         started_at: i64,
         capture: Capture,
         max_logs: usize,
-        sink: Arc<Sink>,
     ) -> Self {
         StepState {
             id,
@@ -132,7 +131,6 @@ impl StepState {
             started_at,
             capture,
             max_logs,
-            sink,
             buffer: Mutex::new(StepBuffer::default()),
         }
     }
@@ -152,32 +150,42 @@ impl StepState {
         }
     }
 
-    /// Ends the step: takes what it recorded and hands it to the writer, which builds the
-    /// record (so the owned strings are allocated and freed on the same thread). Called once,
-    /// from the layer's `on_close`; later records through handles are counted as late.
-    pub(crate) fn close(self: &Arc<Self>, now: i64) {
-        let taken = {
+    /// Ends the step and hands it to the writer, which takes what it recorded out of the buffer
+    /// and builds the record (so the owned strings are allocated and freed on the same thread).
+    /// Called once, from the layer's `on_close`; later records through handles are counted as
+    /// late.
+    pub(crate) fn close(self: Arc<Self>, now: i64, sink: &Sink) {
+        let rows = {
             let mut buffer = self.buffer();
             if buffer.closed {
                 return;
             }
             buffer.closed = true;
-            let mut taken = std::mem::take(&mut *buffer);
-            taken.ended_at.get_or_insert(now);
+            let ended_at = *buffer.ended_at.get_or_insert(now);
+            if self.execution.implicit {
+                let mut outcome = self.execution.outcome();
+                outcome.status = Some(buffer.status.unwrap_or(Status::Ok));
+                outcome.error.clone_from(&buffer.error);
+                outcome.ended_at = Some(ended_at);
+            }
+            buffer.evaluations.rows()
+        };
+        sink.send_step(Envelope::StepEnded(self), rows);
+    }
+
+    /// What the step recorded, taken out on the writer thread once the step has ended. The
+    /// buffer stays closed: later records through handles are counted as late.
+    pub(crate) fn take(self: Arc<Self>) -> PendingStep {
+        let buffer = {
+            let mut buffer = self.buffer();
+            let taken = std::mem::take(&mut *buffer);
+            buffer.closed = true;
             taken
         };
-        if self.execution.implicit {
-            let mut outcome = self.execution.outcome();
-            outcome.status = Some(taken.status.unwrap_or(Status::Ok));
-            outcome.error.clone_from(&taken.error);
-            outcome.ended_at = taken.ended_at;
+        PendingStep {
+            state: self,
+            buffer,
         }
-        let pending = PendingStep {
-            state: Arc::clone(self),
-            buffer: taken,
-        };
-        self.sink
-            .send(Envelope::Step(Box::new(pending)), &self.execution);
     }
 }
 

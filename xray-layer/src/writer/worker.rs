@@ -102,7 +102,7 @@ impl Worker {
     /// Decodes evaluations, applies the capture policy and the processors, runs the hooks.
     fn prepare(&self, envelope: Envelope) -> Record {
         let mut record = match envelope {
-            Envelope::Record(record) => record,
+            Envelope::Record(record) => *record,
             Envelope::StepStarted(state) => Record::StepStarted(StepStart {
                 id: state.id,
                 execution_id: state.execution.id,
@@ -111,12 +111,7 @@ impl Worker {
                 kind: state.info.kind.clone(),
                 started_at: state.started_at,
             }),
-            Envelope::Step(pending) => {
-                self.counters
-                    .pending_rows
-                    .fetch_sub(pending.buffer.evaluations.rows(), Ordering::Relaxed);
-                Record::StepFinished(Box::new(finish_step(*pending)))
-            }
+            Envelope::StepEnded(state) => Record::StepFinished(Box::new(finish_step(state.take()))),
         };
         self.pipeline.process(&mut record, &self.counters);
         record
@@ -129,6 +124,7 @@ impl Worker {
             match self.store.write(batch) {
                 Ok(()) => {
                     self.counters
+                        .writer
                         .written
                         .fetch_add(batch.len() as u64, Ordering::Relaxed);
                     return;
@@ -139,6 +135,7 @@ impl Worker {
                 }
                 Err(err) => {
                     self.counters
+                        .writer
                         .failed
                         .fetch_add(batch.len() as u64, Ordering::Relaxed);
                     self.pipeline.write_failed(&err, batch.len());
@@ -151,8 +148,8 @@ impl Worker {
     /// Persists the change in dropped/failed counts since the last report.
     fn report(&self, reported: &mut RecorderCounts) {
         let now = RecorderCounts {
-            dropped: self.counters.dropped.load(Ordering::Relaxed),
-            failed: self.counters.failed.load(Ordering::Relaxed),
+            dropped: self.counters.app.dropped.load(Ordering::Relaxed),
+            failed: self.counters.writer.failed.load(Ordering::Relaxed),
         };
         if now == *reported {
             return;
