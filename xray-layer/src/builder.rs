@@ -21,6 +21,7 @@ use crate::capture::Capture;
 use crate::layer::{Defaults, XRayLayer};
 use crate::model::{ExecutionEnd, StepRecord};
 use crate::processor::{Pipeline, Processor};
+use crate::recycle::Recycler;
 use crate::store::{MemoryStore, SqliteStore, Store, StoreError};
 use crate::writer::worker::Worker;
 use crate::writer::{Backpressure, Counters, Sink, XRayGuard};
@@ -384,7 +385,9 @@ impl Builder {
         let (control_tx, control_rx) = crossbeam_channel::unbounded();
         let counters = Arc::new(Counters::default());
         let wake_pending = Arc::new(AtomicBool::new(false));
+        let recycler = Arc::new(Recycler::default());
         let worker = Worker {
+            recycler: Arc::clone(&recycler),
             rx,
             control: control_rx,
             store: Arc::clone(&store),
@@ -406,6 +409,7 @@ impl Builder {
             wake_pending,
             handle.thread().clone(),
             Arc::clone(&counters),
+            recycler,
         ));
         let defaults = Arc::new(Defaults {
             capture: self.capture,

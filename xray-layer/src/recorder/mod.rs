@@ -141,7 +141,7 @@ impl StepHandle {
 
     /// The id of the step's execution.
     pub fn execution_id(&self) -> Option<uuid::Uuid> {
-        self.step.as_ref().map(|s| s.execution.id)
+        self.step.as_ref().map(|s| s.execution_id)
     }
 
     /// Runs `f` with this step current on this thread, so the free functions
@@ -152,7 +152,7 @@ impl StepHandle {
         };
         // Ids from the top of the u64 range never collide with tracing span ids in practice.
         let id = u64::MAX - SCOPE_IDS.fetch_add(1, Ordering::Relaxed);
-        state::push_current(id, state::Node::Step(step.clone()));
+        state::push_current(id, Some(state::Node::Step(step.clone())));
         struct Pop(u64);
         impl Drop for Pop {
             fn drop(&mut self) {

@@ -67,7 +67,12 @@ impl ExecutionState {
 }
 
 /// A step's name, kind and capture policy: shared by every span of one callsite.
+///
+/// Aligned so that its fields never share a cache line with the `Arc`'s counts: every step
+/// clones the `Arc` on the application thread while the writer reads the name, and the two
+/// would otherwise pass the line back and forth between cores on every step.
 #[derive(Debug)]
+#[repr(align(128))]
 pub(crate) struct SpanInfo {
     pub(crate) name: String,
     pub(crate) kind: Option<String>,
@@ -75,31 +80,39 @@ pub(crate) struct SpanInfo {
 }
 
 /// A running step.
+///
+/// The writer thread reads what it needs (ids, times, name) from here and from the buffer, never
+/// from the [`ExecutionState`], so that only the application threads write the execution's
+/// counts. Once written, a step's state goes back to the application threads to be reused
+/// ([`crate::recycle`]).
 #[derive(Debug)]
+#[repr(C)] // what each step writes comes first, on as few cache lines as possible
 pub(crate) struct StepState {
     pub(crate) id: Uuid,
-    pub(crate) execution: Arc<ExecutionState>,
-    pub(crate) parent_id: Option<Uuid>,
-    pub(crate) info: Arc<SpanInfo>,
+    pub(crate) execution_id: Uuid,
     pub(crate) started_at: i64,
+    pub(crate) info: Arc<SpanInfo>,
+    pub(crate) parent_id: Option<Uuid>,
+    pub(crate) execution: Arc<ExecutionState>,
+    buffer: Mutex<StepBuffer>,
     pub(crate) capture: Capture,
     pub(crate) max_logs: usize,
-    buffer: Mutex<StepBuffer>,
 }
 
 /// What the step recorded so far.
 #[derive(Debug, Default)]
+#[repr(C)] // what every step records first
 pub(crate) struct StepBuffer {
     pub(crate) closed: bool,
+    pub(crate) status: Option<Status>,
     pub(crate) input: Option<Json>,
     pub(crate) output: Option<Json>,
+    pub(crate) ended_at: Option<i64>,
     pub(crate) filters: Option<Json>,
     pub(crate) selection: Vec<Selection>,
     pub(crate) reasoning: Option<String>,
     pub(crate) metadata: Vec<(String, Json)>,
-    pub(crate) status: Option<Status>,
     pub(crate) error: Option<String>,
-    pub(crate) ended_at: Option<i64>,
     pub(crate) candidates_in: Option<u64>,
     pub(crate) candidates_out: Option<u64>,
     pub(crate) evaluations: EvalArena,
@@ -112,27 +125,48 @@ pub(crate) struct StepBuffer {
 /// A shared reference to a running step.
 pub(crate) type StepRef = Arc<StepState>;
 
+/// What a new step is made of.
+pub(crate) struct NewStep {
+    pub(crate) id: Uuid,
+    pub(crate) execution: Arc<ExecutionState>,
+    pub(crate) parent_id: Option<Uuid>,
+    pub(crate) info: Arc<SpanInfo>,
+    pub(crate) started_at: i64,
+    pub(crate) capture: Capture,
+    pub(crate) max_logs: usize,
+}
+
 impl StepState {
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn new(
-        id: Uuid,
-        execution: Arc<ExecutionState>,
-        parent_id: Option<Uuid>,
-        info: Arc<SpanInfo>,
-        started_at: i64,
-        capture: Capture,
-        max_logs: usize,
-    ) -> Self {
-        StepState {
-            id,
-            execution,
-            parent_id,
-            info,
-            started_at,
-            capture,
-            max_logs,
-            buffer: Mutex::new(StepBuffer::default()),
+    /// A running step, in `recycled` when that state is free for reuse.
+    pub(crate) fn start(step: NewStep, recycled: Option<Arc<StepState>>) -> Arc<StepState> {
+        if let Some(mut state) = recycled {
+            if let Some(s) = Arc::get_mut(&mut state) {
+                s.id = step.id;
+                s.execution_id = step.execution.id;
+                s.execution = step.execution;
+                s.parent_id = step.parent_id;
+                s.info = step.info;
+                s.started_at = step.started_at;
+                s.capture = step.capture;
+                s.max_logs = step.max_logs;
+                let buffer = s.buffer.get_mut().unwrap_or_else(PoisonError::into_inner);
+                // The writer left it empty (and closed) when it took what the step recorded.
+                buffer.closed = false;
+                buffer.late = 0;
+                return state;
+            }
         }
+        Arc::new(StepState {
+            id: step.id,
+            execution_id: step.execution.id,
+            execution: step.execution,
+            parent_id: step.parent_id,
+            info: step.info,
+            started_at: step.started_at,
+            capture: step.capture,
+            max_logs: step.max_logs,
+            buffer: Mutex::new(StepBuffer::default()),
+        })
     }
 
     /// Locks the buffer. A panic elsewhere while it was held leaves it usable.
@@ -222,17 +256,20 @@ pub(crate) enum Node {
     Step(StepRef),
 }
 
+/// A span entered on this thread: X-Ray's (with its node) or another layer's (`None`), so that
+/// the stack mirrors the subscriber's and its top tells a new span's parent without a lookup.
 struct Entry {
     span: u64,
-    node: Node,
+    node: Option<Node>,
 }
 
 thread_local! {
     static CURRENT: RefCell<Vec<Entry>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Makes `node` current on this thread (the layer's `on_enter`, or a handle's `in_scope`).
-pub(crate) fn push_current(span: u64, node: Node) {
+/// Marks `span` entered on this thread, with its node if it is an X-Ray span (the layer's
+/// `on_enter`, or a handle's `in_scope`).
+pub(crate) fn push_current(span: u64, node: Option<Node>) {
     let _ = CURRENT.try_with(|stack| stack.borrow_mut().push(Entry { span, node }));
 }
 
@@ -240,23 +277,41 @@ pub(crate) fn push_current(span: u64, node: Node) {
 pub(crate) fn pop_current(span: u64) {
     let _ = CURRENT.try_with(|stack| {
         let mut stack = stack.borrow_mut();
-        if let Some(i) = stack.iter().rposition(|e| e.span == span) {
+        if stack.last().is_some_and(|e| e.span == span) {
+            stack.pop();
+        } else if let Some(i) = stack.iter().rposition(|e| e.span == span) {
             stack.remove(i);
         }
     });
+}
+
+/// The X-Ray parent of a new span, read from this thread's stack when the stack can tell:
+/// `parent` is the span the subscriber gives as parent (`None`: the current span), and it must
+/// be the top of the stack, entered once, and an X-Ray span. `None` means "ask the registry".
+pub(crate) fn parent_from_stack(parent: Option<u64>) -> Option<Node> {
+    CURRENT
+        .try_with(|stack| {
+            let stack = stack.borrow();
+            let (top, below) = stack.split_last()?;
+            if parent.is_some_and(|p| p != top.span) || below.iter().any(|e| e.span == top.span) {
+                return None;
+            }
+            top.node.clone()
+        })
+        .ok()
+        .flatten()
 }
 
 /// Calls `f` with the current step of this thread, if any. Code that runs directly in an
 /// execution (outside any step) has no current step.
 pub(crate) fn with_current<R>(f: impl FnOnce(&StepRef) -> R) -> Option<R> {
     CURRENT
-        .try_with(|stack| match stack.borrow().last() {
-            Some(Entry {
-                node: Node::Step(step),
-                ..
-            }) => Some(f(step)),
-            _ => None,
-        })
+        .try_with(
+            |stack| match stack.borrow().iter().rev().find_map(|e| e.node.as_ref()) {
+                Some(Node::Step(step)) => Some(f(step)),
+                _ => None,
+            },
+        )
         .ok()
         .flatten()
 }
@@ -274,7 +329,7 @@ pub(crate) fn node_if(span: u64) -> Option<Node> {
                 .borrow()
                 .last()
                 .filter(|e| e.span == span)
-                .map(|e| e.node.clone())
+                .and_then(|e| e.node.clone())
         })
         .ok()
         .flatten()

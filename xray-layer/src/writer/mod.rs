@@ -15,6 +15,7 @@ pub use guard::{RecorderStats, XRayGuard};
 
 use crate::model::Record;
 use crate::recorder::state::{ExecutionState, StepBuffer, StepState};
+use crate::recycle::Recycler;
 use crossbeam_channel::{Sender, TrySendError};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -103,6 +104,8 @@ pub(crate) struct Sink {
     wake_pending: Arc<AtomicBool>,
     writer: Thread,
     pub(crate) counters: Arc<Counters>,
+    /// Memory the writer gives back for reuse.
+    pub(crate) recycler: Arc<Recycler>,
 }
 
 impl Sink {
@@ -113,6 +116,7 @@ impl Sink {
         wake_pending: Arc<AtomicBool>,
         writer: Thread,
         counters: Arc<Counters>,
+        recycler: Arc<Recycler>,
     ) -> Self {
         Sink {
             tx,
@@ -121,6 +125,7 @@ impl Sink {
             wake_pending,
             writer,
             counters,
+            recycler,
         }
     }
 

@@ -1,10 +1,11 @@
 //! The writer thread: drain, process, write in batches, count what failed.
 
-use super::{Counters, Envelope, PendingStep};
+use super::{Counters, Envelope};
 use crate::capture;
 use crate::model::{Json, Record, Status, StepRecord, StepStart};
 use crate::processor::Pipeline;
-use crate::recorder::state::object_of;
+use crate::recorder::state::{object_of, StepBuffer, StepState};
+use crate::recycle::Recycler;
 use crate::store::{RecorderCounts, Store, StoreError};
 use crossbeam_channel::{Receiver, TryRecvError};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,6 +29,65 @@ pub(crate) struct Worker {
     pub(crate) wake_pending: Arc<AtomicBool>,
     pub(crate) flush_interval: Duration,
     pub(crate) batch_size: usize,
+    pub(crate) recycler: Arc<Recycler>,
+}
+
+/// What the writer holds on to until a batch is written, to give it back for reuse then.
+#[derive(Default)]
+struct Reuse {
+    /// States of the steps whose end is in the batch.
+    steps: Vec<Arc<StepState>>,
+    /// Clones of step states that came with start records: dropped after the batch, when the
+    /// steps have usually ended, so the writer does not write their counts while they run.
+    started: Vec<Arc<StepState>>,
+    /// JSON strings the application threads made: they go back to them.
+    strings: Vec<String>,
+    /// Strings the writer made (names, kinds, metadata): they stay here, so that the
+    /// application threads never write into memory the writer thread wrote last.
+    spare: Vec<String>,
+}
+
+/// Strings the writer keeps for its own records.
+const WRITER_SPARE_STRINGS: usize = 4096;
+
+impl Reuse {
+    /// Takes the strings of a written record.
+    fn harvest(&mut self, record: &mut Record) {
+        let mut json = |j: &mut Option<Json>| {
+            if let Some(j) = j.take() {
+                self.strings.push(j.into_string());
+            }
+        };
+        let spare = &mut self.spare;
+        let mut keep = |mut s: String| {
+            if spare.len() < WRITER_SPARE_STRINGS && s.capacity() > 0 {
+                s.clear();
+                spare.push(s);
+            }
+        };
+        match record {
+            Record::StepStarted(start) => {
+                keep(std::mem::take(&mut start.name));
+                start.kind.take().map(&mut keep);
+            }
+            Record::StepFinished(step) => {
+                json(&mut step.input);
+                json(&mut step.output);
+                json(&mut step.filters);
+                keep(std::mem::take(&mut step.name));
+                step.kind.take().map(&mut keep);
+                keep(std::mem::take(&mut step.metadata).into_string());
+            }
+            _ => {}
+        }
+    }
+
+    /// A copy of `s` in a string the writer made before.
+    fn copy(&mut self, s: &str) -> String {
+        let mut out = self.spare.pop().unwrap_or_default();
+        out.push_str(s);
+        out
+    }
 }
 
 /// How long a batch that fails with "database is locked" is retried before it counts as failed.
@@ -36,6 +96,7 @@ const BUSY_RETRY_FOR: Duration = Duration::from_secs(30);
 impl Worker {
     pub(crate) fn run(mut self) {
         let mut batch: Vec<Record> = Vec::with_capacity(self.batch_size);
+        let mut reuse = Reuse::default();
         let mut reported = RecorderCounts::default();
         loop {
             std::thread::park_timeout(self.flush_interval);
@@ -57,7 +118,7 @@ impl Worker {
                     }
                 }
             }
-            self.drain(&mut batch);
+            self.drain(&mut batch, &mut reuse);
             self.report(&mut reported);
             for ack in answers {
                 let _ = ack.send(());
@@ -76,13 +137,13 @@ impl Worker {
     }
 
     /// Writes everything in the channel now, in batches of `batch_size`.
-    fn drain(&mut self, batch: &mut Vec<Record>) {
+    fn drain(&mut self, batch: &mut Vec<Record>, reuse: &mut Reuse) {
         loop {
             let mut rows = 0usize;
             while batch.len() < self.batch_size && rows < self.batch_size * 64 {
                 match self.rx.try_recv() {
                     Ok(envelope) => {
-                        let record = self.prepare(envelope);
+                        let record = self.prepare(envelope, reuse);
                         if let Record::StepFinished(step) = &record {
                             rows += step.evaluations.len();
                         }
@@ -95,23 +156,38 @@ impl Worker {
                 return;
             }
             self.write(batch);
+            for record in batch.iter_mut() {
+                reuse.harvest(record);
+            }
             batch.clear();
+            reuse.started.clear();
+            self.recycler.give_steps(&mut reuse.steps);
+            self.recycler.give_strings(&mut reuse.strings);
         }
     }
 
     /// Decodes evaluations, applies the capture policy and the processors, runs the hooks.
-    fn prepare(&self, envelope: Envelope) -> Record {
+    fn prepare(&self, envelope: Envelope, reuse: &mut Reuse) -> Record {
         let mut record = match envelope {
             Envelope::Record(record) => *record,
-            Envelope::StepStarted(state) => Record::StepStarted(StepStart {
-                id: state.id,
-                execution_id: state.execution.id,
-                parent_id: state.parent_id,
-                name: state.info.name.clone(),
-                kind: state.info.kind.clone(),
-                started_at: state.started_at,
-            }),
-            Envelope::StepEnded(state) => Record::StepFinished(Box::new(finish_step(state.take()))),
+            Envelope::StepStarted(state) => {
+                let start = StepStart {
+                    id: state.id,
+                    execution_id: state.execution_id,
+                    parent_id: state.parent_id,
+                    name: reuse.copy(&state.info.name),
+                    kind: state.info.kind.as_deref().map(|k| reuse.copy(k)),
+                    started_at: state.started_at,
+                };
+                reuse.started.push(state);
+                Record::StepStarted(start)
+            }
+            Envelope::StepEnded(state) => {
+                let pending = state.take();
+                let record = finish_step(&pending.state, pending.buffer, reuse);
+                reuse.steps.push(pending.state);
+                Record::StepFinished(Box::new(record))
+            }
         };
         self.pipeline.process(&mut record, &self.counters);
         record
@@ -166,16 +242,15 @@ impl Worker {
 
 /// Turns a pending step into its record: evaluations decoded, capture policy applied,
 /// candidate counts derived when the step did not set them.
-pub(crate) fn finish_step(pending: PendingStep) -> StepRecord {
-    let PendingStep { state, buffer } = pending;
+fn finish_step(state: &StepState, buffer: StepBuffer, reuse: &mut Reuse) -> StepRecord {
     let arena = buffer.evaluations;
     let capture = state.capture;
     let mut record = StepRecord {
         id: state.id,
-        execution_id: state.execution.id,
+        execution_id: state.execution_id,
         parent_id: state.parent_id,
-        name: state.info.name.clone(),
-        kind: state.info.kind.clone(),
+        name: reuse.copy(&state.info.name),
+        kind: state.info.kind.as_deref().map(|k| reuse.copy(k)),
         started_at: state.started_at,
         ended_at: buffer.ended_at,
         status: buffer.status.unwrap_or(Status::Ok),
@@ -185,7 +260,8 @@ pub(crate) fn finish_step(pending: PendingStep) -> StepRecord {
         filters: buffer.filters,
         selection: buffer.selection,
         reasoning: buffer.reasoning,
-        metadata: object_of(&buffer.metadata).unwrap_or_else(|| Json::from_trusted("{}".into())),
+        metadata: object_of(&buffer.metadata)
+            .unwrap_or_else(|| Json::from_trusted(reuse.copy("{}"))),
         candidates_in: buffer.candidates_in,
         candidates_out: buffer.candidates_out,
         summary: None,
