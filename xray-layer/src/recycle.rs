@@ -1,6 +1,6 @@
 //! Memory that goes back to the application threads instead of being freed by the writer.
 //!
-//! A step's state and its JSON strings are allocated on the application
+//! A step's state, its JSON strings and its evaluation arena are allocated on the application
 //! thread and read last on the writer thread. Freed there, each of them would cost the
 //! application thread dearly: glibc's allocator then takes its arena lock from both threads
 //! (futex waits), and the freed memory is not reused by the thread that allocates. DESIGN's
@@ -14,6 +14,7 @@
 //! Everything is bounded: what does not fit is freed, and strings or arenas that grew unusually
 //! large are freed rather than kept.
 
+use crate::recorder::arena::EvalArena;
 use crate::recorder::state::StepState;
 use std::cell::RefCell;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -22,6 +23,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 const MAX_STRING_CAPACITY: usize = 16 * 1024;
 /// Strings smaller than this are freed, not kept: a JSON payload would have to grow them.
 const MIN_STRING_CAPACITY: usize = 128;
+/// Arenas larger than this are freed, not kept.
+const MAX_ARENA_BYTES: usize = 64 * 1024 * 1024;
 /// Strings kept per thread.
 const THREAD_CACHE: usize = 64;
 /// Items moved from a layer's pool to a thread's cache at once.
@@ -57,6 +60,26 @@ impl<T> Pool<T> {
         drop(extra);
     }
 
+    fn push(&self, item: T) {
+        let extra = {
+            let mut pool = self.items.lock().unwrap_or_else(PoisonError::into_inner);
+            if pool.len() < self.max {
+                pool.push(item);
+                None
+            } else {
+                Some(item)
+            }
+        };
+        drop(extra);
+    }
+
+    fn pop(&self) -> Option<T> {
+        self.items
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop()
+    }
+
     /// Moves up to `n` items into `into`.
     fn take(&self, into: &mut Vec<T>, n: usize) {
         let mut pool = self.items.lock().unwrap_or_else(PoisonError::into_inner);
@@ -70,6 +93,7 @@ impl<T> Pool<T> {
 pub(crate) struct Recycler {
     steps: Pool<Arc<StepState>>,
     strings: Pool<String>,
+    arenas: Pool<EvalArena>,
 }
 
 impl Default for Recycler {
@@ -77,6 +101,7 @@ impl Default for Recycler {
         Recycler {
             steps: Pool::new(2048),
             strings: Pool::new(4096),
+            arenas: Pool::new(4),
         }
     }
 }
@@ -126,6 +151,23 @@ impl Recycler {
             (MIN_STRING_CAPACITY..=MAX_STRING_CAPACITY).contains(&s.capacity())
         });
         self.strings.give(strings);
+    }
+}
+
+impl Recycler {
+    /// An emptied arena with room from an earlier step, if one is pooled.
+    pub(crate) fn take_arena(&self) -> Option<EvalArena> {
+        self.arenas.pop()
+    }
+
+    /// Gives back an arena (the writer, once its rows are written).
+    pub(crate) fn give_arena(&self, mut arena: EvalArena) {
+        let bytes = arena.capacity_bytes();
+        if bytes == 0 || bytes > MAX_ARENA_BYTES {
+            return;
+        }
+        arena.clear_all();
+        self.arenas.push(arena);
     }
 }
 

@@ -237,6 +237,7 @@ where
                         started_at: now,
                         capture,
                         max_logs: self.defaults.max_logs_per_step,
+                        recycler: &self.sink.recycler,
                     },
                     self.sink.recycler.take_step(),
                 );

@@ -90,13 +90,16 @@ struct Row {
 }
 
 /// Evaluations of one step, or the one evaluation being built (the scratch of a builder).
-#[derive(Default, Debug)]
+#[derive(Debug)]
 pub(crate) struct EvalArena {
     text: String,
     rows: Vec<Row>,
     checks: Vec<CheckRow>,
     metrics: Vec<(u16, f64)>,
     names: Vec<Box<str>>,
+    /// The name index of the n-th check of the last row: rows usually make the same checks
+    /// in the same order, so one comparison finds the name.
+    hints: [u16; 8],
 }
 
 /// A check as given to the builder, before it lands in an arena.
@@ -108,6 +111,19 @@ pub(crate) struct NewCheck<'a> {
     pub(crate) observed_text: Option<&'a str>,
     pub(crate) lo: f64,
     pub(crate) hi: f64,
+}
+
+impl Default for EvalArena {
+    fn default() -> Self {
+        EvalArena {
+            text: String::new(),
+            rows: Vec::new(),
+            checks: Vec::new(),
+            metrics: Vec::new(),
+            names: Vec::new(),
+            hints: [NO_NAME; 8],
+        }
+    }
 }
 
 impl EvalArena {
@@ -128,7 +144,18 @@ impl EvalArena {
         self.metrics.clear();
         if self.names.len() > MAX_SCRATCH_NAMES {
             self.names.clear();
+            self.hints = [NO_NAME; 8];
         }
+    }
+
+    /// Empties everything, names included, keeping the room (an arena reused for a new step).
+    pub(crate) fn clear_all(&mut self) {
+        self.text.clear();
+        self.rows.clear();
+        self.checks.clear();
+        self.metrics.clear();
+        self.names.clear();
+        self.hints = [NO_NAME; 8];
     }
 
     /// Bytes held, for deciding whether a scratch arena is worth keeping.
@@ -177,8 +204,9 @@ impl EvalArena {
         (self.names.len() - 1) as u16
     }
 
-    /// Starts a new row; checks and metrics pushed next belong to it.
-    pub(crate) fn begin_row(&mut self, candidate: Text) {
+    /// Starts a new row; checks and metrics pushed next belong to it. Returns its index.
+    pub(crate) fn begin_row(&mut self, candidate: Text) -> u32 {
+        let index = self.rows.len() as u32;
         self.rows.push(Row {
             candidate,
             label: Text::NONE,
@@ -190,6 +218,7 @@ impl EvalArena {
             metrics_len: 0,
             snapshot: Text::NONE,
         });
+        index
     }
 
     fn last_row(&mut self) -> Option<&mut Row> {
@@ -214,6 +243,12 @@ impl EvalArena {
         }
     }
 
+    pub(crate) fn set_row_passed(&mut self, row: u32, passed: bool) {
+        if let Some(row) = self.rows.get_mut(row as usize) {
+            row.passed = passed;
+        }
+    }
+
     pub(crate) fn set_snapshot(&mut self, json: Text) {
         if let Some(row) = self.last_row() {
             row.snapshot = json;
@@ -222,7 +257,23 @@ impl EvalArena {
 
     /// Adds a check to the current row; `reason` was pushed before, `set` interned before.
     pub(crate) fn push_check(&mut self, check: NewCheck<'_>, reason: Text, set: u16) {
-        let name = self.intern(check.name);
+        let position = self.rows.last().map_or(0, |r| usize::from(r.checks_len));
+        let name = match self.hints.get(position) {
+            Some(&hint)
+                if self
+                    .names
+                    .get(usize::from(hint))
+                    .is_some_and(|n| **n == *check.name) =>
+            {
+                hint
+            }
+            Some(_) => {
+                let name = self.intern(check.name);
+                self.hints[position] = name;
+                name
+            }
+            None => self.intern(check.name),
+        };
         let observed_text = match check.observed_text {
             Some(s) => self.push_str(s),
             None => Text::NONE,

@@ -54,7 +54,7 @@ pub fn filters<T: Serialize + ?Sized>(value: &T) {
 
 /// Starts the current step's verdict on one candidate. See [`Evaluation`].
 pub fn evaluate(candidate_id: impl Display) -> Evaluation {
-    Evaluation::new(state::current(), candidate_id)
+    Evaluation::current(candidate_id)
 }
 
 /// Records that the current step selected `candidate_id`, and why.

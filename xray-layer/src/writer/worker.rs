@@ -271,6 +271,7 @@ fn finish_step(state: &StepState, buffer: StepBuffer, reuse: &mut Reuse) -> Step
     };
     if !arena.is_empty() {
         let rows = arena.decode();
+        state.recycler.give_arena(arena);
         let (kept, summary) = capture::apply(capture, rows, &record.selection);
         record.candidates_in.get_or_insert(summary.total);
         // A step that selects keeps what it selected; a filter keeps what passed.
