@@ -18,6 +18,35 @@
 
 use crate::model::{Check, CheckSummary, Evaluation, EvaluationSummary, Selection};
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// A fast hash for the reason histogram (the keys are our own reasons, not an attacker's):
+/// FxHash, 8 bytes at a time.
+#[derive(Default)]
+struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+        }
+    }
+
+    fn write_u8(&mut self, b: u8) {
+        self.write(&[b]);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
 
 /// The number of evaluation rows a step keeps before sampling, by default.
 pub const DEFAULT_EVALUATION_CAP: usize = 10_000;
@@ -64,17 +93,34 @@ impl Capture {
 const NEAR_THRESHOLD: f64 = 0.10;
 
 /// Summarizes `rows` and keeps what `capture` says. Marks selected rows.
+#[cfg(test)]
 pub(crate) fn apply(
     capture: Capture,
-    mut rows: Vec<Evaluation>,
+    rows: Vec<Evaluation>,
     selection: &[Selection],
 ) -> (Vec<Evaluation>, EvaluationSummary) {
-    for row in &mut rows {
-        if selection.iter().any(|s| s.candidate_id == row.candidate_id) {
-            row.selected = true;
+    let mut summarizer = Summarizer::default();
+    for row in &rows {
+        summarizer.add(row);
+    }
+    keep(capture, rows, summarizer, selection)
+}
+
+/// Keeps what `capture` says of `rows`, summarized by `summarizer`. Marks selected rows.
+pub(crate) fn keep(
+    capture: Capture,
+    mut rows: Vec<Evaluation>,
+    summarizer: Summarizer,
+    selection: &[Selection],
+) -> (Vec<Evaluation>, EvaluationSummary) {
+    if !selection.is_empty() {
+        for row in &mut rows {
+            if selection.iter().any(|s| s.candidate_id == row.candidate_id) {
+                row.selected = true;
+            }
         }
     }
-    let mut summary = summarize(&rows);
+    let mut summary = summarizer.finish();
     summary.capture = capture.label();
     let cap = match capture {
         Capture::All => usize::MAX,
@@ -89,33 +135,42 @@ pub(crate) fn apply(
     (rows, summary)
 }
 
-/// Exact counts per check and the most frequent failure reasons.
-pub(crate) fn summarize(rows: &[Evaluation]) -> EvaluationSummary {
-    /// Distinct reasons tracked per check before new ones are only counted as "other".
-    const MAX_DISTINCT: usize = 2_000;
-    let mut summary = EvaluationSummary {
-        total: rows.len() as u64,
-        ..Default::default()
-    };
-    let mut reasons: Vec<HashMap<&str, u64>> = Vec::new();
-    for row in rows {
+/// Distinct reasons tracked per check before new ones are only counted as "other".
+const MAX_DISTINCT: usize = 2_000;
+
+/// Exact counts per check and the most frequent failure reasons, one row at a time (the writer
+/// adds each row as it decodes it, while its strings are still in cache).
+#[derive(Default)]
+pub(crate) struct Summarizer {
+    summary: EvaluationSummary,
+    reasons: Vec<HashMap<String, u64, BuildHasherDefault<FxHasher>>>,
+}
+
+impl Summarizer {
+    pub(crate) fn add(&mut self, row: &Evaluation) {
+        let summary = &mut self.summary;
+        summary.total += 1;
         if row.passed {
             summary.passed += 1;
         } else {
             summary.failed += 1;
         }
         let mut first = true;
-        for check in &row.checks {
-            let i = match summary.checks.iter().position(|c| c.name == check.name) {
-                Some(i) => i,
-                None => {
-                    summary.checks.push(CheckSummary {
-                        name: check.name.clone(),
-                        ..Default::default()
-                    });
-                    reasons.push(HashMap::new());
-                    summary.checks.len() - 1
-                }
+        for (n, check) in row.checks.iter().enumerate() {
+            // Rows usually make the same checks in the same order.
+            let i = match summary.checks.get(n) {
+                Some(c) if c.name == check.name => n,
+                _ => match summary.checks.iter().position(|c| c.name == check.name) {
+                    Some(i) => i,
+                    None => {
+                        summary.checks.push(CheckSummary {
+                            name: check.name.clone(),
+                            ..Default::default()
+                        });
+                        self.reasons.push(HashMap::default());
+                        summary.checks.len() - 1
+                    }
+                },
             };
             let entry = &mut summary.checks[i];
             if check.passed {
@@ -128,26 +183,27 @@ pub(crate) fn summarize(rows: &[Evaluation]) -> EvaluationSummary {
                 first = false;
             }
             let key = check.reason.as_deref().unwrap_or("(no reason given)");
-            let histogram = &mut reasons[i];
+            let histogram = &mut self.reasons[i];
             if let Some(n) = histogram.get_mut(key) {
                 *n += 1;
             } else if histogram.len() < MAX_DISTINCT {
-                histogram.insert(key, 1);
+                histogram.insert(key.to_owned(), 1);
             } else {
-                *histogram.entry("(other reasons)").or_insert(0) += 1;
+                *histogram.entry("(other reasons)".to_owned()).or_insert(0) += 1;
             }
         }
     }
-    for (entry, histogram) in summary.checks.iter_mut().zip(reasons) {
-        let mut top: Vec<(String, u64)> = histogram
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect();
-        top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        top.truncate(EvaluationSummary::TOP_REASONS);
-        entry.top_reasons = top;
+
+    pub(crate) fn finish(self) -> EvaluationSummary {
+        let mut summary = self.summary;
+        for (entry, histogram) in summary.checks.iter_mut().zip(self.reasons) {
+            let mut top: Vec<(String, u64)> = histogram.into_iter().collect();
+            top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            top.truncate(EvaluationSummary::TOP_REASONS);
+            entry.top_reasons = top;
+        }
+        summary
     }
-    summary
 }
 
 /// Keeps `cap` rows: selected and near-threshold ones first, then the rows with the smallest

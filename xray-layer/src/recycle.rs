@@ -101,7 +101,7 @@ impl Default for Recycler {
         Recycler {
             steps: Pool::new(2048),
             strings: Pool::new(4096),
-            arenas: Pool::new(4),
+            arenas: Pool::new(8),
         }
     }
 }

@@ -55,7 +55,9 @@ fn outer() -> u32 {
     // A builder kept across a nested step: the nested step's evaluation goes to the nested step.
     let across = xray::evaluate("C").check("c1", true, "");
     assert!(!inner(3));
-    assert!(!across.check("c2", false, "inside, after the nested step").passed());
+    assert!(!across
+        .check("c2", false, "inside, after the nested step")
+        .passed());
     // Dropped without passed(): still recorded.
     drop(xray::evaluate("D").check("d1", true, ""));
     7

@@ -376,118 +376,253 @@ impl EvalArena {
     }
 
     /// Decodes every row (on the writer thread).
+    #[cfg(test)]
     pub(crate) fn decode(&self) -> Vec<Evaluation> {
-        (0..self.rows.len())
-            .filter_map(|i| self.decode_row(i))
-            .collect()
+        let mut rows = Vec::new();
+        self.decode_into(&mut rows, |_| {});
+        rows
     }
 
-    /// Decodes row `i`.
-    pub(crate) fn decode_row(&self, i: usize) -> Option<Evaluation> {
-        let row = self.rows.get(i)?;
-        let name = |n: u16| {
-            self.names
-                .get(usize::from(n))
-                .map(|s| s.to_string())
-                .unwrap_or_default()
-        };
+    /// Decodes every row into `out`, reusing the evaluations (and their strings) already there:
+    /// a writer that decodes step after step allocates nothing once it has seen a step as
+    /// large. `each` sees every row as soon as it is decoded.
+    pub(crate) fn decode_into(&self, out: &mut Vec<Evaluation>, mut each: impl FnMut(&Evaluation)) {
+        let mut spare = Spare::default();
+        out.truncate(self.rows.len());
+        for (i, row) in self.rows.iter().enumerate() {
+            match out.get_mut(i) {
+                Some(e) => {
+                    self.decode_row_into(row, e, &mut spare);
+                    each(e);
+                }
+                None => {
+                    let mut e = empty_evaluation();
+                    self.decode_row_into(row, &mut e, &mut spare);
+                    each(&e);
+                    out.push(e);
+                }
+            }
+        }
+    }
+
+    fn decode_row_into(&self, row: &Row, e: &mut Evaluation, spare: &mut Spare) {
+        set(
+            &mut e.candidate_id,
+            self.get(row.candidate).unwrap_or_default(),
+        );
+        set_opt(&mut e.label, self.get(row.label));
+        e.passed = row.passed;
+        e.score = (!row.score.is_nan()).then_some(row.score);
+        e.selected = false;
         let cs = row.checks_start as usize;
         let checks = self
             .checks
             .get(cs..cs + usize::from(row.checks_len))
-            .unwrap_or(&[])
-            .iter()
-            .map(|c| self.decode_check(c, name(c.name)))
-            .collect();
+            .unwrap_or(&[]);
+        e.checks.truncate(checks.len());
+        for (i, c) in checks.iter().enumerate() {
+            match e.checks.get_mut(i) {
+                Some(check) => self.decode_check_into(c, check, spare),
+                None => {
+                    let mut check = Check {
+                        name: String::new(),
+                        passed: false,
+                        reason: None,
+                        observed: None,
+                        threshold: None,
+                        op: None,
+                    };
+                    self.decode_check_into(c, &mut check, spare);
+                    e.checks.push(check);
+                }
+            }
+        }
         let ms = row.metrics_start as usize;
         let metrics = self
             .metrics
             .get(ms..ms + usize::from(row.metrics_len))
-            .unwrap_or(&[])
-            .iter()
-            .map(|&(n, v)| (name(n), v))
-            .collect();
-        Some(Evaluation {
-            candidate_id: self.get(row.candidate).unwrap_or_default().to_owned(),
-            label: self.get(row.label).map(str::to_owned),
-            passed: row.passed,
-            score: (!row.score.is_nan()).then_some(row.score),
-            selected: false,
-            checks,
-            metrics,
-            snapshot: self.get(row.snapshot).and_then(Json::parse),
-        })
+            .unwrap_or(&[]);
+        e.metrics.truncate(metrics.len());
+        for (i, &(n, v)) in metrics.iter().enumerate() {
+            let name = self.name(n);
+            match e.metrics.get_mut(i) {
+                Some(m) => {
+                    set(&mut m.0, name);
+                    m.1 = v;
+                }
+                None => e.metrics.push((name.to_owned(), v)),
+            }
+        }
+        // Snapshots were written by serde_json on the application thread.
+        e.snapshot = self.get(row.snapshot).and_then(Json::parse);
     }
 
-    fn decode_check(&self, c: &CheckRow, name: String) -> Check {
+    fn name(&self, n: u16) -> &str {
+        self.names.get(usize::from(n)).map_or("", |s| s)
+    }
+
+    fn decode_check_into(&self, c: &CheckRow, check: &mut Check, spare: &mut Spare) {
         use serde_json::Value;
         let num = |v: f64| serde_json::Number::from_f64(v).map(Value::Number);
-        let (observed, threshold) = match c.op {
-            Op::Free => (None, None),
-            Op::Min => (num(c.observed), num(c.lo)),
-            Op::Max => (num(c.observed), num(c.hi)),
-            Op::Range => (
-                num(c.observed),
-                Some(Value::Array(vec![
-                    num(c.lo).unwrap_or(Value::Null),
-                    num(c.hi).unwrap_or(Value::Null),
-                ])),
-            ),
-            Op::In => (
-                self.get(c.observed_text)
-                    .map(|s| Value::String(s.to_owned())),
-                self.names.get(usize::from(c.set)).map(|set| {
+        set(&mut check.name, self.name(c.name));
+        check.passed = c.passed;
+        match c.op {
+            Op::Free => {
+                check.observed = None;
+                check.threshold = None;
+            }
+            Op::Min | Op::Max => {
+                check.observed = num(c.observed);
+                check.threshold = num(if c.op == Op::Min { c.lo } else { c.hi });
+            }
+            Op::Range => {
+                check.observed = num(c.observed);
+                let bounds = [c.lo, c.hi].map(|v| num(v).unwrap_or(Value::Null));
+                match &mut check.threshold {
+                    Some(Value::Array(items)) => {
+                        items.clear();
+                        items.extend(bounds);
+                    }
+                    other => *other = Some(Value::Array(bounds.into())),
+                }
+            }
+            Op::In => {
+                check.observed = self
+                    .get(c.observed_text)
+                    .map(|s| Value::String(s.to_owned()));
+                check.threshold = self.names.get(usize::from(c.set)).map(|set| {
                     Value::Array(
                         set.split(SET_SEP)
                             .filter(|s| !s.is_empty())
                             .map(|s| Value::String(s.to_owned()))
                             .collect(),
                     )
-                }),
-            ),
-        };
+                });
+            }
+        }
         // Structured checks keep numbers on the application thread; their reason is written
         // here, on the writer thread.
-        let reason = match self.get(c.reason) {
-            Some(reason) => Some(reason.to_owned()),
-            None if c.passed => None,
-            None => self.derived_reason(c),
-        };
-        Check {
-            name,
-            passed: c.passed,
-            reason,
-            observed,
-            threshold,
-            op: c.op.as_str().map(str::to_owned),
+        match (self.get(c.reason), c.passed) {
+            (Some(reason), _) => {
+                set(check.reason.get_or_insert_with(|| spare.string()), reason);
+            }
+            (None, true) => spare.keep(check.reason.take()),
+            (None, false) => {
+                let reason = check.reason.get_or_insert_with(|| spare.string());
+                reason.clear();
+                if !self.write_derived_reason(c, reason, &mut spare.bounds) {
+                    spare.keep(check.reason.take());
+                }
+            }
+        }
+        set_opt(&mut check.op, c.op.as_str());
+    }
+}
+
+/// What a decode keeps at hand: strings freed by one row for the next (a reason that is
+/// there in one row and not in the next would otherwise be freed and allocated again), and the
+/// text of the last bounds written (every row of a filter has the same thresholds).
+#[derive(Default)]
+struct Spare {
+    strings: Vec<String>,
+    bounds: Bounds,
+}
+
+impl Spare {
+    fn string(&mut self) -> String {
+        self.strings.pop().unwrap_or_default()
+    }
+
+    fn keep(&mut self, s: Option<String>) {
+        if let Some(s) = s {
+            if self.strings.len() < 64 {
+                self.strings.push(s);
+            }
         }
     }
 }
 
+/// The text of the last `lo` and `hi` bounds written.
+#[derive(Default)]
+struct Bounds {
+    bits: Option<(u64, u64)>,
+    lo: String,
+    hi: String,
+}
+
+impl Bounds {
+    fn get(&mut self, lo: f64, hi: f64) -> (&str, &str) {
+        let bits = (lo.to_bits(), hi.to_bits());
+        if self.bits != Some(bits) {
+            self.lo.clear();
+            self.hi.clear();
+            let _ = write!(self.lo, "{}", Num(lo));
+            let _ = write!(self.hi, "{}", Num(hi));
+            self.bits = Some(bits);
+        }
+        (&self.lo, &self.hi)
+    }
+}
+
+fn empty_evaluation() -> Evaluation {
+    Evaluation {
+        candidate_id: String::new(),
+        label: None,
+        passed: false,
+        score: None,
+        selected: false,
+        checks: Vec::new(),
+        metrics: Vec::new(),
+        snapshot: None,
+    }
+}
+
+/// Replaces the text of `out`, keeping its allocation.
+fn set(out: &mut String, text: &str) {
+    out.clear();
+    out.push_str(text);
+}
+
+/// Replaces an optional text, keeping the allocation when there is one.
+fn set_opt(out: &mut Option<String>, text: Option<&str>) {
+    match (out.as_mut(), text) {
+        (Some(s), Some(t)) => set(s, t),
+        (None, Some(t)) => *out = Some(t.to_owned()),
+        (_, None) => *out = None,
+    }
+}
+
 impl EvalArena {
-    /// The reason of a failed structured check: `3.2 < 3.8 minimum`, `1250 > 1000 maximum`,
-    /// `8.99 < 14.99 (range 14.99–59.98)`, `Phone Cases not in [Laptop Stands]`.
-    fn derived_reason(&self, c: &CheckRow) -> Option<String> {
-        let (o, lo, hi) = (Num(c.observed), Num(c.lo), Num(c.hi));
-        Some(match c.op {
-            Op::Free => return None,
-            Op::Min => format!("{o} < {lo} minimum"),
-            Op::Max => format!("{o} > {hi} maximum"),
-            Op::Range if c.observed < c.lo => format!("{o} < {lo} (range {lo}–{hi})"),
-            Op::Range => format!("{o} > {hi} (range {lo}–{hi})"),
+    /// Writes the reason of a failed structured check: `3.2 < 3.8 minimum`, `1250 > 1000
+    /// maximum`, `8.99 < 14.99 (range 14.99–59.98)`, `Phone Cases not in [Laptop Stands]`.
+    /// Returns `false` for a free-form check (it has no derived reason).
+    fn write_derived_reason(&self, c: &CheckRow, out: &mut String, bounds: &mut Bounds) -> bool {
+        let o = Num(c.observed);
+        let (lo, hi) = bounds.get(c.lo, c.hi);
+        let _ = match c.op {
+            Op::Free => return false,
+            Op::Min => write!(out, "{o} < {lo} minimum"),
+            Op::Max => write!(out, "{o} > {hi} maximum"),
+            Op::Range if c.observed < c.lo => write!(out, "{o} < {lo} (range {lo}–{hi})"),
+            Op::Range => write!(out, "{o} > {hi} (range {lo}–{hi})"),
             Op::In => {
                 let set = self
                     .names
                     .get(usize::from(c.set))
                     .map_or("", |s| s.as_ref());
-                let items: Vec<&str> = set.split(SET_SEP).filter(|s| !s.is_empty()).collect();
-                format!(
-                    "{} not in [{}]",
-                    self.get(c.observed_text).unwrap_or(""),
-                    items.join(", ")
-                )
+                out.push_str(self.get(c.observed_text).unwrap_or(""));
+                out.push_str(" not in [");
+                for (i, item) in set.split(SET_SEP).filter(|s| !s.is_empty()).enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    out.push_str(item);
+                }
+                out.push(']');
+                Ok(())
             }
-        })
+        };
+        true
     }
 }
 
@@ -500,11 +635,53 @@ impl fmt::Display for Num {
         if v.fract() == 0.0 && v.abs() < 1e15 {
             write!(f, "{}", v as i64)
         } else if v.is_finite() {
+            // The shortest text that reads back as `v` (`{}`), when it has at most 4 decimals, is
+            // what `{:.4}` with its zeros trimmed prints, for |v| < 1e11 (v is then within half
+            // an ulp < 0.5e-4 of it); and it costs no bignum arithmetic. Otherwise round.
+            let mut short = Stack::default();
+            if v.abs() < 1e11 && write!(short, "{v}").is_ok() {
+                let text = short.as_str();
+                let decimals = text.find('.').map_or(0, |dot| text.len() - dot - 1);
+                if decimals <= 4 {
+                    return f.write_str(text);
+                }
+            }
             let text = format!("{v:.4}");
             f.write_str(text.trim_end_matches('0').trim_end_matches('.'))
         } else {
             write!(f, "{v}")
         }
+    }
+}
+
+/// A short text on the stack (what `Num` needs: a float below 1e11 prints in under 40 bytes).
+struct Stack {
+    bytes: [u8; 40],
+    len: usize,
+}
+
+impl Default for Stack {
+    fn default() -> Self {
+        Stack {
+            bytes: [0; 40],
+            len: 0,
+        }
+    }
+}
+
+impl Stack {
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(self.bytes.get(..self.len).unwrap_or_default()).unwrap_or_default()
+    }
+}
+
+impl fmt::Write for Stack {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self.len + s.len();
+        let slot = self.bytes.get_mut(self.len..end).ok_or(fmt::Error)?;
+        slot.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
     }
 }
 

@@ -394,5 +394,36 @@ mod tests {
         assert_eq!(Num(14.99).to_string(), "14.99");
         assert_eq!(Num(1000.0).to_string(), "1000");
         assert_eq!(Num(0.123456).to_string(), "0.1235");
+        assert_eq!(Num(14.995).to_string(), "14.995");
+        assert_eq!(Num(-2.5).to_string(), "-2.5");
+        assert_eq!(Num(1e-7).to_string(), "0");
+        assert_eq!(Num(123456789.123456).to_string(), "123456789.1235");
+        assert_eq!(Num(f64::INFINITY).to_string(), "inf");
+    }
+
+    #[test]
+    fn the_fast_path_prints_what_rounding_to_4_decimals_prints() {
+        // Every value with at most 4 decimals in a wide range, and neighbours of each.
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let scale = [1.0, 10.0, 100.0, 1000.0, 10000.0][(x % 5) as usize];
+            let v = ((x >> 8) % 100_000_000) as f64 / scale * if x & 1 == 0 { 1.0 } else { -1.0 };
+            for v in [
+                v,
+                f64::from_bits(v.to_bits() + 1),
+                f64::from_bits(v.to_bits().saturating_sub(1)),
+            ] {
+                let slow = if v.fract() == 0.0 {
+                    format!("{}", v as i64)
+                } else {
+                    let t = format!("{v:.4}");
+                    t.trim_end_matches('0').trim_end_matches('.').to_owned()
+                };
+                assert_eq!(Num(v).to_string(), slow, "{v:e}");
+            }
+        }
     }
 }

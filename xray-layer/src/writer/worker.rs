@@ -2,7 +2,7 @@
 
 use super::{Counters, Envelope};
 use crate::capture;
-use crate::model::{Json, Record, Status, StepRecord, StepStart};
+use crate::model::{Evaluation, Json, Record, Status, StepRecord, StepStart};
 use crate::processor::Pipeline;
 use crate::recorder::state::{object_of, StepBuffer, StepState};
 use crate::recycle::Recycler;
@@ -45,7 +45,12 @@ struct Reuse {
     /// Strings the writer made (names, kinds, metadata): they stay here, so that the
     /// application threads never write into memory the writer thread wrote last.
     spare: Vec<String>,
+    /// Decoded evaluations of written steps: decoded into again, strings and all.
+    evaluations: Vec<Vec<Evaluation>>,
 }
+
+/// Decoded steps' evaluations the writer keeps for reuse.
+const WRITER_SPARE_EVALUATIONS: usize = 4;
 
 /// Strings the writer keeps for its own records.
 const WRITER_SPARE_STRINGS: usize = 4096;
@@ -71,6 +76,11 @@ impl Reuse {
                 start.kind.take().map(&mut keep);
             }
             Record::StepFinished(step) => {
+                if self.evaluations.len() < WRITER_SPARE_EVALUATIONS
+                    && step.evaluations.capacity() > 0
+                {
+                    self.evaluations.push(std::mem::take(&mut step.evaluations));
+                }
                 json(&mut step.input);
                 json(&mut step.output);
                 json(&mut step.filters);
@@ -270,9 +280,11 @@ fn finish_step(state: &StepState, buffer: StepBuffer, reuse: &mut Reuse) -> Step
         logs_dropped: buffer.logs_dropped,
     };
     if !arena.is_empty() {
-        let rows = arena.decode();
+        let mut rows = reuse.evaluations.pop().unwrap_or_default();
+        let mut summarizer = capture::Summarizer::default();
+        arena.decode_into(&mut rows, |row| summarizer.add(row));
         state.recycler.give_arena(arena);
-        let (kept, summary) = capture::apply(capture, rows, &record.selection);
+        let (kept, summary) = capture::keep(capture, rows, summarizer, &record.selection);
         record.candidates_in.get_or_insert(summary.total);
         // A step that selects keeps what it selected; a filter keeps what passed.
         let out = if record.selection.is_empty() {
