@@ -376,10 +376,13 @@ impl Builder {
         if let Some(e) = self.env_error {
             return Err(e);
         }
-        let store: Arc<dyn Store> = match self.store {
-            StoreChoice::Sqlite(path) => Arc::new(SqliteStore::open(&path)?),
-            StoreChoice::Memory => Arc::new(MemoryStore::new()),
-            StoreChoice::Custom(store) => store,
+        let (store, native): (Arc<dyn Store>, _) = match self.store {
+            StoreChoice::Sqlite(path) => {
+                let sqlite = Arc::new(SqliteStore::open(&path)?);
+                (Arc::clone(&sqlite) as Arc<dyn Store>, Some(sqlite))
+            }
+            StoreChoice::Memory => (Arc::new(MemoryStore::new()), None),
+            StoreChoice::Custom(store) => (store, None),
         };
         let (tx, rx) = crossbeam_channel::bounded(self.queue_capacity);
         let (control_tx, control_rx) = crossbeam_channel::unbounded();
@@ -388,6 +391,7 @@ impl Builder {
         let recycler = Arc::new(Recycler::default());
         let worker = Worker {
             recycler: Arc::clone(&recycler),
+            native,
             rx,
             control: control_rx,
             store: Arc::clone(&store),

@@ -144,53 +144,66 @@ const MAX_DISTINCT: usize = 2_000;
 pub(crate) struct Summarizer {
     summary: EvaluationSummary,
     reasons: Vec<HashMap<String, u64, BuildHasherDefault<FxHasher>>>,
+    /// No check of the current row has failed yet.
+    first: bool,
 }
 
 impl Summarizer {
     pub(crate) fn add(&mut self, row: &Evaluation) {
+        self.add_row(row.passed);
+        for (n, check) in row.checks.iter().enumerate() {
+            self.add_check(n, &check.name, check.passed, check.reason.as_deref());
+        }
+    }
+
+    /// Counts a row; its checks follow, in order, through [`add_check`](Self::add_check).
+    pub(crate) fn add_row(&mut self, passed: bool) {
         let summary = &mut self.summary;
         summary.total += 1;
-        if row.passed {
+        if passed {
             summary.passed += 1;
         } else {
             summary.failed += 1;
         }
-        let mut first = true;
-        for (n, check) in row.checks.iter().enumerate() {
-            // Rows usually make the same checks in the same order.
-            let i = match summary.checks.get(n) {
-                Some(c) if c.name == check.name => n,
-                _ => match summary.checks.iter().position(|c| c.name == check.name) {
-                    Some(i) => i,
-                    None => {
-                        summary.checks.push(CheckSummary {
-                            name: check.name.clone(),
-                            ..Default::default()
-                        });
-                        self.reasons.push(HashMap::default());
-                        summary.checks.len() - 1
-                    }
-                },
-            };
-            let entry = &mut summary.checks[i];
-            if check.passed {
-                entry.passed += 1;
-                continue;
-            }
-            entry.failed += 1;
-            if first {
-                entry.first_failed += 1;
-                first = false;
-            }
-            let key = check.reason.as_deref().unwrap_or("(no reason given)");
-            let histogram = &mut self.reasons[i];
-            if let Some(n) = histogram.get_mut(key) {
-                *n += 1;
-            } else if histogram.len() < MAX_DISTINCT {
-                histogram.insert(key.to_owned(), 1);
-            } else {
-                *histogram.entry("(other reasons)".to_owned()).or_insert(0) += 1;
-            }
+        self.first = true;
+    }
+
+    /// Counts the `n`-th check of the row last added.
+    pub(crate) fn add_check(&mut self, n: usize, name: &str, passed: bool, reason: Option<&str>) {
+        let summary = &mut self.summary;
+        // Rows usually make the same checks in the same order.
+        let i = match summary.checks.get(n) {
+            Some(c) if c.name == name => n,
+            _ => match summary.checks.iter().position(|c| c.name == name) {
+                Some(i) => i,
+                None => {
+                    summary.checks.push(CheckSummary {
+                        name: name.to_owned(),
+                        ..Default::default()
+                    });
+                    self.reasons.push(HashMap::default());
+                    summary.checks.len() - 1
+                }
+            },
+        };
+        let entry = &mut summary.checks[i];
+        if passed {
+            entry.passed += 1;
+            return;
+        }
+        entry.failed += 1;
+        if self.first {
+            entry.first_failed += 1;
+            self.first = false;
+        }
+        let key = reason.unwrap_or("(no reason given)");
+        let histogram = &mut self.reasons[i];
+        if let Some(n) = histogram.get_mut(key) {
+            *n += 1;
+        } else if histogram.len() < MAX_DISTINCT {
+            histogram.insert(key.to_owned(), 1);
+        } else {
+            *histogram.entry("(other reasons)".to_owned()).or_insert(0) += 1;
         }
     }
 
@@ -209,26 +222,44 @@ impl Summarizer {
 /// Keeps `cap` rows: selected and near-threshold ones first, then the rows with the smallest
 /// hash of their candidate id (deterministic: the same run samples the same candidates).
 fn sample(rows: Vec<Evaluation>, cap: usize) -> Vec<Evaluation> {
-    let mut ranked: Vec<(u8, u64, usize)> = rows
-        .iter()
-        .enumerate()
-        .map(|(i, row)| {
-            let priority = if row.selected {
-                0
-            } else if !row.passed && row.checks.iter().filter(|c| !c.passed).all(near) {
-                1
-            } else {
-                2
-            };
-            (priority, fnv1a(row.candidate_id.as_bytes()), i)
+    let keep = sample_indices(rows.len(), cap, |i| {
+        let row = &rows[i];
+        let near = !row.passed && row.checks.iter().filter(|c| !c.passed).all(near);
+        (priority(row.selected, near), row.candidate_id.as_str())
+    });
+    let mut rows: Vec<Option<Evaluation>> = rows.into_iter().map(Some).collect();
+    keep.into_iter().filter_map(|i| rows[i].take()).collect()
+}
+
+/// The sampling rank of a row: selected, then failed only near thresholds, then the rest.
+pub(crate) fn priority(selected: bool, near_miss: bool) -> u8 {
+    if selected {
+        0
+    } else if near_miss {
+        1
+    } else {
+        2
+    }
+}
+
+/// The indices (in order) of the `cap` rows of `n` that sampling keeps, given each row's
+/// priority and candidate id; every selected row is kept even past `cap`.
+pub(crate) fn sample_indices<'a>(
+    n: usize,
+    cap: usize,
+    rank: impl Fn(usize) -> (u8, &'a str),
+) -> Vec<usize> {
+    let mut ranked: Vec<(u8, u64, usize)> = (0..n)
+        .map(|i| {
+            let (priority, id) = rank(i);
+            (priority, fnv1a(id.as_bytes()), i)
         })
         .collect();
     ranked.sort_unstable();
     let selected = ranked.iter().take_while(|r| r.0 == 0).count();
     let mut keep: Vec<usize> = ranked.iter().take(cap.max(selected)).map(|r| r.2).collect();
     keep.sort_unstable();
-    let mut rows: Vec<Option<Evaluation>> = rows.into_iter().map(Some).collect();
-    keep.into_iter().filter_map(|i| rows[i].take()).collect()
+    keep
 }
 
 /// Whether a failed structured check missed its threshold by at most [`NEAR_THRESHOLD`].
@@ -238,17 +269,21 @@ fn near(check: &Check) -> bool {
         return false;
     };
     let threshold = check.threshold.as_ref();
-    let close = |t: f64| (observed - t).abs() <= NEAR_THRESHOLD * t.abs().max(f64::EPSILON);
+    let close = |t: Option<f64>| t.is_some_and(|t| near_number(observed, t));
     match op {
-        "min" | "max" => threshold.and_then(|t| t.as_f64()).is_some_and(close),
+        "min" | "max" => close(threshold.and_then(|t| t.as_f64())),
         "range" => {
             let bounds = threshold.and_then(|t| t.as_array());
-            let lo = bounds.and_then(|b| b.first()).and_then(|v| v.as_f64());
-            let hi = bounds.and_then(|b| b.get(1)).and_then(|v| v.as_f64());
-            lo.is_some_and(close) || hi.is_some_and(close)
+            close(bounds.and_then(|b| b.first()).and_then(|v| v.as_f64()))
+                || close(bounds.and_then(|b| b.get(1)).and_then(|v| v.as_f64()))
         }
         _ => false,
     }
+}
+
+/// Whether `observed` is within [`NEAR_THRESHOLD`] of `threshold` (false for NaN).
+pub(crate) fn near_number(observed: f64, threshold: f64) -> bool {
+    (observed - threshold).abs() <= NEAR_THRESHOLD * threshold.abs().max(f64::EPSILON)
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
