@@ -21,6 +21,7 @@ use crate::capture::Capture;
 use crate::layer::{Defaults, XRayLayer};
 use crate::model::{ExecutionEnd, StepRecord};
 use crate::processor::{Pipeline, Processor};
+use crate::recycle::Recycler;
 use crate::store::{MemoryStore, SqliteStore, Store, StoreError};
 use crate::writer::worker::Worker;
 use crate::writer::{Backpressure, Counters, Sink, XRayGuard};
@@ -375,16 +376,22 @@ impl Builder {
         if let Some(e) = self.env_error {
             return Err(e);
         }
-        let store: Arc<dyn Store> = match self.store {
-            StoreChoice::Sqlite(path) => Arc::new(SqliteStore::open(&path)?),
-            StoreChoice::Memory => Arc::new(MemoryStore::new()),
-            StoreChoice::Custom(store) => store,
+        let (store, native): (Arc<dyn Store>, _) = match self.store {
+            StoreChoice::Sqlite(path) => {
+                let sqlite = Arc::new(SqliteStore::open(&path)?);
+                (Arc::clone(&sqlite) as Arc<dyn Store>, Some(sqlite))
+            }
+            StoreChoice::Memory => (Arc::new(MemoryStore::new()), None),
+            StoreChoice::Custom(store) => (store, None),
         };
         let (tx, rx) = crossbeam_channel::bounded(self.queue_capacity);
         let (control_tx, control_rx) = crossbeam_channel::unbounded();
         let counters = Arc::new(Counters::default());
         let wake_pending = Arc::new(AtomicBool::new(false));
+        let recycler = Arc::new(Recycler::default());
         let worker = Worker {
+            recycler: Arc::clone(&recycler),
+            native,
             rx,
             control: control_rx,
             store: Arc::clone(&store),
@@ -406,6 +413,7 @@ impl Builder {
             wake_pending,
             handle.thread().clone(),
             Arc::clone(&counters),
+            recycler,
         ));
         let defaults = Arc::new(Defaults {
             capture: self.capture,

@@ -18,6 +18,35 @@
 
 use crate::model::{Check, CheckSummary, Evaluation, EvaluationSummary, Selection};
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// A fast hash for the reason histogram (the keys are our own reasons, not an attacker's):
+/// FxHash, 8 bytes at a time.
+#[derive(Default)]
+struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+        }
+    }
+
+    fn write_u8(&mut self, b: u8) {
+        self.write(&[b]);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
 
 /// The number of evaluation rows a step keeps before sampling, by default.
 pub const DEFAULT_EVALUATION_CAP: usize = 10_000;
@@ -64,17 +93,34 @@ impl Capture {
 const NEAR_THRESHOLD: f64 = 0.10;
 
 /// Summarizes `rows` and keeps what `capture` says. Marks selected rows.
+#[cfg(test)]
 pub(crate) fn apply(
     capture: Capture,
-    mut rows: Vec<Evaluation>,
+    rows: Vec<Evaluation>,
     selection: &[Selection],
 ) -> (Vec<Evaluation>, EvaluationSummary) {
-    for row in &mut rows {
-        if selection.iter().any(|s| s.candidate_id == row.candidate_id) {
-            row.selected = true;
+    let mut summarizer = Summarizer::default();
+    for row in &rows {
+        summarizer.add(row);
+    }
+    keep(capture, rows, summarizer, selection)
+}
+
+/// Keeps what `capture` says of `rows`, summarized by `summarizer`. Marks selected rows.
+pub(crate) fn keep(
+    capture: Capture,
+    mut rows: Vec<Evaluation>,
+    summarizer: Summarizer,
+    selection: &[Selection],
+) -> (Vec<Evaluation>, EvaluationSummary) {
+    if !selection.is_empty() {
+        for row in &mut rows {
+            if selection.iter().any(|s| s.candidate_id == row.candidate_id) {
+                row.selected = true;
+            }
         }
     }
-    let mut summary = summarize(&rows);
+    let mut summary = summarizer.finish();
     summary.capture = capture.label();
     let cap = match capture {
         Capture::All => usize::MAX,
@@ -89,90 +135,131 @@ pub(crate) fn apply(
     (rows, summary)
 }
 
-/// Exact counts per check and the most frequent failure reasons.
-pub(crate) fn summarize(rows: &[Evaluation]) -> EvaluationSummary {
-    /// Distinct reasons tracked per check before new ones are only counted as "other".
-    const MAX_DISTINCT: usize = 2_000;
-    let mut summary = EvaluationSummary {
-        total: rows.len() as u64,
-        ..Default::default()
-    };
-    let mut reasons: Vec<HashMap<&str, u64>> = Vec::new();
-    for row in rows {
-        if row.passed {
+/// Distinct reasons tracked per check before new ones are only counted as "other".
+const MAX_DISTINCT: usize = 2_000;
+
+/// Exact counts per check and the most frequent failure reasons, one row at a time (the writer
+/// adds each row as it decodes it, while its strings are still in cache).
+#[derive(Default)]
+pub(crate) struct Summarizer {
+    summary: EvaluationSummary,
+    reasons: Vec<HashMap<String, u64, BuildHasherDefault<FxHasher>>>,
+    /// No check of the current row has failed yet.
+    first: bool,
+}
+
+impl Summarizer {
+    pub(crate) fn add(&mut self, row: &Evaluation) {
+        self.add_row(row.passed);
+        for (n, check) in row.checks.iter().enumerate() {
+            self.add_check(n, &check.name, check.passed, check.reason.as_deref());
+        }
+    }
+
+    /// Counts a row; its checks follow, in order, through [`add_check`](Self::add_check).
+    pub(crate) fn add_row(&mut self, passed: bool) {
+        let summary = &mut self.summary;
+        summary.total += 1;
+        if passed {
             summary.passed += 1;
         } else {
             summary.failed += 1;
         }
-        let mut first = true;
-        for check in &row.checks {
-            let i = match summary.checks.iter().position(|c| c.name == check.name) {
+        self.first = true;
+    }
+
+    /// Counts the `n`-th check of the row last added.
+    pub(crate) fn add_check(&mut self, n: usize, name: &str, passed: bool, reason: Option<&str>) {
+        let summary = &mut self.summary;
+        // Rows usually make the same checks in the same order.
+        let i = match summary.checks.get(n) {
+            Some(c) if c.name == name => n,
+            _ => match summary.checks.iter().position(|c| c.name == name) {
                 Some(i) => i,
                 None => {
                     summary.checks.push(CheckSummary {
-                        name: check.name.clone(),
+                        name: name.to_owned(),
                         ..Default::default()
                     });
-                    reasons.push(HashMap::new());
+                    self.reasons.push(HashMap::default());
                     summary.checks.len() - 1
                 }
-            };
-            let entry = &mut summary.checks[i];
-            if check.passed {
-                entry.passed += 1;
-                continue;
-            }
-            entry.failed += 1;
-            if first {
-                entry.first_failed += 1;
-                first = false;
-            }
-            let key = check.reason.as_deref().unwrap_or("(no reason given)");
-            let histogram = &mut reasons[i];
-            if let Some(n) = histogram.get_mut(key) {
-                *n += 1;
-            } else if histogram.len() < MAX_DISTINCT {
-                histogram.insert(key, 1);
-            } else {
-                *histogram.entry("(other reasons)").or_insert(0) += 1;
-            }
+            },
+        };
+        let entry = &mut summary.checks[i];
+        if passed {
+            entry.passed += 1;
+            return;
+        }
+        entry.failed += 1;
+        if self.first {
+            entry.first_failed += 1;
+            self.first = false;
+        }
+        let key = reason.unwrap_or("(no reason given)");
+        let histogram = &mut self.reasons[i];
+        if let Some(n) = histogram.get_mut(key) {
+            *n += 1;
+        } else if histogram.len() < MAX_DISTINCT {
+            histogram.insert(key.to_owned(), 1);
+        } else {
+            *histogram.entry("(other reasons)".to_owned()).or_insert(0) += 1;
         }
     }
-    for (entry, histogram) in summary.checks.iter_mut().zip(reasons) {
-        let mut top: Vec<(String, u64)> = histogram
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect();
-        top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        top.truncate(EvaluationSummary::TOP_REASONS);
-        entry.top_reasons = top;
+
+    pub(crate) fn finish(self) -> EvaluationSummary {
+        let mut summary = self.summary;
+        for (entry, histogram) in summary.checks.iter_mut().zip(self.reasons) {
+            let mut top: Vec<(String, u64)> = histogram.into_iter().collect();
+            top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            top.truncate(EvaluationSummary::TOP_REASONS);
+            entry.top_reasons = top;
+        }
+        summary
     }
-    summary
 }
 
 /// Keeps `cap` rows: selected and near-threshold ones first, then the rows with the smallest
 /// hash of their candidate id (deterministic: the same run samples the same candidates).
 fn sample(rows: Vec<Evaluation>, cap: usize) -> Vec<Evaluation> {
-    let mut ranked: Vec<(u8, u64, usize)> = rows
-        .iter()
-        .enumerate()
-        .map(|(i, row)| {
-            let priority = if row.selected {
-                0
-            } else if !row.passed && row.checks.iter().filter(|c| !c.passed).all(near) {
-                1
-            } else {
-                2
-            };
-            (priority, fnv1a(row.candidate_id.as_bytes()), i)
+    let keep = sample_indices(rows.len(), cap, |i| {
+        let row = &rows[i];
+        let near = !row.passed && row.checks.iter().filter(|c| !c.passed).all(near);
+        (priority(row.selected, near), row.candidate_id.as_str())
+    });
+    let mut rows: Vec<Option<Evaluation>> = rows.into_iter().map(Some).collect();
+    keep.into_iter().filter_map(|i| rows[i].take()).collect()
+}
+
+/// The sampling rank of a row: selected, then failed only near thresholds, then the rest.
+pub(crate) fn priority(selected: bool, near_miss: bool) -> u8 {
+    if selected {
+        0
+    } else if near_miss {
+        1
+    } else {
+        2
+    }
+}
+
+/// The indices (in order) of the `cap` rows of `n` that sampling keeps, given each row's
+/// priority and candidate id; every selected row is kept even past `cap`.
+pub(crate) fn sample_indices<'a>(
+    n: usize,
+    cap: usize,
+    rank: impl Fn(usize) -> (u8, &'a str),
+) -> Vec<usize> {
+    let mut ranked: Vec<(u8, u64, usize)> = (0..n)
+        .map(|i| {
+            let (priority, id) = rank(i);
+            (priority, fnv1a(id.as_bytes()), i)
         })
         .collect();
     ranked.sort_unstable();
     let selected = ranked.iter().take_while(|r| r.0 == 0).count();
     let mut keep: Vec<usize> = ranked.iter().take(cap.max(selected)).map(|r| r.2).collect();
     keep.sort_unstable();
-    let mut rows: Vec<Option<Evaluation>> = rows.into_iter().map(Some).collect();
-    keep.into_iter().filter_map(|i| rows[i].take()).collect()
+    keep
 }
 
 /// Whether a failed structured check missed its threshold by at most [`NEAR_THRESHOLD`].
@@ -182,17 +269,21 @@ fn near(check: &Check) -> bool {
         return false;
     };
     let threshold = check.threshold.as_ref();
-    let close = |t: f64| (observed - t).abs() <= NEAR_THRESHOLD * t.abs().max(f64::EPSILON);
+    let close = |t: Option<f64>| t.is_some_and(|t| near_number(observed, t));
     match op {
-        "min" | "max" => threshold.and_then(|t| t.as_f64()).is_some_and(close),
+        "min" | "max" => close(threshold.and_then(|t| t.as_f64())),
         "range" => {
             let bounds = threshold.and_then(|t| t.as_array());
-            let lo = bounds.and_then(|b| b.first()).and_then(|v| v.as_f64());
-            let hi = bounds.and_then(|b| b.get(1)).and_then(|v| v.as_f64());
-            lo.is_some_and(close) || hi.is_some_and(close)
+            close(bounds.and_then(|b| b.first()).and_then(|v| v.as_f64()))
+                || close(bounds.and_then(|b| b.get(1)).and_then(|v| v.as_f64()))
         }
         _ => false,
     }
+}
+
+/// Whether `observed` is within [`NEAR_THRESHOLD`] of `threshold` (false for NaN).
+pub(crate) fn near_number(observed: f64, threshold: f64) -> bool {
+    (observed - threshold).abs() <= NEAR_THRESHOLD * threshold.abs().max(f64::EPSILON)
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {

@@ -105,6 +105,7 @@ mod layer;
 pub mod model;
 pub mod processor;
 mod recorder;
+mod recycle;
 pub mod store;
 mod writer;
 

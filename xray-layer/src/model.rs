@@ -23,8 +23,16 @@ pub struct Json(String);
 impl Json {
     /// Serializes `value`; a value whose `Serialize` fails is kept as a JSON string naming the error.
     pub fn from_serialize<T: Serialize + ?Sized>(value: &T) -> Json {
-        match serde_json::to_string(value) {
-            Ok(text) => Json(text),
+        // A string the writer thread gave back, when this thread has one: its memory was
+        // allocated by an application thread and goes on being reused rather than being freed
+        // on the writer thread (see `recycle`).
+        let mut buf = crate::recycle::take_string().into_bytes();
+        match serde_json::to_writer(&mut buf, value) {
+            // serde_json writes UTF-8: the check cannot fail, and costs a few ns.
+            Ok(()) => match String::from_utf8(buf) {
+                Ok(text) => Json(text),
+                Err(_) => Json::string("<not serializable: invalid UTF-8>"),
+            },
             Err(err) => Json::string(&format!("<not serializable: {err}>")),
         }
     }

@@ -220,11 +220,16 @@ pub struct ObjectWriter {
 impl ObjectWriter {
     pub fn new() -> Self {
         ObjectWriter {
-            text: String::new(),
+            text: crate::recycle::take_string(),
         }
     }
 
     pub fn push(&mut self, name: &str, value: Json) {
+        self.push_str(name, value.as_str());
+        crate::recycle::give_string(value.into_string());
+    }
+
+    fn push_str(&mut self, name: &str, value: &str) {
         if self.text.is_empty() {
             self.text.reserve(name.len() + value.len() + 8);
             self.text.push('{');
@@ -239,7 +244,7 @@ impl ObjectWriter {
             self.text.push('"');
         }
         self.text.push(':');
-        self.text.push_str(value.as_str());
+        self.text.push_str(value);
     }
 
     fn finish(mut self) -> Json {

@@ -66,6 +66,12 @@ pub(crate) struct Pipeline {
 }
 
 impl Pipeline {
+    /// Whether something here reads or changes evaluation rows (processors, step hooks,
+    /// redaction of snapshots), so the writer must build them as owned records.
+    pub(crate) fn needs_decoded_evaluations(&self) -> bool {
+        !self.processors.is_empty() || !self.on_step_end.is_empty() || !self.redact.is_empty()
+    }
+
     pub(crate) fn process(&self, record: &mut Record, counters: &Counters) {
         if !self.redact.is_empty() || self.max_payload_bytes.is_some() {
             for_each_payload(record, |json| {
@@ -79,21 +85,21 @@ impl Pipeline {
         }
         for processor in &self.processors {
             if catch_unwind(AssertUnwindSafe(|| processor.process(record))).is_err() {
-                counters.hook_panics.fetch_add(1, Ordering::Relaxed);
+                counters.writer.hook_panics.fetch_add(1, Ordering::Relaxed);
             }
         }
         match record {
             Record::StepFinished(step) => {
                 for hook in &self.on_step_end {
                     if catch_unwind(AssertUnwindSafe(|| hook(step))).is_err() {
-                        counters.hook_panics.fetch_add(1, Ordering::Relaxed);
+                        counters.writer.hook_panics.fetch_add(1, Ordering::Relaxed);
                     }
                 }
             }
             Record::ExecutionFinished(end) => {
                 for hook in &self.on_execution_end {
                     if catch_unwind(AssertUnwindSafe(|| hook(end))).is_err() {
-                        counters.hook_panics.fetch_add(1, Ordering::Relaxed);
+                        counters.writer.hook_panics.fetch_add(1, Ordering::Relaxed);
                     }
                 }
             }

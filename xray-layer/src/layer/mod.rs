@@ -21,9 +21,10 @@ use crate::capture::Capture;
 use crate::ids;
 use crate::model::{now_us, ExecutionStart, Json, LogLine, Record};
 use crate::recorder::state::SpanInfo;
-use crate::recorder::state::{self, ExecutionState, Node, StepState};
+use crate::recorder::state::{self, ExecutionState, NewStep, Node, StepState};
 use crate::writer::{Envelope, Sink};
 use fields::{EventFields, SameAs, XrayFields};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::{PoisonError, RwLock};
@@ -84,13 +85,30 @@ impl XRayLayer {
     /// usual case: `#[xray::step]` names are constants), built anew when the values differ.
     fn step_info(&self, attrs: &Attributes<'_>) -> Arc<SpanInfo> {
         let key = std::ptr::from_ref(attrs.metadata()) as usize;
-        let cached = self
-            .callsites
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&key)
-            .cloned();
-        if let Some(info) = &cached {
+        // This thread's last step callsite, then the layer's table.
+        let cached = LAST_INFO
+            .try_with(|last| {
+                let last = last.borrow();
+                match &*last {
+                    Some((k, info)) if *k == key => Some(Arc::clone(info)),
+                    _ => None,
+                }
+            })
+            .ok()
+            .flatten()
+            .or_else(|| {
+                let info = self
+                    .callsites
+                    .read()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .get(&key)
+                    .cloned()?;
+                let _ = LAST_INFO.try_with(|last| {
+                    *last.borrow_mut() = Some((key, Arc::clone(&info)));
+                });
+                Some(info)
+            });
+        if let Some(info) = cached.as_ref() {
             let mut same = SameAs::new(info);
             attrs.record(&mut same);
             if same.same {
@@ -134,15 +152,22 @@ impl XRayLayer {
             pid: Some(self.defaults.pid),
         };
         self.sink
-            .send(Envelope::Record(Record::ExecutionStarted(start)), &state);
+            .send_record(Record::ExecutionStarted(start), &state);
         state
     }
 
-    fn finish_execution(&self, execution: &ExecutionState) {
-        let end = execution.end_record(now_us());
+    fn finish_execution(&self, execution: &ExecutionState, now: i64) {
+        let end = execution.end_record(now);
         self.sink
-            .send(Envelope::Record(Record::ExecutionFinished(end)), execution);
+            .send_record(Record::ExecutionFinished(end), execution);
     }
+}
+
+thread_local! {
+    /// The last step callsite seen on this thread, with its info: a pipeline's step runs in a
+    /// loop, so this skips the layer's lock and table most of the time. The info depends only on
+    /// the span's fields, which are compared before it is used, so it serves every layer.
+    static LAST_INFO: RefCell<Option<(usize, Arc<SpanInfo>)>> = const { RefCell::new(None) };
 }
 
 fn role_of(metadata: &tracing_core::Metadata<'_>) -> Option<Role> {
@@ -164,10 +189,8 @@ where
         let Some(span) = ctx.span(id) else {
             return;
         };
-        let parent = span
-            .scope()
-            .skip(1)
-            .find_map(|s| s.extensions().get::<Node>().cloned());
+        // One clock read per span start (and one per end): the ids, the start record and the
+        // implicit execution share it.
         let now = now_us();
         let node = match role {
             Role::Execution => {
@@ -180,6 +203,21 @@ where
                 Node::Execution(self.start_execution(name, fields.tags, false, now))
             }
             Role::Step => {
+                // The parent is usually the span on top of this thread's stack; otherwise walk
+                // the registry's scope.
+                let from_stack = if attrs.is_root() {
+                    None
+                } else {
+                    state::parent_from_stack(attrs.parent().map(Id::into_u64))
+                };
+                let parent = from_stack.or_else(|| {
+                    if attrs.is_root() {
+                        return None;
+                    }
+                    span.scope()
+                        .skip(1)
+                        .find_map(|s| s.extensions().get::<Node>().cloned())
+                });
                 let info = self.step_info(attrs);
                 let (execution, parent_id) = match parent {
                     Some(Node::Step(p)) => (Arc::clone(&p.execution), Some(p.id)),
@@ -190,19 +228,23 @@ where
                     ),
                 };
                 let capture = info.capture.unwrap_or(self.defaults.capture);
-                let step = Arc::new(StepState::new(
-                    ids::new_id(now),
-                    execution,
-                    parent_id,
-                    info,
-                    now,
-                    capture,
-                    self.defaults.max_logs_per_step,
-                    Arc::clone(&self.sink),
-                ));
+                let step = StepState::start(
+                    NewStep {
+                        id: ids::new_id(now),
+                        execution,
+                        parent_id,
+                        info,
+                        started_at: now,
+                        capture,
+                        max_logs: self.defaults.max_logs_per_step,
+                        recycler: &self.sink.recycler,
+                    },
+                    self.sink.recycler.take_step(),
+                );
+                self.sink.recycler.refill_strings();
                 // The start record is built on the writer thread from the shared state.
                 self.sink
-                    .send(Envelope::StepStarted(Arc::clone(&step)), &step.execution);
+                    .send_step(Envelope::StepStarted(Arc::clone(&step)), 0);
                 Node::Step(step)
             }
         };
@@ -214,9 +256,7 @@ where
             return;
         };
         let node = span.extensions().get::<Node>().cloned();
-        if let Some(node) = node {
-            state::push_current(id.into_u64(), node);
-        }
+        state::push_current(id.into_u64(), node);
     }
 
     fn on_exit(&self, id: &Id, _ctx: Context<'_, S>) {
@@ -269,12 +309,14 @@ where
         let node = span.extensions_mut().remove::<Node>();
         match node {
             Some(Node::Step(step)) => {
-                step.close(now_us());
-                if step.execution.implicit {
-                    self.finish_execution(&step.execution);
+                let now = now_us();
+                let execution = step.execution.implicit.then(|| Arc::clone(&step.execution));
+                step.close(now, &self.sink);
+                if let Some(execution) = execution {
+                    self.finish_execution(&execution, now);
                 }
             }
-            Some(Node::Execution(execution)) => self.finish_execution(&execution),
+            Some(Node::Execution(execution)) => self.finish_execution(&execution, now_us()),
             None => {}
         }
     }

@@ -90,13 +90,16 @@ struct Row {
 }
 
 /// Evaluations of one step, or the one evaluation being built (the scratch of a builder).
-#[derive(Default, Debug)]
+#[derive(Debug)]
 pub(crate) struct EvalArena {
     text: String,
     rows: Vec<Row>,
     checks: Vec<CheckRow>,
     metrics: Vec<(u16, f64)>,
     names: Vec<Box<str>>,
+    /// The name index of the n-th check of the last row: rows usually make the same checks
+    /// in the same order, so one comparison finds the name.
+    hints: [u16; 8],
 }
 
 /// A check as given to the builder, before it lands in an arena.
@@ -108,6 +111,19 @@ pub(crate) struct NewCheck<'a> {
     pub(crate) observed_text: Option<&'a str>,
     pub(crate) lo: f64,
     pub(crate) hi: f64,
+}
+
+impl Default for EvalArena {
+    fn default() -> Self {
+        EvalArena {
+            text: String::new(),
+            rows: Vec::new(),
+            checks: Vec::new(),
+            metrics: Vec::new(),
+            names: Vec::new(),
+            hints: [NO_NAME; 8],
+        }
+    }
 }
 
 impl EvalArena {
@@ -128,7 +144,18 @@ impl EvalArena {
         self.metrics.clear();
         if self.names.len() > MAX_SCRATCH_NAMES {
             self.names.clear();
+            self.hints = [NO_NAME; 8];
         }
+    }
+
+    /// Empties everything, names included, keeping the room (an arena reused for a new step).
+    pub(crate) fn clear_all(&mut self) {
+        self.text.clear();
+        self.rows.clear();
+        self.checks.clear();
+        self.metrics.clear();
+        self.names.clear();
+        self.hints = [NO_NAME; 8];
     }
 
     /// Bytes held, for deciding whether a scratch arena is worth keeping.
@@ -177,8 +204,9 @@ impl EvalArena {
         (self.names.len() - 1) as u16
     }
 
-    /// Starts a new row; checks and metrics pushed next belong to it.
-    pub(crate) fn begin_row(&mut self, candidate: Text) {
+    /// Starts a new row; checks and metrics pushed next belong to it. Returns its index.
+    pub(crate) fn begin_row(&mut self, candidate: Text) -> u32 {
+        let index = self.rows.len() as u32;
         self.rows.push(Row {
             candidate,
             label: Text::NONE,
@@ -190,6 +218,7 @@ impl EvalArena {
             metrics_len: 0,
             snapshot: Text::NONE,
         });
+        index
     }
 
     fn last_row(&mut self) -> Option<&mut Row> {
@@ -214,6 +243,12 @@ impl EvalArena {
         }
     }
 
+    pub(crate) fn set_row_passed(&mut self, row: u32, passed: bool) {
+        if let Some(row) = self.rows.get_mut(row as usize) {
+            row.passed = passed;
+        }
+    }
+
     pub(crate) fn set_snapshot(&mut self, json: Text) {
         if let Some(row) = self.last_row() {
             row.snapshot = json;
@@ -222,7 +257,23 @@ impl EvalArena {
 
     /// Adds a check to the current row; `reason` was pushed before, `set` interned before.
     pub(crate) fn push_check(&mut self, check: NewCheck<'_>, reason: Text, set: u16) {
-        let name = self.intern(check.name);
+        let position = self.rows.last().map_or(0, |r| usize::from(r.checks_len));
+        let name = match self.hints.get(position) {
+            Some(&hint)
+                if self
+                    .names
+                    .get(usize::from(hint))
+                    .is_some_and(|n| **n == *check.name) =>
+            {
+                hint
+            }
+            Some(_) => {
+                let name = self.intern(check.name);
+                self.hints[position] = name;
+                name
+            }
+            None => self.intern(check.name),
+        };
         let observed_text = match check.observed_text {
             Some(s) => self.push_str(s),
             None => Text::NONE,
@@ -325,118 +376,583 @@ impl EvalArena {
     }
 
     /// Decodes every row (on the writer thread).
+    #[cfg(test)]
     pub(crate) fn decode(&self) -> Vec<Evaluation> {
-        (0..self.rows.len())
-            .filter_map(|i| self.decode_row(i))
-            .collect()
+        let mut rows = Vec::new();
+        self.decode_into(&mut rows, |_| {});
+        rows
     }
 
-    /// Decodes row `i`.
-    pub(crate) fn decode_row(&self, i: usize) -> Option<Evaluation> {
-        let row = self.rows.get(i)?;
-        let name = |n: u16| {
-            self.names
-                .get(usize::from(n))
-                .map(|s| s.to_string())
-                .unwrap_or_default()
-        };
+    /// Decodes every row into `out`, reusing the evaluations (and their strings) already there:
+    /// a writer that decodes step after step allocates nothing once it has seen a step as
+    /// large. `each` sees every row as soon as it is decoded.
+    pub(crate) fn decode_into(&self, out: &mut Vec<Evaluation>, mut each: impl FnMut(&Evaluation)) {
+        let mut spare = Spare::default();
+        out.truncate(self.rows.len());
+        for (i, row) in self.rows.iter().enumerate() {
+            match out.get_mut(i) {
+                Some(e) => {
+                    self.decode_row_into(row, e, &mut spare);
+                    each(e);
+                }
+                None => {
+                    let mut e = empty_evaluation();
+                    self.decode_row_into(row, &mut e, &mut spare);
+                    each(&e);
+                    out.push(e);
+                }
+            }
+        }
+    }
+
+    fn decode_row_into(&self, row: &Row, e: &mut Evaluation, spare: &mut Spare) {
+        set(
+            &mut e.candidate_id,
+            self.get(row.candidate).unwrap_or_default(),
+        );
+        set_opt(&mut e.label, self.get(row.label));
+        e.passed = row.passed;
+        e.score = (!row.score.is_nan()).then_some(row.score);
+        e.selected = false;
         let cs = row.checks_start as usize;
         let checks = self
             .checks
             .get(cs..cs + usize::from(row.checks_len))
-            .unwrap_or(&[])
-            .iter()
-            .map(|c| self.decode_check(c, name(c.name)))
-            .collect();
+            .unwrap_or(&[]);
+        e.checks.truncate(checks.len());
+        for (i, c) in checks.iter().enumerate() {
+            match e.checks.get_mut(i) {
+                Some(check) => self.decode_check_into(c, check, spare),
+                None => {
+                    let mut check = Check {
+                        name: String::new(),
+                        passed: false,
+                        reason: None,
+                        observed: None,
+                        threshold: None,
+                        op: None,
+                    };
+                    self.decode_check_into(c, &mut check, spare);
+                    e.checks.push(check);
+                }
+            }
+        }
         let ms = row.metrics_start as usize;
         let metrics = self
             .metrics
             .get(ms..ms + usize::from(row.metrics_len))
-            .unwrap_or(&[])
-            .iter()
-            .map(|&(n, v)| (name(n), v))
-            .collect();
-        Some(Evaluation {
-            candidate_id: self.get(row.candidate).unwrap_or_default().to_owned(),
-            label: self.get(row.label).map(str::to_owned),
-            passed: row.passed,
-            score: (!row.score.is_nan()).then_some(row.score),
-            selected: false,
-            checks,
-            metrics,
-            snapshot: self.get(row.snapshot).and_then(Json::parse),
-        })
+            .unwrap_or(&[]);
+        e.metrics.truncate(metrics.len());
+        for (i, &(n, v)) in metrics.iter().enumerate() {
+            let name = self.name(n);
+            match e.metrics.get_mut(i) {
+                Some(m) => {
+                    set(&mut m.0, name);
+                    m.1 = v;
+                }
+                None => e.metrics.push((name.to_owned(), v)),
+            }
+        }
+        // Snapshots were written by serde_json on the application thread.
+        e.snapshot = self.get(row.snapshot).and_then(Json::parse);
     }
 
-    fn decode_check(&self, c: &CheckRow, name: String) -> Check {
+    fn name(&self, n: u16) -> &str {
+        self.names.get(usize::from(n)).map_or("", |s| s)
+    }
+
+    fn decode_check_into(&self, c: &CheckRow, check: &mut Check, spare: &mut Spare) {
         use serde_json::Value;
         let num = |v: f64| serde_json::Number::from_f64(v).map(Value::Number);
-        let (observed, threshold) = match c.op {
-            Op::Free => (None, None),
-            Op::Min => (num(c.observed), num(c.lo)),
-            Op::Max => (num(c.observed), num(c.hi)),
-            Op::Range => (
-                num(c.observed),
-                Some(Value::Array(vec![
-                    num(c.lo).unwrap_or(Value::Null),
-                    num(c.hi).unwrap_or(Value::Null),
-                ])),
-            ),
-            Op::In => (
-                self.get(c.observed_text)
-                    .map(|s| Value::String(s.to_owned())),
-                self.names.get(usize::from(c.set)).map(|set| {
+        set(&mut check.name, self.name(c.name));
+        check.passed = c.passed;
+        match c.op {
+            Op::Free => {
+                check.observed = None;
+                check.threshold = None;
+            }
+            Op::Min | Op::Max => {
+                check.observed = num(c.observed);
+                check.threshold = num(if c.op == Op::Min { c.lo } else { c.hi });
+            }
+            Op::Range => {
+                check.observed = num(c.observed);
+                let bounds = [c.lo, c.hi].map(|v| num(v).unwrap_or(Value::Null));
+                match &mut check.threshold {
+                    Some(Value::Array(items)) => {
+                        items.clear();
+                        items.extend(bounds);
+                    }
+                    other => *other = Some(Value::Array(bounds.into())),
+                }
+            }
+            Op::In => {
+                check.observed = self
+                    .get(c.observed_text)
+                    .map(|s| Value::String(s.to_owned()));
+                check.threshold = self.names.get(usize::from(c.set)).map(|set| {
                     Value::Array(
                         set.split(SET_SEP)
                             .filter(|s| !s.is_empty())
                             .map(|s| Value::String(s.to_owned()))
                             .collect(),
                     )
-                }),
-            ),
-        };
+                });
+            }
+        }
         // Structured checks keep numbers on the application thread; their reason is written
         // here, on the writer thread.
-        let reason = match self.get(c.reason) {
-            Some(reason) => Some(reason.to_owned()),
-            None if c.passed => None,
-            None => self.derived_reason(c),
-        };
-        Check {
-            name,
-            passed: c.passed,
-            reason,
-            observed,
-            threshold,
-            op: c.op.as_str().map(str::to_owned),
+        match (self.get(c.reason), c.passed) {
+            (Some(reason), _) => {
+                set(check.reason.get_or_insert_with(|| spare.string()), reason);
+            }
+            (None, true) => spare.keep(check.reason.take()),
+            (None, false) => {
+                let reason = check.reason.get_or_insert_with(|| spare.string());
+                reason.clear();
+                if !self.write_derived_reason(c, reason, &mut spare.bounds) {
+                    spare.keep(check.reason.take());
+                }
+            }
+        }
+        set_opt(&mut check.op, c.op.as_str());
+    }
+}
+
+/// What a decode keeps at hand: strings freed by one row for the next (a reason that is
+/// there in one row and not in the next would otherwise be freed and allocated again), and the
+/// text of the last bounds written (every row of a filter has the same thresholds).
+#[derive(Default)]
+struct Spare {
+    strings: Vec<String>,
+    bounds: Bounds,
+}
+
+impl Spare {
+    fn string(&mut self) -> String {
+        self.strings.pop().unwrap_or_default()
+    }
+
+    fn keep(&mut self, s: Option<String>) {
+        if let Some(s) = s {
+            if self.strings.len() < 64 {
+                self.strings.push(s);
+            }
         }
     }
 }
 
+/// The text of the last `lo` and `hi` bounds written.
+#[derive(Default)]
+struct Bounds {
+    bits: Option<(u64, u64)>,
+    lo: String,
+    hi: String,
+}
+
+impl Bounds {
+    fn get(&mut self, lo: f64, hi: f64) -> (&str, &str) {
+        let bits = (lo.to_bits(), hi.to_bits());
+        if self.bits != Some(bits) {
+            self.lo.clear();
+            self.hi.clear();
+            let _ = write!(self.lo, "{}", Num(lo));
+            let _ = write!(self.hi, "{}", Num(hi));
+            self.bits = Some(bits);
+        }
+        (&self.lo, &self.hi)
+    }
+}
+
+fn empty_evaluation() -> Evaluation {
+    Evaluation {
+        candidate_id: String::new(),
+        label: None,
+        passed: false,
+        score: None,
+        selected: false,
+        checks: Vec::new(),
+        metrics: Vec::new(),
+        snapshot: None,
+    }
+}
+
+/// Replaces the text of `out`, keeping its allocation.
+fn set(out: &mut String, text: &str) {
+    out.clear();
+    out.push_str(text);
+}
+
+/// Replaces an optional text, keeping the allocation when there is one.
+fn set_opt(out: &mut Option<String>, text: Option<&str>) {
+    match (out.as_mut(), text) {
+        (Some(s), Some(t)) => set(s, t),
+        (None, Some(t)) => *out = Some(t.to_owned()),
+        (_, None) => *out = None,
+    }
+}
+
 impl EvalArena {
-    /// The reason of a failed structured check: `3.2 < 3.8 minimum`, `1250 > 1000 maximum`,
-    /// `8.99 < 14.99 (range 14.99–59.98)`, `Phone Cases not in [Laptop Stands]`.
-    fn derived_reason(&self, c: &CheckRow) -> Option<String> {
-        let (o, lo, hi) = (Num(c.observed), Num(c.lo), Num(c.hi));
-        Some(match c.op {
-            Op::Free => return None,
-            Op::Min => format!("{o} < {lo} minimum"),
-            Op::Max => format!("{o} > {hi} maximum"),
-            Op::Range if c.observed < c.lo => format!("{o} < {lo} (range {lo}–{hi})"),
-            Op::Range => format!("{o} > {hi} (range {lo}–{hi})"),
+    /// Writes the reason of a failed structured check: `3.2 < 3.8 minimum`, `1250 > 1000
+    /// maximum`, `8.99 < 14.99 (range 14.99–59.98)`, `Phone Cases not in [Laptop Stands]`.
+    /// Returns `false` for a free-form check (it has no derived reason).
+    fn write_derived_reason(&self, c: &CheckRow, out: &mut String, bounds: &mut Bounds) -> bool {
+        let o = Num(c.observed);
+        let (lo, hi) = bounds.get(c.lo, c.hi);
+        let _ = match c.op {
+            Op::Free => return false,
+            Op::Min => write!(out, "{o} < {lo} minimum"),
+            Op::Max => write!(out, "{o} > {hi} maximum"),
+            Op::Range if c.observed < c.lo => write!(out, "{o} < {lo} (range {lo}–{hi})"),
+            Op::Range => write!(out, "{o} > {hi} (range {lo}–{hi})"),
             Op::In => {
                 let set = self
                     .names
                     .get(usize::from(c.set))
                     .map_or("", |s| s.as_ref());
-                let items: Vec<&str> = set.split(SET_SEP).filter(|s| !s.is_empty()).collect();
-                format!(
-                    "{} not in [{}]",
-                    self.get(c.observed_text).unwrap_or(""),
-                    items.join(", ")
-                )
+                out.push_str(self.get(c.observed_text).unwrap_or(""));
+                out.push_str(" not in [");
+                for (i, item) in set.split(SET_SEP).filter(|s| !s.is_empty()).enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    out.push_str(item);
+                }
+                out.push(']');
+                Ok(())
             }
-        })
+        };
+        true
+    }
+}
+
+/// A step's evaluations as the SQLite store writes them: straight from the arena, without
+/// building an owned [`Evaluation`] per row. The summary is computed in one pass that also
+/// writes every derived reason once (kept here for the rows' check JSON), and the capture
+/// policy picks the rows to keep by index.
+pub(crate) struct StepRows {
+    arena: EvalArena,
+    /// Derived reasons of failed structured checks, by check index (`Text::NONE` otherwise).
+    reasons: Vec<Text>,
+    reason_text: String,
+    /// Rows kept, in order; `None`: all of them.
+    keep: Option<Vec<usize>>,
+    /// Rows whose candidate the step selected.
+    selected: Vec<usize>,
+    bounds: Bounds,
+    scratch: Vec<u8>,
+    /// The payload cap, applied to snapshots as they are written.
+    pub(crate) snapshot_cap: Option<usize>,
+}
+
+impl StepRows {
+    /// Summarizes `arena` and applies `capture`, marking the candidates in `selection`.
+    pub(crate) fn new(
+        arena: EvalArena,
+        capture: crate::capture::Capture,
+        selection: &[crate::model::Selection],
+    ) -> (StepRows, crate::model::EvaluationSummary) {
+        use crate::capture;
+        let mut rows = StepRows {
+            arena,
+            reasons: Vec::new(),
+            reason_text: String::new(),
+            keep: None,
+            selected: Vec::new(),
+            bounds: Bounds::default(),
+            scratch: Vec::new(),
+            snapshot_cap: None,
+        };
+        let mut summarizer = capture::Summarizer::default();
+        let arena = &rows.arena;
+        rows.reasons.resize(arena.checks.len(), Text::NONE);
+        for (i, row) in arena.rows.iter().enumerate() {
+            if !selection.is_empty() {
+                let id = arena.get(row.candidate).unwrap_or_default();
+                if selection.iter().any(|s| s.candidate_id == id) {
+                    rows.selected.push(i);
+                }
+            }
+            summarizer.add_row(row.passed);
+            let cs = row.checks_start as usize;
+            for n in 0..usize::from(row.checks_len) {
+                let Some(c) = arena.checks.get(cs + n) else {
+                    break;
+                };
+                let reason = match (arena.get(c.reason), c.passed) {
+                    (Some(reason), _) => Some(reason),
+                    (None, true) => None,
+                    (None, false) => {
+                        let start = rows.reason_text.len();
+                        if arena.write_derived_reason(c, &mut rows.reason_text, &mut rows.bounds) {
+                            let span = text_span(start, rows.reason_text.len());
+                            if let Some(slot) = rows.reasons.get_mut(cs + n) {
+                                *slot = span;
+                            }
+                            rows.reason_text.get(start..)
+                        } else {
+                            None
+                        }
+                    }
+                };
+                summarizer.add_check(n, arena.name(c.name), c.passed, reason);
+            }
+        }
+        let cap = match capture {
+            capture::Capture::All => usize::MAX,
+            capture::Capture::Cap(n) => n,
+            capture::Capture::Summary => 0,
+        };
+        let mut summary = summarizer.finish();
+        summary.capture = capture.label();
+        let total = arena.rows.len();
+        if total > cap {
+            let keep = capture::sample_indices(total, cap, |i| {
+                let row = &arena.rows[i];
+                let selected = rows.selected.binary_search(&i).is_ok();
+                let near = !row.passed && arena.failed_only_near(row);
+                (
+                    capture::priority(selected, near),
+                    arena.get(row.candidate).unwrap_or_default(),
+                )
+            });
+            summary.kept = keep.len() as u64;
+            summary.sampled = true;
+            rows.keep = Some(keep);
+        } else {
+            summary.kept = total as u64;
+        }
+        (rows, summary)
+    }
+
+    /// The indices of the rows to write, in order.
+    pub(crate) fn kept(&self) -> impl Iterator<Item = usize> + '_ {
+        let all = 0..if self.keep.is_some() {
+            0
+        } else {
+            self.arena.rows.len()
+        };
+        all.chain(self.keep.iter().flatten().copied())
+    }
+
+    pub(crate) fn kept_len(&self) -> usize {
+        self.keep.as_ref().map_or(self.arena.rows.len(), Vec::len)
+    }
+
+    pub(crate) fn candidate(&self, i: usize) -> &str {
+        self.row(i)
+            .and_then(|r| self.arena.get(r.candidate))
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn label(&self, i: usize) -> Option<&str> {
+        self.row(i).and_then(|r| self.arena.get(r.label))
+    }
+
+    pub(crate) fn passed(&self, i: usize) -> bool {
+        self.row(i).is_some_and(|r| r.passed)
+    }
+
+    pub(crate) fn score(&self, i: usize) -> Option<f64> {
+        self.row(i).map(|r| r.score).filter(|s| !s.is_nan())
+    }
+
+    pub(crate) fn selected(&self, i: usize) -> bool {
+        self.selected.binary_search(&i).is_ok()
+    }
+
+    /// Row `i`'s snapshot, cut by the payload cap when it is larger.
+    pub(crate) fn snapshot(&self, i: usize) -> Option<std::borrow::Cow<'_, str>> {
+        let text = self.row(i).and_then(|r| self.arena.get(r.snapshot))?;
+        match self.snapshot_cap {
+            Some(max) if text.len() > max => {
+                let mut json = Json::from_trusted(text.to_owned());
+                crate::processor::cap(&mut json, max);
+                Some(std::borrow::Cow::Owned(json.into_string()))
+            }
+            _ => Some(std::borrow::Cow::Borrowed(text)),
+        }
+    }
+
+    fn row(&self, i: usize) -> Option<&Row> {
+        self.arena.rows.get(i)
+    }
+
+    /// Writes row `i`'s checks as JSON (what `serde_json` writes for its decoded `Vec<Check>`)
+    /// and its failed check names as `\x1fa\x1fb\x1f`.
+    pub(crate) fn write_checks(&mut self, i: usize, checks: &mut String, failed: &mut String) {
+        checks.clear();
+        failed.clear();
+        checks.push('[');
+        let Some(row) = self.arena.rows.get(i) else {
+            checks.push(']');
+            return;
+        };
+        let cs = row.checks_start as usize;
+        let arena = &self.arena;
+        let scratch = &mut self.scratch;
+        for n in 0..usize::from(row.checks_len) {
+            let Some(c) = arena.checks.get(cs + n) else {
+                break;
+            };
+            if n > 0 {
+                checks.push(',');
+            }
+            let name = arena.name(c.name);
+            checks.push_str("{\"name\":");
+            json_into(checks, scratch, name);
+            checks.push_str(if c.passed {
+                ",\"passed\":true"
+            } else {
+                ",\"passed\":false"
+            });
+            let reason = match arena.get(c.reason) {
+                Some(reason) => Some(reason),
+                None if c.passed => None,
+                None => self
+                    .reasons
+                    .get(cs + n)
+                    .and_then(|&t| get_text(&self.reason_text, t)),
+            };
+            if let Some(reason) = reason {
+                checks.push_str(",\"reason\":");
+                json_into(checks, scratch, reason);
+            }
+            let number = |out: &mut String, scratch: &mut Vec<u8>, v: f64| {
+                match serde_json::Number::from_f64(v) {
+                    Some(n) => json_into(out, scratch, &n),
+                    None => out.push_str("null"),
+                }
+            };
+            let finite = |v: f64| serde_json::Number::from_f64(v).is_some();
+            match c.op {
+                Op::Free => {}
+                Op::Min | Op::Max => {
+                    let threshold = if c.op == Op::Min { c.lo } else { c.hi };
+                    if finite(c.observed) {
+                        checks.push_str(",\"observed\":");
+                        number(checks, scratch, c.observed);
+                    }
+                    if finite(threshold) {
+                        checks.push_str(",\"threshold\":");
+                        number(checks, scratch, threshold);
+                    }
+                }
+                Op::Range => {
+                    if finite(c.observed) {
+                        checks.push_str(",\"observed\":");
+                        number(checks, scratch, c.observed);
+                    }
+                    checks.push_str(",\"threshold\":[");
+                    number(checks, scratch, c.lo);
+                    checks.push(',');
+                    number(checks, scratch, c.hi);
+                    checks.push(']');
+                }
+                Op::In => {
+                    if let Some(observed) = arena.get(c.observed_text) {
+                        checks.push_str(",\"observed\":");
+                        json_into(checks, scratch, observed);
+                    }
+                    if let Some(set) = arena.names.get(usize::from(c.set)) {
+                        checks.push_str(",\"threshold\":[");
+                        for (k, item) in set.split(SET_SEP).filter(|s| !s.is_empty()).enumerate() {
+                            if k > 0 {
+                                checks.push(',');
+                            }
+                            json_into(checks, scratch, item);
+                        }
+                        checks.push(']');
+                    }
+                }
+            }
+            if let Some(op) = c.op.as_str() {
+                checks.push_str(",\"op\":\"");
+                checks.push_str(op);
+                checks.push('"');
+            }
+            checks.push('}');
+            if !c.passed {
+                if failed.is_empty() {
+                    failed.push(crate::store::sqlite::SEP);
+                }
+                failed.push_str(name);
+                failed.push(crate::store::sqlite::SEP);
+            }
+        }
+        checks.push(']');
+    }
+
+    /// Row `i`'s metrics as JSON (`[["name", 0.5], …]`), or `None` when it has none.
+    pub(crate) fn write_metrics(&mut self, i: usize, out: &mut String) -> bool {
+        out.clear();
+        let Some(row) = self.arena.rows.get(i) else {
+            return false;
+        };
+        if row.metrics_len == 0 {
+            return false;
+        }
+        let ms = row.metrics_start as usize;
+        let metrics: Vec<(&str, f64)> = self
+            .arena
+            .metrics
+            .get(ms..ms + usize::from(row.metrics_len))
+            .unwrap_or(&[])
+            .iter()
+            .map(|&(n, v)| (self.arena.name(n), v))
+            .collect();
+        json_into(out, &mut self.scratch, &metrics);
+        true
+    }
+
+    /// The arena, to give back once written.
+    pub(crate) fn into_arena(self) -> EvalArena {
+        self.arena
+    }
+}
+
+impl EvalArena {
+    /// Whether every failed check of `row` missed a structured threshold by a little.
+    fn failed_only_near(&self, row: &Row) -> bool {
+        let cs = row.checks_start as usize;
+        self.checks
+            .get(cs..cs + usize::from(row.checks_len))
+            .unwrap_or(&[])
+            .iter()
+            .filter(|c| !c.passed)
+            .all(|c| {
+                let near = |t: f64| crate::capture::near_number(c.observed, t);
+                match c.op {
+                    Op::Min => near(c.lo),
+                    Op::Max => near(c.hi),
+                    Op::Range => near(c.lo) || near(c.hi),
+                    Op::Free | Op::In => false,
+                }
+            })
+    }
+}
+
+fn get_text(text: &str, t: Text) -> Option<&str> {
+    if t.is_none() {
+        return None;
+    }
+    let start = t.start as usize;
+    text.get(start..start + t.len as usize)
+}
+
+/// Appends `value` as JSON to `out`, through `scratch` (serde_json writes bytes).
+pub(crate) fn json_into<T: serde::Serialize + ?Sized>(
+    out: &mut String,
+    scratch: &mut Vec<u8>,
+    value: &T,
+) {
+    scratch.clear();
+    match serde_json::to_writer(&mut *scratch, value)
+        .ok()
+        .and_then(|()| std::str::from_utf8(scratch).ok())
+    {
+        Some(text) => out.push_str(text),
+        None => out.push_str("null"),
     }
 }
 
@@ -449,11 +965,53 @@ impl fmt::Display for Num {
         if v.fract() == 0.0 && v.abs() < 1e15 {
             write!(f, "{}", v as i64)
         } else if v.is_finite() {
+            // The shortest text that reads back as `v` (`{}`), when it has at most 4 decimals, is
+            // what `{:.4}` with its zeros trimmed prints, for |v| < 1e11 (v is then within half
+            // an ulp < 0.5e-4 of it); and it costs no bignum arithmetic. Otherwise round.
+            let mut short = Stack::default();
+            if v.abs() < 1e11 && write!(short, "{v}").is_ok() {
+                let text = short.as_str();
+                let decimals = text.find('.').map_or(0, |dot| text.len() - dot - 1);
+                if decimals <= 4 {
+                    return f.write_str(text);
+                }
+            }
             let text = format!("{v:.4}");
             f.write_str(text.trim_end_matches('0').trim_end_matches('.'))
         } else {
             write!(f, "{v}")
         }
+    }
+}
+
+/// A short text on the stack (what `Num` needs: a float below 1e11 prints in under 40 bytes).
+struct Stack {
+    bytes: [u8; 40],
+    len: usize,
+}
+
+impl Default for Stack {
+    fn default() -> Self {
+        Stack {
+            bytes: [0; 40],
+            len: 0,
+        }
+    }
+}
+
+impl Stack {
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(self.bytes.get(..self.len).unwrap_or_default()).unwrap_or_default()
+    }
+}
+
+impl fmt::Write for Stack {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self.len + s.len();
+        let slot = self.bytes.get_mut(self.len..end).ok_or(fmt::Error)?;
+        slot.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
     }
 }
 

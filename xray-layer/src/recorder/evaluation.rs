@@ -1,7 +1,7 @@
 //! [`Evaluation`]: the verdict of the current step on one candidate, check by check.
 
 use super::arena::{EvalArena, NewCheck, Op, Text, NO_NAME, SET_SEP};
-use super::state::StepRef;
+use super::state::{self, Begin, StepRef};
 use serde::Serialize;
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -60,29 +60,57 @@ where
 thread_local! {
     /// Reused to build the key of a `check_in` set.
     static SET_KEY: RefCell<String> = const { RefCell::new(String::new()) };
-    /// Scratch arenas reused by builders on this thread, so building an evaluation allocates nothing.
-    static SCRATCH: RefCell<Vec<EvalArena>> = const { RefCell::new(Vec::new()) };
+    /// Scratch arenas reused by builders on the slower path, so building an evaluation there
+    /// allocates nothing either. Boxed: a builder holds one by pointer, to stay small.
+    #[allow(clippy::vec_box)]
+    static SCRATCH: RefCell<Vec<Box<Scratch>>> = const { RefCell::new(Vec::new()) };
 }
 
-fn take_scratch() -> EvalArena {
-    SCRATCH
+/// The evaluation being built by a builder that cannot write into its thread's arena (a
+/// [`StepHandle`](crate::StepHandle) on a worker thread, or a second builder open at once).
+struct Scratch {
+    step: Option<StepRef>,
+    arena: EvalArena,
+}
+
+fn take_scratch(step: StepRef) -> Box<Scratch> {
+    let mut scratch = SCRATCH
         .try_with(|pool| pool.borrow_mut().pop())
         .ok()
         .flatten()
-        .unwrap_or_default()
+        .unwrap_or_else(|| {
+            Box::new(Scratch {
+                step: None,
+                arena: EvalArena::default(),
+            })
+        });
+    scratch.step = Some(step);
+    scratch
 }
 
-fn return_scratch(mut arena: EvalArena) {
-    if arena.capacity_bytes() > 64 * 1024 {
+fn return_scratch(mut scratch: Box<Scratch>) {
+    scratch.step = None;
+    if scratch.arena.capacity_bytes() > 64 * 1024 {
         return; // an unusually large snapshot: let it go
     }
-    arena.clear_rows();
+    scratch.arena.clear_rows();
     let _ = SCRATCH.try_with(|pool| {
         let mut pool = pool.borrow_mut();
         if pool.len() < 4 {
-            pool.push(arena);
+            pool.push(scratch);
         }
     });
+}
+
+/// Where a builder writes.
+enum Target {
+    /// Nothing is recorded (no step, no layer, or the step was exited meanwhile).
+    Off,
+    /// Row `row` of the arena of this thread's entry `serial` (the usual case: no lock, no
+    /// reference count, no copy).
+    Local { serial: u64, row: u32 },
+    /// Its own scratch arena, appended to the step's under its lock when done.
+    Scratch(Box<Scratch>),
 }
 
 /// The verdict of the current step on one candidate. Made by [`evaluate`](crate::evaluate) or
@@ -109,9 +137,15 @@ fn return_scratch(mut arena: EvalArena) {
 ///
 /// Outside a step, or with no X-Ray layer installed, nothing is recorded or formatted, and
 /// `passed()` still returns the verdict. A builder dropped without `passed()` is still recorded.
+///
+/// An evaluation started with [`evaluate`](crate::evaluate) is written into its thread's own
+/// arena for the step and handed to the step when the thread exits it; finish it on the thread
+/// that started it, inside the step (checks added after the step was exited, or on another
+/// thread, are not recorded; the verdict is still returned). On worker threads, use
+/// [`StepHandle::evaluate`](crate::StepHandle::evaluate).
 #[must_use = "call .passed() to record the evaluation and get its verdict"]
 pub struct Evaluation {
-    target: Option<(StepRef, EvalArena)>,
+    target: Target,
     all_passed: bool,
     verdict: Option<bool>,
 }
@@ -119,20 +153,20 @@ pub struct Evaluation {
 impl fmt::Debug for Evaluation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Evaluation")
-            .field("recording", &self.target.is_some())
+            .field("recording", &!matches!(self.target, Target::Off))
             .field("passed", &self.verdict.unwrap_or(self.all_passed))
             .finish()
     }
 }
 
 impl Evaluation {
-    pub(crate) fn new(step: Option<StepRef>, candidate_id: impl Display) -> Self {
-        let target = step.map(|step| {
-            let mut arena = take_scratch();
-            let id = arena.push_display(candidate_id);
-            arena.begin_row(id);
-            (step, arena)
-        });
+    /// Starts an evaluation in the current step of this thread.
+    pub(crate) fn current(candidate_id: impl Display) -> Self {
+        let target = match state::begin_local(&candidate_id) {
+            Begin::Local { serial, row } => Target::Local { serial, row },
+            Begin::Busy(step) => Target::Scratch(Self::scratch(step, candidate_id)),
+            Begin::None => Target::Off,
+        };
         Evaluation {
             target,
             all_passed: true,
@@ -140,17 +174,51 @@ impl Evaluation {
         }
     }
 
+    /// Starts an evaluation in `step` (a handle's), with its own scratch arena.
+    pub(crate) fn new(step: Option<StepRef>, candidate_id: impl Display) -> Self {
+        let target = match step {
+            Some(step) => Target::Scratch(Self::scratch(step, candidate_id)),
+            None => Target::Off,
+        };
+        Evaluation {
+            target,
+            all_passed: true,
+            verdict: None,
+        }
+    }
+
+    fn scratch(step: StepRef, candidate_id: impl Display) -> Box<Scratch> {
+        let mut scratch = take_scratch(step);
+        let id = scratch.arena.push_display(candidate_id);
+        scratch.arena.begin_row(id);
+        scratch
+    }
+
+    /// Runs `f` on the arena of the row being built, if any; stops recording if it is gone.
+    #[inline]
+    fn with_arena(&mut self, f: impl FnOnce(&mut EvalArena)) {
+        match &mut self.target {
+            Target::Off => {}
+            Target::Local { serial, row } => {
+                if state::with_row(*serial, *row, f).is_none() {
+                    self.target = Target::Off;
+                }
+            }
+            Target::Scratch(scratch) => f(&mut scratch.arena),
+        }
+    }
+
     /// Whether this evaluation will be recorded (a step is current and the layer is installed).
     pub fn is_recording(&self) -> bool {
-        self.target.is_some()
+        !matches!(self.target, Target::Off)
     }
 
     /// A human label for the candidate (its title).
     pub fn label(mut self, label: impl Display) -> Self {
-        if let Some((_, arena)) = &mut self.target {
+        self.with_arena(|arena| {
             let t = arena.push_display(label);
             arena.set_label(t);
-        }
+        });
         self
     }
 
@@ -158,14 +226,14 @@ impl Evaluation {
     /// when the check fails; pass a closure to build it only then.
     pub fn check(mut self, name: &str, passed: bool, reason: impl Reason) -> Self {
         self.all_passed &= passed;
-        if let Some((_, arena)) = &mut self.target {
+        self.with_arena(|arena| {
             let reason = if passed {
                 Text::NONE
             } else {
                 arena.push_with(|out| reason.write_reason(out))
             };
             arena.push_check(check(name, passed, Op::Free), reason, NO_NAME);
-        }
+        });
         self
     }
 
@@ -176,11 +244,11 @@ impl Evaluation {
         let (observed, min) = (observed.into(), min.into());
         let passed = observed >= min;
         self.all_passed &= passed;
-        if let Some((_, arena)) = &mut self.target {
+        self.with_arena(|arena| {
             let mut c = check(name, passed, Op::Min);
             (c.observed, c.lo) = (observed, min);
             arena.push_check(c, Text::NONE, NO_NAME);
-        }
+        });
         self
     }
 
@@ -189,11 +257,11 @@ impl Evaluation {
         let (observed, max) = (observed.into(), max.into());
         let passed = observed <= max;
         self.all_passed &= passed;
-        if let Some((_, arena)) = &mut self.target {
+        self.with_arena(|arena| {
             let mut c = check(name, passed, Op::Max);
             (c.observed, c.hi) = (observed, max);
             arena.push_check(c, Text::NONE, NO_NAME);
-        }
+        });
         self
     }
 
@@ -208,11 +276,11 @@ impl Evaluation {
         let (lo, hi) = (*range.start(), *range.end());
         let passed = range.contains(&observed);
         self.all_passed &= passed;
-        if let Some((_, arena)) = &mut self.target {
+        self.with_arena(|arena| {
             let mut c = check(name, passed, Op::Range);
             (c.observed, c.lo, c.hi) = (observed, lo, hi);
             arena.push_check(c, Text::NONE, NO_NAME);
-        }
+        });
         self
     }
 
@@ -220,7 +288,7 @@ impl Evaluation {
     pub fn check_in<A: AsRef<str>>(mut self, name: &str, observed: &str, allowed: &[A]) -> Self {
         let passed = allowed.iter().any(|a| a.as_ref() == observed);
         self.all_passed &= passed;
-        if let Some((_, arena)) = &mut self.target {
+        self.with_arena(|arena| {
             // The set is interned like a name: the same list costs a comparison, not a copy.
             let set = SET_KEY
                 .try_with(|key| {
@@ -236,32 +304,30 @@ impl Evaluation {
             let mut c = check(name, passed, Op::In);
             c.observed_text = Some(observed);
             arena.push_check(c, Text::NONE, set);
-        }
+        });
         self
     }
 
     /// The candidate's score (for ranking steps).
     pub fn score(mut self, score: f64) -> Self {
-        if let Some((_, arena)) = &mut self.target {
-            arena.set_score(score);
-        }
+        self.with_arena(|arena| arena.set_score(score));
         self
     }
 
     /// A named number (`relevance`, `price_proximity`).
     pub fn metric(mut self, name: &str, value: f64) -> Self {
-        if let Some((_, arena)) = &mut self.target {
-            arena.push_metric(name, value);
-        }
+        self.with_arena(|arena| arena.push_metric(name, value));
         self
     }
 
     /// A JSON snapshot of the candidate as this step saw it.
     pub fn snapshot<T: Serialize + ?Sized>(mut self, candidate: &T) -> Self {
-        if let Some((_, arena)) = &mut self.target {
+        if self.is_recording() {
             if let Ok(json) = serde_json::to_string(candidate) {
-                let t = arena.push_with(|out| out.push_str(&json));
-                arena.set_snapshot(t);
+                self.with_arena(|arena| {
+                    let t = arena.push_with(|out| out.push_str(&json));
+                    arena.set_snapshot(t);
+                });
             }
         }
         self
@@ -285,10 +351,16 @@ impl Evaluation {
 
     fn commit(&mut self) -> bool {
         let verdict = self.verdict.unwrap_or(self.all_passed);
-        if let Some((step, mut arena)) = self.target.take() {
-            arena.set_passed(verdict);
-            step.record(|buffer| buffer.evaluations.append(&arena));
-            return_scratch(arena);
+        match std::mem::replace(&mut self.target, Target::Off) {
+            Target::Off => {}
+            Target::Local { serial, row } => state::end_row(serial, row, verdict),
+            Target::Scratch(mut scratch) => {
+                scratch.arena.set_passed(verdict);
+                if let Some(step) = &scratch.step {
+                    step.record(|buffer| buffer.evaluations.append(&scratch.arena));
+                }
+                return_scratch(scratch);
+            }
         }
         verdict
     }
@@ -322,5 +394,36 @@ mod tests {
         assert_eq!(Num(14.99).to_string(), "14.99");
         assert_eq!(Num(1000.0).to_string(), "1000");
         assert_eq!(Num(0.123456).to_string(), "0.1235");
+        assert_eq!(Num(14.995).to_string(), "14.995");
+        assert_eq!(Num(-2.5).to_string(), "-2.5");
+        assert_eq!(Num(1e-7).to_string(), "0");
+        assert_eq!(Num(123456789.123456).to_string(), "123456789.1235");
+        assert_eq!(Num(f64::INFINITY).to_string(), "inf");
+    }
+
+    #[test]
+    fn the_fast_path_prints_what_rounding_to_4_decimals_prints() {
+        // Every value with at most 4 decimals in a wide range, and neighbours of each.
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let scale = [1.0, 10.0, 100.0, 1000.0, 10000.0][(x % 5) as usize];
+            let v = ((x >> 8) % 100_000_000) as f64 / scale * if x & 1 == 0 { 1.0 } else { -1.0 };
+            for v in [
+                v,
+                f64::from_bits(v.to_bits() + 1),
+                f64::from_bits(v.to_bits().saturating_sub(1)),
+            ] {
+                let slow = if v.fract() == 0.0 {
+                    format!("{}", v as i64)
+                } else {
+                    let t = format!("{v:.4}");
+                    t.trim_end_matches('0').trim_end_matches('.').to_owned()
+                };
+                assert_eq!(Num(v).to_string(), slow, "{v:e}");
+            }
+        }
     }
 }

@@ -54,7 +54,7 @@ pub fn filters<T: Serialize + ?Sized>(value: &T) {
 
 /// Starts the current step's verdict on one candidate. See [`Evaluation`].
 pub fn evaluate(candidate_id: impl Display) -> Evaluation {
-    Evaluation::new(state::current(), candidate_id)
+    Evaluation::current(candidate_id)
 }
 
 /// Records that the current step selected `candidate_id`, and why.
@@ -141,7 +141,7 @@ impl StepHandle {
 
     /// The id of the step's execution.
     pub fn execution_id(&self) -> Option<uuid::Uuid> {
-        self.step.as_ref().map(|s| s.execution.id)
+        self.step.as_ref().map(|s| s.execution_id)
     }
 
     /// Runs `f` with this step current on this thread, so the free functions
@@ -152,7 +152,7 @@ impl StepHandle {
         };
         // Ids from the top of the u64 range never collide with tracing span ids in practice.
         let id = u64::MAX - SCOPE_IDS.fetch_add(1, Ordering::Relaxed);
-        state::push_current(id, state::Node::Step(step.clone()));
+        state::push_current(id, Some(state::Node::Step(step.clone())));
         struct Pop(u64);
         impl Drop for Pop {
             fn drop(&mut self) {

@@ -1,7 +1,7 @@
 //! Executions and steps for code that cannot take an attribute: [`Execution`] and [`Step`].
 
 use super::state::{self, Node};
-use crate::model::{now_us, Json, Status};
+use crate::model::{Json, Status};
 use serde::Serialize;
 use std::fmt::Display;
 use tracing::span::EnteredSpan;
@@ -24,8 +24,9 @@ impl Node {
     }
 
     /// Records how the function ended. An error set earlier (by [`crate::fail`]) is kept.
+    ///
+    /// A step's end time is read when its span closes, right after; an execution's likewise.
     pub(crate) fn finish(&self, output: Option<Json>, error: Option<String>) {
-        let now = now_us();
         match self {
             Node::Step(step) => step.record(|b| {
                 if output.is_some() {
@@ -35,7 +36,6 @@ impl Node {
                     b.status = Some(Status::Error);
                     b.error = Some(error);
                 }
-                b.ended_at = Some(now);
             }),
             Node::Execution(e) => {
                 let mut outcome = e.outcome();
@@ -46,7 +46,6 @@ impl Node {
                     outcome.status = Some(Status::Error);
                     outcome.error = Some(error);
                 }
-                outcome.ended_at = Some(now);
             }
         }
     }

@@ -8,8 +8,11 @@
 use super::arena::EvalArena;
 use crate::capture::Capture;
 use crate::model::{ExecutionEnd, Json, LogLine, Selection, Status};
+use crate::recycle::Recycler;
 use crate::writer::{Envelope, PendingStep, Sink};
+
 use std::cell::RefCell;
+use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use uuid::Uuid;
@@ -66,7 +69,12 @@ impl ExecutionState {
 }
 
 /// A step's name, kind and capture policy: shared by every span of one callsite.
+///
+/// Aligned so that its fields never share a cache line with the `Arc`'s counts: every step
+/// clones the `Arc` on the application thread while the writer reads the name, and the two
+/// would otherwise pass the line back and forth between cores on every step.
 #[derive(Debug)]
+#[repr(align(128))]
 pub(crate) struct SpanInfo {
     pub(crate) name: String,
     pub(crate) kind: Option<String>,
@@ -74,32 +82,41 @@ pub(crate) struct SpanInfo {
 }
 
 /// A running step.
+///
+/// The writer thread reads what it needs (ids, times, name) from here and from the buffer, never
+/// from the [`ExecutionState`], so that only the application threads write the execution's
+/// counts. Once written, a step's state goes back to the application threads to be reused
+/// ([`crate::recycle`]).
 #[derive(Debug)]
+#[repr(C)] // what each step writes comes first, on as few cache lines as possible
 pub(crate) struct StepState {
     pub(crate) id: Uuid,
-    pub(crate) execution: Arc<ExecutionState>,
-    pub(crate) parent_id: Option<Uuid>,
-    pub(crate) info: Arc<SpanInfo>,
+    pub(crate) execution_id: Uuid,
     pub(crate) started_at: i64,
+    pub(crate) info: Arc<SpanInfo>,
+    pub(crate) parent_id: Option<Uuid>,
+    pub(crate) execution: Arc<ExecutionState>,
+    buffer: Mutex<StepBuffer>,
     pub(crate) capture: Capture,
     pub(crate) max_logs: usize,
-    pub(crate) sink: Arc<Sink>,
-    buffer: Mutex<StepBuffer>,
+    /// Where evaluation arenas come from (and go back to, once written).
+    pub(crate) recycler: Arc<Recycler>,
 }
 
 /// What the step recorded so far.
 #[derive(Debug, Default)]
+#[repr(C)] // what every step records first
 pub(crate) struct StepBuffer {
     pub(crate) closed: bool,
+    pub(crate) status: Option<Status>,
     pub(crate) input: Option<Json>,
     pub(crate) output: Option<Json>,
+    pub(crate) ended_at: Option<i64>,
     pub(crate) filters: Option<Json>,
     pub(crate) selection: Vec<Selection>,
     pub(crate) reasoning: Option<String>,
     pub(crate) metadata: Vec<(String, Json)>,
-    pub(crate) status: Option<Status>,
     pub(crate) error: Option<String>,
-    pub(crate) ended_at: Option<i64>,
     pub(crate) candidates_in: Option<u64>,
     pub(crate) candidates_out: Option<u64>,
     pub(crate) evaluations: EvalArena,
@@ -112,29 +129,53 @@ pub(crate) struct StepBuffer {
 /// A shared reference to a running step.
 pub(crate) type StepRef = Arc<StepState>;
 
+/// What a new step is made of.
+pub(crate) struct NewStep<'a> {
+    pub(crate) id: Uuid,
+    pub(crate) execution: Arc<ExecutionState>,
+    pub(crate) parent_id: Option<Uuid>,
+    pub(crate) info: Arc<SpanInfo>,
+    pub(crate) started_at: i64,
+    pub(crate) capture: Capture,
+    pub(crate) max_logs: usize,
+    pub(crate) recycler: &'a Arc<Recycler>,
+}
+
 impl StepState {
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn new(
-        id: Uuid,
-        execution: Arc<ExecutionState>,
-        parent_id: Option<Uuid>,
-        info: Arc<SpanInfo>,
-        started_at: i64,
-        capture: Capture,
-        max_logs: usize,
-        sink: Arc<Sink>,
-    ) -> Self {
-        StepState {
-            id,
-            execution,
-            parent_id,
-            info,
-            started_at,
-            capture,
-            max_logs,
-            sink,
-            buffer: Mutex::new(StepBuffer::default()),
+    /// A running step, in `recycled` when that state is free for reuse.
+    pub(crate) fn start(step: NewStep<'_>, recycled: Option<Arc<StepState>>) -> Arc<StepState> {
+        if let Some(mut state) = recycled {
+            if let Some(s) = Arc::get_mut(&mut state) {
+                s.id = step.id;
+                s.execution_id = step.execution.id;
+                s.execution = step.execution;
+                s.parent_id = step.parent_id;
+                s.info = step.info;
+                s.started_at = step.started_at;
+                s.capture = step.capture;
+                s.max_logs = step.max_logs;
+                if !Arc::ptr_eq(&s.recycler, step.recycler) {
+                    s.recycler = Arc::clone(step.recycler);
+                }
+                let buffer = s.buffer.get_mut().unwrap_or_else(PoisonError::into_inner);
+                // The writer left it empty (and closed) when it took what the step recorded.
+                buffer.closed = false;
+                buffer.late = 0;
+                return state;
+            }
         }
+        Arc::new(StepState {
+            id: step.id,
+            execution_id: step.execution.id,
+            execution: step.execution,
+            parent_id: step.parent_id,
+            info: step.info,
+            started_at: step.started_at,
+            capture: step.capture,
+            max_logs: step.max_logs,
+            recycler: Arc::clone(step.recycler),
+            buffer: Mutex::new(StepBuffer::default()),
+        })
     }
 
     /// Locks the buffer. A panic elsewhere while it was held leaves it usable.
@@ -152,32 +193,55 @@ impl StepState {
         }
     }
 
-    /// Ends the step: takes what it recorded and hands it to the writer, which builds the
-    /// record (so the owned strings are allocated and freed on the same thread). Called once,
-    /// from the layer's `on_close`; later records through handles are counted as late.
-    pub(crate) fn close(self: &Arc<Self>, now: i64) {
-        let taken = {
+    /// Ends the step and hands it to the writer, which takes what it recorded out of the buffer
+    /// and builds the record (so the owned strings are allocated and freed on the same thread).
+    /// Called once, from the layer's `on_close`; later records through handles are counted as
+    /// late.
+    pub(crate) fn close(self: Arc<Self>, now: i64, sink: &Sink) {
+        let rows = {
             let mut buffer = self.buffer();
             if buffer.closed {
                 return;
             }
             buffer.closed = true;
-            let mut taken = std::mem::take(&mut *buffer);
-            taken.ended_at.get_or_insert(now);
+            let ended_at = *buffer.ended_at.get_or_insert(now);
+            if self.execution.implicit {
+                let mut outcome = self.execution.outcome();
+                outcome.status = Some(buffer.status.unwrap_or(Status::Ok));
+                outcome.error.clone_from(&buffer.error);
+                outcome.ended_at = Some(ended_at);
+            }
+            buffer.evaluations.rows()
+        };
+        sink.send_step(Envelope::StepEnded(self), rows);
+    }
+
+    /// Takes the evaluations a thread made while it had the step entered (`arena` is left
+    /// empty). Counted as late if the step has ended.
+    pub(crate) fn absorb(&self, arena: &mut EvalArena) {
+        let mut buffer = self.buffer();
+        if buffer.closed {
+            buffer.late += arena.rows() as u64;
+        } else if buffer.evaluations.is_empty() {
+            std::mem::swap(&mut buffer.evaluations, arena);
+        } else {
+            buffer.evaluations.append(arena);
+        }
+    }
+
+    /// What the step recorded, taken out on the writer thread once the step has ended. The
+    /// buffer stays closed: later records through handles are counted as late.
+    pub(crate) fn take(self: Arc<Self>) -> PendingStep {
+        let buffer = {
+            let mut buffer = self.buffer();
+            let taken = std::mem::take(&mut *buffer);
+            buffer.closed = true;
             taken
         };
-        if self.execution.implicit {
-            let mut outcome = self.execution.outcome();
-            outcome.status = Some(taken.status.unwrap_or(Status::Ok));
-            outcome.error.clone_from(&taken.error);
-            outcome.ended_at = taken.ended_at;
+        PendingStep {
+            state: self,
+            buffer,
         }
-        let pending = PendingStep {
-            state: Arc::clone(self),
-            buffer: taken,
-        };
-        self.sink
-            .send(Envelope::Step(Box::new(pending)), &self.execution);
     }
 }
 
@@ -214,26 +278,190 @@ pub(crate) enum Node {
     Step(StepRef),
 }
 
+/// A span entered on this thread: X-Ray's (with its node) or another layer's (`None`), so that
+/// the stack mirrors the subscriber's and its top tells a new span's parent without a lookup.
 struct Entry {
     span: u64,
-    node: Node,
+    node: Option<Node>,
+    /// Unique among all entries of all threads: names the entry for the evaluation builders
+    /// that write into its arena.
+    serial: u64,
+    /// Evaluations made on this thread while the step is entered: appended here without a
+    /// lock, and handed to the step in one piece when the span is exited.
+    local: Option<Box<Local>>,
+}
+
+/// A thread's own evaluation arena for one entered step.
+#[derive(Default)]
+pub(crate) struct Local {
+    pub(crate) arena: EvalArena,
+    /// The row a builder is filling (only one at a time; a second builder started meanwhile
+    /// takes the slower path with its own scratch arena).
+    pub(crate) open: Option<u32>,
+}
+
+struct ThreadState {
+    stack: Vec<Entry>,
+    /// This thread's number in the top 32 bits, a counter below.
+    next_serial: u64,
+    /// A `Local` kept from an exited step, for the next one.
+    spare: Option<Box<Local>>,
+}
+
+impl ThreadState {
+    fn serial(&mut self) -> u64 {
+        if self.next_serial == 0 {
+            static THREADS: AtomicU64 = AtomicU64::new(1);
+            self.next_serial = THREADS.fetch_add(1, Ordering::Relaxed) << 32;
+        }
+        self.next_serial += 1;
+        self.next_serial
+    }
 }
 
 thread_local! {
-    static CURRENT: RefCell<Vec<Entry>> = const { RefCell::new(Vec::new()) };
+    static CURRENT: RefCell<ThreadState> = const {
+        RefCell::new(ThreadState {
+            stack: Vec::new(),
+            next_serial: 0,
+            spare: None,
+        })
+    };
 }
 
-/// Makes `node` current on this thread (the layer's `on_enter`, or a handle's `in_scope`).
-pub(crate) fn push_current(span: u64, node: Node) {
-    let _ = CURRENT.try_with(|stack| stack.borrow_mut().push(Entry { span, node }));
+/// Marks `span` entered on this thread, with its node if it is an X-Ray span (the layer's
+/// `on_enter`, or a handle's `in_scope`).
+pub(crate) fn push_current(span: u64, node: Option<Node>) {
+    let _ = CURRENT.try_with(|state| {
+        let mut state = state.borrow_mut();
+        let serial = state.serial();
+        state.stack.push(Entry {
+            span,
+            node,
+            serial,
+            local: None,
+        })
+    });
 }
 
-/// Undoes [`push_current`] for `span` (the innermost entry with that id).
+/// Undoes [`push_current`] for `span` (the innermost entry with that id), handing the
+/// evaluations made meanwhile on this thread to the step.
 pub(crate) fn pop_current(span: u64) {
-    let _ = CURRENT.try_with(|stack| {
-        let mut stack = stack.borrow_mut();
-        if let Some(i) = stack.iter().rposition(|e| e.span == span) {
-            stack.remove(i);
+    let entry = CURRENT
+        .try_with(|state| {
+            let mut state = state.borrow_mut();
+            let stack = &mut state.stack;
+            if stack.last().is_some_and(|e| e.span == span) {
+                stack.pop()
+            } else {
+                let i = stack.iter().rposition(|e| e.span == span)?;
+                Some(stack.remove(i))
+            }
+        })
+        .ok()
+        .flatten();
+    let Some(Entry {
+        node,
+        local: Some(mut local),
+        ..
+    }) = entry
+    else {
+        return;
+    };
+    if let Some(Node::Step(step)) = &node {
+        if !local.arena.is_empty() {
+            step.absorb(&mut local.arena);
+        }
+    }
+    local.open = None;
+    local.arena.clear_all();
+    let _ = CURRENT.try_with(|state| {
+        let mut state = state.borrow_mut();
+        if state.spare.is_none() {
+            state.spare = Some(local);
+        }
+    });
+}
+
+/// How a new evaluation starts on this thread.
+pub(crate) enum Begin {
+    /// In the innermost entered step's arena: row `row` of entry `serial`.
+    Local { serial: u64, row: u32 },
+    /// That arena has a row being built: the new evaluation builds its own (the step).
+    Busy(StepRef),
+    /// No step is current on this thread.
+    None,
+}
+
+/// Starts an evaluation of `candidate` in the arena of the innermost step entered on this thread.
+pub(crate) fn begin_local(candidate: impl fmt::Display) -> Begin {
+    CURRENT
+        .try_with(|state| {
+            let mut state = state.borrow_mut();
+            let state = &mut *state;
+            let Some(entry) = state.stack.iter_mut().rev().find(|e| e.node.is_some()) else {
+                return Begin::None;
+            };
+            let Some(Node::Step(step)) = &entry.node else {
+                return Begin::None;
+            };
+            let local = entry.local.get_or_insert_with(|| {
+                let mut local = state.spare.take().unwrap_or_default();
+                if local.arena.capacity_bytes() == 0 {
+                    if let Some(arena) = step.recycler.take_arena() {
+                        local.arena = arena;
+                    }
+                }
+                local
+            });
+            if local.open.is_some() {
+                return Begin::Busy(Arc::clone(step));
+            }
+            let id = local.arena.push_display(candidate);
+            let row = local.arena.begin_row(id);
+            local.open = Some(row);
+            Begin::Local {
+                serial: entry.serial,
+                row,
+            }
+        })
+        .unwrap_or(Begin::None)
+}
+
+/// Runs `f` on the arena holding row `row` of entry `serial`, while that row is being built on
+/// this thread. `None` when the entry is gone (the step was exited meanwhile, or the builder
+/// moved to another thread): the builder then stops recording.
+#[inline]
+pub(crate) fn with_row<R>(serial: u64, row: u32, f: impl FnOnce(&mut EvalArena) -> R) -> Option<R> {
+    CURRENT
+        .try_with(|state| {
+            let mut state = state.borrow_mut();
+            let entry = state.stack.iter_mut().rev().find(|e| e.serial == serial)?;
+            let local = entry.local.as_mut()?;
+            if local.open != Some(row) {
+                return None;
+            }
+            Some(f(&mut local.arena))
+        })
+        .ok()
+        .flatten()
+}
+
+/// Ends row `row` of entry `serial` with its verdict.
+pub(crate) fn end_row(serial: u64, row: u32, passed: bool) {
+    let _ = CURRENT.try_with(|state| {
+        let mut state = state.borrow_mut();
+        if let Some(local) = state
+            .stack
+            .iter_mut()
+            .rev()
+            .find(|e| e.serial == serial)
+            .and_then(|e| e.local.as_mut())
+        {
+            if local.open == Some(row) {
+                local.arena.set_row_passed(row, passed);
+                local.open = None;
+            }
         }
     });
 }
@@ -242,12 +470,34 @@ pub(crate) fn pop_current(span: u64) {
 /// execution (outside any step) has no current step.
 pub(crate) fn with_current<R>(f: impl FnOnce(&StepRef) -> R) -> Option<R> {
     CURRENT
-        .try_with(|stack| match stack.borrow().last() {
-            Some(Entry {
-                node: Node::Step(step),
-                ..
-            }) => Some(f(step)),
-            _ => None,
+        .try_with(|state| {
+            match state
+                .borrow()
+                .stack
+                .iter()
+                .rev()
+                .find_map(|e| e.node.as_ref())
+            {
+                Some(Node::Step(step)) => Some(f(step)),
+                _ => None,
+            }
+        })
+        .ok()
+        .flatten()
+}
+
+/// The X-Ray parent of a new span, read from this thread's stack when the stack can tell:
+/// `parent` is the span the subscriber gives as parent (`None`: the current span), and it must
+/// be the top of the stack, entered once, and an X-Ray span. `None` means "ask the registry".
+pub(crate) fn parent_from_stack(parent: Option<u64>) -> Option<Node> {
+    CURRENT
+        .try_with(|state| {
+            let state = state.borrow();
+            let (top, below) = state.stack.split_last()?;
+            if parent.is_some_and(|p| p != top.span) || below.iter().any(|e| e.span == top.span) {
+                return None;
+            }
+            top.node.clone()
         })
         .ok()
         .flatten()
@@ -261,12 +511,13 @@ pub(crate) fn current() -> Option<StepRef> {
 /// The innermost entered X-Ray node, if it belongs to span `span`.
 pub(crate) fn node_if(span: u64) -> Option<Node> {
     CURRENT
-        .try_with(|stack| {
-            stack
+        .try_with(|state| {
+            state
                 .borrow()
+                .stack
                 .last()
                 .filter(|e| e.span == span)
-                .map(|e| e.node.clone())
+                .and_then(|e| e.node.clone())
         })
         .ok()
         .flatten()

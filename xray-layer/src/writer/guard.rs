@@ -72,11 +72,11 @@ impl XRayGuard {
     pub fn stats(&self) -> RecorderStats {
         let c = &self.counters;
         RecorderStats {
-            sent: c.sent.load(Ordering::Relaxed),
-            written: c.written.load(Ordering::Relaxed),
-            dropped: c.dropped.load(Ordering::Relaxed),
-            failed: c.failed.load(Ordering::Relaxed),
-            hook_panics: c.hook_panics.load(Ordering::Relaxed),
+            sent: c.app.sent.load(Ordering::Relaxed),
+            written: c.writer.written.load(Ordering::Relaxed),
+            dropped: c.app.dropped.load(Ordering::Relaxed),
+            failed: c.writer.failed.load(Ordering::Relaxed),
+            hook_panics: c.writer.hook_panics.load(Ordering::Relaxed),
         }
     }
 

@@ -1,10 +1,13 @@
 //! The writer thread: drain, process, write in batches, count what failed.
 
-use super::{Counters, Envelope, PendingStep};
+use super::{Counters, Envelope};
 use crate::capture;
-use crate::model::{Json, Record, Status, StepRecord, StepStart};
+use crate::model::{Evaluation, Json, Record, Status, StepRecord, StepStart};
 use crate::processor::Pipeline;
-use crate::recorder::state::object_of;
+use crate::recorder::arena::StepRows;
+use crate::recorder::state::{object_of, StepBuffer, StepState};
+use crate::recycle::Recycler;
+use crate::store::SqliteStore;
 use crate::store::{RecorderCounts, Store, StoreError};
 use crossbeam_channel::{Receiver, TryRecvError};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,6 +31,79 @@ pub(crate) struct Worker {
     pub(crate) wake_pending: Arc<AtomicBool>,
     pub(crate) flush_interval: Duration,
     pub(crate) batch_size: usize,
+    pub(crate) recycler: Arc<Recycler>,
+    /// The built-in SQLite store, when the writer may hand it evaluations still in their
+    /// arenas (no processor or hook needs them decoded): rows are bound straight from the
+    /// arena, with no owned `Evaluation` built and dropped per row.
+    pub(crate) native: Option<Arc<SqliteStore>>,
+}
+
+/// What the writer holds on to until a batch is written, to give it back for reuse then.
+#[derive(Default)]
+struct Reuse {
+    /// States of the steps whose end is in the batch.
+    steps: Vec<Arc<StepState>>,
+    /// Clones of step states that came with start records: dropped after the batch, when the
+    /// steps have usually ended, so the writer does not write their counts while they run.
+    started: Vec<Arc<StepState>>,
+    /// JSON strings the application threads made: they go back to them.
+    strings: Vec<String>,
+    /// Strings the writer made (names, kinds, metadata): they stay here, so that the
+    /// application threads never write into memory the writer thread wrote last.
+    spare: Vec<String>,
+    /// Decoded evaluations of written steps: decoded into again, strings and all.
+    evaluations: Vec<Vec<Evaluation>>,
+}
+
+/// Decoded steps' evaluations the writer keeps for reuse.
+const WRITER_SPARE_EVALUATIONS: usize = 4;
+
+/// Strings the writer keeps for its own records.
+const WRITER_SPARE_STRINGS: usize = 4096;
+
+impl Reuse {
+    /// Takes the strings of a written record.
+    fn harvest(&mut self, record: &mut Record) {
+        let mut json = |j: &mut Option<Json>| {
+            if let Some(j) = j.take() {
+                self.strings.push(j.into_string());
+            }
+        };
+        let spare = &mut self.spare;
+        let mut keep = |mut s: String| {
+            if spare.len() < WRITER_SPARE_STRINGS && s.capacity() > 0 {
+                s.clear();
+                spare.push(s);
+            }
+        };
+        match record {
+            Record::StepStarted(start) => {
+                keep(std::mem::take(&mut start.name));
+                start.kind.take().map(&mut keep);
+            }
+            Record::StepFinished(step) => {
+                if self.evaluations.len() < WRITER_SPARE_EVALUATIONS
+                    && step.evaluations.capacity() > 0
+                {
+                    self.evaluations.push(std::mem::take(&mut step.evaluations));
+                }
+                json(&mut step.input);
+                json(&mut step.output);
+                json(&mut step.filters);
+                keep(std::mem::take(&mut step.name));
+                step.kind.take().map(&mut keep);
+                keep(std::mem::take(&mut step.metadata).into_string());
+            }
+            _ => {}
+        }
+    }
+
+    /// A copy of `s` in a string the writer made before.
+    fn copy(&mut self, s: &str) -> String {
+        let mut out = self.spare.pop().unwrap_or_default();
+        out.push_str(s);
+        out
+    }
 }
 
 /// How long a batch that fails with "database is locked" is retried before it counts as failed.
@@ -35,8 +111,13 @@ const BUSY_RETRY_FOR: Duration = Duration::from_secs(30);
 
 impl Worker {
     pub(crate) fn run(mut self) {
-        let mut batch: Vec<Record> = Vec::with_capacity(self.batch_size);
+        if self.pipeline.needs_decoded_evaluations() {
+            self.native = None;
+        }
+        let mut batch = Batch::default();
+        let mut reuse = Reuse::default();
         let mut reported = RecorderCounts::default();
+        let mut idle = false;
         loop {
             std::thread::park_timeout(self.flush_interval);
             self.wake_pending.store(false, Ordering::Release);
@@ -57,7 +138,7 @@ impl Worker {
                     }
                 }
             }
-            self.drain(&mut batch);
+            let written = self.drain(&mut batch, &mut reuse);
             self.report(&mut reported);
             for ack in answers {
                 let _ = ack.send(());
@@ -65,8 +146,11 @@ impl Worker {
             if stop {
                 return;
             }
-            // Idle: catch up on secondary indexes, a chunk at a time, until records arrive.
-            while self.rx.is_empty() && self.control.is_empty() {
+            // Idle for a whole interval: catch up on secondary indexes, a chunk at a time,
+            // until records arrive. (Not right after a batch: more are likely on their way,
+            // and a flush would wait for the chunk.)
+            let was_idle = std::mem::replace(&mut idle, written == 0);
+            while was_idle && idle && self.rx.is_empty() && self.control.is_empty() {
                 match self.store.maintain() {
                     Ok(true) => continue,
                     _ => break,
@@ -75,62 +159,93 @@ impl Worker {
         }
     }
 
-    /// Writes everything in the channel now, in batches of `batch_size`.
-    fn drain(&mut self, batch: &mut Vec<Record>) {
+    /// Writes everything in the channel now, in batches of `batch_size`. Returns the number
+    /// of records written.
+    fn drain(&mut self, batch: &mut Batch, reuse: &mut Reuse) -> usize {
+        let mut written = 0;
         loop {
             let mut rows = 0usize;
-            while batch.len() < self.batch_size && rows < self.batch_size * 64 {
+            while batch.records.len() < self.batch_size && rows < self.batch_size * 64 {
                 match self.rx.try_recv() {
                     Ok(envelope) => {
-                        let record = self.prepare(envelope);
+                        let (record, native) = self.prepare(envelope, reuse);
                         if let Record::StepFinished(step) = &record {
                             rows += step.evaluations.len();
                         }
-                        batch.push(record);
+                        rows += native.as_ref().map_or(0, StepRows::kept_len);
+                        batch.records.push(record);
+                        batch.rows.push(native);
                     }
                     Err(_) => break,
                 }
             }
-            if batch.is_empty() {
-                return;
+            if batch.records.is_empty() {
+                return written;
             }
             self.write(batch);
-            batch.clear();
+            written += batch.records.len();
+            for record in batch.records.iter_mut() {
+                reuse.harvest(record);
+            }
+            for rows in batch.rows.drain(..).flatten() {
+                self.recycler.give_arena(rows.into_arena());
+            }
+            batch.records.clear();
+            reuse.started.clear();
+            self.recycler.give_steps(&mut reuse.steps);
+            self.recycler.give_strings(&mut reuse.strings);
         }
     }
 
-    /// Decodes evaluations, applies the capture policy and the processors, runs the hooks.
-    fn prepare(&self, envelope: Envelope) -> Record {
+    /// Decodes evaluations (or keeps them in their arena for the native store), applies the
+    /// capture policy and the processors, runs the hooks.
+    fn prepare(&self, envelope: Envelope, reuse: &mut Reuse) -> (Record, Option<StepRows>) {
+        let mut native = None;
         let mut record = match envelope {
-            Envelope::Record(record) => record,
-            Envelope::StepStarted(state) => Record::StepStarted(StepStart {
-                id: state.id,
-                execution_id: state.execution.id,
-                parent_id: state.parent_id,
-                name: state.info.name.clone(),
-                kind: state.info.kind.clone(),
-                started_at: state.started_at,
-            }),
-            Envelope::Step(pending) => {
-                self.counters
-                    .pending_rows
-                    .fetch_sub(pending.buffer.evaluations.rows(), Ordering::Relaxed);
-                Record::StepFinished(Box::new(finish_step(*pending)))
+            Envelope::Record(record) => *record,
+            Envelope::StepStarted(state) => {
+                let start = StepStart {
+                    id: state.id,
+                    execution_id: state.execution_id,
+                    parent_id: state.parent_id,
+                    name: reuse.copy(&state.info.name),
+                    kind: state.info.kind.as_deref().map(|k| reuse.copy(k)),
+                    started_at: state.started_at,
+                };
+                reuse.started.push(state);
+                Record::StepStarted(start)
+            }
+            Envelope::StepEnded(state) => {
+                let pending = state.take();
+                let (record, rows) =
+                    finish_step(&pending.state, pending.buffer, reuse, self.native.is_some());
+                native = rows.map(|mut rows| {
+                    rows.snapshot_cap = self.pipeline.max_payload_bytes;
+                    rows
+                });
+                reuse.steps.push(pending.state);
+                Record::StepFinished(Box::new(record))
             }
         };
         self.pipeline.process(&mut record, &self.counters);
-        record
+        (record, native)
     }
 
-    fn write(&self, batch: &[Record]) {
+    fn write(&self, batch: &mut Batch) {
         let started = Instant::now();
         let mut delay = Duration::from_millis(10);
+        let len = batch.records.len();
         loop {
-            match self.store.write(batch) {
+            let result = match &self.native {
+                Some(sqlite) => sqlite.write_with_rows(&batch.records, &mut batch.rows),
+                None => self.store.write(&batch.records),
+            };
+            match result {
                 Ok(()) => {
                     self.counters
+                        .writer
                         .written
-                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                        .fetch_add(len as u64, Ordering::Relaxed);
                     return;
                 }
                 Err(StoreError::Busy(_)) if started.elapsed() < BUSY_RETRY_FOR => {
@@ -139,9 +254,10 @@ impl Worker {
                 }
                 Err(err) => {
                     self.counters
+                        .writer
                         .failed
-                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                    self.pipeline.write_failed(&err, batch.len());
+                        .fetch_add(len as u64, Ordering::Relaxed);
+                    self.pipeline.write_failed(&err, len);
                     return;
                 }
             }
@@ -151,8 +267,8 @@ impl Worker {
     /// Persists the change in dropped/failed counts since the last report.
     fn report(&self, reported: &mut RecorderCounts) {
         let now = RecorderCounts {
-            dropped: self.counters.dropped.load(Ordering::Relaxed),
-            failed: self.counters.failed.load(Ordering::Relaxed),
+            dropped: self.counters.app.dropped.load(Ordering::Relaxed),
+            failed: self.counters.writer.failed.load(Ordering::Relaxed),
         };
         if now == *reported {
             return;
@@ -169,16 +285,27 @@ impl Worker {
 
 /// Turns a pending step into its record: evaluations decoded, capture policy applied,
 /// candidate counts derived when the step did not set them.
-pub(crate) fn finish_step(pending: PendingStep) -> StepRecord {
-    let PendingStep { state, buffer } = pending;
+/// A batch: records, and for each the evaluations kept in their arena (native store only).
+#[derive(Default)]
+struct Batch {
+    records: Vec<Record>,
+    rows: Vec<Option<StepRows>>,
+}
+
+fn finish_step(
+    state: &StepState,
+    buffer: StepBuffer,
+    reuse: &mut Reuse,
+    native: bool,
+) -> (StepRecord, Option<StepRows>) {
     let arena = buffer.evaluations;
     let capture = state.capture;
     let mut record = StepRecord {
         id: state.id,
-        execution_id: state.execution.id,
+        execution_id: state.execution_id,
         parent_id: state.parent_id,
-        name: state.info.name.clone(),
-        kind: state.info.kind.clone(),
+        name: reuse.copy(&state.info.name),
+        kind: state.info.kind.as_deref().map(|k| reuse.copy(k)),
         started_at: state.started_at,
         ended_at: buffer.ended_at,
         status: buffer.status.unwrap_or(Status::Ok),
@@ -188,7 +315,8 @@ pub(crate) fn finish_step(pending: PendingStep) -> StepRecord {
         filters: buffer.filters,
         selection: buffer.selection,
         reasoning: buffer.reasoning,
-        metadata: object_of(&buffer.metadata).unwrap_or_else(|| Json::from_trusted("{}".into())),
+        metadata: object_of(&buffer.metadata)
+            .unwrap_or_else(|| Json::from_trusted(reuse.copy("{}"))),
         candidates_in: buffer.candidates_in,
         candidates_out: buffer.candidates_out,
         summary: None,
@@ -196,9 +324,21 @@ pub(crate) fn finish_step(pending: PendingStep) -> StepRecord {
         logs: buffer.logs,
         logs_dropped: buffer.logs_dropped,
     };
+    let mut native_rows = None;
     if !arena.is_empty() {
-        let rows = arena.decode();
-        let (kept, summary) = capture::apply(capture, rows, &record.selection);
+        let summary = if native {
+            let (rows, summary) = StepRows::new(arena, capture, &record.selection);
+            native_rows = Some(rows);
+            summary
+        } else {
+            let mut rows = reuse.evaluations.pop().unwrap_or_default();
+            let mut summarizer = capture::Summarizer::default();
+            arena.decode_into(&mut rows, |row| summarizer.add(row));
+            state.recycler.give_arena(arena);
+            let (kept, summary) = capture::keep(capture, rows, summarizer, &record.selection);
+            record.evaluations = kept;
+            summary
+        };
         record.candidates_in.get_or_insert(summary.total);
         // A step that selects keeps what it selected; a filter keeps what passed.
         let out = if record.selection.is_empty() {
@@ -207,7 +347,6 @@ pub(crate) fn finish_step(pending: PendingStep) -> StepRecord {
             record.selection.len() as u64
         };
         record.candidates_out.get_or_insert(out);
-        record.evaluations = kept;
         record.summary = Some(summary);
     } else if record.candidates_out.is_none() {
         // A step with no evaluations that returns a list: its length is what it let through.
@@ -215,7 +354,7 @@ pub(crate) fn finish_step(pending: PendingStep) -> StepRecord {
             record.candidates_out = top_level_array_len(output.as_str());
         }
     }
-    record
+    (record, native_rows)
 }
 
 /// The number of elements of a JSON array, without building it.

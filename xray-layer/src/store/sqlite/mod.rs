@@ -8,9 +8,12 @@ mod read;
 mod schema;
 mod write;
 
+pub(crate) use write::SEP;
+
 use super::query::*;
 use super::{Store, StoreError};
 use crate::model::{Evaluation, Record, StepRecord};
+use crate::recorder::arena::StepRows;
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -21,6 +24,8 @@ use uuid::Uuid;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Read connections kept open.
 const READERS: usize = 4;
+/// The writer connection's page cache, in KiB.
+const WRITER_CACHE_KIB: i64 = 16 * 1024;
 /// Evaluation rows indexed per call of [`Store::maintain`] (a short transaction between batches).
 const INDEX_CHUNK: usize = 20_000;
 
@@ -46,6 +51,10 @@ impl SqliteStore {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
         )?;
         conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| io_error(&path, e))?;
+        // A batch of 10,000 evaluations is a few MB: with SQLite's default 2 MB cache the
+        // transaction would spill pages to the WAL before it commits.
+        conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)
             .map_err(|e| io_error(&path, e))?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(|e| io_error(&path, e))?;
@@ -108,6 +117,16 @@ impl SqliteStore {
         result
     }
 
+    /// Writes a batch whose steps' evaluations may still be in their arenas (`rows[i]` for
+    /// `batch[i]`): bound straight from there, without an owned `Evaluation` per row.
+    pub(crate) fn write_with_rows(
+        &self,
+        batch: &[Record],
+        rows: &mut [Option<StepRows>],
+    ) -> Result<(), StoreError> {
+        write::write_batch(&mut self.writer(), batch, rows)
+    }
+
     /// Indexes candidate ids of steps written since the last call (at most `limit` rows).
     /// The writer calls it after each batch; returns the number of rows indexed.
     pub fn index_candidates(&self, limit: usize) -> Result<usize, StoreError> {
@@ -151,7 +170,7 @@ pub(crate) fn sqlite_error(e: rusqlite::Error) -> StoreError {
 
 impl Store for SqliteStore {
     fn write(&self, batch: &[Record]) -> Result<(), StoreError> {
-        write::write_batch(&mut self.writer(), batch)
+        write::write_batch(&mut self.writer(), batch, &mut [])
     }
 
     fn add_recorder_counts(&self, counts: &RecorderCounts) -> Result<(), StoreError> {

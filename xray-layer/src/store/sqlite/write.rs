@@ -4,29 +4,68 @@ use super::sqlite_error;
 use crate::model::{
     elimination, Evaluation, ExecutionEnd, ExecutionStart, Record, StepRecord, StepStart,
 };
+use crate::recorder::arena::StepRows;
 use crate::store::{ExecutionUpdate, RecorderCounts, StoreError};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use uuid::Uuid;
 
 /// Separator around failed check names in `evaluations.failed_checks`.
 pub(crate) const SEP: char = '\u{1f}';
 
-pub(super) fn write_batch(conn: &mut Connection, batch: &[Record]) -> Result<(), StoreError> {
+/// Writes `batch` in one transaction. `rows[i]`, when there is one, holds the evaluations of
+/// `batch[i]` (a finished step) still in their arena.
+pub(super) fn write_batch(
+    conn: &mut Connection,
+    batch: &[Record],
+    rows: &mut [Option<StepRows>],
+) -> Result<(), StoreError> {
     if batch.is_empty() {
         return Ok(());
     }
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(sqlite_error)?;
-    let mut seq = allocate_seq(&tx, batch.len() as i64 * 2)?;
+    // Two per record (its placeholder execution, itself), and one per touched execution.
+    let mut seq = allocate_seq(&tx, batch.len() as i64 * 3)?;
     let mut touched = BTreeSet::new();
-    for record in batch {
+    // A step that ends in this batch is written once, complete: its start row would be
+    // replaced in the same transaction, so no reader could ever see it.
+    let finished: HashSet<Uuid> = batch
+        .iter()
+        .filter_map(|r| match r {
+            Record::StepFinished(step) => Some(step.id),
+            _ => None,
+        })
+        .collect();
+    let mut w = Writer {
+        tx: &tx,
+        ensured: HashSet::new(),
+        checks: String::new(),
+        failed: String::new(),
+        metrics: String::new(),
+        scratch: Vec::new(),
+    };
+    for (i, record) in batch.iter().enumerate() {
         match record {
-            Record::ExecutionStarted(r) => execution_started(&tx, r, seq.next())?,
-            Record::ExecutionFinished(r) => execution_finished(&tx, r, seq.next())?,
-            Record::StepStarted(r) => step_started(&tx, r, seq.next())?,
-            Record::StepFinished(r) => step_finished(&tx, r, seq.next())?,
+            Record::ExecutionStarted(r) => {
+                execution_started(&tx, r, seq.next())?;
+                w.ensured.insert(r.id);
+            }
+            Record::ExecutionFinished(r) => {
+                execution_finished(&tx, r, seq.next())?;
+                w.ensured.insert(r.id);
+            }
+            Record::StepStarted(r) if finished.contains(&r.id) => {}
+            Record::StepStarted(r) => {
+                w.ensure_execution(r.execution_id, r.started_at, seq.next())?;
+                step_started(&tx, r, seq.next())?;
+            }
+            Record::StepFinished(r) => {
+                w.ensure_execution(r.execution_id, r.started_at, seq.next())?;
+                let rows = rows.get_mut(i).and_then(Option::as_mut);
+                w.step_finished(r, rows, seq.next())?;
+            }
         }
         touched.insert(record.execution_id());
     }
@@ -34,6 +73,28 @@ pub(super) fn write_batch(conn: &mut Connection, batch: &[Record]) -> Result<(),
         refresh_execution(&tx, id, seq.next())?;
     }
     tx.commit().map_err(sqlite_error)
+}
+
+/// What one batch keeps at hand: the executions known to exist, and buffers reused row after
+/// row.
+struct Writer<'a> {
+    tx: &'a Transaction<'a>,
+    ensured: HashSet<Uuid>,
+    checks: String,
+    failed: String,
+    metrics: String,
+    scratch: Vec<u8>,
+}
+
+impl Writer<'_> {
+    /// Makes sure the execution has a row (its start record may have been dropped), once per
+    /// batch.
+    fn ensure_execution(&mut self, id: Uuid, started_at: i64, seq: i64) -> Result<(), StoreError> {
+        if self.ensured.insert(id) {
+            placeholder_execution(self.tx, id, started_at, seq)?;
+        }
+        Ok(())
+    }
 }
 
 /// Sequence numbers reserved for one batch.
@@ -137,8 +198,8 @@ fn execution_finished(tx: &Transaction<'_>, r: &ExecutionEnd, seq: i64) -> Resul
     Ok(())
 }
 
+/// Writes a step's start row; its execution is known to exist (see `Writer::ensure_execution`).
 fn step_started(tx: &Transaction<'_>, r: &StepStart, seq: i64) -> Result<(), StoreError> {
-    placeholder_execution(tx, r.execution_id, r.started_at, seq)?;
     tx.prepare_cached(
         "INSERT INTO steps(id, execution_id, parent_id, name, kind, started_at, status, created_at, seq)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running', ?6, ?7)
@@ -159,17 +220,23 @@ fn step_started(tx: &Transaction<'_>, r: &StepStart, seq: i64) -> Result<(), Sto
     Ok(())
 }
 
-fn step_finished(tx: &Transaction<'_>, r: &StepRecord, seq: i64) -> Result<(), StoreError> {
-    placeholder_execution(tx, r.execution_id, r.started_at, seq)?;
-    let json = |j: &Option<crate::model::Json>| j.as_ref().map(|j| j.as_str().to_owned());
-    let summary = r
-        .summary
-        .as_ref()
-        .and_then(|s| serde_json::to_string(s).ok());
-    let selection = (!r.selection.is_empty())
-        .then(|| serde_json::to_string(&r.selection).ok())
-        .flatten();
-    let sid: i64 = tx
+impl Writer<'_> {
+    fn step_finished(
+        &mut self,
+        r: &StepRecord,
+        rows: Option<&mut StepRows>,
+        seq: i64,
+    ) -> Result<(), StoreError> {
+        let tx = self.tx;
+        let json = |j: &Option<crate::model::Json>| j.as_ref().map(|j| j.as_str().to_owned());
+        let summary = r
+            .summary
+            .as_ref()
+            .and_then(|s| serde_json::to_string(s).ok());
+        let selection = (!r.selection.is_empty())
+            .then(|| serde_json::to_string(&r.selection).ok())
+            .flatten();
+        let sid: i64 = tx
         .prepare_cached(
             "INSERT INTO steps(id, execution_id, parent_id, name, kind, started_at, ended_at, duration_us,
                 status, error, input, output, filters, evaluations, selection, reasoning, metadata,
@@ -211,7 +278,7 @@ fn step_finished(tx: &Transaction<'_>, r: &StepRecord, seq: i64) -> Result<(), S
                     r.candidates_in.map(|n| n as i64),
                     r.candidates_out.map(|n| n as i64),
                     elimination(r.candidates_in, r.candidates_out),
-                    r.evaluations.len() as i64,
+                    rows.as_ref().map_or(r.evaluations.len(), |rows| rows.kept_len()) as i64,
                     r.logs_dropped as i64,
                     seq
                 ],
@@ -219,86 +286,154 @@ fn step_finished(tx: &Transaction<'_>, r: &StepRecord, seq: i64) -> Result<(), S
             )
         })
         .map_err(sqlite_error)?;
-    // Idempotent: a step written again replaces its rows.
-    for sql in [
-        "DELETE FROM evaluations WHERE step_sid = ?1",
-        "DELETE FROM logs WHERE step_sid = ?1",
-    ] {
-        tx.prepare_cached(sql)
-            .and_then(|mut s| s.execute([sid]))
-            .map_err(sqlite_error)?;
-    }
-    if !r.evaluations.is_empty() {
-        let mut insert = tx
+        // Idempotent: a step written again replaces its rows.
+        for sql in [
+            "DELETE FROM evaluations WHERE step_sid = ?1",
+            "DELETE FROM logs WHERE step_sid = ?1",
+        ] {
+            tx.prepare_cached(sql)
+                .and_then(|mut s| s.execute([sid]))
+                .map_err(sqlite_error)?;
+        }
+        if let Some(rows) = rows {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO evaluations(step_sid, idx, candidate_id, label, passed, score,
+                        selected, checks, failed_checks, metrics, snapshot)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                )
+                .map_err(sqlite_error)?;
+            let (checks, failed, metrics) = (&mut self.checks, &mut self.failed, &mut self.metrics);
+            let kept: Vec<usize> = rows.kept().collect();
+            for (idx, &i) in kept.iter().enumerate() {
+                rows.write_checks(i, checks, failed);
+                let has_metrics = rows.write_metrics(i, metrics);
+                insert
+                    .execute(params![
+                        sid,
+                        idx as i64,
+                        rows.candidate(i),
+                        rows.label(i),
+                        rows.passed(i),
+                        rows.score(i),
+                        rows.selected(i),
+                        checks.as_str(),
+                        failed.as_str(),
+                        has_metrics.then_some(metrics.as_str()),
+                        rows.snapshot(i).as_deref()
+                    ])
+                    .map_err(sqlite_error)?;
+            }
+        } else if !r.evaluations.is_empty() {
+            let mut insert = tx
             .prepare_cached(
                 "INSERT INTO evaluations(step_sid, idx, candidate_id, label, passed, score, selected,
                     checks, failed_checks, metrics, snapshot)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )
             .map_err(sqlite_error)?;
-        let mut checks = String::new();
-        let mut failed = String::new();
-        for (idx, e) in r.evaluations.iter().enumerate() {
-            encode_checks(e, &mut checks, &mut failed);
-            let metrics = (!e.metrics.is_empty())
-                .then(|| serde_json::to_string(&e.metrics).ok())
-                .flatten();
-            insert
-                .execute(params![
-                    sid,
-                    idx as i64,
-                    e.candidate_id,
-                    e.label,
-                    e.passed,
-                    e.score,
-                    e.selected,
-                    checks,
-                    failed,
-                    metrics,
-                    e.snapshot.as_ref().map(|s| s.as_str())
-                ])
-                .map_err(sqlite_error)?;
+            let (checks, failed, scratch) = (&mut self.checks, &mut self.failed, &mut self.scratch);
+            for (idx, e) in r.evaluations.iter().enumerate() {
+                encode_checks(e, checks, failed, scratch);
+                let metrics = (!e.metrics.is_empty())
+                    .then(|| serde_json::to_string(&e.metrics).ok())
+                    .flatten();
+                insert
+                    .execute(params![
+                        sid,
+                        idx as i64,
+                        e.candidate_id,
+                        e.label,
+                        e.passed,
+                        e.score,
+                        e.selected,
+                        checks.as_str(),
+                        failed.as_str(),
+                        metrics,
+                        e.snapshot.as_ref().map(|s| s.as_str())
+                    ])
+                    .map_err(sqlite_error)?;
+            }
         }
-    }
-    if !r.logs.is_empty() {
-        let mut insert = tx
-            .prepare_cached(
-                "INSERT INTO logs(step_sid, idx, at, level, target, message, fields)
+        if !r.logs.is_empty() {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO logs(step_sid, idx, at, level, target, message, fields)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )
-            .map_err(sqlite_error)?;
-        for (idx, log) in r.logs.iter().enumerate() {
-            insert
-                .execute(params![
-                    sid,
-                    idx as i64,
-                    log.at,
-                    log.level,
-                    log.target,
-                    log.message,
-                    log.fields.as_str()
-                ])
+                )
                 .map_err(sqlite_error)?;
+            for (idx, log) in r.logs.iter().enumerate() {
+                insert
+                    .execute(params![
+                        sid,
+                        idx as i64,
+                        log.at,
+                        log.level,
+                        log.target,
+                        log.message,
+                        log.fields.as_str()
+                    ])
+                    .map_err(sqlite_error)?;
+            }
         }
+        Ok(())
     }
-    Ok(())
 }
 
-/// Writes an evaluation's checks as JSON and its failed check names as `\x1fa\x1fb\x1f`.
-fn encode_checks(e: &Evaluation, checks: &mut String, failed: &mut String) {
+/// Writes an evaluation's checks as JSON (what `serde_json` writes for `Vec<Check>`, by hand:
+/// no `Value` walk, no allocation) and its failed check names as `\x1fa\x1fb\x1f`.
+fn encode_checks(e: &Evaluation, checks: &mut String, failed: &mut String, scratch: &mut Vec<u8>) {
     checks.clear();
     failed.clear();
-    if let Ok(text) = serde_json::to_string(&e.checks) {
-        checks.push_str(&text);
-    } else {
-        checks.push_str("[]");
+    checks.push('[');
+    for (i, c) in e.checks.iter().enumerate() {
+        if i > 0 {
+            checks.push(',');
+        }
+        checks.push_str("{\"name\":");
+        json_into(checks, scratch, c.name.as_str());
+        checks.push_str(if c.passed {
+            ",\"passed\":true"
+        } else {
+            ",\"passed\":false"
+        });
+        if let Some(reason) = &c.reason {
+            checks.push_str(",\"reason\":");
+            json_into(checks, scratch, reason.as_str());
+        }
+        if let Some(observed) = &c.observed {
+            checks.push_str(",\"observed\":");
+            json_into(checks, scratch, observed);
+        }
+        if let Some(threshold) = &c.threshold {
+            checks.push_str(",\"threshold\":");
+            json_into(checks, scratch, threshold);
+        }
+        if let Some(op) = &c.op {
+            checks.push_str(",\"op\":");
+            json_into(checks, scratch, op.as_str());
+        }
+        checks.push('}');
     }
+    checks.push(']');
     for c in e.checks.iter().filter(|c| !c.passed) {
         if failed.is_empty() {
             failed.push(SEP);
         }
         failed.push_str(&c.name);
         failed.push(SEP);
+    }
+}
+
+/// Appends `value` as JSON to `out`, through `scratch` (serde_json writes bytes).
+fn json_into<T: serde::Serialize + ?Sized>(out: &mut String, scratch: &mut Vec<u8>, value: &T) {
+    scratch.clear();
+    match serde_json::to_writer(&mut *scratch, value)
+        .ok()
+        .and_then(|()| std::str::from_utf8(scratch).ok())
+    {
+        Some(text) => out.push_str(text),
+        None => out.push_str("null"),
     }
 }
 
@@ -458,4 +593,251 @@ pub(super) fn delete_executions(conn: &mut Connection, ids: &[Uuid]) -> Result<u
     }
     tx.commit().map_err(sqlite_error)?;
     Ok(deleted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Check;
+    use serde_json::json;
+
+    #[test]
+    fn checks_are_encoded_as_serde_json_encodes_them() {
+        let check =
+            |name: &str, passed, reason: Option<&str>, observed, threshold, op: Option<&str>| {
+                Check {
+                    name: name.into(),
+                    passed,
+                    reason: reason.map(Into::into),
+                    observed,
+                    threshold,
+                    op: op.map(Into::into),
+                }
+            };
+        let e = Evaluation {
+            candidate_id: "B01".into(),
+            label: None,
+            passed: false,
+            score: None,
+            selected: false,
+            checks: vec![
+                check(
+                    "price",
+                    false,
+                    Some("8.99 < 14.995 (range 14.995–59.98)"),
+                    Some(json!(8.99)),
+                    Some(json!([14.995, 59.98])),
+                    Some("range"),
+                ),
+                check(
+                    "rating",
+                    true,
+                    None,
+                    Some(json!(4.0)),
+                    Some(json!(3.8)),
+                    Some("min"),
+                ),
+                check(
+                    "cat\"egory\n",
+                    false,
+                    Some("Phone \"Cases\" \u{1} not in [a]"),
+                    Some(json!("Phone")),
+                    Some(json!(["a", "b"])),
+                    Some("in"),
+                ),
+                check("free", false, Some(""), None, None, None),
+                check(
+                    "big",
+                    false,
+                    None,
+                    Some(json!(1e300)),
+                    Some(json!(-0.0)),
+                    Some("max"),
+                ),
+            ],
+            metrics: vec![],
+            snapshot: None,
+        };
+        let (mut checks, mut failed, mut scratch) = (String::new(), String::new(), Vec::new());
+        encode_checks(&e, &mut checks, &mut failed, &mut scratch);
+        assert_eq!(checks, serde_json::to_string(&e.checks).unwrap_or_default());
+        assert_eq!(
+            failed,
+            "\u{1f}price\u{1f}cat\"egory\n\u{1f}free\u{1f}big\u{1f}"
+        );
+        let none = Evaluation {
+            checks: vec![],
+            ..e
+        };
+        encode_checks(&none, &mut checks, &mut failed, &mut scratch);
+        assert_eq!((checks.as_str(), failed.as_str()), ("[]", ""));
+    }
+
+    /// A step's arena with every kind of check, near and far misses, NaNs, metrics, scores,
+    /// labels and snapshots.
+    fn arena() -> crate::recorder::arena::EvalArena {
+        use crate::recorder::arena::{EvalArena, NewCheck, Op, NO_NAME};
+        let mut arena = EvalArena::default();
+        for i in 0..40u32 {
+            let id = arena.push_display(format_args!("C{}", i % 37));
+            arena.begin_row(id);
+            if i % 3 == 0 {
+                let label = arena.push_display(format_args!("title \"{i}\""));
+                arena.set_label(label);
+            }
+            let check = |name, passed, op| NewCheck {
+                name,
+                passed,
+                op,
+                observed: f64::NAN,
+                observed_text: None,
+                lo: f64::NAN,
+                hi: f64::NAN,
+            };
+            let price = f64::from(i) * 1.37 + 0.005;
+            let mut c = check("price", (10.0..=30.0).contains(&price), Op::Range);
+            (c.observed, c.lo, c.hi) = (price, 10.0, 29.995);
+            arena.push_check(c, crate::recorder::arena::Text::NONE, NO_NAME);
+            let rating = 2.0 + f64::from(i % 7) * 0.5;
+            let mut c = check("rating", rating >= 3.8, Op::Min);
+            (c.observed, c.lo) = (if i == 7 { f64::NAN } else { rating }, 3.8);
+            arena.push_check(c, crate::recorder::arena::Text::NONE, NO_NAME);
+            let mut c = check("size", i % 5 != 0, Op::Max);
+            (c.observed, c.hi) = (f64::from(i), 1e300);
+            arena.push_check(c, crate::recorder::arena::Text::NONE, NO_NAME);
+            let passed = i % 4 != 0;
+            let reason = if passed && i % 8 != 1 {
+                crate::recorder::arena::Text::NONE
+            } else {
+                arena.push_display(format_args!("odd \u{1} reason {}", i % 3))
+            };
+            arena.push_check(check("free", passed, Op::Free), reason, NO_NAME);
+            let set = arena.intern("Laptop Stands\u{1f}Desks\u{1f}");
+            let mut c = check("category", i % 6 != 0, Op::In);
+            c.observed_text = Some(if i % 6 == 0 {
+                "Phone \"Cases\""
+            } else {
+                "Desks"
+            });
+            arena.push_check(c, crate::recorder::arena::Text::NONE, set);
+            if i % 2 == 0 {
+                arena.push_metric("relevance", f64::from(i) / 7.0);
+                arena.push_metric("nan", f64::NAN);
+            }
+            if i % 5 == 1 {
+                arena.set_score(f64::from(i) * 0.25);
+            }
+            if i % 9 == 2 {
+                let snapshot = arena.push_display(format_args!(
+                    "{{\"i\":{i},\"pad\":\"{}\"}}",
+                    "x".repeat(i as usize * 10)
+                ));
+                arena.set_snapshot(snapshot);
+            }
+            arena.set_passed(i % 4 != 0 && i % 6 != 0);
+        }
+        arena
+    }
+
+    fn rows_of(conn: &Connection) -> Vec<String> {
+        let mut stmt = conn
+            .prepare(
+                "SELECT idx, candidate_id, label, passed, score, selected, checks, failed_checks,
+                    metrics, snapshot FROM evaluations ORDER BY step_sid, idx",
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        let rows = stmt
+            .query_map([], |r| {
+                let mut out = Vec::new();
+                for i in 0..10 {
+                    out.push(format!("{:?}", r.get::<_, rusqlite::types::Value>(i)?));
+                }
+                Ok(out.join(" | "))
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut out: Vec<String> = rows.map(|r| r.unwrap_or_default()).collect();
+        let step: String = conn
+            .query_row(
+                "SELECT evaluations || ' ' || evaluations_kept || ' ' || candidates_in || ' ' ||
+                    candidates_out FROM steps",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap_or_default();
+        out.push(step);
+        out
+    }
+
+    #[test]
+    fn rows_written_from_the_arena_equal_rows_written_from_decoded_evaluations() {
+        use crate::capture::{self, Capture};
+        use crate::model::{Json, Selection, Status};
+        for capture_policy in [Capture::All, Capture::Cap(7), Capture::Summary] {
+            let selection = vec![Selection {
+                candidate_id: "C5".into(),
+                reason: "best".into(),
+            }];
+            let record = |summary, evaluations| StepRecord {
+                id: Uuid::nil(),
+                execution_id: Uuid::nil(),
+                parent_id: None,
+                name: "filter".into(),
+                kind: None,
+                started_at: 1,
+                ended_at: Some(2),
+                status: Status::Ok,
+                error: None,
+                input: None,
+                output: None,
+                filters: None,
+                selection: selection.clone(),
+                reasoning: None,
+                metadata: Json::from_trusted("{}".into()),
+                candidates_in: Some(40),
+                candidates_out: Some(1),
+                summary: Some(summary),
+                evaluations,
+                logs: vec![],
+                logs_dropped: 0,
+            };
+            // Decoded, as for any store.
+            let mut decoded = Vec::new();
+            let mut summarizer = capture::Summarizer::default();
+            arena().decode_into(&mut decoded, |e| summarizer.add(e));
+            let (kept, summary) = capture::keep(capture_policy, decoded, summarizer, &selection);
+            let mut a = Connection::open_in_memory().unwrap_or_else(|e| panic!("{e}"));
+            super::super::schema::migrate(&mut a).unwrap_or_else(|e| panic!("{e}"));
+            let batch = [Record::StepFinished(Box::new(record(
+                summary.clone(),
+                kept,
+            )))];
+            write_batch(&mut a, &batch, &mut []).unwrap_or_else(|e| panic!("{e}"));
+            // Straight from the arena.
+            let (rows, native_summary) = StepRows::new(arena(), capture_policy, &selection);
+            assert_eq!(native_summary, summary, "{capture_policy:?}");
+            let mut b = Connection::open_in_memory().unwrap_or_else(|e| panic!("{e}"));
+            super::super::schema::migrate(&mut b).unwrap_or_else(|e| panic!("{e}"));
+            let batch = [Record::StepFinished(Box::new(record(
+                native_summary,
+                vec![],
+            )))];
+            write_batch(&mut b, &batch, &mut [Some(rows)]).unwrap_or_else(|e| panic!("{e}"));
+            let (rows_a, rows_b) = (rows_of(&a), rows_of(&b));
+            assert!(rows_a.len() > 1 || capture_policy == Capture::Summary);
+            assert_eq!(rows_a, rows_b, "{capture_policy:?}");
+        }
+    }
+
+    #[test]
+    fn snapshots_written_from_the_arena_are_capped() {
+        let (mut rows, _) = StepRows::new(arena(), crate::capture::Capture::All, &[]);
+        rows.snapshot_cap = Some(200);
+        let long = rows.snapshot(38).unwrap_or_default();
+        assert!(
+            long.len() <= 200 && long.contains("$xray_truncated"),
+            "{long}"
+        );
+        let short = rows.snapshot(2).unwrap_or_default();
+        assert_eq!(short, "{\"i\":2,\"pad\":\"xxxxxxxxxxxxxxxxxxxx\"}");
+    }
 }

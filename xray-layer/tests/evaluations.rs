@@ -1,0 +1,249 @@
+//! Evaluations land in the right step with the right checks, however builders interleave:
+//! two builders open at once, a builder kept across a nested step, a builder finished after
+//! its step was exited, worker threads recording through a handle, async steps.
+
+use std::sync::Arc;
+use tracing_subscriber::prelude::*;
+use xray::model::Evaluation;
+use xray::store::{EvaluationQuery, StepQuery, Store};
+
+fn rows(store: &Arc<dyn Store>, step_name: &str) -> Vec<Evaluation> {
+    let steps = store.find_steps(&StepQuery::default()).expect("steps");
+    let step = steps
+        .items
+        .iter()
+        .find(|s| s.name == step_name)
+        .unwrap_or_else(|| panic!("no step {step_name}"));
+    store
+        .evaluations(
+            step.id,
+            &EvaluationQuery {
+                limit: Some(1000),
+                ..Default::default()
+            },
+        )
+        .expect("rows")
+        .items
+}
+
+type Checks<'a> = Vec<(&'a str, bool)>;
+
+fn names(e: &Evaluation) -> Checks<'_> {
+    e.checks
+        .iter()
+        .map(|c| (c.name.as_str(), c.passed))
+        .collect()
+}
+
+#[xray::step(kind = "filter")]
+fn inner(n: u32) -> bool {
+    xray::evaluate(format!("inner-{n}"))
+        .check("even", n % 2 == 0, "odd")
+        .passed()
+}
+
+#[xray::step(kind = "filter")]
+fn outer() -> u32 {
+    // Two builders open at once: each keeps its own checks.
+    let first = xray::evaluate("A").label("first").check("a1", true, "");
+    let second = xray::evaluate("B")
+        .check("b1", false, "no")
+        .check_min("b2", 1.0, 2.0);
+    let first = first.check_min("a2", 3.0, 2.0);
+    assert!(!second.passed());
+    assert!(first.passed());
+    // A builder kept across a nested step: the nested step's evaluation goes to the nested step.
+    let across = xray::evaluate("C").check("c1", true, "");
+    assert!(!inner(3));
+    assert!(!across
+        .check("c2", false, "inside, after the nested step")
+        .passed());
+    // Dropped without passed(): still recorded.
+    drop(xray::evaluate("D").check("d1", true, ""));
+    7
+}
+
+#[test]
+fn interleaved_and_nested_builders_keep_their_rows_apart() {
+    let (layer, guard, store) = xray::layer().memory().build_with_store().expect("build");
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        assert_eq!(outer(), 7);
+    });
+    assert!(guard.flush());
+    let outer_rows = rows(&store, "outer");
+    let mut by_id: Vec<(&str, Checks<'_>, bool)> = outer_rows
+        .iter()
+        .map(|e| (e.candidate_id.as_str(), names(e), e.passed))
+        .collect();
+    by_id.sort_by(|a, b| a.0.cmp(b.0));
+    assert_eq!(
+        by_id,
+        vec![
+            ("A", vec![("a1", true), ("a2", true)], true),
+            ("B", vec![("b1", false), ("b2", false)], false),
+            ("C", vec![("c1", true), ("c2", false)], false),
+            ("D", vec![("d1", true)], true),
+        ]
+    );
+    let a = outer_rows
+        .iter()
+        .find(|e| e.candidate_id == "A")
+        .expect("A");
+    assert_eq!(a.label.as_deref(), Some("first"));
+    let b = outer_rows
+        .iter()
+        .find(|e| e.candidate_id == "B")
+        .expect("B");
+    assert_eq!(b.checks[0].reason.as_deref(), Some("no"));
+    assert_eq!(b.checks[1].reason.as_deref(), Some("1 < 2 minimum"));
+    let inner_rows = rows(&store, "inner");
+    assert_eq!(inner_rows.len(), 1);
+    assert_eq!(inner_rows[0].candidate_id, "inner-3");
+    assert_eq!(names(&inner_rows[0]), vec![("even", false)]);
+}
+
+#[xray::step(kind = "filter", skip_all)]
+fn parallel(ids: Vec<u32>) -> usize {
+    let step = xray::current_step();
+    let handles: Vec<_> = ids
+        .chunks(25)
+        .map(|chunk| {
+            let chunk = chunk.to_vec();
+            let step = step.clone();
+            std::thread::spawn(move || {
+                chunk
+                    .iter()
+                    .filter(|&&id| step.evaluate(id).check("even", id % 2 == 0, "odd").passed())
+                    .count()
+            })
+        })
+        .collect();
+    // Meanwhile this thread evaluates too.
+    let here = (1000..1010)
+        .filter(|id| {
+            xray::evaluate(id)
+                .check("even", id % 2 == 0, "odd")
+                .passed()
+        })
+        .count();
+    handles
+        .into_iter()
+        .map(|h| h.join().unwrap_or(0))
+        .sum::<usize>()
+        + here
+}
+
+#[xray::step(kind = "filter", skip_all)]
+fn in_scope_workers(ids: Vec<u32>) -> usize {
+    let step = xray::current_step();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = ids
+            .chunks(10)
+            .map(|chunk| {
+                let step = step.clone();
+                s.spawn(move || {
+                    step.in_scope(|| {
+                        chunk
+                            .iter()
+                            .filter(|&&id| xray::evaluate(id).check_max("id", id, 15).passed())
+                            .count()
+                    })
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or(0)).sum()
+    })
+}
+
+#[test]
+fn worker_threads_record_every_evaluation() {
+    let (layer, guard, store) = xray::layer().memory().build_with_store().expect("build");
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        assert_eq!(parallel((0..100).collect()), 55);
+        assert_eq!(in_scope_workers((0..40).collect()), 16);
+    });
+    assert!(guard.flush());
+    let mut ids: Vec<String> = rows(&store, "parallel")
+        .into_iter()
+        .map(|e| e.candidate_id)
+        .collect();
+    ids.sort();
+    let mut expected: Vec<String> = (0..100).chain(1000..1010).map(|i| i.to_string()).collect();
+    expected.sort();
+    assert_eq!(ids, expected);
+    let in_scope = rows(&store, "in_scope_workers");
+    assert_eq!(in_scope.len(), 40);
+    assert_eq!(in_scope.iter().filter(|e| e.passed).count(), 16);
+    let steps = store.find_steps(&StepQuery::default()).expect("steps");
+    let s = steps
+        .items
+        .iter()
+        .find(|s| s.name == "in_scope_workers")
+        .expect("step");
+    assert_eq!((s.candidates_in, s.candidates_out), (Some(40), Some(16)));
+}
+
+#[xray::step(kind = "filter", skip_all)]
+async fn async_filter(ids: Vec<u32>) -> usize {
+    let mut kept = 0;
+    for id in ids {
+        if xray::evaluate(id)
+            .check("small", id < 3, "too big")
+            .passed()
+        {
+            kept += 1;
+        }
+        tokio::task::yield_now().await;
+    }
+    kept
+}
+
+#[test]
+fn async_steps_keep_evaluations_made_between_awaits() {
+    let (layer, guard, store) = xray::layer().memory().build_with_store().expect("build");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let subscriber = tracing_subscriber::registry().with(layer);
+    let kept = tracing::subscriber::with_default(subscriber, || {
+        let dispatch = tracing::dispatcher::get_default(|d| d.clone());
+        runtime.block_on(async move {
+            tokio::spawn(tracing::instrument::WithSubscriber::with_subscriber(
+                async_filter((0..20).collect()),
+                dispatch,
+            ))
+            .await
+            .unwrap_or(0)
+        })
+    });
+    assert_eq!(kept, 3);
+    assert!(guard.flush());
+    let rows = rows(&store, "async_filter");
+    let mut ids: Vec<u32> = rows
+        .iter()
+        .filter_map(|e| e.candidate_id.parse().ok())
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (0..20).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_builder_finished_after_its_step_returns_its_verdict() {
+    #[xray::step(skip_all)]
+    fn start_one() -> xray::Evaluation {
+        xray::evaluate("E").check("e1", true, "")
+    }
+    let (layer, guard, store) = xray::layer().memory().build_with_store().expect("build");
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        let late = start_one();
+        assert!(!late.check("e2", false, "after the step").passed());
+    });
+    assert!(guard.flush());
+    // What was made inside the step is kept; what came after it is not. (Before evaluations
+    // were written into a per-thread arena, the whole row was dropped as late.)
+    let rows = rows(&store, "start_one");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(names(&rows[0]), vec![("e1", true)]);
+}
