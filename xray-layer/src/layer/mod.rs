@@ -248,10 +248,14 @@ where
                 Node::Step(step)
             }
         };
+        state::set_created(id.into_u64(), node.clone());
         span.extensions_mut().insert(node);
     }
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
+        if state::enter_created(id.into_u64()) {
+            return;
+        }
         let Some(span) = ctx.span(id) else {
             return;
         };
@@ -316,7 +320,12 @@ where
                     self.finish_execution(&execution, now);
                 }
             }
-            Some(Node::Execution(execution)) => self.finish_execution(&execution, now_us()),
+            Some(Node::Execution(execution)) => {
+                execution
+                    .ended
+                    .store(true, std::sync::atomic::Ordering::Release);
+                self.finish_execution(&execution, now_us());
+            }
             None => {}
         }
     }
