@@ -17,12 +17,17 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use uuid::Uuid;
 
-/// A running execution.
+/// A running execution. The writer builds its start and end records from here, so that
+/// starting one (every root step starts one) allocates nothing but this on the application
+/// thread.
 #[derive(Debug)]
 pub(crate) struct ExecutionState {
     pub(crate) id: Uuid,
     /// Started implicitly by a step with no execution above it: ends with that step.
     pub(crate) implicit: bool,
+    pub(crate) name: ExecutionName,
+    pub(crate) tags: Vec<String>,
+    pub(crate) started_at: i64,
     pub(crate) dropped: AtomicU64,
     pub(crate) outcome: Mutex<Outcome>,
     /// Its span has closed.
@@ -40,11 +45,36 @@ pub(crate) struct Outcome {
     pub(crate) output: Option<Json>,
 }
 
+/// An execution's name: its own, or (started by a root step) its step's.
+#[derive(Debug)]
+pub(crate) enum ExecutionName {
+    Named(String),
+    Step(Arc<SpanInfo>),
+}
+
+impl ExecutionName {
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            ExecutionName::Named(name) => name,
+            ExecutionName::Step(info) => &info.name,
+        }
+    }
+}
+
 impl ExecutionState {
-    pub(crate) fn new(id: Uuid, implicit: bool) -> Self {
+    pub(crate) fn new(
+        id: Uuid,
+        implicit: bool,
+        name: ExecutionName,
+        tags: Vec<String>,
+        started_at: i64,
+    ) -> Self {
         ExecutionState {
             id,
             implicit,
+            name,
+            tags,
+            started_at,
             dropped: AtomicU64::new(0),
             outcome: Mutex::new(Outcome::default()),
             ended: AtomicBool::new(false),
@@ -56,11 +86,12 @@ impl ExecutionState {
     }
 
     /// The end record, from what was reported (a missing status means it ended normally).
-    pub(crate) fn end_record(&self, now: i64) -> ExecutionEnd {
+    /// Built on the writer thread once the execution has ended.
+    pub(crate) fn end_record(&self) -> ExecutionEnd {
         let outcome = self.outcome();
         ExecutionEnd {
             id: self.id,
-            completed_at: outcome.ended_at.unwrap_or(now),
+            completed_at: outcome.ended_at.unwrap_or(self.started_at),
             status: outcome.status.unwrap_or(Status::Ok),
             error: outcome.error.clone(),
             metadata: object_of(&outcome.metadata),
@@ -221,7 +252,7 @@ impl StepState {
             }
             buffer.evaluations.rows()
         };
-        sink.send_step(Envelope::StepEnded(self), rows);
+        sink.send(Envelope::StepEnded(self), rows);
     }
 
     /// Takes the evaluations a thread made while it had the step entered (`arena` is left
