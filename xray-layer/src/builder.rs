@@ -388,8 +388,16 @@ impl Builder {
         let (control_tx, control_rx) = crossbeam_channel::unbounded();
         let counters = Arc::new(Counters::default());
         let wake_pending = Arc::new(AtomicBool::new(false));
+        let defaults = Arc::new(Defaults {
+            capture: self.capture,
+            max_logs_per_step: self.max_logs_per_step,
+            service: self.service.or_else(executable_name),
+            host: host_name(),
+            pid: std::process::id(),
+        });
         let recycler = Arc::new(Recycler::default());
         let worker = Worker {
+            defaults: Arc::clone(&defaults),
             recycler: Arc::clone(&recycler),
             native,
             rx,
@@ -415,13 +423,6 @@ impl Builder {
             Arc::clone(&counters),
             recycler,
         ));
-        let defaults = Arc::new(Defaults {
-            capture: self.capture,
-            max_logs_per_step: self.max_logs_per_step,
-            service: self.service.or_else(executable_name),
-            host: host_name(),
-            pid: std::process::id(),
-        });
         let guard = XRayGuard::new(control_tx, handle, counters, self.shutdown_timeout);
         Ok((XRayLayer::new(sink, defaults), guard, store))
     }

@@ -19,9 +19,9 @@ mod fields;
 
 use crate::capture::Capture;
 use crate::ids;
-use crate::model::{now_us, ExecutionStart, Json, LogLine, Record};
+use crate::model::{now_us, LogLine};
 use crate::recorder::state::SpanInfo;
-use crate::recorder::state::{self, ExecutionState, NewStep, Node, StepState};
+use crate::recorder::state::{self, ExecutionName, ExecutionState, NewStep, Node, StepState};
 use crate::writer::{Envelope, Sink};
 use fields::{EventFields, SameAs, XrayFields};
 use std::cell::RefCell;
@@ -135,31 +135,27 @@ impl XRayLayer {
 
     fn start_execution(
         &self,
-        name: String,
+        name: ExecutionName,
         tags: Vec<String>,
         implicit: bool,
         now: i64,
     ) -> Arc<ExecutionState> {
-        let state = Arc::new(ExecutionState::new(ids::new_id(now), implicit));
-        let start = ExecutionStart {
-            id: state.id,
+        let state = Arc::new(ExecutionState::new(
+            ids::new_id(now),
+            implicit,
             name,
-            started_at: now,
             tags,
-            metadata: Json::from_trusted("{}".into()),
-            service: self.defaults.service.clone(),
-            host: self.defaults.host.clone(),
-            pid: Some(self.defaults.pid),
-        };
+            now,
+        ));
+        // The start record is built on the writer thread from the shared state.
         self.sink
-            .send_record(Record::ExecutionStarted(start), &state);
+            .send(Envelope::ExecutionStarted(Arc::clone(&state)), 0);
         state
     }
 
-    fn finish_execution(&self, execution: &ExecutionState, now: i64) {
-        let end = execution.end_record(now);
-        self.sink
-            .send_record(Record::ExecutionFinished(end), execution);
+    fn finish_execution(&self, execution: Arc<ExecutionState>, now: i64) {
+        execution.outcome().ended_at.get_or_insert(now);
+        self.sink.send(Envelope::ExecutionEnded(execution), 0);
     }
 }
 
@@ -200,7 +196,12 @@ where
                     .name
                     .take()
                     .unwrap_or_else(|| attrs.metadata().name().to_owned());
-                Node::Execution(self.start_execution(name, fields.tags, false, now))
+                Node::Execution(self.start_execution(
+                    ExecutionName::Named(name),
+                    fields.tags,
+                    false,
+                    now,
+                ))
             }
             Role::Step => {
                 // The parent is usually the span on top of this thread's stack; otherwise walk
@@ -223,7 +224,12 @@ where
                     Some(Node::Step(p)) => (Arc::clone(&p.execution), Some(p.id)),
                     Some(Node::Execution(e)) => (e, None),
                     None => (
-                        self.start_execution(info.name.clone(), Vec::new(), true, now),
+                        self.start_execution(
+                            ExecutionName::Step(Arc::clone(&info)),
+                            Vec::new(),
+                            true,
+                            now,
+                        ),
                         None,
                     ),
                 };
@@ -243,15 +249,18 @@ where
                 );
                 self.sink.recycler.refill_strings();
                 // The start record is built on the writer thread from the shared state.
-                self.sink
-                    .send_step(Envelope::StepStarted(Arc::clone(&step)), 0);
+                self.sink.send(Envelope::StepStarted(Arc::clone(&step)), 0);
                 Node::Step(step)
             }
         };
+        state::set_created(id.into_u64(), node.clone());
         span.extensions_mut().insert(node);
     }
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
+        if state::enter_created(id.into_u64()) {
+            return;
+        }
         let Some(span) = ctx.span(id) else {
             return;
         };
@@ -313,10 +322,15 @@ where
                 let execution = step.execution.implicit.then(|| Arc::clone(&step.execution));
                 step.close(now, &self.sink);
                 if let Some(execution) = execution {
-                    self.finish_execution(&execution, now);
+                    self.finish_execution(execution, now);
                 }
             }
-            Some(Node::Execution(execution)) => self.finish_execution(&execution, now_us()),
+            Some(Node::Execution(execution)) => {
+                execution
+                    .ended
+                    .store(true, std::sync::atomic::Ordering::Release);
+                self.finish_execution(execution, now_us());
+            }
             None => {}
         }
     }

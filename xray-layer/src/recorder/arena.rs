@@ -510,6 +510,8 @@ impl EvalArena {
             (None, false) => {
                 let reason = check.reason.get_or_insert_with(|| spare.string());
                 reason.clear();
+                // Reasons of one check differ in length from row to row: room for most at once.
+                reason.reserve(REASON_CAPACITY);
                 if !self.write_derived_reason(c, reason, &mut spare.bounds) {
                     spare.keep(check.reason.take());
                 }
@@ -518,6 +520,9 @@ impl EvalArena {
         set_opt(&mut check.op, c.op.as_str());
     }
 }
+
+/// Room made for a derived reason (`8.99 < 14.995 (range 14.995–59.98)` is 34 bytes).
+const REASON_CAPACITY: usize = 64;
 
 /// What a decode keeps at hand: strings freed by one row for the next (a reason that is
 /// there in one row and not in the next would otherwise be freed and allocated again), and the
@@ -530,7 +535,9 @@ struct Spare {
 
 impl Spare {
     fn string(&mut self) -> String {
-        self.strings.pop().unwrap_or_default()
+        self.strings
+            .pop()
+            .unwrap_or_else(|| String::with_capacity(REASON_CAPACITY))
     }
 
     fn keep(&mut self, s: Option<String>) {
@@ -556,8 +563,8 @@ impl Bounds {
         if self.bits != Some(bits) {
             self.lo.clear();
             self.hi.clear();
-            let _ = write!(self.lo, "{}", Num(lo));
-            let _ = write!(self.hi, "{}", Num(hi));
+            Num(lo).push_to(&mut self.lo);
+            Num(hi).push_to(&mut self.hi);
             self.bits = Some(bits);
         }
         (&self.lo, &self.hi)
@@ -597,14 +604,37 @@ impl EvalArena {
     /// maximum`, `8.99 < 14.99 (range 14.99–59.98)`, `Phone Cases not in [Laptop Stands]`.
     /// Returns `false` for a free-form check (it has no derived reason).
     fn write_derived_reason(&self, c: &CheckRow, out: &mut String, bounds: &mut Bounds) -> bool {
-        let o = Num(c.observed);
         let (lo, hi) = bounds.get(c.lo, c.hi);
-        let _ = match c.op {
+        let observed = |out: &mut String| Num(c.observed).push_to(out);
+        match c.op {
             Op::Free => return false,
-            Op::Min => write!(out, "{o} < {lo} minimum"),
-            Op::Max => write!(out, "{o} > {hi} maximum"),
-            Op::Range if c.observed < c.lo => write!(out, "{o} < {lo} (range {lo}–{hi})"),
-            Op::Range => write!(out, "{o} > {hi} (range {lo}–{hi})"),
+            Op::Min => {
+                observed(out);
+                out.push_str(" < ");
+                out.push_str(lo);
+                out.push_str(" minimum");
+            }
+            Op::Max => {
+                observed(out);
+                out.push_str(" > ");
+                out.push_str(hi);
+                out.push_str(" maximum");
+            }
+            Op::Range => {
+                observed(out);
+                let (sign, bound) = if c.observed < c.lo {
+                    (" < ", lo)
+                } else {
+                    (" > ", hi)
+                };
+                out.push_str(sign);
+                out.push_str(bound);
+                out.push_str(" (range ");
+                out.push_str(lo);
+                out.push('–');
+                out.push_str(hi);
+                out.push(')');
+            }
             Op::In => {
                 let set = self
                     .names
@@ -619,9 +649,8 @@ impl EvalArena {
                     out.push_str(item);
                 }
                 out.push(']');
-                Ok(())
             }
-        };
+        }
         true
     }
 }
@@ -961,57 +990,54 @@ pub(crate) struct Num(pub(crate) f64);
 
 impl fmt::Display for Num {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut buf = zmij::Buffer::new();
+        match self.short(&mut buf) {
+            Some(text) => f.write_str(text),
+            None => self.fmt_slow(f),
+        }
+    }
+}
+
+impl Num {
+    /// The text, when the fast paths give it: an integer below 1e15, or the shortest text that
+    /// reads back as the number (zmij, as serde_json uses) when it has at most 4 decimals and
+    /// no exponent. For |v| < 1e11 that is exactly what `{:.4}` with its zeros trimmed prints
+    /// (v is within half an ulp < 0.5e-4 of it), without bignum arithmetic.
+    fn short<'a>(&self, buf: &'a mut zmij::Buffer) -> Option<&'a str> {
+        let v = self.0;
+        if !v.is_finite() || v.abs() >= 1e11 {
+            return None;
+        }
+        let text = buf.format_finite(v);
+        let text = text.strip_suffix(".0").unwrap_or(text);
+        if text.contains(['e', 'E']) {
+            return None;
+        }
+        let decimals = text.find('.').map_or(0, |dot| text.len() - dot - 1);
+        (decimals <= 4 && text != "-0").then_some(text)
+    }
+
+    fn fmt_slow(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let v = self.0;
         if v.fract() == 0.0 && v.abs() < 1e15 {
             write!(f, "{}", v as i64)
         } else if v.is_finite() {
-            // The shortest text that reads back as `v` (`{}`), when it has at most 4 decimals, is
-            // what `{:.4}` with its zeros trimmed prints, for |v| < 1e11 (v is then within half
-            // an ulp < 0.5e-4 of it); and it costs no bignum arithmetic. Otherwise round.
-            let mut short = Stack::default();
-            if v.abs() < 1e11 && write!(short, "{v}").is_ok() {
-                let text = short.as_str();
-                let decimals = text.find('.').map_or(0, |dot| text.len() - dot - 1);
-                if decimals <= 4 {
-                    return f.write_str(text);
-                }
-            }
             let text = format!("{v:.4}");
             f.write_str(text.trim_end_matches('0').trim_end_matches('.'))
         } else {
             write!(f, "{v}")
         }
     }
-}
 
-/// A short text on the stack (what `Num` needs: a float below 1e11 prints in under 40 bytes).
-struct Stack {
-    bytes: [u8; 40],
-    len: usize,
-}
-
-impl Default for Stack {
-    fn default() -> Self {
-        Stack {
-            bytes: [0; 40],
-            len: 0,
+    /// Appends the text to `out`.
+    pub(crate) fn push_to(&self, out: &mut String) {
+        let mut buf = zmij::Buffer::new();
+        match self.short(&mut buf) {
+            Some(text) => out.push_str(text),
+            None => {
+                let _ = write!(out, "{self}");
+            }
         }
-    }
-}
-
-impl Stack {
-    fn as_str(&self) -> &str {
-        std::str::from_utf8(self.bytes.get(..self.len).unwrap_or_default()).unwrap_or_default()
-    }
-}
-
-impl fmt::Write for Stack {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        let end = self.len + s.len();
-        let slot = self.bytes.get_mut(self.len..end).ok_or(fmt::Error)?;
-        slot.copy_from_slice(s.as_bytes());
-        self.len = end;
-        Ok(())
     }
 }
 

@@ -13,18 +13,25 @@ use crate::writer::{Envelope, PendingStep, Sink};
 
 use std::cell::RefCell;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use uuid::Uuid;
 
-/// A running execution.
+/// A running execution. The writer builds its start and end records from here, so that
+/// starting one (every root step starts one) allocates nothing but this on the application
+/// thread.
 #[derive(Debug)]
 pub(crate) struct ExecutionState {
     pub(crate) id: Uuid,
     /// Started implicitly by a step with no execution above it: ends with that step.
     pub(crate) implicit: bool,
+    pub(crate) name: ExecutionName,
+    pub(crate) tags: Vec<String>,
+    pub(crate) started_at: i64,
     pub(crate) dropped: AtomicU64,
     pub(crate) outcome: Mutex<Outcome>,
+    /// Its span has closed.
+    pub(crate) ended: AtomicBool,
 }
 
 /// What the execution's own code reported: status, error, metadata, input and output.
@@ -38,13 +45,39 @@ pub(crate) struct Outcome {
     pub(crate) output: Option<Json>,
 }
 
+/// An execution's name: its own, or (started by a root step) its step's.
+#[derive(Debug)]
+pub(crate) enum ExecutionName {
+    Named(String),
+    Step(Arc<SpanInfo>),
+}
+
+impl ExecutionName {
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            ExecutionName::Named(name) => name,
+            ExecutionName::Step(info) => &info.name,
+        }
+    }
+}
+
 impl ExecutionState {
-    pub(crate) fn new(id: Uuid, implicit: bool) -> Self {
+    pub(crate) fn new(
+        id: Uuid,
+        implicit: bool,
+        name: ExecutionName,
+        tags: Vec<String>,
+        started_at: i64,
+    ) -> Self {
         ExecutionState {
             id,
             implicit,
+            name,
+            tags,
+            started_at,
             dropped: AtomicU64::new(0),
             outcome: Mutex::new(Outcome::default()),
+            ended: AtomicBool::new(false),
         }
     }
 
@@ -53,11 +86,12 @@ impl ExecutionState {
     }
 
     /// The end record, from what was reported (a missing status means it ended normally).
-    pub(crate) fn end_record(&self, now: i64) -> ExecutionEnd {
+    /// Built on the writer thread once the execution has ended.
+    pub(crate) fn end_record(&self) -> ExecutionEnd {
         let outcome = self.outcome();
         ExecutionEnd {
             id: self.id,
-            completed_at: outcome.ended_at.unwrap_or(now),
+            completed_at: outcome.ended_at.unwrap_or(self.started_at),
             status: outcome.status.unwrap_or(Status::Ok),
             error: outcome.error.clone(),
             metadata: object_of(&outcome.metadata),
@@ -101,6 +135,8 @@ pub(crate) struct StepState {
     pub(crate) max_logs: usize,
     /// Where evaluation arenas come from (and go back to, once written).
     pub(crate) recycler: Arc<Recycler>,
+    /// Its span has closed (read without the buffer's lock).
+    closed: AtomicBool,
 }
 
 /// What the step recorded so far.
@@ -161,6 +197,7 @@ impl StepState {
                 // The writer left it empty (and closed) when it took what the step recorded.
                 buffer.closed = false;
                 buffer.late = 0;
+                *s.closed.get_mut() = false;
                 return state;
             }
         }
@@ -175,6 +212,7 @@ impl StepState {
             max_logs: step.max_logs,
             recycler: Arc::clone(step.recycler),
             buffer: Mutex::new(StepBuffer::default()),
+            closed: AtomicBool::new(false),
         })
     }
 
@@ -204,6 +242,7 @@ impl StepState {
                 return;
             }
             buffer.closed = true;
+            self.closed.store(true, Ordering::Release);
             let ended_at = *buffer.ended_at.get_or_insert(now);
             if self.execution.implicit {
                 let mut outcome = self.execution.outcome();
@@ -213,7 +252,7 @@ impl StepState {
             }
             buffer.evaluations.rows()
         };
-        sink.send_step(Envelope::StepEnded(self), rows);
+        sink.send(Envelope::StepEnded(self), rows);
     }
 
     /// Takes the evaluations a thread made while it had the step entered (`arena` is left
@@ -278,6 +317,16 @@ pub(crate) enum Node {
     Step(StepRef),
 }
 
+impl Node {
+    /// Whether its span has closed.
+    fn is_closed(&self) -> bool {
+        match self {
+            Node::Execution(e) => e.ended.load(Ordering::Acquire),
+            Node::Step(s) => s.closed.load(Ordering::Acquire),
+        }
+    }
+}
+
 /// A span entered on this thread: X-Ray's (with its node) or another layer's (`None`), so that
 /// the stack mirrors the subscriber's and its top tells a new span's parent without a lookup.
 struct Entry {
@@ -306,6 +355,9 @@ struct ThreadState {
     next_serial: u64,
     /// A `Local` kept from an exited step, for the next one.
     spare: Option<Box<Local>>,
+    /// The X-Ray span this thread created last, with its node: the span is usually entered
+    /// right away (`#[xray::step]` does), and its enter then needs no registry lookup.
+    created: Option<(u64, Node)>,
 }
 
 impl ThreadState {
@@ -325,6 +377,7 @@ thread_local! {
             stack: Vec::new(),
             next_serial: 0,
             spare: None,
+            created: None,
         })
     };
 }
@@ -342,6 +395,35 @@ pub(crate) fn push_current(span: u64, node: Option<Node>) {
             local: None,
         })
     });
+}
+
+/// Remembers the node of the span this thread just created.
+pub(crate) fn set_created(span: u64, node: Node) {
+    let _ = CURRENT.try_with(|state| state.borrow_mut().created = Some((span, node)));
+}
+
+/// Enters `span` if it is the span this thread created last (and it is still open: span ids
+/// are reused only once a span has closed). Returns `false` when the caller must look the
+/// node up.
+pub(crate) fn enter_created(span: u64) -> bool {
+    CURRENT
+        .try_with(|state| {
+            let mut state = state.borrow_mut();
+            match state.created.take() {
+                Some((id, node)) if id == span && !node.is_closed() => {
+                    let serial = state.serial();
+                    state.stack.push(Entry {
+                        span,
+                        node: Some(node),
+                        serial,
+                        local: None,
+                    });
+                    true
+                }
+                _ => false,
+            }
+        })
+        .unwrap_or(false)
 }
 
 /// Undoes [`push_current`] for `span` (the innermost entry with that id), handing the

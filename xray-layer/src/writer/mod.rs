@@ -13,7 +13,6 @@ pub(crate) mod worker;
 
 pub use guard::{RecorderStats, XRayGuard};
 
-use crate::model::Record;
 use crate::recorder::state::{ExecutionState, StepBuffer, StepState};
 use crate::recycle::Recycler;
 use crossbeam_channel::{Sender, TrySendError};
@@ -43,11 +42,14 @@ pub(crate) struct PendingStep {
 /// into memory the writer thread reads.
 #[derive(Debug)]
 pub(crate) enum Envelope {
-    Record(Box<Record>),
     /// A step began; the writer builds its start record from the shared state.
     StepStarted(Arc<StepState>),
     /// A step ended; the writer takes what it recorded out of its buffer.
     StepEnded(Arc<StepState>),
+    /// An execution began; the writer builds its start record from the shared state.
+    ExecutionStarted(Arc<ExecutionState>),
+    /// An execution ended (its end time is in its outcome).
+    ExecutionEnded(Arc<ExecutionState>),
 }
 
 /// Counters shared by the senders, the writer and the guard.
@@ -129,22 +131,16 @@ impl Sink {
         }
     }
 
-    /// Queues a record of `execution`; never blocks with [`Backpressure::Drop`].
-    pub(crate) fn send_record(&self, record: Record, execution: &ExecutionState) {
-        if self.deliver(Envelope::Record(Box::new(record)), 0).is_err() {
-            self.dropped(execution);
-        }
-    }
-
-    /// Queues a step's start or end; `rows` is the number of evaluation rows it carries.
-    pub(crate) fn send_step(&self, envelope: Envelope, rows: usize) {
+    /// Queues a step's or an execution's start or end; `rows` is the number of evaluation rows
+    /// it carries.
+    pub(crate) fn send(&self, envelope: Envelope, rows: usize) {
         if let Err(envelope) = self.deliver(envelope, rows) {
             match &envelope {
                 Envelope::StepStarted(step) | Envelope::StepEnded(step) => {
                     self.dropped(&step.execution)
                 }
-                Envelope::Record(_) => {
-                    self.counters.app.dropped.fetch_add(1, Ordering::Relaxed);
+                Envelope::ExecutionStarted(execution) | Envelope::ExecutionEnded(execution) => {
+                    self.dropped(execution)
                 }
             }
         }

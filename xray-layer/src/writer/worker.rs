@@ -2,7 +2,8 @@
 
 use super::{Counters, Envelope};
 use crate::capture;
-use crate::model::{Evaluation, Json, Record, Status, StepRecord, StepStart};
+use crate::layer::Defaults;
+use crate::model::{Evaluation, ExecutionStart, Json, Record, Status, StepRecord, StepStart};
 use crate::processor::Pipeline;
 use crate::recorder::arena::StepRows;
 use crate::recorder::state::{object_of, StepBuffer, StepState};
@@ -36,6 +37,8 @@ pub(crate) struct Worker {
     /// arenas (no processor or hook needs them decoded): rows are bound straight from the
     /// arena, with no owned `Evaluation` built and dropped per row.
     pub(crate) native: Option<Arc<SqliteStore>>,
+    /// Service, host and pid, for execution start records.
+    pub(crate) defaults: Arc<Defaults>,
 }
 
 /// What the writer holds on to until a batch is written, to give it back for reuse then.
@@ -80,6 +83,10 @@ impl Reuse {
             Record::StepStarted(start) => {
                 keep(std::mem::take(&mut start.name));
                 start.kind.take().map(&mut keep);
+            }
+            Record::ExecutionStarted(start) => {
+                keep(std::mem::take(&mut start.name));
+                keep(std::mem::take(&mut start.metadata).into_string());
             }
             Record::StepFinished(step) => {
                 if self.evaluations.len() < WRITER_SPARE_EVALUATIONS
@@ -172,7 +179,7 @@ impl Worker {
                         if let Record::StepFinished(step) = &record {
                             rows += step.evaluations.len();
                         }
-                        rows += native.as_ref().map_or(0, StepRows::kept_len);
+                        rows += native.as_ref().map_or(0, |rows| rows.kept_len());
                         batch.records.push(record);
                         batch.rows.push(native);
                     }
@@ -199,10 +206,9 @@ impl Worker {
 
     /// Decodes evaluations (or keeps them in their arena for the native store), applies the
     /// capture policy and the processors, runs the hooks.
-    fn prepare(&self, envelope: Envelope, reuse: &mut Reuse) -> (Record, Option<StepRows>) {
+    fn prepare(&self, envelope: Envelope, reuse: &mut Reuse) -> (Record, Option<Box<StepRows>>) {
         let mut native = None;
         let mut record = match envelope {
-            Envelope::Record(record) => *record,
             Envelope::StepStarted(state) => {
                 let start = StepStart {
                     id: state.id,
@@ -215,6 +221,21 @@ impl Worker {
                 reuse.started.push(state);
                 Record::StepStarted(start)
             }
+            Envelope::ExecutionStarted(state) => {
+                let defaults = &self.defaults;
+                let start = ExecutionStart {
+                    id: state.id,
+                    name: reuse.copy(state.name.as_str()),
+                    started_at: state.started_at,
+                    tags: state.tags.clone(),
+                    metadata: Json::from_trusted(reuse.copy("{}")),
+                    service: defaults.service.clone(),
+                    host: defaults.host.clone(),
+                    pid: Some(defaults.pid),
+                };
+                Record::ExecutionStarted(start)
+            }
+            Envelope::ExecutionEnded(state) => Record::ExecutionFinished(state.end_record()),
             Envelope::StepEnded(state) => {
                 let pending = state.take();
                 let (record, rows) =
@@ -289,7 +310,7 @@ impl Worker {
 #[derive(Default)]
 struct Batch {
     records: Vec<Record>,
-    rows: Vec<Option<StepRows>>,
+    rows: Vec<Option<Box<StepRows>>>,
 }
 
 fn finish_step(
@@ -297,7 +318,7 @@ fn finish_step(
     buffer: StepBuffer,
     reuse: &mut Reuse,
     native: bool,
-) -> (StepRecord, Option<StepRows>) {
+) -> (StepRecord, Option<Box<StepRows>>) {
     let arena = buffer.evaluations;
     let capture = state.capture;
     let mut record = StepRecord {
@@ -328,7 +349,7 @@ fn finish_step(
     if !arena.is_empty() {
         let summary = if native {
             let (rows, summary) = StepRows::new(arena, capture, &record.selection);
-            native_rows = Some(rows);
+            native_rows = Some(Box::new(rows));
             summary
         } else {
             let mut rows = reuse.evaluations.pop().unwrap_or_default();

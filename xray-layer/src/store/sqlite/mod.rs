@@ -122,7 +122,7 @@ impl SqliteStore {
     pub(crate) fn write_with_rows(
         &self,
         batch: &[Record],
-        rows: &mut [Option<StepRows>],
+        rows: &mut [Option<Box<StepRows>>],
     ) -> Result<(), StoreError> {
         write::write_batch(&mut self.writer(), batch, rows)
     }

@@ -18,7 +18,7 @@ pub(crate) const SEP: char = '\u{1f}';
 pub(super) fn write_batch(
     conn: &mut Connection,
     batch: &[Record],
-    rows: &mut [Option<StepRows>],
+    rows: &mut [Option<Box<StepRows>>],
 ) -> Result<(), StoreError> {
     if batch.is_empty() {
         return Ok(());
@@ -63,7 +63,7 @@ pub(super) fn write_batch(
             }
             Record::StepFinished(r) => {
                 w.ensure_execution(r.execution_id, r.started_at, seq.next())?;
-                let rows = rows.get_mut(i).and_then(Option::as_mut);
+                let rows = rows.get_mut(i).and_then(Option::as_deref_mut);
                 w.step_finished(r, rows, seq.next())?;
             }
         }
@@ -821,7 +821,8 @@ mod tests {
                 native_summary,
                 vec![],
             )))];
-            write_batch(&mut b, &batch, &mut [Some(rows)]).unwrap_or_else(|e| panic!("{e}"));
+            write_batch(&mut b, &batch, &mut [Some(Box::new(rows))])
+                .unwrap_or_else(|e| panic!("{e}"));
             let (rows_a, rows_b) = (rows_of(&a), rows_of(&b));
             assert!(rows_a.len() > 1 || capture_policy == Capture::Summary);
             assert_eq!(rows_a, rows_b, "{capture_policy:?}");
