@@ -829,7 +829,7 @@ impl StepRows {
             }
             let name = arena.name(c.name);
             checks.push_str("{\"name\":");
-            json_into(checks, scratch, name);
+            json_str(checks, scratch, name);
             checks.push_str(if c.passed {
                 ",\"passed\":true"
             } else {
@@ -845,43 +845,36 @@ impl StepRows {
             };
             if let Some(reason) = reason {
                 checks.push_str(",\"reason\":");
-                json_into(checks, scratch, reason);
+                json_str(checks, scratch, reason);
             }
-            let number = |out: &mut String, scratch: &mut Vec<u8>, v: f64| {
-                match serde_json::Number::from_f64(v) {
-                    Some(n) => json_into(out, scratch, &n),
-                    None => out.push_str("null"),
-                }
-            };
-            let finite = |v: f64| serde_json::Number::from_f64(v).is_some();
             match c.op {
                 Op::Free => {}
                 Op::Min | Op::Max => {
                     let threshold = if c.op == Op::Min { c.lo } else { c.hi };
-                    if finite(c.observed) {
+                    if c.observed.is_finite() {
                         checks.push_str(",\"observed\":");
-                        number(checks, scratch, c.observed);
+                        json_f64(checks, c.observed);
                     }
-                    if finite(threshold) {
+                    if threshold.is_finite() {
                         checks.push_str(",\"threshold\":");
-                        number(checks, scratch, threshold);
+                        json_f64(checks, threshold);
                     }
                 }
                 Op::Range => {
-                    if finite(c.observed) {
+                    if c.observed.is_finite() {
                         checks.push_str(",\"observed\":");
-                        number(checks, scratch, c.observed);
+                        json_f64(checks, c.observed);
                     }
                     checks.push_str(",\"threshold\":[");
-                    number(checks, scratch, c.lo);
+                    json_f64(checks, c.lo);
                     checks.push(',');
-                    number(checks, scratch, c.hi);
+                    json_f64(checks, c.hi);
                     checks.push(']');
                 }
                 Op::In => {
                     if let Some(observed) = arena.get(c.observed_text) {
                         checks.push_str(",\"observed\":");
-                        json_into(checks, scratch, observed);
+                        json_str(checks, scratch, observed);
                     }
                     if let Some(set) = arena.names.get(usize::from(c.set)) {
                         checks.push_str(",\"threshold\":[");
@@ -889,7 +882,7 @@ impl StepRows {
                             if k > 0 {
                                 checks.push(',');
                             }
-                            json_into(checks, scratch, item);
+                            json_str(checks, scratch, item);
                         }
                         checks.push(']');
                     }
@@ -967,6 +960,28 @@ fn get_text(text: &str, t: Text) -> Option<&str> {
     }
     let start = t.start as usize;
     text.get(start..start + t.len as usize)
+}
+
+/// Appends `s` as a JSON string, as serde_json writes it: as is between quotes when no byte
+/// needs escaping (the usual case for names and reasons), else through serde_json.
+fn json_str(out: &mut String, scratch: &mut Vec<u8>, s: &str) {
+    if s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        json_into(out, scratch, s);
+    } else {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    }
+}
+
+/// Appends `v` as serde_json writes an `f64` (`null` when it is not finite; otherwise the
+/// shortest text that reads back, from the same formatter serde_json uses).
+fn json_f64(out: &mut String, v: f64) {
+    if v.is_finite() {
+        out.push_str(zmij::Buffer::new().format_finite(v));
+    } else {
+        out.push_str("null");
+    }
 }
 
 /// Appends `value` as JSON to `out`, through `scratch` (serde_json writes bytes).

@@ -3,8 +3,10 @@
 //! The layer hands each finished record to a [`Sink`]: a bounded crossbeam channel. The writer
 //! thread ([`worker`]) does not block in `recv()` (a send to a parked receiver costs the sender a
 //! thread wake-up, ~3.4 µs on these machines); it sleeps for the flush interval and drains the
-//! channel, and a sender wakes it only when the queue reaches a batch threshold. A full queue
-//! drops the whole record and counts it (or blocks, with [`Backpressure::Block`]).
+//! channel, and a sender wakes it only every batch of records (or of evaluation rows), counted
+//! on the senders' side. A full queue drops the whole record and counts it (or blocks, with
+//! [`Backpressure::Block`]). What the writer is done with goes back to the senders through the
+//! layer's [`Recycler`](crate::recycle::Recycler) instead of being freed on the writer thread.
 //!
 //! The [`XRayGuard`] returned by `build()` flushes on drop, with a bounded wait.
 
