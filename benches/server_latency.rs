@@ -24,27 +24,12 @@ use xray::model::{
     Check, Evaluation, ExecutionEnd, ExecutionStart, Json, Record, Selection, Status, StepRecord,
 };
 use xray::store::{SqliteStore, Store};
+use xray_benches::SplitMix64;
 use xray_server::{BackgroundServer, Config};
 
 const EVALUATIONS_PER_FILTER: usize = 50;
 const REQUESTS: usize = 1_000;
 const LIVE_SAMPLES: usize = 200;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // SplitMix64.
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 fn step(execution_id: Uuid, name: &str, kind: &str, at: i64) -> StepRecord {
     StepRecord {
@@ -74,7 +59,7 @@ fn step(execution_id: Uuid, name: &str, kind: &str, at: i64) -> StepRecord {
     }
 }
 
-fn run_records(rng: &mut Rng, at: i64) -> (Vec<Record>, Uuid) {
+fn run_records(rng: &mut SplitMix64, at: i64) -> (Vec<Record>, Uuid) {
     let id = Uuid::now_v7();
     let mut records = vec![Record::ExecutionStarted(ExecutionStart {
         id,
@@ -184,7 +169,7 @@ fn database(executions: usize) -> Result<PathBuf, Box<dyn std::error::Error>> {
     }
     let started = Instant::now();
     let store = SqliteStore::open(&partial)?;
-    let mut rng = Rng(42);
+    let mut rng = SplitMix64(42);
     let base = xray::model::now_us() - (executions as i64) * 10_000;
     let mut batch = Vec::new();
     for i in 0..executions {
@@ -279,7 +264,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build();
 
     // Ids to ask for, spread over the whole database.
-    let mut rng = Rng(7);
+    let mut rng = SplitMix64(7);
     let mut cursor = None;
     let mut deep_cursor = None;
     let mut runs = Vec::new();
@@ -388,7 +373,7 @@ fn live_latency(
     let url = format!("ws://{}/api/v1/live", server.local_addr());
     let (mut socket, _) = tungstenite::connect(url.as_str())?;
     let mut times = Latencies(Vec::new());
-    let mut rng = Rng(99);
+    let mut rng = SplitMix64(99);
     for _ in 0..LIVE_SAMPLES {
         let (records, _) = run_records(&mut rng, xray::model::now_us());
         let Some(Record::StepFinished(step)) = records.get(1).cloned() else {

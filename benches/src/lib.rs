@@ -76,10 +76,11 @@ pub struct Product {
 }
 
 /// SplitMix64: a tiny deterministic generator (no dependency, same sequence everywhere).
-struct SplitMix64(u64);
+pub struct SplitMix64(pub u64);
 
 impl SplitMix64 {
-    fn next(&mut self) -> u64 {
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -87,13 +88,18 @@ impl SplitMix64 {
         z ^ (z >> 31)
     }
 
+    /// A number in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+
     /// A float in `[0, 1)`.
     fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 
     fn pick<T: Copy>(&mut self, items: &[T]) -> T {
-        items[(self.next() % items.len() as u64) as usize]
+        items[(self.next_u64() % items.len() as u64) as usize]
     }
 }
 
@@ -134,7 +140,7 @@ pub fn catalog(n: usize, seed: u64) -> Vec<Product> {
                 "{} {} {}",
                 rng.pick(&ADJECTIVES),
                 rng.pick(&NOUNS),
-                rng.next() % 1000
+                rng.next_u64() % 1000
             );
             Product {
                 asin: format!(
