@@ -1,0 +1,183 @@
+//! The README's run command, end to end: the demo records into a fresh SQLite file and serves
+//! the viewer; through the API, a person finds the run that matched a phone case to a laptop
+//! stand (and the steps that let it through), the run whose filters eliminated > 90%, and the
+//! run whose judge timed out.
+
+mod support;
+
+use serde_json::Value;
+use std::process::Command;
+use std::time::Duration;
+use support::{example, get_json, Running};
+
+#[test]
+fn the_demo_serves_runs_in_which_the_bad_match_and_the_harsh_filter_are_findable() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let db = dir.path().join("xray.db");
+    let mut command = Command::new(example("competitor_selection"));
+    command
+        .env("XRAY_DB", &db)
+        .env("XRAY_ADDR", "127.0.0.1:0")
+        .env_remove("RUST_LOG")
+        .current_dir(dir.path());
+    let mut demo = Running::start(command);
+    let line = demo.wait_for("X-Ray viewer at ", Duration::from_secs(120));
+    let base = line
+        .split("X-Ray viewer at ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .map(|url| url.trim_end_matches('/').to_owned())
+        .expect("the line names the URL");
+    let api = format!("{base}/api/v1");
+
+    // The viewer itself is served.
+    let index = ureq::get(&format!("{base}/"))
+        .call()
+        .expect("the viewer's page")
+        .into_string()
+        .expect("HTML");
+    assert!(index.contains("<script type=\"module\""), "{index}");
+
+    // The runs list: at least the twelve runs recorded before serving.
+    let runs = get_json(&format!(
+        "{api}/executions?name=competitor_selection&limit=100"
+    ));
+    let runs = runs["items"].as_array().expect("items");
+    assert!(runs.len() >= 12, "{} runs", runs.len());
+
+    // The bad match: a run for a laptop stand whose selected competitor is a phone case.
+    let details: Vec<Value> = runs
+        .iter()
+        .map(|r| {
+            get_json(&format!(
+                "{api}/executions/{}",
+                r["id"].as_str().expect("id")
+            ))
+        })
+        .collect();
+    let bad: Vec<&Value> = details
+        .iter()
+        .filter(|d| {
+            d["input"]["seller"]["category"] == "Laptop Stands"
+                && d["output"]["competitor"]["category"] == "Phone Cases"
+        })
+        .collect();
+    assert_eq!(bad.len(), 1, "exactly one phone case for a laptop stand");
+    let bad = bad[0];
+    let asin = bad["output"]["competitor"]["asin"]
+        .as_str()
+        .expect("the selected asin");
+
+    // Which steps let it through: its lineage passes the filters (the category check passed
+    // because the run compared departments) and the judge (with a low confidence).
+    let lineage = get_json(&format!("{api}/candidates/{asin}"));
+    let in_bad_run: Vec<&Value> = lineage["items"]
+        .as_array()
+        .expect("lineage items")
+        .iter()
+        .filter(|l| l["execution_id"] == bad["id"])
+        .collect();
+    let step = |name: &str| {
+        *in_bad_run
+            .iter()
+            .find(|l| l["step_name"] == name)
+            .unwrap_or_else(|| panic!("the phone case went through {name}: {in_bad_run:?}"))
+    };
+    let filtered = step("apply_filters");
+    assert_eq!(filtered["passed"], true);
+    let category = filtered["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .find(|c| c["name"] == "category")
+        .expect("a category check");
+    assert_eq!(category["passed"], true);
+    let filter_step = get_json(&format!(
+        "{api}/steps/{}",
+        filtered["step_id"].as_str().expect("step id")
+    ));
+    assert_eq!(filter_step["filters"]["category_scope"], "department");
+    let judged = step("relevance_evaluation");
+    assert_eq!(judged["passed"], true);
+    let verdicts = get_json(&format!(
+        "{api}/steps/{}/evaluations?q={asin}",
+        judged["step_id"].as_str().expect("step id")
+    ));
+    let verdict = &verdicts["items"][0];
+    assert_eq!(verdict["candidate_id"], asin, "{verdicts}");
+    let confidence = verdict["metrics"]
+        .as_array()
+        .expect("metrics")
+        .iter()
+        .find(|m| m[0] == "confidence")
+        .and_then(|m| m[1].as_f64())
+        .expect("a confidence");
+    assert!(confidence < 0.6, "the judge was unsure: {verdict}");
+    assert!(
+        verdict["snapshot"]["rationale"]
+            .as_str()
+            .is_some_and(|r| r.contains("Phone Cases")),
+        "{verdict}"
+    );
+    assert_eq!(step("rank_and_select")["selected"], true, "{in_bad_run:?}");
+    // And where the phone cases came from: the keyword step's output.
+    let keyword_step = bad["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .find(|s| s["name"] == "keyword_generation")
+        .expect("a keyword step");
+    let keywords = get_json(&format!(
+        "{api}/steps/{}",
+        keyword_step["id"].as_str().expect("id")
+    ));
+    assert!(
+        keywords["output"]
+            .as_array()
+            .expect("keywords")
+            .contains(&Value::from("phone case")),
+        "{keywords}"
+    );
+
+    // The harsh filter: one filter step (the premium laptop stand's) eliminated > 90%.
+    let harsh = get_json(&format!(
+        "{api}/steps?kind=filter&execution_name=competitor_selection&min_elimination=0.9"
+    ));
+    let harsh = harsh["items"].as_array().expect("items");
+    assert!(!harsh.is_empty(), "a filter step eliminated > 90%");
+    for step in harsh {
+        assert!(step["elimination"].as_f64().expect("elimination") > 0.9);
+    }
+    let normal = get_json(&format!(
+        "{api}/steps?kind=filter&execution_name=competitor_selection&limit=100"
+    ));
+    assert!(
+        normal["items"].as_array().expect("items").len() > harsh.len(),
+        "most filter steps eliminate less"
+    );
+
+    // The judge that timed out: a failed run, its error naming the step's failure.
+    let failed = get_json(&format!(
+        "{api}/executions?name=competitor_selection&status=error"
+    ));
+    let failed = failed["items"].as_array().expect("items");
+    assert!(!failed.is_empty(), "a failed run");
+    let detail = get_json(&format!(
+        "{api}/executions/{}",
+        failed[0]["id"].as_str().expect("id")
+    ));
+    let judge = detail["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .find(|s| s["name"] == "relevance_evaluation")
+        .expect("the judge step");
+    assert_eq!(judge["status"], "error", "{judge}");
+    assert!(
+        judge["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("timed out"),
+        "{judge}"
+    );
+}
