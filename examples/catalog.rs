@@ -53,8 +53,8 @@ pub struct Category {
     pub department: &'static str,
     /// What a product of the category is called; every title contains one of them.
     pub nouns: &'static [&'static str],
-    adjectives: &'static [&'static str],
-    features: &'static [&'static str],
+    pub adjectives: &'static [&'static str],
+    pub features: &'static [&'static str],
     /// Parts sold under the category (`"Replacement {part} for {noun}"`).
     parts: &'static [&'static str],
     price: (f64, f64),
@@ -232,7 +232,7 @@ pub static CATEGORIES: &[Category] = &[
     },
 ];
 
-const BRANDS: [&str; 16] = [
+pub const BRANDS: [&str; 16] = [
     "Lumora", "Kestrel", "Vantix", "Orbly", "Nuvio", "Packwell", "Zentro", "Halden", "Brisa",
     "Corvid", "Tallis", "Qubi", "Mireo", "Ostara", "Fenwick", "Ardent",
 ];
