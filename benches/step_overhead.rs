@@ -1,4 +1,5 @@
-//! What a step costs the application thread, beside `#[tracing::instrument]` with a fmt layer.
+//! What a step costs the application thread, beside `#[tracing::instrument]` with a fmt layer
+//! and with tracing-opentelemetry.
 //!
 //! `cargo bench -p xray-benches --bench step_overhead`
 //!
@@ -14,6 +15,14 @@
 //! | `xray_step/nested` | `#[xray::step]` inside an entered `xray::Execution`: 2 records | `registry().with(xray)` |
 //! | `instrument_fmt/root` | `#[tracing::instrument]` | `registry().with(fmt::layer().with_writer(io::sink))` |
 //! | `instrument_fmt/nested` | the same, inside an entered `info_span!` | the same |
+//! | `otel/root` | `#[tracing::instrument]` | `registry().with(tracing_opentelemetry::layer().with_tracer(tracer))`, the SDK tracer with a `SimpleSpanProcessor` and [`NullExporter`] |
+//! | `otel/nested` | the same, inside an entered `info_span!` (the same trace) | the same |
+//!
+//! The OpenTelemetry peer keeps the layer's and the SDK's defaults (parent-based always-on
+//! sampler, random ids, thread and code-location attributes, busy/idle times). Its
+//! `SimpleSpanProcessor` exports each span as it ends, on the calling thread, to an exporter
+//! that counts the spans and drops them there: no tokio runtime, no batch thread. So the whole
+//! cost of an OpenTelemetry span, up to the hand-off to a real exporter, is on the timed thread.
 //!
 //! The X-Ray layer writes to a [`NullStore`] (it discards batches) so that the writer thread,
 //! which runs beside the benchmark on the other core as it would in a program, keeps up:
@@ -24,7 +33,12 @@
 //! subscriber has existed a callsite is no longer "never enabled".
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
+use std::future::Future;
 use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing_subscriber::prelude::*;
@@ -63,6 +77,36 @@ fn xray_dispatch() -> (tracing::Dispatch, xray::XRayGuard, Arc<NullStore>) {
         .expect("the layer builds");
     let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
     (dispatch, guard, store)
+}
+
+/// An OpenTelemetry span exporter that counts the spans it is given and drops them.
+#[derive(Debug)]
+struct NullExporter {
+    spans: Arc<AtomicU64>,
+}
+
+impl SpanExporter for NullExporter {
+    fn export(&self, batch: Vec<SpanData>) -> impl Future<Output = OTelSdkResult> + Send {
+        self.spans.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        drop(batch);
+        std::future::ready(Ok(()))
+    }
+}
+
+/// A tracing-opentelemetry subscriber over the SDK tracer, exporting each span as it ends to a
+/// [`NullExporter`]; with the provider and the exporter's span count.
+fn otel_dispatch() -> (tracing::Dispatch, SdkTracerProvider, Arc<AtomicU64>) {
+    let spans = Arc::new(AtomicU64::new(0));
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(NullExporter {
+            spans: Arc::clone(&spans),
+        })
+        .build();
+    let tracer = provider.tracer("xray-benches");
+    let dispatch = tracing::Dispatch::new(
+        tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(tracer)),
+    );
+    (dispatch, provider, spans)
 }
 
 /// Times `iters` steps (inside an entered execution when `nested`), then (not timed) waits for
@@ -121,6 +165,21 @@ fn step(c: &mut Criterion) {
                 b.iter(|| instrumented_filter(black_box(&query)))
             })
         });
+        let (otel, provider, spans) = otel_dispatch();
+        group.bench_function(BenchmarkId::new("otel", name), |b| {
+            tracing::dispatcher::with_default(&otel, || {
+                let _parent = nested.then(|| tracing::info_span!("bench").entered());
+                b.iter(|| instrumented_filter(black_box(&query)))
+            })
+        });
+        drop(otel);
+        provider
+            .shutdown()
+            .expect("the OpenTelemetry provider shuts down");
+        eprintln!(
+            "  otel/{name}: {} spans exported to the null exporter",
+            spans.load(Ordering::Relaxed)
+        );
     }
     group.finish();
 }
