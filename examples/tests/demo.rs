@@ -68,6 +68,12 @@ fn the_demo_serves_runs_in_which_the_bad_match_and_the_harsh_filter_are_findable
         .as_str()
         .expect("the selected asin");
 
+    // The walkthrough in ARCHITECTURE.md follows this product by its id; keep them in step.
+    assert!(
+        include_str!("../../ARCHITECTURE.md").contains(&format!("/candidates?id={asin}")),
+        "ARCHITECTURE.md's walkthrough names another product than the demo's phone case {asin}"
+    );
+
     // Which steps let it through: its lineage passes the filters (the category check passed
     // because the run compared departments) and the judge (with a low confidence).
     let lineage = get_json(&format!("{api}/candidates/{asin}"));
