@@ -9,7 +9,9 @@
 //! `XRAY_ENDPOINT` is the server (default `http://127.0.0.1:7777`); `XRAY_TOKEN` its token, if
 //! it has one. The document sent is the one `GET /api/v1/executions/{id}/export` returns, ids
 //! included, so sending it twice stores it once. This sends whole runs once they have finished,
-//! from the program's own code; the layer itself does not stream to a server.
+//! from the program's own code — for a one-off upload or a bug report. To stream every record
+//! as it is written, with a local spool for when the server is down, build the layer with
+//! `xray::layer().remote(url)` (feature `remote` of `xray-layer`; see `xray::remote`).
 
 use tracing_subscriber::prelude::*;
 use xray::export::{ExportDocument, ExportedExecution};

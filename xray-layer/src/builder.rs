@@ -6,6 +6,9 @@
 //! | variable | setting | values |
 //! |---|---|---|
 //! | `XRAY_DB` | [`Builder::sqlite`] / [`Builder::memory`] | a path (default [`DEFAULT_DB_PATH`]), or `:memory:` |
+//! | `XRAY_ENDPOINT` | `Builder::remote` (feature `remote`) | an `xray-server` URL; records go there instead of `XRAY_DB` |
+//! | `XRAY_TOKEN` | `Builder::remote_token` | the server's bearer token (with `XRAY_ENDPOINT`) |
+//! | `XRAY_SPOOL` | `RemoteBuilder::spool` | the remote spool file (default `xray-spool.db`) |
 //! | `XRAY_QUEUE_CAPACITY` | [`Builder::queue_capacity`] | records, ≥ 1 |
 //! | `XRAY_FLUSH_INTERVAL_MS` | [`Builder::flush_interval`] | milliseconds, ≥ 1 |
 //! | `XRAY_BACKPRESSURE` | [`Builder::backpressure`] | `drop` or `block` |
@@ -63,6 +66,12 @@ enum StoreChoice {
     Sqlite(PathBuf),
     Memory,
     Custom(Arc<dyn Store>),
+    /// An `xray-server` URL (feature `remote`).
+    Remote {
+        endpoint: String,
+        token: Option<String>,
+        spool: Option<PathBuf>,
+    },
 }
 
 /// Configures an [`XRayLayer`] and its writer. Made by [`layer()`].
@@ -73,6 +82,9 @@ enum StoreChoice {
 /// | variable | setting | values |
 /// |---|---|---|
 /// | `XRAY_DB` | [`Builder::sqlite`] / [`Builder::memory`] | a path (default [`DEFAULT_DB_PATH`]), or `:memory:` |
+/// | `XRAY_ENDPOINT` | `Builder::remote` (feature `remote`) | an `xray-server` URL; records go there instead of `XRAY_DB` |
+/// | `XRAY_TOKEN` | `Builder::remote_token` | the server's bearer token (with `XRAY_ENDPOINT`) |
+/// | `XRAY_SPOOL` | `RemoteBuilder::spool` | the remote spool file (default `xray-spool.db`) |
 /// | `XRAY_QUEUE_CAPACITY` | [`Builder::queue_capacity`] | records, ≥ 1 |
 /// | `XRAY_FLUSH_INTERVAL_MS` | [`Builder::flush_interval`] | milliseconds, ≥ 1 |
 /// | `XRAY_BACKPRESSURE` | [`Builder::backpressure`] | `drop` or `block` |
@@ -145,6 +157,28 @@ impl Builder {
     /// Records into a store of your own.
     pub fn store(mut self, store: Arc<dyn Store>) -> Self {
         self.store = StoreChoice::Custom(store);
+        self
+    }
+
+    /// Sends records to an `xray-server` at `endpoint` (`http://collector:7777`) instead of a
+    /// local database, through a bounded local spool: see [`crate::remote`]. `XRAY_ENDPOINT`
+    /// sets it from the environment, `XRAY_TOKEN` the server's token, `XRAY_SPOOL` the spool file.
+    #[cfg(feature = "remote")]
+    pub fn remote(mut self, endpoint: impl Into<String>) -> Self {
+        self.store = StoreChoice::Remote {
+            endpoint: endpoint.into(),
+            token: None,
+            spool: None,
+        };
+        self
+    }
+
+    /// The bearer token of the server [`remote`](Self::remote) sends to.
+    #[cfg(feature = "remote")]
+    pub fn remote_token(mut self, token: impl Into<String>) -> Self {
+        if let StoreChoice::Remote { token: t, .. } = &mut self.store {
+            *t = Some(token.into());
+        }
         self
     }
 
@@ -286,6 +320,21 @@ impl Builder {
                     path => b.sqlite(path),
                 };
             }
+            if let Some(v) = get("XRAY_ENDPOINT").filter(|v| !v.trim().is_empty()) {
+                b.store = StoreChoice::Remote {
+                    endpoint: v.trim().to_owned(),
+                    token: None,
+                    spool: None,
+                };
+            }
+            if let StoreChoice::Remote { token, spool, .. } = &mut b.store {
+                if let Some(v) = get("XRAY_TOKEN").filter(|v| !v.is_empty()) {
+                    *token = Some(v);
+                }
+                if let Some(v) = get("XRAY_SPOOL").filter(|v| !v.trim().is_empty()) {
+                    *spool = Some(PathBuf::from(v.trim()));
+                }
+            }
             if let Some(v) = get("XRAY_QUEUE_CAPACITY") {
                 b = b.queue_capacity(parse(
                     "XRAY_QUEUE_CAPACITY",
@@ -383,6 +432,30 @@ impl Builder {
             }
             StoreChoice::Memory => (Arc::new(MemoryStore::new()), None),
             StoreChoice::Custom(store) => (store, None),
+            #[cfg(feature = "remote")]
+            StoreChoice::Remote {
+                endpoint,
+                token,
+                spool,
+            } => {
+                let mut remote = crate::remote::RemoteStore::builder(endpoint)
+                    .shutdown_timeout(self.shutdown_timeout);
+                if let Some(token) = token {
+                    remote = remote.token(token);
+                }
+                if let Some(spool) = spool {
+                    remote = remote.spool(spool);
+                }
+                (Arc::new(remote.open()?) as Arc<dyn Store>, None)
+            }
+            #[cfg(not(feature = "remote"))]
+            StoreChoice::Remote { endpoint, .. } => {
+                return Err(Error::Env {
+                    var: "XRAY_ENDPOINT",
+                    value: endpoint,
+                    expected: "no endpoint: this build of xray has no `remote` feature",
+                })
+            }
         };
         let (tx, rx) = crossbeam_channel::bounded(self.queue_capacity);
         let (control_tx, control_rx) = crossbeam_channel::unbounded();

@@ -106,6 +106,9 @@ pub mod model;
 pub mod processor;
 mod recorder;
 mod recycle;
+#[cfg(feature = "remote")]
+#[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
+pub mod remote;
 pub mod store;
 mod writer;
 

@@ -405,8 +405,13 @@ pub fn elimination(candidates_in: Option<u64>, candidates_out: Option<u64>) -> O
 }
 
 /// One unit of work for the writer.
+///
+/// As JSON (what remote recorders send) a record is externally tagged:
+/// `{"step_finished": {...}}`. Not internally tagged: serde buffers an internally tagged
+/// enum's fields before choosing the variant, and the buffer cannot hold the raw JSON payloads
+/// ([`Json`]) of a step.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Record {
     /// An execution began.
     ExecutionStarted(ExecutionStart),

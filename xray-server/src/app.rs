@@ -6,6 +6,7 @@
 
 use crate::api;
 use crate::config::Config;
+use crate::encoding;
 use crate::error::ApiError;
 use crate::http::Response;
 use crate::live::LiveHub;
@@ -41,6 +42,8 @@ pub struct App {
     /// The live tail's broadcast.
     pub live: LiveHub,
     limiter: Option<Limiter>,
+    /// Batch ids whose recorder counts were added recently (a retried batch adds them once).
+    pub(crate) counted_batches: std::sync::Mutex<api::records::RecentBatches>,
 }
 
 /// A validated API call, ready for its handler.
@@ -68,6 +71,7 @@ impl App {
             metrics: Metrics::default(),
             live,
             limiter,
+            counted_batches: Default::default(),
         }
     }
 
@@ -202,6 +206,12 @@ impl App {
                 return Err((ApiError::unauthorized(), route));
             }
         }
+        // Decoded only once the caller is known to be allowed, and capped after decoding.
+        let body = if matched.route.has_body {
+            encoding::decode(&headers, body, self.config.max_body_bytes).map_err(|e| (e, route))?
+        } else {
+            body
+        };
         let id = matched.route.id;
         let call = Call {
             matched,
@@ -268,6 +278,7 @@ impl App {
             RouteId::Stats => api::stats::stats(self, call).await,
             RouteId::Compare => api::compare::compare(self, call).await,
             RouteId::Ingest => api::export::ingest(self, call).await,
+            RouteId::IngestRecords => api::records::ingest(self, call).await,
             RouteId::Live => crate::live::upgrade(self, call),
             RouteId::OpenApi => Ok(api::meta::openapi()),
             RouteId::Health => api::meta::health(self).await,

@@ -120,6 +120,18 @@ impl ApiError {
         }
     }
 
+    /// A 415 for a `Content-Encoding` the server does not decode.
+    pub fn unsupported_encoding(encoding: &str) -> Self {
+        ApiError {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            code: "unsupported_encoding",
+            message: format!(
+                "Content-Encoding {encoding:?} is not supported; send gzip or identity"
+            ),
+            field: Some("Content-Encoding".into()),
+        }
+    }
+
     /// A 429.
     pub fn rate_limited(retry_after_s: u64) -> Self {
         ApiError {

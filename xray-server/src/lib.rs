@@ -54,12 +54,14 @@
 //! | `GET /stats` | per step name: count, p50/p95, error rate, mean elimination |
 //! | `GET /compare?a=&b=` | two runs step by step, and the candidates whose verdict changed |
 //! | `POST /ingest` | runs from another process, in the export's shape |
+//! | `POST /ingest/records` | batches of records from remote recorders (`xray::layer().remote(url)`), gzip accepted |
 //! | `GET /live` | WebSocket of changes (see [`live`]) |
 //! | `GET /health`, `GET /metrics` | liveness; Prometheus text |
 
 pub mod api;
 pub mod app;
 mod config;
+pub mod encoding;
 pub mod error;
 pub mod http;
 pub mod live;

@@ -34,6 +34,7 @@ pub enum RouteId {
     Compare,
     /// `POST /api/v1/ingest`
     Ingest,
+    IngestRecords,
     /// `GET /api/v1/live` (WebSocket)
     Live,
     /// `GET /api/v1/openapi.json`
@@ -170,6 +171,11 @@ pub static ROUTES: &[Route] = &[
     ),
     get(RouteId::Compare, "/api/v1/compare", &["a", "b"]),
     with_body(RouteId::Ingest, Method::POST, "/api/v1/ingest"),
+    with_body(
+        RouteId::IngestRecords,
+        Method::POST,
+        "/api/v1/ingest/records",
+    ),
     get(RouteId::Live, "/api/v1/live", &["execution", "since"]),
     get(RouteId::OpenApi, "/api/v1/openapi.json", &[]),
     get(RouteId::Health, "/api/v1/health", &[]).public(),

@@ -6,6 +6,7 @@ pub mod compare;
 pub mod executions;
 pub mod export;
 pub mod meta;
+pub mod records;
 pub mod stats;
 pub mod steps;
 
