@@ -7,6 +7,7 @@
 //! `cargo test -p xray-layer --release --test faults -- --ignored --nocapture --test-threads=1`.
 
 mod disk_full;
+mod file_faults;
 mod kill;
 mod lock;
 mod support;
