@@ -107,6 +107,7 @@ pub mod processor;
 mod recorder;
 mod recycle;
 pub mod store;
+mod unwind;
 mod writer;
 
 pub use builder::{
