@@ -290,7 +290,10 @@ fn takes_debug_only(value: DebugOnly) -> u32 {
 #[xray::step(skip_all)]
 fn records_explosive_payloads() -> u32 {
     xray::metadata("m", &Explosive);
-    xray::evaluate("c").snapshot(&Explosive).check("ok", true, "").record();
+    xray::evaluate("c")
+        .snapshot(&Explosive)
+        .check("ok", true, "")
+        .record();
     3
 }
 
@@ -314,7 +317,10 @@ fn a_panicking_serialize_or_debug_never_reaches_the_program_and_fails_the_step()
             _ => "Serialize panicked: boom in Serialize",
         };
         assert_eq!(step.status, xray::model::Status::Error, "{}", step.name);
-        assert!(error.starts_with("X-Ray could not record this step"), "{error}");
+        assert!(
+            error.starts_with("X-Ray could not record this step"),
+            "{error}"
+        );
         assert!(error.contains(expected), "{error}");
     }
 }

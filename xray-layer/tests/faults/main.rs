@@ -10,4 +10,5 @@ mod disk_full;
 mod file_faults;
 mod kill;
 mod lock;
+mod panics;
 mod support;

@@ -104,7 +104,10 @@ impl Exited {
 
 pub fn command(db: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(CHILD);
-    cmd.arg("--db").arg(db).args(args);
+    cmd.arg("--db")
+        .arg(db)
+        .args(args)
+        .env("RUST_BACKTRACE", "0");
     cmd
 }
 
