@@ -111,3 +111,49 @@ fn write_lock_held_for(hold: Duration) {
         ),
     );
 }
+
+#[test]
+fn a_program_that_exits_while_the_database_is_locked_exits_on_time_and_says_what_it_lost() {
+    let (_dir, db) = scratch();
+    let mut child = Child::spawn(command(
+        &db,
+        &[
+            "--pace-us",
+            "1000",
+            "--progress-ms",
+            "50",
+            "--shutdown-ms",
+            "300",
+        ],
+    ));
+    child.wait_for("the child is ready", |l| l.word == "ready");
+    child.wait_progress("a first commit", |l| l.u64("written") > 0);
+    let other = rusqlite::Connection::open(&db).expect("open");
+    other
+        .execute_batch("BEGIN IMMEDIATE")
+        .expect("take the write lock");
+    let locked_at = unix_us();
+    child.wait_progress("steps queued behind the lock", |l| {
+        l.u64("t_us") > locked_at && l.u64("sent") > l.u64("written") + 400
+    });
+    // The program ends while the lock is held: the guard waits its shutdown timeout, no more.
+    let exited = child.stop();
+    other.execute_batch("COMMIT").expect("release the lock");
+    assert!(exited.status.success(), "{}", exited.stderr);
+    assert_eq!(exited.final_line().str("flushed"), "false");
+    let f = exited.final_line();
+    let unwritten = f.u64("sent") - f.u64("written") - f.u64("failed");
+    assert!(unwritten > 0);
+    // Records lost at exit are not lost silently.
+    let said = format!("X-Ray: {unwritten} records not written");
+    assert!(exited.stderr.contains(&said), "{:?}", exited.stderr);
+    assert_eq!(integrity(&db), "ok");
+    figure(
+        "exit-while-locked",
+        format_args!(
+            "{unwritten} records reported lost on stderr; flush + drop of the guard took {} ms \
+             (shutdown timeout 300 ms each)",
+            f.u64("shutdown_us") / 1000
+        ),
+    );
+}

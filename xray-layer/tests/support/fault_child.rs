@@ -16,7 +16,7 @@
 //!
 //! Options (`--name value`): `db` (path), `steps` (per thread; 0 runs until stdin says `stop` or
 //! closes), `threads`, `pace-us` (time between a thread's steps; 0 is as fast as possible),
-//! `queue`, `flush-ms`, `block` (blocking backpressure), `progress-ms` (0: no progress lines, and
+//! `queue`, `flush-ms`, `shutdown-ms`, `block` (blocking backpressure), `progress-ms` (0: no progress lines, and
 //! a single thread runs on the main thread), `print-each`, `no-xray` (do not install the layer),
 //! `panic` (`step`, `step-caught`, `hook`, `processor`, `serialize`) with `panic-at` (a step index).
 
@@ -52,6 +52,7 @@ struct Options {
     pace_us: u64,
     queue: Option<usize>,
     flush_ms: Option<u64>,
+    shutdown_ms: Option<u64>,
     block: bool,
     progress_ms: u64,
     print_each: bool,
@@ -68,6 +69,7 @@ fn parse() -> Result<Options, String> {
         pace_us: 0,
         queue: None,
         flush_ms: None,
+        shutdown_ms: None,
         block: false,
         progress_ms: 100,
         print_each: false,
@@ -86,6 +88,7 @@ fn parse() -> Result<Options, String> {
             "--pace-us" => o.pace_us = number(value()?)?,
             "--queue" => o.queue = Some(number(value()?)? as usize),
             "--flush-ms" => o.flush_ms = Some(number(value()?)?),
+            "--shutdown-ms" => o.shutdown_ms = Some(number(value()?)?),
             "--progress-ms" => o.progress_ms = number(value()?)?,
             "--panic-at" => o.panic_at = number(value()?)?,
             "--block" => o.block = true,
@@ -258,6 +261,9 @@ fn install(o: &Options) -> Result<XRayGuard, xray::Error> {
     }
     if let Some(ms) = o.flush_ms {
         builder = builder.flush_interval(Duration::from_millis(ms));
+    }
+    if let Some(ms) = o.shutdown_ms {
+        builder = builder.shutdown_timeout(Duration::from_millis(ms));
     }
     if o.block {
         builder = builder.backpressure(xray::Backpressure::Block);
