@@ -8,6 +8,7 @@
 
 mod disk_full;
 mod file_faults;
+mod flood;
 mod kill;
 mod lock;
 mod panics;
