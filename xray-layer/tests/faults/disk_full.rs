@@ -40,6 +40,8 @@ fn a_full_disk_counts_failed_records_and_writing_resumes_when_space_returns() {
     set_file_size_limit(child.pid(), 0);
     let full_at = unix_us();
     let error = child.wait_for("a failed write", |l| l.word == "write-error");
+    // The error says why, in the operating system's words (EFBIG here; ENOSPC on a full disk).
+    assert!(error.str("error").contains("File too large"), "{error:?}");
     // The program steps on while nothing can be written.
     let first_failed = child.wait_progress("failures counted", |l| l.u64("failed") > 0);
     let during = child.wait_progress("steps while the disk is full", |l| {

@@ -139,7 +139,8 @@ impl SqliteStore {
         batch: &[Record],
         rows: &mut [Option<Box<StepRows>>],
     ) -> Result<(), StoreError> {
-        write::write_batch(&mut *self.writable()?, batch, rows)
+        let mut conn = self.writable()?;
+        write::write_batch(&mut conn, batch, rows).map_err(|e| with_os_error(&conn, e))
     }
 
     /// Indexes candidate ids of steps written since the last call (at most `limit` rows).
@@ -170,6 +171,23 @@ fn io_error(path: &Path, e: rusqlite::Error) -> StoreError {
     }
 }
 
+/// Adds the operating system's reason to an I/O error ("disk I/O error" says little; "File too
+/// large" or "No space left on device" says what to do).
+fn with_os_error(conn: &Connection, e: StoreError) -> StoreError {
+    let StoreError::Io(message) = e else {
+        return e;
+    };
+    // SAFETY: `conn` is a live connection, borrowed (so not closed or used elsewhere) for the
+    // duration of the call, and `sqlite3_system_errno` only reads the errno that the
+    // connection's last failed file operation left.
+    let errno = unsafe { rusqlite::ffi::sqlite3_system_errno(conn.handle()) };
+    if errno == 0 {
+        return StoreError::Io(message);
+    }
+    let os = std::io::Error::from_raw_os_error(errno);
+    StoreError::Io(format!("{message} ({os})"))
+}
+
 /// Maps an SQLite error to the store's error kinds.
 pub(crate) fn sqlite_error(e: rusqlite::Error) -> StoreError {
     use rusqlite::ErrorCode as C;
@@ -185,7 +203,8 @@ pub(crate) fn sqlite_error(e: rusqlite::Error) -> StoreError {
 
 impl Store for SqliteStore {
     fn write(&self, batch: &[Record]) -> Result<(), StoreError> {
-        write::write_batch(&mut *self.writable()?, batch, &mut [])
+        let mut conn = self.writable()?;
+        write::write_batch(&mut conn, batch, &mut []).map_err(|e| with_os_error(&conn, e))
     }
 
     fn add_recorder_counts(&self, counts: &RecorderCounts) -> Result<(), StoreError> {
