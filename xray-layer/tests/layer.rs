@@ -276,14 +276,12 @@ impl std::fmt::Debug for DebugOnly {
 }
 
 #[xray::step]
-fn takes_explosive(value: Explosive) -> u32 {
-    drop(value);
+fn takes_explosive(_value: Explosive) -> u32 {
     1
 }
 
 #[xray::step]
-fn takes_debug_only(value: DebugOnly) -> u32 {
-    drop(value);
+fn takes_debug_only(_value: DebugOnly) -> u32 {
     2
 }
 
