@@ -295,6 +295,32 @@ fn records_explosive_payloads() -> u32 {
     3
 }
 
+#[xray::step(skip_all)]
+fn lazy_reason_panics() -> bool {
+    xray::evaluate("c")
+        .check("price", false, || -> String { panic!("boom in a reason") })
+        .passed()
+}
+
+#[test]
+fn a_panicking_lazy_reason_never_reaches_the_program() {
+    let (layer, guard, store) = xray::layer().memory().build_with_store().expect("build");
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        // Without X-Ray the closure never runs; with it, the program goes on the same.
+        assert!(!lazy_reason_panics());
+    });
+    assert!(guard.flush());
+    let steps = store.find_steps(&StepQuery::default()).expect("steps");
+    let rows = store
+        .evaluations(steps.items[0].id, &EvaluationQuery::default())
+        .expect("evaluations");
+    let reason = rows.items[0].checks[0].reason.clone().unwrap_or_default();
+    assert_eq!(
+        reason,
+        "<not recorded: a reason panicked: boom in a reason>"
+    );
+}
+
 #[test]
 fn a_panicking_serialize_or_debug_never_reaches_the_program_and_fails_the_step() {
     let (layer, guard, store) = xray::layer().memory().build_with_store().expect("build");
