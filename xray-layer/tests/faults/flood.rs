@@ -75,11 +75,12 @@ fn flood(steps_per_thread: u64, queue: u64) {
             "{steps} steps from 2 threads, queue {queue}: {sent} records written, {dropped} \
              dropped and counted ({runs_dropped} in runs, {lost_steps} steps marked lost); peak \
              RSS {hwm} kB (at start {} kB, bound {bound} kB); shutdown flush {} ms; step p50 {} \
-             µs, p99 {} µs, max {} µs",
+             µs, p99 {} µs, p999 {} µs, max {} µs",
             ready.u64("rss_kb"),
             f.u64("shutdown_us") / 1000,
             f.u64("p50_us"),
             f.u64("p99_us"),
+            f.u64("p999_us"),
             f.u64("max_us"),
         ),
     );
