@@ -110,6 +110,7 @@ mod recycle;
 #[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
 pub mod remote;
 pub mod store;
+mod unwind;
 mod writer;
 
 pub use builder::{

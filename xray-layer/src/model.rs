@@ -21,19 +21,31 @@ use uuid::Uuid;
 pub struct Json(String);
 
 impl Json {
-    /// Serializes `value`; a value whose `Serialize` fails is kept as a JSON string naming the error.
+    /// Serializes `value`; a value whose `Serialize` fails is kept as a JSON string naming the
+    /// error. A `Serialize` that panics does not unwind into the caller: the value is kept as a
+    /// string with the panic's message.
     pub fn from_serialize<T: Serialize + ?Sized>(value: &T) -> Json {
         // A string the writer thread gave back, when this thread has one: its memory was
         // allocated by an application thread and goes on being reused rather than being freed
         // on the writer thread (see `recycle`).
         let mut buf = crate::recycle::take_string().into_bytes();
-        match serde_json::to_writer(&mut buf, value) {
+        match crate::unwind::guarded("Serialize", || serde_json::to_writer(&mut buf, value)) {
             // serde_json writes UTF-8: the check cannot fail, and costs a few ns.
-            Ok(()) => match String::from_utf8(buf) {
+            Ok(Ok(())) => match String::from_utf8(buf) {
                 Ok(text) => Json(text),
                 Err(_) => Json::string("<not serializable: invalid UTF-8>"),
             },
-            Err(err) => Json::string(&format!("<not serializable: {err}>")),
+            Ok(Err(err)) => Json::string(&format!("<not serializable: {err}>")),
+            Err(panic) => Json::string(&format!("<not recorded: {panic}>")),
+        }
+    }
+
+    /// A JSON string of `value`'s `Debug` text; a `Debug` that panics is caught, as in
+    /// [`Json::from_serialize`].
+    pub(crate) fn from_debug<T: fmt::Debug + ?Sized>(value: &T) -> Json {
+        match crate::unwind::guarded("Debug", || format!("{value:?}")) {
+            Ok(text) => Json::string(&text),
+            Err(panic) => Json::string(&format!("<not recorded: {panic}>")),
         }
     }
 

@@ -27,6 +27,7 @@
 use crate::model::Json;
 use crate::recorder::scope::node_of;
 use crate::recorder::state::{self, Node};
+use crate::unwind::Watch;
 use serde::Serialize;
 use std::any::Any;
 use std::fmt::{Debug, Display};
@@ -43,6 +44,8 @@ pub use tracing;
 /// [`StepGuard`] and [`AsyncStepGuard`] dereference to it.
 pub struct Recording {
     node: Option<Node>,
+    /// Started with the step: sees a panic in the `input = <expr>` value's `Serialize`.
+    watch: Watch,
 }
 
 impl Recording {
@@ -54,27 +57,35 @@ impl Recording {
 
     pub fn set_input(&self, input: ObjectWriter) {
         if let Some(node) = &self.node {
+            let failed = input.watch.caught();
             node.set_input(input.finish());
+            fail_if(node, failed);
         }
     }
 
-    /// Records `input` as the whole input (the attributes' `input = <expr>` option).
+    /// Records `input` as the whole input (the attributes' `input = <expr>` option), made
+    /// right after the step began.
     pub fn set_input_json(&self, input: Json) {
         if let Some(node) = &self.node {
             node.set_input(input);
+            fail_if(node, self.watch.caught());
         }
     }
 
     pub fn set_metadata(&self, metadata: ObjectWriter) {
         if let Some(node) = &self.node {
+            let failed = metadata.watch.caught();
             node.add_metadata(metadata.into_pairs());
+            fail_if(node, failed);
         }
     }
 
     /// The function returned normally; `output` serializes its value (called only when recording).
     pub fn ok(&self, output: impl FnOnce() -> Option<Json>) {
         if let Some(node) = &self.node {
+            let watch = Watch::start();
             node.finish(output(), None);
+            fail_if(node, watch.caught());
         }
     }
 
@@ -106,7 +117,10 @@ impl StepGuard {
         let node = span.id().and_then(|id| state::node_if(id.into_u64()));
         StepGuard {
             span,
-            recording: Recording { node },
+            recording: Recording {
+                node,
+                watch: Watch::start(),
+            },
         }
     }
 
@@ -138,7 +152,10 @@ impl AsyncStepGuard {
         let node = node_of(&span);
         AsyncStepGuard {
             span,
-            recording: Recording { node },
+            recording: Recording {
+                node,
+                watch: Watch::start(),
+            },
         }
     }
 
@@ -155,16 +172,14 @@ impl std::ops::Deref for AsyncStepGuard {
     }
 }
 
-/// The text of a panic payload.
-pub fn panic_message(payload: &(dyn Any + Send)) -> &str {
-    if let Some(s) = payload.downcast_ref::<&'static str>() {
-        s
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s
-    } else {
-        "Box<dyn Any>"
+/// Marks the step failed when recording it ran into a panic in the user's `Serialize`/`Debug`.
+fn fail_if(node: &Node, error: Option<String>) {
+    if error.is_some() {
+        node.finish(None, error);
     }
 }
+
+pub use crate::unwind::panic_message;
 
 /// Runs the function's body, catching a panic so the step can record it before it resumes.
 #[inline]
@@ -215,12 +230,15 @@ impl<F: Future> Future for StepFuture<F> {
 #[derive(Default)]
 pub struct ObjectWriter {
     text: String,
+    /// Sees a `Serialize` or `Debug` of an argument that panicked.
+    watch: Watch,
 }
 
 impl ObjectWriter {
     pub fn new() -> Self {
         ObjectWriter {
             text: crate::recycle::take_string(),
+            watch: Watch::start(),
         }
     }
 
@@ -294,10 +312,10 @@ pub trait ViaDebug {
 
 impl<T: Debug + ?Sized> ViaDebug for &Arg<'_, T> {
     fn __xray_arg(&self) -> Json {
-        Json::string(&format!("{:?}", self.0))
+        Json::from_debug(self.0)
     }
     fn __xray_output(&self) -> Json {
-        Json::string(&format!("{:?}", self.0))
+        Json::from_debug(self.0)
     }
 }
 

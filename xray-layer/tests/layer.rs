@@ -250,3 +250,101 @@ fn capture_cap_samples_rows_but_keeps_counts_exact() {
         );
     }
 }
+
+/// A value whose `Serialize` and `Debug` panic: code that runs only because X-Ray records.
+struct Explosive;
+
+impl serde::Serialize for Explosive {
+    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        panic!("boom in Serialize")
+    }
+}
+
+impl std::fmt::Debug for Explosive {
+    fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        panic!("boom in Debug")
+    }
+}
+
+/// Only `Debug`.
+struct DebugOnly(Explosive);
+
+impl std::fmt::Debug for DebugOnly {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+#[xray::step]
+fn takes_explosive(_value: Explosive) -> u32 {
+    1
+}
+
+#[xray::step]
+fn takes_debug_only(_value: DebugOnly) -> u32 {
+    2
+}
+
+#[xray::step(skip_all)]
+fn records_explosive_payloads() -> u32 {
+    xray::metadata("m", &Explosive);
+    xray::evaluate("c")
+        .snapshot(&Explosive)
+        .check("ok", true, "")
+        .record();
+    3
+}
+
+#[xray::step(skip_all)]
+fn lazy_reason_panics() -> bool {
+    xray::evaluate("c")
+        .check("price", false, || -> String { panic!("boom in a reason") })
+        .passed()
+}
+
+#[test]
+fn a_panicking_lazy_reason_never_reaches_the_program() {
+    let (layer, guard, store) = xray::layer().memory().build_with_store().expect("build");
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        // Without X-Ray the closure never runs; with it, the program goes on the same.
+        assert!(!lazy_reason_panics());
+    });
+    assert!(guard.flush());
+    let steps = store.find_steps(&StepQuery::default()).expect("steps");
+    let rows = store
+        .evaluations(steps.items[0].id, &EvaluationQuery::default())
+        .expect("evaluations");
+    let reason = rows.items[0].checks[0].reason.clone().unwrap_or_default();
+    assert_eq!(
+        reason,
+        "<not recorded: a reason panicked: boom in a reason>"
+    );
+}
+
+#[test]
+fn a_panicking_serialize_or_debug_never_reaches_the_program_and_fails_the_step() {
+    let (layer, guard, store) = xray::layer().memory().build_with_store().expect("build");
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        // Without X-Ray these calls would return normally; with it they must too.
+        assert_eq!(takes_explosive(Explosive), 1);
+        assert_eq!(takes_debug_only(DebugOnly(Explosive)), 2);
+        assert_eq!(records_explosive_payloads(), 3);
+    });
+    assert!(guard.flush());
+    let steps = store.find_steps(&StepQuery::default()).expect("steps");
+    assert_eq!(steps.items.len(), 3);
+    for summary in &steps.items {
+        let step = store.step(summary.id).expect("query").expect("step");
+        let error = step.error.clone().unwrap_or_default();
+        let expected = match step.name.as_str() {
+            "takes_debug_only" => "Debug panicked: boom in Debug",
+            _ => "Serialize panicked: boom in Serialize",
+        };
+        assert_eq!(step.status, xray::model::Status::Error, "{}", step.name);
+        assert!(
+            error.starts_with("X-Ray could not record this step"),
+            "{error}"
+        );
+        assert!(error.contains(expected), "{error}");
+    }
+}

@@ -35,6 +35,10 @@
 //!   `Debug` text, else its type's name).
 //! - **A panic** marks the step failed with `panicked: <message>`, is recorded, and then
 //!   continues to unwind.
+//! - **A `Serialize` or `Debug` impl that panics** while X-Ray records an argument or the
+//!   output never reaches the program (without X-Ray that code would not have run): the value
+//!   is recorded as `"<not recorded: Serialize panicked: …>"` and the step is marked failed
+//!   with `X-Ray could not record this step: …`.
 //! - **Nothing is serialized** (no argument, no metadata, no output, no error text) unless the
 //!   X-Ray layer records the span: with no layer installed, or the span disabled, a step costs
 //!   what a disabled `tracing` span costs.

@@ -53,7 +53,13 @@ where
     D: Display,
 {
     fn write_reason(self, out: &mut String) {
-        let _ = write!(out, "{}", self());
+        // The closure runs only because X-Ray records the check: a panic in it must not reach
+        // the program (see `unwind`).
+        let len = out.len();
+        if let Err(panic) = crate::unwind::guarded("a reason", || write!(out, "{}", self())) {
+            out.truncate(len);
+            let _ = write!(out, "<not recorded: {panic}>");
+        }
     }
 }
 
@@ -323,7 +329,9 @@ impl Evaluation {
     /// A JSON snapshot of the candidate as this step saw it.
     pub fn snapshot<T: Serialize + ?Sized>(mut self, candidate: &T) -> Self {
         if self.is_recording() {
-            if let Ok(json) = serde_json::to_string(candidate) {
+            // A `Serialize` that fails or panics leaves the evaluation without a snapshot.
+            let json = crate::unwind::guarded("Serialize", || serde_json::to_string(candidate));
+            if let Ok(Ok(json)) = json {
                 self.with_arena(|arena| {
                     let t = arena.push_with(|out| out.push_str(&json));
                     arena.set_snapshot(t);

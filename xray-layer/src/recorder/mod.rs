@@ -25,6 +25,7 @@ pub(crate) mod scope;
 pub(crate) mod state;
 
 use crate::model::{Json, Selection, Status};
+use crate::unwind::Watch;
 use serde::Serialize;
 use state::StepRef;
 use std::fmt::{self, Display};
@@ -170,25 +171,37 @@ impl StepHandle {
 
     /// See [`crate::input`].
     pub fn input<T: Serialize + ?Sized>(&self, value: &T) {
-        if let Some(step) = &self.step {
-            let json = Json::from_serialize(value);
-            step.record(|b| b.input = Some(json));
-        }
+        self.record_json(value, |b, json| b.input = Some(json));
     }
 
     /// See [`crate::output`].
     pub fn output<T: Serialize + ?Sized>(&self, value: &T) {
-        if let Some(step) = &self.step {
-            let json = Json::from_serialize(value);
-            step.record(|b| b.output = Some(json));
-        }
+        self.record_json(value, |b, json| b.output = Some(json));
     }
 
     /// See [`crate::filters`].
     pub fn filters<T: Serialize + ?Sized>(&self, value: &T) {
+        self.record_json(value, |b, json| b.filters = Some(json));
+    }
+
+    /// Serializes `value` and keeps it with `keep`; a `Serialize` that panicked marks the step
+    /// failed (unless it already failed for a reason of its own).
+    fn record_json<T: Serialize + ?Sized>(
+        &self,
+        value: &T,
+        keep: impl FnOnce(&mut state::StepBuffer, Json),
+    ) {
         if let Some(step) = &self.step {
+            let watch = Watch::start();
             let json = Json::from_serialize(value);
-            step.record(|b| b.filters = Some(json));
+            let failed = watch.caught();
+            step.record(|b| {
+                keep(b, json);
+                if let (Some(error), None) = (failed, &b.error) {
+                    b.status = Some(Status::Error);
+                    b.error = Some(error);
+                }
+            });
         }
     }
 
@@ -219,11 +232,7 @@ impl StepHandle {
 
     /// See [`crate::metadata`].
     pub fn metadata<T: Serialize + ?Sized>(&self, key: &str, value: &T) {
-        if let Some(step) = &self.step {
-            let json = Json::from_serialize(value);
-            let key = key.to_owned();
-            step.record(|b| b.metadata.push((key, json)));
-        }
+        self.record_json(value, |b, json| b.metadata.push((key.to_owned(), json)));
     }
 
     /// See [`crate::candidates`].

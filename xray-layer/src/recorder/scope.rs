@@ -197,7 +197,11 @@ impl Scope {
     /// Sets the output.
     pub fn output<T: Serialize + ?Sized>(&self, value: &T) {
         if let Some(node) = &self.node {
+            let watch = crate::unwind::Watch::start();
             node.finish(Some(Json::from_serialize(value)), None);
+            if let Some(error) = watch.caught() {
+                node.finish(None, Some(error));
+            }
         }
     }
 

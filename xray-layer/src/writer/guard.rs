@@ -2,6 +2,7 @@
 
 use super::worker::Control;
 use super::Counters;
+use std::io::Write;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -24,7 +25,10 @@ pub struct RecorderStats {
 
 /// Returned by [`Builder::build`](crate::Builder::build) beside the layer: keep it alive for as
 /// long as the program records. Dropping it writes everything queued, waiting at most the
-/// builder's `shutdown_timeout`, and stops the writer thread.
+/// builder's `shutdown_timeout`, and stops the writer thread. If the writer cannot finish in
+/// time (the database is locked by another program), the program is not held up: the guard
+/// says on stderr how many records were not written, and leaves the writer to finish or to die
+/// with the process.
 ///
 /// ```
 /// let (layer, guard) = xray::layer().memory().build()?;
@@ -103,9 +107,21 @@ impl Drop for XRayGuard {
         if let Some(writer) = self.writer.take() {
             if finished {
                 let _ = writer.join();
+                return;
             }
-            // Otherwise the writer is still busy (a locked database): leave it detached rather
-            // than hang the program's exit.
+            // The writer is still busy (a locked database): leave it detached rather than hang
+            // the program's exit, and say what it had not written (stderr is what is left to
+            // say it on: the database is what it cannot reach).
+            let s = self.stats();
+            let unwritten = s.sent.saturating_sub(s.written + s.failed);
+            if unwritten > 0 {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "X-Ray: {unwritten} records not written: the writer did not finish within \
+                     the shutdown timeout ({:?})",
+                    self.shutdown_timeout
+                );
+            }
         }
     }
 }

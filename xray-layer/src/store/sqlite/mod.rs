@@ -4,9 +4,12 @@
 //! Writes go through one connection, one transaction per batch, with cached statements; reads
 //! use a small pool of their own connections, so a reader never waits for a batch to commit.
 
+mod identity;
 mod read;
 mod schema;
 mod write;
+
+use identity::FileIdentity;
 
 pub(crate) use write::SEP;
 
@@ -37,6 +40,8 @@ pub struct SqliteStore {
     readers: Mutex<Vec<Connection>>,
     /// In memory: there is one connection, and reads use it too.
     in_memory: bool,
+    /// The file opened, checked before each write (see [`identity`]).
+    identity: Option<FileIdentity>,
 }
 
 impl SqliteStore {
@@ -63,6 +68,7 @@ impl SqliteStore {
         conn.execute("UPDATE xray_meta SET value = value WHERE key = 'seq'", [])
             .map_err(|e| io_error(&path, e))?;
         Ok(SqliteStore {
+            identity: FileIdentity::of(&path),
             path,
             writer: Mutex::new(conn),
             readers: Mutex::new(Vec::new()),
@@ -80,6 +86,7 @@ impl SqliteStore {
             writer: Mutex::new(conn),
             readers: Mutex::new(Vec::new()),
             in_memory: true,
+            identity: None,
         })
     }
 
@@ -90,6 +97,14 @@ impl SqliteStore {
 
     fn writer(&self) -> MutexGuard<'_, Connection> {
         self.writer.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The write connection, once the path is known to still name the file it writes to.
+    fn writable(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
+        if let Some(identity) = &self.identity {
+            identity.check()?;
+        }
+        Ok(self.writer())
     }
 
     /// Runs `f` on a pooled read connection.
@@ -124,13 +139,14 @@ impl SqliteStore {
         batch: &[Record],
         rows: &mut [Option<Box<StepRows>>],
     ) -> Result<(), StoreError> {
-        write::write_batch(&mut self.writer(), batch, rows)
+        let mut conn = self.writable()?;
+        write::write_batch(&mut conn, batch, rows).map_err(|e| with_os_error(&conn, e))
     }
 
     /// Indexes candidate ids of steps written since the last call (at most `limit` rows).
     /// The writer calls it after each batch; returns the number of rows indexed.
     pub fn index_candidates(&self, limit: usize) -> Result<usize, StoreError> {
-        write::index_candidates(&mut self.writer(), limit)
+        write::index_candidates(&mut *self.writable()?, limit)
     }
 }
 
@@ -155,6 +171,23 @@ fn io_error(path: &Path, e: rusqlite::Error) -> StoreError {
     }
 }
 
+/// Adds the operating system's reason to an I/O error ("disk I/O error" says little; "File too
+/// large" or "No space left on device" says what to do).
+fn with_os_error(conn: &Connection, e: StoreError) -> StoreError {
+    let StoreError::Io(message) = e else {
+        return e;
+    };
+    // SAFETY: `conn` is a live connection, borrowed (so not closed or used elsewhere) for the
+    // duration of the call, and `sqlite3_system_errno` only reads the errno that the
+    // connection's last failed file operation left.
+    let errno = unsafe { rusqlite::ffi::sqlite3_system_errno(conn.handle()) };
+    if errno == 0 {
+        return StoreError::Io(message);
+    }
+    let os = std::io::Error::from_raw_os_error(errno);
+    StoreError::Io(format!("{message} ({os})"))
+}
+
 /// Maps an SQLite error to the store's error kinds.
 pub(crate) fn sqlite_error(e: rusqlite::Error) -> StoreError {
     use rusqlite::ErrorCode as C;
@@ -170,11 +203,12 @@ pub(crate) fn sqlite_error(e: rusqlite::Error) -> StoreError {
 
 impl Store for SqliteStore {
     fn write(&self, batch: &[Record]) -> Result<(), StoreError> {
-        write::write_batch(&mut self.writer(), batch, &mut [])
+        let mut conn = self.writable()?;
+        write::write_batch(&mut conn, batch, &mut []).map_err(|e| with_os_error(&conn, e))
     }
 
     fn add_recorder_counts(&self, counts: &RecorderCounts) -> Result<(), StoreError> {
-        write::add_recorder_counts(&mut self.writer(), counts)
+        write::add_recorder_counts(&mut *self.writable()?, counts)
     }
 
     fn recorder_counts(&self) -> Result<RecorderCounts, StoreError> {
@@ -234,18 +268,18 @@ impl Store for SqliteStore {
     }
 
     fn update_execution(&self, id: Uuid, update: &ExecutionUpdate) -> Result<bool, StoreError> {
-        write::update_execution(&mut self.writer(), id, update)
+        write::update_execution(&mut *self.writable()?, id, update)
     }
 
     fn delete_executions(&self, ids: &[Uuid]) -> Result<u64, StoreError> {
-        write::delete_executions(&mut self.writer(), ids)
+        write::delete_executions(&mut *self.writable()?, ids)
     }
 
     fn delete_executions_before(&self, before: i64) -> Result<u64, StoreError> {
         let ids = self.read(|c| read::execution_ids_before(c, before))?;
         let mut deleted = 0;
         for chunk in ids.chunks(500) {
-            deleted += write::delete_executions(&mut self.writer(), chunk)?;
+            deleted += write::delete_executions(&mut *self.writable()?, chunk)?;
         }
         Ok(deleted)
     }

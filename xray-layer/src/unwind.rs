@@ -1,0 +1,66 @@
+//! User code that X-Ray runs on the program's threads only because it records (the `Serialize`
+//! or `Debug` impl of an argument, a return value or a payload) must not change what the program
+//! does: without X-Ray that code would not have run at all. A panic there is caught, the value is
+//! recorded as a JSON string that says so, and the step is marked failed (through a [`Watch`]).
+//!
+//! (The default panic hook still prints the panic's message to stderr, as for any caught panic.)
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+thread_local! {
+    /// Panics caught on this thread so far, and the last one's message.
+    static CAUGHT: RefCell<(u64, String)> = const { RefCell::new((0, String::new())) };
+}
+
+/// Runs `f` (a `what` impl of the user's); a panic is caught and counted, and its message
+/// returned.
+pub(crate) fn guarded<R>(what: &str, f: impl FnOnce() -> R) -> Result<R, String> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(value) => Ok(value),
+        Err(payload) => {
+            let message = format!("{what} panicked: {}", panic_message(&*payload));
+            let _ = CAUGHT.try_with(|caught| {
+                let mut caught = caught.borrow_mut();
+                caught.0 += 1;
+                caught.1.clone_from(&message);
+            });
+            Err(message)
+        }
+    }
+}
+
+/// Notices a panic caught by [`guarded`] on this thread after the watch started: the code that
+/// records a step's payloads starts one, and marks the step failed if it saw one.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Watch(u64);
+
+impl Watch {
+    pub(crate) fn start() -> Watch {
+        Watch(CAUGHT.try_with(|c| c.borrow().0).unwrap_or(0))
+    }
+
+    /// The error to record on the step, if a panic was caught since [`Watch::start`].
+    pub(crate) fn caught(self) -> Option<String> {
+        CAUGHT
+            .try_with(|caught| {
+                let caught = caught.borrow();
+                (caught.0 != self.0)
+                    .then(|| format!("X-Ray could not record this step: {}", caught.1))
+            })
+            .ok()
+            .flatten()
+    }
+}
+
+/// The text of a panic payload.
+pub fn panic_message(payload: &(dyn Any + Send)) -> &str {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        s
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s
+    } else {
+        "Box<dyn Any>"
+    }
+}
