@@ -197,7 +197,7 @@ pub async fn tail(app: Arc<App>, mut stop: watch::Receiver<bool>) {
         };
         let full = changes.len() == TAIL_BATCH;
         if let Some(newest) = changes.last() {
-            let lag_us = (now_us() - change_time(newest)).max(0);
+            let lag_us = now_us().saturating_sub(change_time(newest)).max(0);
             app.metrics.ingest_lag.set(lag_us as f64 / 1e6);
         }
         for change in &changes {
