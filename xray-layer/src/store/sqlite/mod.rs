@@ -4,6 +4,7 @@
 //! Writes go through one connection, one transaction per batch, with cached statements; reads
 //! use a small pool of their own connections, so a reader never waits for a batch to commit.
 
+mod metadata;
 mod read;
 mod schema;
 mod write;
