@@ -104,7 +104,10 @@ pub async fn get(app: &Arc<App>, call: Call) -> Result<Response, ApiError> {
             Status::Error => counts.error += 1,
             Status::Lost => counts.lost += 1,
         }
-        counts.evaluations += step.summary.as_ref().map_or(0, |s| s.total);
+        // Summaries may come from an ingested document: a total can be any u64.
+        counts.evaluations = counts
+            .evaluations
+            .saturating_add(step.summary.as_ref().map_or(0, |s| s.total));
     }
     let steps = tree_order(detail.steps);
     let funnel = steps
