@@ -12,9 +12,9 @@
 //! `cargo test -p xray-server --test roundtrip` runs 150 documents; set `PROPTEST_CASES` for a
 //! longer run (RELIABILITY.md has the counts).
 
-mod support;
 #[path = "support/documents.rs"]
 mod documents;
+mod support;
 
 use documents::{cases, document, into_document, runner};
 use proptest::prelude::*;
