@@ -95,6 +95,12 @@ impl App {
         let started = Instant::now();
         let method = request.method().clone();
         let is_api = request.uri().path().starts_with("/api/");
+        // 0. The head's size. hyper's read buffer cap (`MAX_HEAD_BYTES`) is checked between
+        // reads, so a head of up to about twice it can get through; this makes it exact.
+        if head_bytes(&request) > crate::MAX_HEAD_BYTES {
+            let response = ApiError::head_too_large(crate::MAX_HEAD_BYTES).into_response();
+            return self.finish(response, "head_too_large", &method, started);
+        }
         // 1. CORS.
         let allowed_origin =
             match cors::decide(&method, request.headers(), &self.config.cors_origins) {
@@ -274,6 +280,17 @@ impl App {
             RouteId::Metrics => api::meta::metrics(self).await,
         }
     }
+}
+
+/// The size of the request line and headers as sent (give or take the spaces around values).
+fn head_bytes(request: &Request<Incoming>) -> usize {
+    let line = request.method().as_str().len() + request.uri().to_string().len() + 11;
+    request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum::<usize>()
+        + line
 }
 
 fn put(headers: &mut HeaderMap, name: &'static str, value: &str) {
