@@ -44,6 +44,9 @@ pub struct Config {
     pub live_send_timeout: Duration,
     /// Messages buffered per WebSocket client before it is skipped ahead with a `lagged` message.
     pub live_buffer: usize,
+    /// How long a client may take to send a request's headers before its connection is closed
+    /// (slow-loris protection; also closes a connection that sends nothing).
+    pub header_read_timeout: Duration,
 }
 
 impl Default for Config {
@@ -58,6 +61,7 @@ impl Default for Config {
             live_poll: DEFAULT_LIVE_POLL,
             live_send_timeout: DEFAULT_LIVE_SEND_TIMEOUT,
             live_buffer: DEFAULT_LIVE_BUFFER,
+            header_read_timeout: crate::HEADER_READ_TIMEOUT,
         }
     }
 }
