@@ -73,7 +73,10 @@ mod tests {
     #[test]
     fn keys_are_replaced_in_place_appended_and_nulls_are_kept() {
         assert_eq!(
-            merge(r#"{"a": 1, "b": {"x": 1}, "c": 3}"#, r#"{"b": {"y": null}, "d": null}"#),
+            merge(
+                r#"{"a": 1, "b": {"x": 1}, "c": 3}"#,
+                r#"{"b": {"y": null}, "d": null}"#
+            ),
             r#"{"a":1,"b":{"y": null},"c":3,"d":null}"#
         );
         assert_eq!(merge("{}", r#"{"a":null}"#), r#"{"a":null}"#);
