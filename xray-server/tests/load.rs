@@ -115,6 +115,17 @@ impl ServerProcess {
 
     /// (VmRSS, VmHWM) in KiB.
     fn memory_kib(&self) -> (u64, u64) {
+        let (rss, hwm, _) = self.status();
+        (rss, hwm)
+    }
+
+    /// Its threads now.
+    fn threads(&self) -> u64 {
+        self.status().2
+    }
+
+    /// (VmRSS KiB, VmHWM KiB, Threads) from `/proc/<pid>/status`.
+    fn status(&self) -> (u64, u64, u64) {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .expect("the server's /proc status");
         let field = |name: &str| {
@@ -125,7 +136,7 @@ impl ServerProcess {
                 .and_then(|n| n.parse().ok())
                 .unwrap_or(0)
         };
-        (field("VmRSS:"), field("VmHWM:"))
+        (field("VmRSS:"), field("VmHWM:"), field("Threads:"))
     }
 
     /// The sockets it holds open (the listener and connections; not its database files, whose
@@ -464,9 +475,16 @@ fn run_load(load: Load) {
             std::thread::spawn(move || api_client(base, deadline, i))
         })
         .collect();
-    // Memory once the load is under way, and whether the stalled client is still there.
-    std::thread::sleep(Duration::from_secs(load.seconds / 4).max(Duration::from_secs(1)));
-    let (rss_warm, _) = server.memory_kib();
+    // Memory once the load is under way; the most threads the server ran.
+    let warm_at = start + Duration::from_secs(load.seconds / 4).max(Duration::from_secs(1));
+    let (mut rss_warm, mut max_threads) = (0, 0);
+    while Instant::now() < deadline {
+        max_threads = max_threads.max(server.threads());
+        if rss_warm == 0 && Instant::now() >= warm_at {
+            rss_warm = server.memory_kib().0;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 
     let mut api = ApiLog::default();
     for client in clients {
@@ -511,7 +529,7 @@ fn run_load(load: Load) {
          LOAD writer: {written} steps ({:.0}/s), {} records dropped, {} failed, flushed {flushed}\n\
          LOAD followers: {} x {} steps, {lagged} lagged notices, delivery p50 {:.1} ms p99 {:.1} ms max {:.1} ms\n\
          LOAD stalled client still connected at the end: {stalled_connected}\n\
-         LOAD server RSS: start {} MiB, after {} s {} MiB, end {} MiB (peak {} MiB)",
+         LOAD server RSS: start {} MiB, after {} s {} MiB, end {} MiB (peak {} MiB); at most {max_threads} threads",
         elapsed.as_secs_f64(),
         latencies.len(),
         latencies.len() as f64 / elapsed.as_secs_f64(),
@@ -561,6 +579,13 @@ fn run_load(load: Load) {
         "RSS grew from {} to {} MiB under a steady load",
         rss_warm / 1024,
         rss_end / 1024
+    );
+    // Store calls are bounded (Config::query_concurrency, 4): the blocking threads they run on
+    // stay few whatever the number of clients; the runtime's workers and the rest are ~10.
+    assert!(
+        max_threads <= 24,
+        "{max_threads} server threads for {} clients: store calls are not bounded",
+        load.clients
     );
     if load.seconds >= 30 {
         assert!(
