@@ -189,7 +189,7 @@ impl Pacer {
 fn load_step(n: u64) -> u64 {
     let mut kept = 0;
     for i in 0..5u64 {
-        if xray::evaluate(&format!("C{}", (n + i) % 1000))
+        if xray::evaluate(format!("C{}", (n + i) % 1000))
             .check_min("score", ((n * 7 + i) % 10) as f64, 3.0)
             .passed()
         {
