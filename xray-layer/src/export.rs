@@ -75,8 +75,8 @@ pub struct ExportedExecution {
     /// The execution's error.
     #[serde(default)]
     pub error: Option<String>,
-    /// JSON object of metadata.
-    #[serde(default)]
+    /// JSON object of metadata (`{}` when left out).
+    #[serde(default = "empty_object")]
     pub metadata: Json,
     /// The execution's input.
     #[serde(default)]
@@ -167,7 +167,35 @@ impl ExportDocument {
                     format!("is required when status is `{}`", run.status),
                 ));
             }
+            if run.status == Status::Running {
+                // These arrive with the end of a run, which a running one has not had: they
+                // would not be stored, so the document would not come back as sent.
+                let ended = [
+                    ("completed_at", run.completed_at.is_some()),
+                    ("error", run.error.is_some()),
+                    ("input", run.input.is_some()),
+                    ("output", run.output.is_some()),
+                    ("dropped_records", run.dropped_records > 0),
+                ];
+                if let Some((field, _)) = ended.iter().find(|(_, set)| *set) {
+                    return Err(invalid(
+                        format!("executions[{i}].{field}"),
+                        "must be absent while status is `running` (it comes with the run's end)",
+                    ));
+                }
+            }
+            if run.dropped_records > MAX_COUNT {
+                return Err(too_large(format!("executions[{i}].dropped_records")));
+            }
             for (j, step) in run.steps.iter().enumerate() {
+                let counts = [
+                    ("candidates_in", step.candidates_in.unwrap_or(0)),
+                    ("candidates_out", step.candidates_out.unwrap_or(0)),
+                    ("logs_dropped", step.logs_dropped),
+                ];
+                if let Some((field, _)) = counts.iter().find(|(_, n)| *n > MAX_COUNT) {
+                    return Err(too_large(format!("executions[{i}].steps[{j}].{field}")));
+                }
                 if step.execution_id != run.id {
                     return Err(invalid(
                         format!("executions[{i}].steps[{j}].execution_id"),
@@ -207,6 +235,17 @@ impl ExportDocument {
         }
         Ok(())
     }
+}
+
+fn empty_object() -> Json {
+    Json::from(serde_json::Value::Object(serde_json::Map::new()))
+}
+
+/// The largest count a store keeps: SQLite integers are signed 64-bit.
+const MAX_COUNT: u64 = i64::MAX as u64;
+
+fn too_large(field: String) -> ImportError {
+    invalid(field, format!("must be at most {MAX_COUNT}"))
 }
 
 fn invalid(field: String, message: impl Into<String>) -> ImportError {
@@ -262,7 +301,11 @@ impl ExportedExecution {
         }))
     }
 
-    /// The records that write this run: its start, every step, and its end once it ended.
+    /// The records that write this run: its start, its end once it ended, then every step.
+    ///
+    /// The end comes before the steps so that writing a document changes none of them: an end
+    /// with dropped records marks the run's steps still `running` as `lost`, which is right for
+    /// a recording process and wrong for a document that says what each step is.
     pub fn records(&self) -> Vec<Record> {
         let mut records = Vec::with_capacity(self.steps.len() + 2);
         records.push(Record::ExecutionStarted(ExecutionStart {
@@ -275,23 +318,23 @@ impl ExportedExecution {
             host: self.host.clone(),
             pid: self.pid,
         }));
-        records.extend(
-            self.steps
-                .iter()
-                .map(|s| Record::StepFinished(Box::new(s.clone()))),
-        );
         if let (Some(completed_at), false) = (self.completed_at, self.status == Status::Running) {
             records.push(Record::ExecutionFinished(ExecutionEnd {
                 id: self.id,
                 completed_at,
                 status: self.status,
                 error: self.error.clone(),
-                metadata: Some(self.metadata.clone()),
+                metadata: None,
                 input: self.input.clone(),
                 output: self.output.clone(),
                 dropped_records: self.dropped_records,
             }));
         }
+        records.extend(
+            self.steps
+                .iter()
+                .map(|s| Record::StepFinished(Box::new(s.clone()))),
+        );
         records
     }
 }

@@ -404,7 +404,7 @@ impl StepRecord {
 
     /// Duration in microseconds, once ended.
     pub fn duration_us(&self) -> Option<i64> {
-        self.ended_at.map(|end| end - self.started_at)
+        self.ended_at.map(|end| end.saturating_sub(self.started_at))
     }
 }
 

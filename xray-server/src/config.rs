@@ -18,6 +18,9 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 pub const DEFAULT_LIVE_POLL: Duration = Duration::from_millis(50);
 /// A WebSocket client that has not accepted a message for this long is disconnected.
 pub const DEFAULT_LIVE_SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Store calls (SQLite queries) the API runs at once; further requests wait their turn. The
+/// store keeps 4 reader connections, so up to 4 queries run without opening a connection.
+pub const DEFAULT_QUERY_CONCURRENCY: usize = 4;
 /// Messages buffered per WebSocket client before it is told it `lagged` and skipped ahead.
 pub const DEFAULT_LIVE_BUFFER: usize = 4_096;
 
@@ -44,6 +47,11 @@ pub struct Config {
     pub live_send_timeout: Duration,
     /// Messages buffered per WebSocket client before it is skipped ahead with a `lagged` message.
     pub live_buffer: usize,
+    /// How long a client may take to send a request's headers before its connection is closed
+    /// (slow-loris protection; also closes a connection that sends nothing).
+    pub header_read_timeout: Duration,
+    /// Store calls the API runs at once; the others wait (in order) without holding a thread.
+    pub query_concurrency: usize,
 }
 
 impl Default for Config {
@@ -58,6 +66,8 @@ impl Default for Config {
             live_poll: DEFAULT_LIVE_POLL,
             live_send_timeout: DEFAULT_LIVE_SEND_TIMEOUT,
             live_buffer: DEFAULT_LIVE_BUFFER,
+            header_read_timeout: crate::HEADER_READ_TIMEOUT,
+            query_concurrency: DEFAULT_QUERY_CONCURRENCY,
         }
     }
 }

@@ -132,6 +132,16 @@ impl ApiError {
         }
     }
 
+    /// A 431 for a request head (request line and headers) larger than `limit` bytes.
+    pub fn head_too_large(limit: usize) -> Self {
+        ApiError {
+            status: StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            code: "header_too_large",
+            message: format!("the request line and headers are larger than {limit} bytes"),
+            field: None,
+        }
+    }
+
     /// A 429.
     pub fn rate_limited(retry_after_s: u64) -> Self {
         ApiError {

@@ -171,7 +171,7 @@ fn change_time(change: &Change) -> i64 {
 /// The tail: polls the store and broadcasts every change, until `stop` turns true.
 pub async fn tail(app: Arc<App>, mut stop: watch::Receiver<bool>) {
     let mut last = loop {
-        match app.blocking(|s| s.latest_seq()).await {
+        match app.blocking_now(|s| s.latest_seq()).await {
             Ok(seq) => break seq,
             Err(e) => {
                 tracing::warn!(error = %e.message, "live tail: the database does not answer yet");
@@ -186,7 +186,7 @@ pub async fn tail(app: Arc<App>, mut stop: watch::Receiver<bool>) {
     loop {
         let after = last;
         let changes = match app
-            .blocking(move |s| s.changes_since(after, TAIL_BATCH))
+            .blocking_now(move |s| s.changes_since(after, TAIL_BATCH))
             .await
         {
             Ok(changes) => changes,
@@ -197,7 +197,7 @@ pub async fn tail(app: Arc<App>, mut stop: watch::Receiver<bool>) {
         };
         let full = changes.len() == TAIL_BATCH;
         if let Some(newest) = changes.last() {
-            let lag_us = (now_us() - change_time(newest)).max(0);
+            let lag_us = now_us().saturating_sub(change_time(newest)).max(0);
             app.metrics.ingest_lag.set(lag_us as f64 / 1e6);
         }
         for change in &changes {

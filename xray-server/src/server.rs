@@ -14,7 +14,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use xray::store::Store;
 
-/// How long a client may take to send a request's headers (slow-loris protection).
+/// How long a client may take to send a request's headers (slow-loris protection): the default
+/// of [`Config::header_read_timeout`].
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest request head (request line and headers) accepted, in bytes.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
@@ -136,6 +137,7 @@ async fn accept(listener: TcpListener, app: Arc<App>, mut stop: watch::Receiver<
         let _ = stream.set_nodelay(true);
         let app = Arc::clone(&app);
         let mut stop = stop.clone();
+        let header_read_timeout = app.config.header_read_timeout;
         connections.spawn(async move {
             let service = service_fn(move |request| {
                 let app = Arc::clone(&app);
@@ -143,7 +145,7 @@ async fn accept(listener: TcpListener, app: Arc<App>, mut stop: watch::Receiver<
             });
             let connection = http1::Builder::new()
                 .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .header_read_timeout(header_read_timeout)
                 .max_buf_size(MAX_HEAD_BYTES)
                 .serve_connection(TokioIo::new(stream), service)
                 .with_upgrades();

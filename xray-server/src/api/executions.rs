@@ -104,7 +104,10 @@ pub async fn get(app: &Arc<App>, call: Call) -> Result<Response, ApiError> {
             Status::Error => counts.error += 1,
             Status::Lost => counts.lost += 1,
         }
-        counts.evaluations += step.summary.as_ref().map_or(0, |s| s.total);
+        // Summaries may come from an ingested document: a total can be any u64.
+        counts.evaluations = counts
+            .evaluations
+            .saturating_add(step.summary.as_ref().map_or(0, |s| s.total));
     }
     let steps = tree_order(detail.steps);
     let funnel = steps
@@ -114,7 +117,7 @@ pub async fn get(app: &Arc<App>, call: Call) -> Result<Response, ApiError> {
         .collect();
     let e = &detail.execution;
     let view = ExecutionView {
-        duration_us: e.completed_at.map(|end| end - e.started_at),
+        duration_us: e.completed_at.map(|end| end.saturating_sub(e.started_at)),
         execution: detail.execution,
         metadata: detail.metadata,
         input: detail.input,
@@ -179,7 +182,7 @@ fn tree_order(steps: Vec<StepSummary>) -> Vec<TreeStep> {
         let child_ids = kids.iter().map(|k| k.id).collect();
         stack.extend(kids.into_iter().rev().map(|k| (k, depth + 1)));
         out.push(TreeStep {
-            duration_us: step.ended_at.map(|end| end - step.started_at),
+            duration_us: step.ended_at.map(|end| end.saturating_sub(step.started_at)),
             step,
             depth,
             children: child_ids,

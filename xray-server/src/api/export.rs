@@ -125,9 +125,6 @@ pub async fn ingest(app: &Arc<App>, call: Call) -> Result<Response, ApiError> {
             .map(|s| s.evaluations.len())
             .sum(),
     };
-    let store = Arc::clone(&app.store);
-    tokio::task::spawn_blocking(move || document.write_to(store.as_ref()))
-        .await
-        .map_err(|e| ApiError::internal(format!("ingest failed: {e}")))??;
+    app.queued(move |store| document.write_to(store)).await??;
     ok(&counts)
 }

@@ -136,15 +136,27 @@ fn placeholder_execution(
     Ok(())
 }
 
+/// The stored metadata of execution `id`, if it has a row.
+fn stored_metadata(tx: &Transaction<'_>, id: Uuid) -> Result<Option<String>, StoreError> {
+    tx.prepare_cached("SELECT metadata FROM executions WHERE id = ?1")
+        .and_then(|mut s| s.query_row([id.to_string()], |r| r.get(0)).optional())
+        .map_err(sqlite_error)
+}
+
 fn execution_started(tx: &Transaction<'_>, r: &ExecutionStart, seq: i64) -> Result<(), StoreError> {
     let tags = serde_json::to_string(&r.tags).unwrap_or_else(|_| "[]".into());
+    // Written again (an ingest repeated, an end that arrived first): what is stored wins.
+    let metadata = match stored_metadata(tx, r.id)? {
+        Some(stored) => super::metadata::merge(r.metadata.as_str(), &stored),
+        None => r.metadata.as_str().to_owned(),
+    };
     tx.prepare_cached(
         "INSERT INTO executions(id, name, started_at, status, tags, metadata, service, host, pid, seq)
          VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6, ?7, ?8, ?9)
          ON CONFLICT(id) DO UPDATE SET
             name = excluded.name, started_at = excluded.started_at,
             tags = CASE WHEN executions.tags = '[]' THEN excluded.tags ELSE executions.tags END,
-            metadata = json_patch(excluded.metadata, executions.metadata),
+            metadata = excluded.metadata,
             service = excluded.service, host = excluded.host, pid = excluded.pid, seq = excluded.seq",
     )
     .and_then(|mut s| {
@@ -153,7 +165,7 @@ fn execution_started(tx: &Transaction<'_>, r: &ExecutionStart, seq: i64) -> Resu
             r.name,
             r.started_at,
             tags,
-            r.metadata.as_str(),
+            metadata,
             r.service,
             r.host,
             r.pid,
@@ -166,9 +178,14 @@ fn execution_started(tx: &Transaction<'_>, r: &ExecutionStart, seq: i64) -> Resu
 
 fn execution_finished(tx: &Transaction<'_>, r: &ExecutionEnd, seq: i64) -> Result<(), StoreError> {
     placeholder_execution(tx, r.id, r.completed_at, seq)?;
+    let stored = stored_metadata(tx, r.id)?.unwrap_or_default();
+    let metadata = match &r.metadata {
+        Some(over) => super::metadata::merge(&stored, over.as_str()),
+        None => stored,
+    };
     tx.prepare_cached(
         "UPDATE executions SET completed_at = ?2, status = ?3, error = ?4,
-            metadata = json_patch(metadata, coalesce(?5, '{}')),
+            metadata = ?5,
             input = coalesce(?6, input), output = coalesce(?7, output),
             dropped_records = max(dropped_records, ?8), seq = ?9
          WHERE id = ?1",
@@ -179,7 +196,7 @@ fn execution_finished(tx: &Transaction<'_>, r: &ExecutionEnd, seq: i64) -> Resul
             r.completed_at,
             r.status.as_str(),
             r.error,
-            r.metadata.as_ref().map(|m| m.as_str()),
+            metadata,
             r.input.as_ref().map(|m| m.as_str()),
             r.output.as_ref().map(|m| m.as_str()),
             r.dropped_records as i64,
