@@ -60,7 +60,10 @@ mod tests {
             Bytes::from_static(b"{\"a\":1}")
         );
         let bomb = gzip(&vec![b' '; 1 << 20]);
-        assert!(bomb.len() < 16 * 1024, "a megabyte of spaces compresses well");
+        assert!(
+            bomb.len() < 16 * 1024,
+            "a megabyte of spaces compresses well"
+        );
         let refused = decode(&headers("gzip"), bomb, 1000).expect_err("too large");
         assert_eq!(refused.status, hyper::StatusCode::PAYLOAD_TOO_LARGE);
     }
