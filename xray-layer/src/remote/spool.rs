@@ -12,6 +12,7 @@
 use crate::store::{RecorderCounts, StoreError};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 /// One batch waiting to be sent.
@@ -31,6 +32,9 @@ pub(crate) struct Spool {
     conn: Mutex<Connection>,
     path: PathBuf,
     max_bytes: u64,
+    /// Bytes of JSON waiting: summed once at open, then kept up to date by `push` and `remove`
+    /// (under the connection's lock), so a push does not scan the spool.
+    bytes: AtomicU64,
 }
 
 fn error(path: &Path, e: rusqlite::Error) -> StoreError {
@@ -58,10 +62,18 @@ impl Spool {
              INSERT OR IGNORE INTO counts(k, dropped, failed) VALUES (0, 0, 0);",
         )
         .map_err(|e| error(path, e))?;
+        let bytes: i64 = conn
+            .query_row(
+                "SELECT COALESCE(SUM(LENGTH(CAST(records AS BLOB))), 0) FROM batches",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| error(path, e))?;
         Ok(Spool {
             conn: Mutex::new(conn),
             path: path.to_owned(),
             max_bytes,
+            bytes: AtomicU64::new(bytes.max(0) as u64),
         })
     }
 
@@ -74,15 +86,8 @@ impl Spool {
     }
 
     /// Bytes of JSON waiting.
-    pub fn bytes(&self) -> Result<u64, StoreError> {
-        self.with(|c| {
-            c.query_row(
-                "SELECT COALESCE(SUM(LENGTH(records)), 0) FROM batches",
-                [],
-                |r| r.get::<_, i64>(0),
-            )
-        })
-        .map(|n| n.max(0) as u64)
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
     }
 
     /// Batches waiting.
@@ -95,13 +100,14 @@ impl Spool {
     /// it was kept.
     pub fn push(&self, records: &str, count: u64) -> Result<bool, StoreError> {
         let len = records.len() as u64;
-        let kept = self.bytes()?.saturating_add(len) <= self.max_bytes;
         self.with(|c| {
+            let kept = self.bytes().saturating_add(len) <= self.max_bytes;
             if kept {
                 c.execute(
                     "INSERT INTO batches(id, count, records) VALUES (?1, ?2, ?3)",
                     params![uuid::Uuid::now_v7().to_string(), count as i64, records],
                 )?;
+                self.bytes.fetch_add(len, Ordering::Relaxed);
             } else {
                 c.execute(
                     "UPDATE counts SET dropped = dropped + ?1 WHERE k = 0",
@@ -155,12 +161,25 @@ impl Spool {
     pub fn remove(&self, seq: i64, reported: &RecorderCounts) -> Result<(), StoreError> {
         self.with(|c| {
             let tx = c.unchecked_transaction()?;
-            tx.execute("DELETE FROM batches WHERE seq = ?1", [seq])?;
+            let removed: Option<i64> = tx
+                .query_row(
+                    "DELETE FROM batches WHERE seq = ?1 RETURNING LENGTH(CAST(records AS BLOB))",
+                    [seq],
+                    |r| r.get(0),
+                )
+                .optional()?;
             tx.execute(
                 "UPDATE counts SET dropped = dropped - ?1, failed = failed - ?2 WHERE k = 0",
                 params![reported.dropped as i64, reported.failed as i64],
             )?;
-            tx.commit()
+            tx.commit()?;
+            let removed = removed.unwrap_or(0).max(0) as u64;
+            let _ = self
+                .bytes
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                    Some(b.saturating_sub(removed))
+                });
+            Ok(())
         })
     }
 }
@@ -189,6 +208,7 @@ mod tests {
         spool.remove(second.seq, &counts).expect("remove");
         assert!(spool.oldest().expect("read").is_none());
         assert_eq!(spool.len().expect("len"), 0);
+        assert_eq!(spool.bytes(), 0);
     }
 
     #[test]
@@ -201,5 +221,6 @@ mod tests {
             .expect("push");
         let spool = Spool::open(&path, 1 << 20).expect("reopened");
         assert_eq!(spool.len().expect("len"), 1);
+        assert_eq!(spool.bytes(), 3, "the size is summed again at open");
     }
 }
