@@ -66,6 +66,9 @@ enum StoreChoice {
     Sqlite(PathBuf),
     Memory,
     Custom(Arc<dyn Store>),
+    /// A PostgreSQL URL (feature `postgres`).
+    #[cfg(feature = "postgres")]
+    Postgres(String),
     /// An `xray-server` URL (feature `remote`).
     Remote {
         endpoint: String,
@@ -145,6 +148,18 @@ impl Builder {
     /// Records into the SQLite file at `path` (created if missing; WAL mode).
     pub fn sqlite(mut self, path: impl Into<PathBuf>) -> Self {
         self.store = StoreChoice::Sqlite(path.into());
+        self
+    }
+
+    /// Records into PostgreSQL at `url` (`postgres://user:password@host:5432/database`; feature
+    /// `postgres`): for pipelines on many machines sharing one database, which any number of
+    /// `xray-server --db postgres://…` replicas serve. See [`PostgresStore`](crate::store::PostgresStore).
+    ///
+    /// An unreachable server, a refused login or a newer X-Ray schema is an `Err` from
+    /// [`build`](Self::build).
+    #[cfg(feature = "postgres")]
+    pub fn postgres(mut self, url: impl Into<String>) -> Self {
+        self.store = StoreChoice::Postgres(url.into());
         self
     }
 
@@ -432,6 +447,11 @@ impl Builder {
             }
             StoreChoice::Memory => (Arc::new(MemoryStore::new()), None),
             StoreChoice::Custom(store) => (store, None),
+            #[cfg(feature = "postgres")]
+            StoreChoice::Postgres(url) => (
+                Arc::new(crate::store::PostgresStore::open(&url)?) as Arc<dyn Store>,
+                None,
+            ),
             #[cfg(feature = "remote")]
             StoreChoice::Remote {
                 endpoint,

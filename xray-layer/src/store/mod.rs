@@ -25,12 +25,19 @@
 
 mod cursor;
 mod memory;
+mod metadata;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod query;
+mod signal;
 pub(crate) mod sqlite;
 
 pub use cursor::Cursor;
 pub use memory::MemoryStore;
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresStore;
 pub use query::*;
+pub use signal::{ChangeSignal, Changed};
 pub use sqlite::SqliteStore;
 
 use crate::model::{Evaluation, Record, StepRecord};
@@ -150,6 +157,12 @@ pub trait Store: Send + Sync + 'static {
     /// Returns whether work remains. Reads must be correct whether or not it has run.
     fn maintain(&self) -> Result<bool, StoreError> {
         Ok(false)
+    }
+
+    /// A signal fired when changes are committed by any writer, this process or another (see
+    /// [`ChangeSignal`]); `None` when the store has none and a live tail must poll.
+    fn change_signal(&self) -> Option<std::sync::Arc<ChangeSignal>> {
+        None
     }
 }
 

@@ -5,7 +5,6 @@
 //! use a small pool of their own connections, so a reader never waits for a batch to commit.
 
 mod identity;
-mod metadata;
 mod read;
 mod schema;
 mod write;

@@ -147,7 +147,7 @@ fn execution_started(tx: &Transaction<'_>, r: &ExecutionStart, seq: i64) -> Resu
     let tags = serde_json::to_string(&r.tags).unwrap_or_else(|_| "[]".into());
     // Written again (an ingest repeated, an end that arrived first): what is stored wins.
     let metadata = match stored_metadata(tx, r.id)? {
-        Some(stored) => super::metadata::merge(r.metadata.as_str(), &stored),
+        Some(stored) => crate::store::metadata::merge(r.metadata.as_str(), &stored),
         None => r.metadata.as_str().to_owned(),
     };
     tx.prepare_cached(
@@ -180,7 +180,7 @@ fn execution_finished(tx: &Transaction<'_>, r: &ExecutionEnd, seq: i64) -> Resul
     placeholder_execution(tx, r.id, r.completed_at, seq)?;
     let stored = stored_metadata(tx, r.id)?.unwrap_or_default();
     let metadata = match &r.metadata {
-        Some(over) => super::metadata::merge(&stored, over.as_str()),
+        Some(over) => crate::store::metadata::merge(&stored, over.as_str()),
         None => stored,
     };
     tx.prepare_cached(

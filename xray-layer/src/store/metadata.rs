@@ -38,7 +38,7 @@ fn entries(text: &str) -> Option<Vec<(String, Box<RawValue>)>> {
 /// `base` with the keys of `over` set on it. When either is not a JSON object (metadata
 /// written by a program that used the store directly), `over` replaces `base` whole, unless
 /// `over` is not JSON at all.
-pub(super) fn merge(base: &str, over: &str) -> String {
+pub(crate) fn merge(base: &str, over: &str) -> String {
     if serde_json::from_str::<serde::de::IgnoredAny>(over).is_err() {
         return base.to_owned();
     }
