@@ -183,7 +183,12 @@ pub async fn tail(app: Arc<App>, mut stop: watch::Receiver<bool>) {
     };
     app.live.latest.store(last, Ordering::Release);
     let mut announced = Announced::default();
+    // A store that learns of commits by other processes (PostgreSQL: LISTEN/NOTIFY) wakes the
+    // tail at once; the poll stays as the fallback. Taken before each read, so a change
+    // committed during the read still wakes the next wait.
+    let signal = app.store.change_signal();
     loop {
+        let generation = signal.as_ref().map(|s| s.generation());
         let after = last;
         let changes = match app
             .blocking_now(move |s| s.changes_since(after, TAIL_BATCH))
@@ -206,8 +211,21 @@ pub async fn tail(app: Arc<App>, mut stop: watch::Receiver<bool>) {
             // No receivers is not an error: nobody is watching.
             let _ = app.live.tx.send(Arc::new(render(change, &mut announced)));
         }
-        if !full && wait_or_stop(&mut stop, app.config.live_poll).await {
-            return;
+        if !full {
+            let woken = async {
+                match (&signal, generation) {
+                    (Some(signal), Some(g)) => {
+                        signal.changed(g).await;
+                    }
+                    _ => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = woken => {}
+                stopped = wait_or_stop(&mut stop, app.config.live_poll) => if stopped {
+                    return;
+                },
+            }
         }
         if *stop.borrow() {
             return;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
-use xray::store::SqliteStore;
+use xray::store::{SqliteStore, Store};
 use xray_server::{Config, Server};
 
 /// Exit code: the database is missing, not an X-Ray database, or unusable.
@@ -24,9 +24,10 @@ const EXIT_SERVE: u8 = 1;
 #[derive(Parser, Debug)]
 #[command(name = "xray-server", version, about, long_about)]
 struct Cli {
-    /// The SQLite file your program records into (created by `xray::layer().sqlite(..)`).
+    /// The SQLite file your program records into (created by `xray::layer().sqlite(..)`), or a
+    /// PostgreSQL URL (postgres://user:password@host:5432/database) shared by several servers.
     #[arg(long, env = "XRAY_DB", default_value = xray_server::DEFAULT_DB)]
-    db: PathBuf,
+    db: String,
 
     /// The address to listen on. The default is loopback only; use 0.0.0.0:7777 (with --token)
     /// to serve others.
@@ -64,6 +65,28 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// Opens `db`: a PostgreSQL URL, else an SQLite file that must exist.
+fn open_store(db: &str) -> Result<Arc<dyn Store>, String> {
+    if db.starts_with("postgres://") || db.starts_with("postgresql://") {
+        #[cfg(feature = "postgres")]
+        return xray::store::PostgresStore::open(db)
+            .map(|store| Arc::new(store) as Arc<dyn Store>)
+            .map_err(|e| e.to_string());
+        #[cfg(not(feature = "postgres"))]
+        return Err("this xray-server was built without the `postgres` feature".into());
+    }
+    let path = PathBuf::from(db);
+    if !path.exists() {
+        return Err(format!(
+            "no database at {}.\n  Run your instrumented program first (it creates the file), or pass --db <path> (env XRAY_DB).",
+            path.display()
+        ));
+    }
+    SqliteStore::open(&path)
+        .map(|store| Arc::new(store) as Arc<dyn Store>)
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -72,17 +95,10 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    if !cli.db.exists() {
-        eprintln!(
-            "xray-server: no database at {}.\n  Run your instrumented program first (it creates the file), or pass --db <path> (env XRAY_DB).",
-            cli.db.display()
-        );
-        return ExitCode::from(EXIT_DATABASE);
-    }
-    let store = match SqliteStore::open(&cli.db) {
+    let store = match open_store(&cli.db) {
         Ok(store) => store,
-        Err(e) => {
-            eprintln!("xray-server: {}: {e}", cli.db.display());
+        Err(message) => {
+            eprintln!("xray-server: {message}");
             return ExitCode::from(EXIT_DATABASE);
         }
     };
@@ -104,12 +120,12 @@ fn main() -> ExitCode {
     };
     runtime.block_on(async move {
         let protected = config.token.is_some();
-        match Server::new(Arc::new(store), config).bind().await {
+        match Server::new(store, config).bind().await {
             Ok(server) => {
                 println!(
                     "X-Ray viewer at http://{}/ (database {}{})",
                     server.local_addr(),
-                    cli.db.display(),
+                    xray::store::redact_password(&cli.db),
                     if protected { ", token required" } else { "" }
                 );
                 server.wait().await;

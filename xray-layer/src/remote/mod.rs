@@ -161,6 +161,8 @@ pub struct RemoteStats {
     pub retries: u64,
     /// Batches waiting in the spool.
     pub spooled_batches: u64,
+    /// Bytes of JSON waiting in the spool (the bound is [`RemoteBuilder::max_spool_bytes`]).
+    pub spooled_bytes: u64,
     /// The last error, if the last attempt failed.
     pub last_error: Option<String>,
 }
@@ -187,6 +189,7 @@ impl RemoteStore {
             dropped: s.dropped.load(Ordering::Relaxed),
             retries: s.retries.load(Ordering::Relaxed),
             spooled_batches: self.spool.len().unwrap_or(0),
+            spooled_bytes: self.spool.bytes(),
             last_error: self.shared.last_error(),
         }
     }

@@ -135,7 +135,7 @@ pub(super) fn run(spool: &Spool, shared: &Shared, shutdown_timeout: Duration) {
                 backoff = MIN_BACKOFF;
                 shared.set_error(None);
                 shared.stats.sent.fetch_add(batch.count, Ordering::Relaxed);
-                if let Err(e) = spool.remove(batch.seq, &counts) {
+                if let Err(e) = spool.remove(batch.seq) {
                     shared.set_error(Some(e.to_string()));
                 }
             }
@@ -145,15 +145,9 @@ pub(super) fn run(spool: &Spool, shared: &Shared, shutdown_timeout: Duration) {
                     .stats
                     .refused
                     .fetch_add(batch.count, Ordering::Relaxed);
-                // The counts were not delivered: they stay, with this batch's records added.
-                let failed = RecorderCounts {
-                    dropped: 0,
-                    failed: batch.count,
-                };
-                if let Err(e) = spool
-                    .remove(batch.seq, &RecorderCounts::default())
-                    .and_then(|()| spool.add_counts(&failed))
-                {
+                // The counts were not delivered: they wait for the next batch, with this
+                // batch's records added.
+                if let Err(e) = spool.refuse(batch.seq, &counts, batch.count) {
                     shared.set_error(Some(e.to_string()));
                 }
             }

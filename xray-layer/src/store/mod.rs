@@ -166,6 +166,26 @@ pub trait Store: Send + Sync + 'static {
     }
 }
 
+/// A database URL fit to print: its password replaced by `***`, in the URL form
+/// (`postgres://user:secret@host/db`) and the key=value form (`host=db password=secret`).
+pub fn redact_password(url: &str) -> String {
+    if let (Some(scheme), Some(at)) = (url.find("://"), url.rfind('@')) {
+        if at > scheme {
+            if let Some((user, _)) = url[scheme + 3..at].split_once(':') {
+                return format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]);
+            }
+        }
+        return url.to_owned();
+    }
+    url.split(' ')
+        .map(|part| match part.split_once('=') {
+            Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+            _ => part.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Why a store call failed.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -223,3 +243,25 @@ impl fmt::Display for StoreError {
 }
 
 impl std::error::Error for StoreError {}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_password;
+
+    #[test]
+    fn passwords_never_reach_what_is_printed() {
+        assert_eq!(
+            redact_password("postgres://app:s3cret@db:5432/x"),
+            "postgres://app:***@db:5432/x"
+        );
+        assert_eq!(
+            redact_password("postgres://app@db/x"),
+            "postgres://app@db/x"
+        );
+        assert_eq!(
+            redact_password("host=db user=app password=s3cret"),
+            "host=db user=app password=***"
+        );
+        assert_eq!(redact_password("xray.db"), "xray.db");
+    }
+}

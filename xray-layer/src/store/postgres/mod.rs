@@ -33,7 +33,7 @@ mod schema;
 mod write;
 
 use super::query::*;
-use super::{ChangeSignal, Store, StoreError};
+use super::{redact_password as redact, ChangeSignal, Store, StoreError};
 use crate::model::{Evaluation, Record, StepRecord};
 use postgres::NoTls;
 use r2d2_postgres::PostgresConnectionManager;
@@ -225,20 +225,6 @@ impl Drop for PostgresStore {
     }
 }
 
-/// `url` with its password replaced, for error messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
-}
-
 /// The server's message when there is one ("password authentication failed for user …"),
 /// else the client's.
 fn describe(e: &postgres::Error) -> String {
@@ -401,20 +387,5 @@ impl Store for PostgresStore {
 
     fn change_signal(&self) -> Option<Arc<ChangeSignal>> {
         Some(Arc::clone(&self.signal))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact;
-
-    #[test]
-    fn passwords_never_reach_error_messages() {
-        assert_eq!(
-            redact("postgres://app:s3cret@db:5432/x"),
-            "postgres://app:***@db:5432/x"
-        );
-        assert_eq!(redact("postgres://app@db/x"), "postgres://app@db/x");
-        assert_eq!(redact("host=db user=app"), "host=db user=app");
     }
 }
