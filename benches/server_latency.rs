@@ -14,6 +14,11 @@
 //! ```sh
 //! cargo bench -p xray-benches --bench server_latency
 //! XRAY_BENCH_EXECUTIONS=10000 cargo bench -p xray-benches --bench server_latency   # smaller
+//! # The same on PostgreSQL (a database `xray_bench_<executions>` is created on that server,
+//! # and kept for the next run):
+//! eval "$(bash .ci/postgres.sh start)"
+//! XRAY_BENCH_POSTGRES_URL=$XRAY_TEST_POSTGRES_URL XRAY_BENCH_EXECUTIONS=200000 \
+//!     cargo bench -p xray-benches --bench server_latency
 //! ```
 
 use std::path::PathBuf;
@@ -23,7 +28,7 @@ use uuid::Uuid;
 use xray::model::{
     Check, Evaluation, ExecutionEnd, ExecutionStart, Json, Record, Selection, Status, StepRecord,
 };
-use xray::store::{SqliteStore, Store};
+use xray::store::{PostgresStore, SqliteStore, Store};
 use xray_benches::SplitMix64;
 use xray_server::{BackgroundServer, Config};
 
@@ -169,6 +174,73 @@ fn database(executions: usize) -> Result<PathBuf, Box<dyn std::error::Error>> {
     }
     let started = Instant::now();
     let store = SqliteStore::open(&partial)?;
+    generate(&store, executions, started)?;
+    while store.index_candidates(1_000_000)? > 0 {}
+    drop(store);
+    std::fs::rename(&partial, &path)?;
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", partial.display()));
+    }
+    eprintln!(
+        "generated {executions} executions, {} evaluations in {:.1?}",
+        executions * EVALUATIONS_PER_FILTER,
+        started.elapsed()
+    );
+    Ok(path)
+}
+
+/// The PostgreSQL database `xray_bench_<executions>` on the server at `server`, generated
+/// once (a row in `xray.meta` marks it complete); its URL.
+fn postgres_database(server: &str, executions: usize) -> Result<String, Box<dyn std::error::Error>> {
+    let name = format!("xray_bench_{executions}");
+    let url = match server.rfind('/') {
+        Some(i) if i > server.find("://").map_or(0, |s| s + 2) => format!("{}/{name}", &server[..i]),
+        _ => format!("{server}/{name}"),
+    };
+    let mut admin = postgres::Client::connect(server, postgres::NoTls)?;
+    let exists = admin
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])?
+        .is_some();
+    if exists {
+        let mut client = postgres::Client::connect(&url, postgres::NoTls)?;
+        let complete = client
+            .query_opt(
+                "SELECT 1 FROM xray.meta WHERE key = 'bench_complete'",
+                &[],
+            )
+            .ok()
+            .flatten()
+            .is_some();
+        if complete {
+            return Ok(url);
+        }
+        drop(client);
+        admin.batch_execute(&format!("DROP DATABASE {name}"))?;
+    }
+    admin.batch_execute(&format!("CREATE DATABASE {name}"))?;
+    let store = PostgresStore::open(&url)?;
+    let started = Instant::now();
+    generate(&store, executions, started)?;
+    drop(store);
+    let mut client = postgres::Client::connect(&url, postgres::NoTls)?;
+    client.batch_execute(
+        "VACUUM ANALYZE; INSERT INTO xray.meta(key, value) VALUES ('bench_complete', 1)",
+    )?;
+    eprintln!(
+        "generated {executions} executions, {} evaluations in {:.1?} ({:.0} evaluations/s, COPY)",
+        executions * EVALUATIONS_PER_FILTER,
+        started.elapsed(),
+        (executions * EVALUATIONS_PER_FILTER) as f64 / started.elapsed().as_secs_f64()
+    );
+    Ok(url)
+}
+
+/// Writes `executions` runs into `store`, in batches of about 300 runs.
+fn generate(
+    store: &dyn Store,
+    executions: usize,
+    started: Instant,
+) -> Result<(), Box<dyn std::error::Error>> {
     let mut rng = SplitMix64(42);
     let base = xray::model::now_us() - (executions as i64) * 10_000;
     let mut batch = Vec::new();
@@ -183,18 +255,7 @@ fn database(executions: usize) -> Result<PathBuf, Box<dyn std::error::Error>> {
         }
     }
     store.write(&batch)?;
-    while store.index_candidates(1_000_000)? > 0 {}
-    drop(store);
-    std::fs::rename(&partial, &path)?;
-    for suffix in ["-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", partial.display()));
-    }
-    eprintln!(
-        "generated {executions} executions, {} evaluations in {:.1?}",
-        executions * EVALUATIONS_PER_FILTER,
-        started.elapsed()
-    );
-    Ok(path)
+    Ok(())
 }
 
 struct Latencies(Vec<Duration>);
@@ -250,8 +311,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
-    let path = database(executions)?;
-    let store = Arc::new(SqliteStore::open(&path)?);
+    let postgres = std::env::var("XRAY_BENCH_POSTGRES_URL").ok();
+    let (store, db): (Arc<dyn Store>, Database) = match &postgres {
+        Some(server) => {
+            let url = postgres_database(server, executions)?;
+            (Arc::new(PostgresStore::open(&url)?), Database::Postgres(url))
+        }
+        None => {
+            let path = database(executions)?;
+            (Arc::new(SqliteStore::open(&path)?), Database::Sqlite(path))
+        }
+    };
     let config = Config {
         addr: "127.0.0.1:0".parse()?,
         rate_limit_per_minute: 0,
@@ -300,9 +370,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     println!(
-        "\n{executions} executions, {} evaluations, database {:.0} MB\n",
+        "\n{} — {executions} executions, {} evaluations, database {:.0} MB\n",
+        db.engine(),
         executions * EVALUATIONS_PER_FILTER,
-        std::fs::metadata(&path)?.len() as f64 / 1e6
+        db.size()? as f64 / 1e6
     );
     println!("| request ({REQUESTS} each, sequential, keep-alive) | p50 | p99 | max | goal |");
     println!("|---|---|---|---|---|");
@@ -360,16 +431,52 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &same(format!("{base}/steps?kind=filter&min_elimination=0.9")),
     )?;
 
-    live_latency(&server, &path)?;
+    live_latency(&server, &db)?;
     Ok(())
+}
+
+/// Where the bench's database is.
+enum Database {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl Database {
+    fn engine(&self) -> &'static str {
+        match self {
+            Database::Sqlite(_) => "SQLite",
+            Database::Postgres(_) => "PostgreSQL",
+        }
+    }
+
+    fn size(&self) -> Result<u64, Box<dyn std::error::Error>> {
+        Ok(match self {
+            Database::Sqlite(path) => std::fs::metadata(path)?.len(),
+            Database::Postgres(url) => {
+                let mut client = postgres::Client::connect(url, postgres::NoTls)?;
+                let bytes: i64 = client
+                    .query_one("SELECT pg_database_size(current_database())", &[])?
+                    .get(0);
+                bytes.max(0) as u64
+            }
+        })
+    }
+
+    /// A second writer, as another process would be.
+    fn writer(&self) -> Result<Box<dyn Store>, Box<dyn std::error::Error>> {
+        Ok(match self {
+            Database::Sqlite(path) => Box::new(SqliteStore::open(path)?),
+            Database::Postgres(url) => Box::new(PostgresStore::open(url)?),
+        })
+    }
 }
 
 fn live_latency(
     server: &BackgroundServer,
-    path: &std::path::Path,
+    db: &Database,
 ) -> Result<(), Box<dyn std::error::Error>> {
     use tungstenite::Message;
-    let writer = SqliteStore::open(path)?;
+    let writer = db.writer()?;
     let url = format!("ws://{}/api/v1/live", server.local_addr());
     let (mut socket, _) = tungstenite::connect(url.as_str())?;
     let mut times = Latencies(Vec::new());

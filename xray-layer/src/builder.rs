@@ -329,8 +329,20 @@ impl Builder {
                         return Err(Error::Env {
                             var: "XRAY_DB",
                             value: v,
-                            expected: "a file path or :memory:",
+                            expected: "a file path, :memory: or a postgres:// URL",
                         })
+                    }
+                    url if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                        #[cfg(feature = "postgres")]
+                        {
+                            b.postgres(url)
+                        }
+                        #[cfg(not(feature = "postgres"))]
+                        return Err(Error::Env {
+                            var: "XRAY_DB",
+                            value: crate::store::redact_password(url),
+                            expected: "a file path or :memory: (this build of xray has no `postgres` feature)",
+                        });
                     }
                     path => b.sqlite(path),
                 };

@@ -78,8 +78,15 @@
 //! | [`capture`] | what is kept of a step with 100,000 evaluations |
 //! | [`processor`] | redaction, payload cap, your processors and hooks (on the writer thread) |
 //! | [`model`] | the records: executions, steps, evaluations, checks, logs |
-//! | [`store`] | the [`Store`](store::Store) trait, SQLite and in-memory stores, read queries |
+//! | [`store`] | the [`Store`](store::Store) trait, SQLite and in-memory stores, read queries; `PostgresStore` with feature `postgres` |
+//! | `remote` (feature `remote`) | `RemoteStore`: records sent to an `xray-server` through a bounded local spool |
 //! | [`export`] | whole runs as one JSON document: what the server exports and ingests |
+//!
+//! | feature | adds |
+//! |---|---|
+//! | `remote` | `.remote(url)`, `XRAY_ENDPOINT`: record to a server over HTTP (ureq, gzip) |
+//! | `remote-tls` | the same over https (rustls) |
+//! | `postgres` | `.postgres(url)`, `XRAY_DB=postgres://…`: record into PostgreSQL, which `xray-server` replicas serve |
 //!
 //! ## Costs
 //!

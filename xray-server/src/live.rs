@@ -2,7 +2,10 @@
 //!
 //! One tail task per server asks the store for changes after the last `seq` it saw
 //! ([`Store::changes_since`](xray::store::Store::changes_since): an index range, no table scan)
-//! every [`Config::live_poll`](crate::Config::live_poll), renders each change to JSON once, and
+//! every [`Config::live_poll`](crate::Config::live_poll), and at once when the store's
+//! [`ChangeSignal`](xray::store::ChangeSignal) fires (PostgreSQL: a `NOTIFY` from whichever
+//! replica or program committed; a replica's viewers see steps ingested through another), renders
+//! each change to JSON once, and
 //! broadcasts it. Each WebSocket client has its own task and its own place in a bounded
 //! broadcast buffer, so a slow client never slows the tail or the other clients: if it falls
 //! more than [`Config::live_buffer`](crate::Config::live_buffer) messages behind it gets a `lagged`

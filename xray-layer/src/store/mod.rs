@@ -10,6 +10,7 @@
 //! |---|---|
 //! | [`SqliteStore`] | the embedded default: one file, WAL, readable by `xray-server` while the program writes |
 //! | [`MemoryStore`] | tests and short-lived tools: nothing touches the disk |
+//! | `PostgresStore` (feature `postgres`) | many machines, several `xray-server` replicas: binary COPY ingest, day partitions, commit-ordered live tail |
 //!
 //! Every list is paginated by an opaque cursor ([`Page::next_cursor`]); passing it back continues
 //! where the page ended, whatever was written in between.
