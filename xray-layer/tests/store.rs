@@ -1,8 +1,11 @@
-//! The SQLite store directly: lineage answers the same before and after the deferred candidate
-//! index has caught up, and bad query parameters are errors that name the parameter.
+//! The SQLite store's own machinery: lineage answers the same before, during and after the
+//! deferred candidate index catches up (`SqliteStore::index_candidates`).
+//!
+//! What every store must do, SQLite or not (bad parameters, pagination, every query), is in the
+//! store suite (`tests/store_suite/`), which runs on each engine.
 
 use xray::model::{Check, Evaluation, ExecutionStart, Json, Record, Status, StepRecord};
-use xray::store::{EvaluationQuery, ExecutionQuery, LineageQuery, SqliteStore, Store, StoreError};
+use xray::store::{LineageQuery, SqliteStore, Store};
 
 fn step(execution_id: uuid::Uuid, n: usize, started_at: i64) -> Record {
     let evaluations = (0..n)
@@ -117,63 +120,4 @@ fn lineage_is_the_same_before_and_after_indexing() {
     let after = page_all(&store);
     assert_eq!(after.len(), 4);
     assert_eq!(after[0].execution_id, id);
-}
-
-#[test]
-fn bad_parameters_name_themselves() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = SqliteStore::open(dir.path().join("x.db")).expect("open");
-    let field = |r: Result<(), StoreError>| match r {
-        Err(StoreError::InvalidParameter { field, .. }) => field,
-        other => panic!("expected an invalid parameter, got {other:?}"),
-    };
-    let list = |q: ExecutionQuery| store.list_executions(&q).map(|_| ());
-    assert_eq!(
-        field(list(ExecutionQuery {
-            limit: Some(0),
-            ..Default::default()
-        })),
-        "limit"
-    );
-    assert_eq!(
-        field(list(ExecutionQuery {
-            limit: Some(1_000_000),
-            ..Default::default()
-        })),
-        "limit"
-    );
-    assert_eq!(
-        field(list(ExecutionQuery {
-            cursor: Some("zz".into()),
-            ..Default::default()
-        })),
-        "cursor"
-    );
-    // A cursor of another list is refused.
-    let other = xray::store::Cursor::new('v', 1, "x").encode();
-    assert_eq!(
-        field(list(ExecutionQuery {
-            cursor: Some(other),
-            ..Default::default()
-        })),
-        "cursor"
-    );
-    let evals = store.evaluations(
-        uuid::Uuid::now_v7(),
-        &EvaluationQuery {
-            limit: Some(0),
-            ..Default::default()
-        },
-    );
-    assert_eq!(field(evals.map(|_| ())), "limit");
-    // SQL-looking text is just text.
-    let q = ExecutionQuery {
-        q: Some("'; DROP TABLE executions; --".into()),
-        ..Default::default()
-    };
-    assert!(store.list_executions(&q).expect("query").items.is_empty());
-    assert!(
-        store.list_executions(&ExecutionQuery::default()).is_ok(),
-        "the table is still there"
-    );
 }

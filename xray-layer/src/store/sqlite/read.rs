@@ -315,6 +315,9 @@ pub(super) fn step(conn: &Connection, id: Uuid) -> Result<Option<StepRecord>, St
     Ok(Some(step))
 }
 
+/// The tiebreak of an evaluations cursor whose last row has no score.
+const NO_SCORE: &str = "null";
+
 const EVALUATION_COLUMNS: &str =
     "e.idx, e.candidate_id, e.label, e.passed, e.score, e.selected, e.checks, e.metrics, e.snapshot";
 
@@ -375,44 +378,47 @@ pub(super) fn evaluations(
             [p.clone(), p],
         );
     }
-    // Scores sort with missing ones last, whatever the direction.
-    let (score_expr, cmp, dir) = match q.sort {
-        EvaluationSort::Recorded => ("", "", ""),
-        EvaluationSort::ScoreDesc => ("coalesce(e.score, -1e308)", "<", "DESC"),
-        EvaluationSort::ScoreAsc => ("coalesce(e.score, 1e308)", ">", "ASC"),
+    // Scores sort with missing ones last, whatever the direction and whatever the scores
+    // (`e.score IS NULL` first in the key: no stand-in number, which a real score such as
+    // -inf or f64::MAX would sort on the wrong side of). A cursor's tiebreak is the last score,
+    // or `null`.
+    let (cmp, dir) = match q.sort {
+        EvaluationSort::Recorded => ("", ""),
+        EvaluationSort::ScoreDesc => ("<", "DESC"),
+        EvaluationSort::ScoreAsc => (">", "ASC"),
     };
     if let Some(c) = &q.cursor {
         let c = Cursor::decode(c, 'v')?;
-        if score_expr.is_empty() {
+        if cmp.is_empty() {
             f.and("e.idx > ?", [int(c.key)]);
+        } else if c.tiebreak == NO_SCORE {
+            f.and("(e.score IS NULL AND e.idx > ?)", [int(c.key)]);
         } else {
             let score: f64 = c
                 .tiebreak
                 .parse()
                 .map_err(|_| StoreError::invalid("cursor", "not a cursor returned by this list"))?;
             f.and(
-                &format!("({score_expr} {cmp} ? OR ({score_expr} = ? AND e.idx > ?))"),
+                &format!("(e.score IS NULL OR e.score {cmp} ? OR (e.score = ? AND e.idx > ?))"),
                 [Value::Real(score), Value::Real(score), int(c.key)],
             );
         }
     }
-    let order = if score_expr.is_empty() {
+    let order = if cmp.is_empty() {
         "e.idx".to_owned()
     } else {
-        format!("{score_expr} {dir}, e.idx")
+        format!("e.score IS NULL, e.score {dir}, e.idx")
     };
     let sql = format!(
         "SELECT {EVALUATION_COLUMNS} FROM evaluations e{} ORDER BY {order} LIMIT {}",
         f.sql,
         limit + 1
     );
-    let sort = q.sort;
     let page = page(conn, &sql, f.params, limit, evaluation, |(idx, e)| {
-        let score = match sort {
-            EvaluationSort::ScoreDesc => e.score.unwrap_or(-1e308),
-            _ => e.score.unwrap_or(1e308),
-        };
-        Cursor::new('v', *idx, format!("{score:e}"))
+        let score = e
+            .score
+            .map_or_else(|| NO_SCORE.to_owned(), |score| format!("{score:e}"));
+        Cursor::new('v', *idx, score)
     })?;
     Ok(Page {
         items: page.items.into_iter().map(|(_, e)| e).collect(),

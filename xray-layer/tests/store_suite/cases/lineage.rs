@@ -1,0 +1,233 @@
+//! Across steps: where a candidate went, and what changed between two steps.
+
+use super::*;
+use crate::fixtures::*;
+use xray::model::{Evaluation, Status, StepRecord};
+use xray::store::Verdict;
+
+/// One run of a pipeline that judges B01 in two steps (twice in the second on run 2), with its
+/// steps: `(execution, [filter, rank, other])`.
+fn run(store: &dyn Store, n: i64) -> (Uuid, [StepRecord; 3]) {
+    let x = new_id();
+    let at = T0 + n * 1_000;
+    let mut filter = step(x, "filter", at + 10, 5);
+    filter.kind = Some("filter".into());
+    let mut b01 = eval("B01", n != 2);
+    b01.label = Some(format!("Stand, run {n}"));
+    b01.checks = vec![check("price", n != 2), check("rating", true)];
+    filter.evaluations = vec![eval("B02", true), b01, eval("B03", false)];
+    let mut rank = step(x, "rank", at + 20, 5);
+    rank.kind = Some("rank".into());
+    let scored = |id: &str, score: f64, selected: bool| {
+        let mut e = eval(id, true);
+        e.score = Some(score);
+        e.selected = selected;
+        e
+    };
+    rank.evaluations = vec![
+        scored("B01", 0.5 + n as f64, n == 3),
+        scored("B02", 0.1, false),
+    ];
+    if n == 2 {
+        rank.evaluations.push(scored("B01", 9.0, false));
+    }
+    let mut other = step(x, "other", at + 30, 5);
+    other.evaluations = vec![eval("C9", true)];
+    write(
+        store,
+        &[
+            begin(x, "pipeline", at),
+            done(&filter),
+            done(&rank),
+            done(&other),
+            finish(x, at + 50, Status::Ok),
+        ],
+    );
+    (x, [filter, rank, other])
+}
+
+/// The lineage entry of `evaluation` (row of `step` in execution `x` started at `at`).
+fn entry(x: Uuid, at: i64, step: &StepRecord, evaluation: &Evaluation) -> LineageEntry {
+    LineageEntry {
+        execution_id: x,
+        execution_name: "pipeline".into(),
+        execution_started_at: at,
+        step_id: step.id,
+        step_name: step.name.clone(),
+        step_kind: step.kind.clone(),
+        step_started_at: step.started_at,
+        label: evaluation.label.clone(),
+        passed: evaluation.passed,
+        score: evaluation.score,
+        selected: evaluation.selected,
+        checks: evaluation.checks.clone(),
+    }
+}
+
+/// Every verdict on a candidate across executions and steps, newest step first (rows of one
+/// step in recorded order), through pages, before and after the store's upkeep, while new runs
+/// are written.
+pub fn candidate_lineage_newest_first_across_executions(store: &dyn Store) {
+    let (x1, [f1, r1, _]) = run(store, 1);
+    let (x2, [f2, r2, _]) = run(store, 2);
+    let (x3, [f3, r3, _]) = run(store, 3);
+    let at = |n: i64| T0 + n * 1_000;
+    let expected = vec![
+        entry(x3, at(3), &r3, &r3.evaluations[0]),
+        entry(x3, at(3), &f3, &f3.evaluations[1]),
+        entry(x2, at(2), &r2, &r2.evaluations[0]),
+        entry(x2, at(2), &r2, &r2.evaluations[2]),
+        entry(x2, at(2), &f2, &f2.evaluations[1]),
+        entry(x1, at(1), &r1, &r1.evaluations[0]),
+        entry(x1, at(1), &f1, &f1.evaluations[1]),
+    ];
+    for limit in [1, 2, 3, 7, 1000] {
+        assert_eq!(
+            lineage_of(store, "B01", limit),
+            expected,
+            "pages of {limit}"
+        );
+    }
+    assert_eq!(lineage_of(store, "C9", 10).len(), 3);
+    assert!(lineage_of(store, "b01", 10).is_empty(), "ids are exact");
+    assert!(lineage_of(store, "B0", 10).is_empty(), "ids are whole");
+    assert!(lineage_of(store, "nobody", 10).is_empty());
+
+    // The same after the store's upkeep.
+    maintain_until_idle(store);
+    for limit in [1, 3, 1000] {
+        assert_eq!(
+            lineage_of(store, "B01", limit),
+            expected,
+            "pages of {limit}"
+        );
+    }
+
+    // Pages of 2 while new runs are written and the upkeep runs between pages: the newer runs
+    // wait for a new listing, nothing is skipped or repeated.
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    let mut newer = Vec::new();
+    for page_no in 0.. {
+        assert!(page_no < 100, "pagination does not end");
+        let page = store
+            .candidate_lineage(
+                "B01",
+                &LineageQuery {
+                    limit: Some(2),
+                    cursor: cursor.take(),
+                },
+            )
+            .expect("lineage");
+        seen.extend(page.items);
+        newer.push(run(store, 10 + page_no).0);
+        if page_no % 2 == 0 {
+            store.maintain().expect("maintain");
+        }
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(seen, expected);
+    let everything = lineage_of(store, "B01", 5);
+    assert_eq!(everything.len(), expected.len() + newer.len() * 2);
+    assert_eq!(
+        everything[0].execution_id,
+        *newer.last().expect("a newer run"),
+        "the newest run first"
+    );
+    assert_eq!(&everything[newer.len() * 2..], &expected[..]);
+}
+
+/// Two steps compared: the candidates both judged whose verdict differs (passed ↔ failed, or
+/// selected in one only), in the first step's recorded order, through pages.
+pub fn verdict_changes_between_two_steps(store: &dyn Store) {
+    let verdict = |id: &str, passed: bool, selected: bool| {
+        let mut e = eval(id, passed);
+        e.selected = selected;
+        e.label = Some(format!("{id} label"));
+        e.score = selected.then_some(0.9);
+        e.checks = vec![check("price", passed)];
+        e
+    };
+    let (x, y) = (new_id(), new_id());
+    let mut a = step(x, "filter", T0 + 1, 5);
+    a.evaluations = vec![
+        verdict("C1", true, false),
+        verdict("C2", false, false),
+        verdict("C3", true, true),
+        verdict("C4", true, false),
+        verdict("C5", false, false),
+        verdict("C7", false, false),
+    ];
+    let mut b = step(y, "filter", T0 + 101, 5);
+    b.evaluations = vec![
+        verdict("C6", true, false),
+        verdict("C4", true, false),
+        verdict("C3", true, false),
+        verdict("C2", true, false),
+        verdict("C1", false, false),
+        verdict("C7", false, true),
+    ];
+    write(
+        store,
+        &[
+            begin(x, "pipeline", T0),
+            done(&a),
+            begin(y, "pipeline", T0 + 100),
+            done(&b),
+        ],
+    );
+    let of = |e: &Evaluation| Verdict {
+        label: e.label.clone(),
+        passed: e.passed,
+        score: e.score,
+        selected: e.selected,
+        checks: e.checks.clone(),
+    };
+    let find = |s: &StepRecord, id: &str| {
+        s.evaluations
+            .iter()
+            .find(|e| e.candidate_id == id)
+            .map(of)
+            .expect("judged")
+    };
+    let expected = |first: &StepRecord, second: &StepRecord, ids: &[&str]| {
+        ids.iter()
+            .map(|id| VerdictChange {
+                candidate_id: id.to_string(),
+                a: find(first, id),
+                b: find(second, id),
+            })
+            .collect::<Vec<_>>()
+    };
+    let a_to_b = expected(&a, &b, &["C1", "C2", "C3", "C7"]);
+    let b_to_a = expected(&b, &a, &["C3", "C2", "C1", "C7"]);
+    for limit in [1, 2, 3, 4, 1000] {
+        assert_eq!(
+            changes_between(store, a.id, b.id, limit),
+            a_to_b,
+            "pages of {limit}"
+        );
+        assert_eq!(
+            changes_between(store, b.id, a.id, limit),
+            b_to_a,
+            "the other way, pages of {limit}"
+        );
+    }
+    assert!(
+        changes_between(store, a.id, a.id, 10).is_empty(),
+        "a step agrees with itself"
+    );
+    assert!(
+        changes_between(store, a.id, new_id(), 10).is_empty(),
+        "unknown step"
+    );
+    assert!(changes_between(store, new_id(), b.id, 10).is_empty());
+    let no_rows = step(x, "empty", T0 + 50, 1);
+    write(store, &[done(&no_rows)]);
+    assert!(changes_between(store, a.id, no_rows.id, 10).is_empty());
+    maintain_until_idle(store);
+    assert_eq!(changes_between(store, a.id, b.id, 2), a_to_b);
+}

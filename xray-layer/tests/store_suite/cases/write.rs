@@ -1,0 +1,411 @@
+//! The write side: idempotent batches, records that arrive split, late or never.
+
+use super::*;
+use crate::fixtures::*;
+use serde_json::json;
+use xray::model::{Record, Status};
+use xray::store::{ExecutionQuery, StepQuery};
+
+/// The same batch written twice (a retry, an ingest repeated) leaves one copy of everything.
+pub fn write_twice_keeps_one_copy(store: &dyn Store) {
+    let x = new_id();
+    let mut s = step(x, "filter", T0 + 10, 50);
+    s.kind = Some("filter".into());
+    s.candidates_in = Some(3);
+    s.candidates_out = Some(2);
+    s.evaluations = vec![eval("A", true), eval("B", false), eval("C", true)];
+    s.logs = vec![
+        log(T0 + 11, "INFO", "first", json!({})),
+        log(T0 + 12, "WARN", "second", json!({"n": 2})),
+    ];
+    let batch = [
+        begin(x, "run", T0),
+        done(&s),
+        finish(x, T0 + 100, Status::Ok),
+    ];
+    write(store, &batch);
+    let once = detail(store, x);
+    write(store, &batch);
+    let twice = detail(store, x);
+    assert_eq!(
+        without_seq(twice.clone()),
+        without_seq(once),
+        "a batch written again reads back the same"
+    );
+    assert_eq!(
+        execution_ids(store, ExecutionQuery::default()),
+        [x],
+        "one execution"
+    );
+    assert_eq!(twice.steps.len(), 1, "one step");
+    assert_eq!(twice.execution.step_count, 1);
+    assert_eq!(
+        evaluations_of(store, s.id, EvaluationQuery::default()),
+        s.evaluations,
+        "evaluations are not duplicated"
+    );
+    assert_eq!(step_of(store, s.id).logs, s.logs, "logs are not duplicated");
+
+    // The step alone again, after the store's upkeep caught up with it: still one copy.
+    maintain_until_idle(store);
+    write(store, &[done(&s)]);
+    assert_eq!(
+        evaluations_of(store, s.id, EvaluationQuery::default()),
+        s.evaluations
+    );
+    assert_eq!(step_of(store, s.id).logs, s.logs);
+    assert_eq!(lineage_of(store, "A", 10).len(), 1, "one verdict on A");
+    assert_eq!(step_ids(store, StepQuery::default()), [s.id]);
+    assert_eq!(detail(store, x).execution.step_count, 1);
+
+    // An empty batch writes nothing.
+    let seq = latest(store);
+    write(store, &[]);
+    assert_eq!(latest(store), seq, "an empty batch is no change");
+    assert_eq!(execution_ids(store, ExecutionQuery::default()), [x]);
+}
+
+/// A step's start and its end, in separate batches, are one step: running, then finished.
+pub fn step_start_then_finish_is_one_finished_step(store: &dyn Store) {
+    let x = new_id();
+    let mut s = step(x, "search", T0 + 5, 20);
+    s.kind = Some("search".into());
+    s.candidates_out = Some(7);
+    write(store, &[begin(x, "run", T0), started(&s)]);
+    let d = detail(store, x);
+    assert_eq!(d.steps.len(), 1);
+    let running = &d.steps[0];
+    assert_eq!(
+        (
+            running.id,
+            running.status,
+            running.started_at,
+            running.ended_at,
+            running.name.as_str(),
+            running.kind.as_deref(),
+            running.candidates_out,
+        ),
+        (
+            s.id,
+            Status::Running,
+            T0 + 5,
+            None,
+            "search",
+            Some("search"),
+            None
+        )
+    );
+    assert_eq!(d.execution.step_count, 1);
+    let read = step_of(store, s.id);
+    assert_eq!(
+        (
+            read.status,
+            read.ended_at,
+            read.input,
+            read.evaluations.len()
+        ),
+        (Status::Running, None, None, 0),
+        "a running step reads back as running, with nothing recorded yet"
+    );
+    let running_steps = StepQuery {
+        status: Some(Status::Running),
+        ..Default::default()
+    };
+    assert_eq!(step_ids(store, running_steps.clone()), [s.id]);
+
+    write(store, &[done(&s)]);
+    let d = detail(store, x);
+    assert_eq!(d.steps.len(), 1, "the end replaces the start");
+    assert_eq!(
+        (d.steps[0].status, d.steps[0].ended_at),
+        (Status::Ok, Some(T0 + 25))
+    );
+    assert_eq!(d.execution.step_count, 1);
+    assert_eq!(
+        step_of(store, s.id),
+        s,
+        "the finished step reads back whole"
+    );
+    assert!(step_ids(store, running_steps.clone()).is_empty());
+
+    // A start delivered again after the end does not reopen the step.
+    write(store, &[started(&s)]);
+    assert_eq!(step_of(store, s.id), s, "a late start changes nothing");
+    assert_eq!(detail(store, x).steps.len(), 1);
+
+    // Start and end in one batch: one step, finished.
+    let s2 = step(x, "rank", T0 + 30, 5);
+    write(store, &[started(&s2), done(&s2)]);
+    let d = detail(store, x);
+    assert_eq!(
+        d.steps.iter().map(|s| (s.id, s.status)).collect::<Vec<_>>(),
+        [(s.id, Status::Ok), (s2.id, Status::Ok)]
+    );
+    assert_eq!(d.execution.step_count, 2);
+}
+
+/// Records of an execution whose start was lost (or is late) are kept under a placeholder
+/// execution, which the start names when it arrives.
+pub fn missing_execution_start_gets_a_placeholder(store: &dyn Store) {
+    const LOST: &str = "(start record lost)";
+    let x = new_id();
+    let s = step(x, "rank", T0 + 40, 10);
+    write(store, &[done(&s)]);
+    let d = detail(store, x);
+    assert_eq!(
+        (
+            d.execution.name.as_str(),
+            d.execution.status,
+            d.execution.started_at,
+            d.execution.completed_at,
+            d.execution.step_count,
+        ),
+        (LOST, Status::Running, T0 + 40, None, 1),
+        "a placeholder starts when its first step does"
+    );
+    assert_eq!(d.steps.iter().map(|s| s.id).collect::<Vec<_>>(), [s.id]);
+    assert_eq!(execution_ids(store, ExecutionQuery::default()), [x]);
+    assert_eq!(
+        steps_found(store, StepQuery::default())[0].execution_name,
+        LOST
+    );
+
+    // The start arrives late: it names the execution; its steps stay.
+    let mut start = execution(x, "pipeline", T0);
+    start.tags = vec!["late".into()];
+    write(store, &[Record::ExecutionStarted(start)]);
+    let d = detail(store, x);
+    assert_eq!(
+        (
+            d.execution.name.as_str(),
+            d.execution.started_at,
+            d.execution.status,
+            d.execution.tags.clone(),
+            d.execution.step_count,
+        ),
+        ("pipeline", T0, Status::Running, vec!["late".to_owned()], 1)
+    );
+    assert_eq!(
+        steps_found(store, StepQuery::default())[0].execution_name,
+        "pipeline"
+    );
+
+    // An execution whose first record is its end; then its start: the end is kept.
+    let y = new_id();
+    let mut e = end(y, T0 + 500, Status::Error);
+    e.error = Some("boom".into());
+    write(store, &[Record::ExecutionFinished(e)]);
+    let d = detail(store, y);
+    assert_eq!(
+        (
+            d.execution.name.as_str(),
+            d.execution.started_at,
+            d.execution.completed_at,
+            d.execution.status,
+            d.execution.error.as_deref(),
+        ),
+        (LOST, T0 + 500, Some(T0 + 500), Status::Error, Some("boom"))
+    );
+    write(store, &[begin(y, "late_start", T0 + 400)]);
+    let d = detail(store, y);
+    assert_eq!(
+        (
+            d.execution.name.as_str(),
+            d.execution.started_at,
+            d.execution.completed_at,
+            d.execution.status,
+            d.execution.error.as_deref(),
+        ),
+        (
+            "late_start",
+            T0 + 400,
+            Some(T0 + 500),
+            Status::Error,
+            Some("boom")
+        ),
+        "a late start does not undo the end"
+    );
+
+    // A step's start alone.
+    let z = new_id();
+    let s3 = step(z, "fetch", T0 + 700, 1);
+    write(store, &[started(&s3)]);
+    let d = detail(store, z);
+    assert_eq!(
+        (
+            d.execution.name.as_str(),
+            d.execution.started_at,
+            d.execution.status
+        ),
+        (LOST, T0 + 700, Status::Running)
+    );
+    assert_eq!(d.steps[0].status, Status::Running);
+    assert_eq!(
+        execution_ids(store, ExecutionQuery::default()),
+        [z, y, x],
+        "placeholders are listed like any execution"
+    );
+}
+
+/// The metadata recorded while an execution ran is merged over its start's by top-level key:
+/// a key set again is replaced in place, new keys are appended, `null` is a value.
+pub fn execution_metadata_merges_start_and_finish(store: &dyn Store) {
+    const MERGED: &str = r#"{"zeta":1,"b":{"y":null},"alpha":"three","d":null}"#;
+    let start_of = |id| {
+        let mut start = execution(id, "checkout", T0);
+        start.metadata = raw(r#"{"zeta":1,"b":{"x":1},"alpha":"three"}"#);
+        start.tags = vec!["nightly".into(), "demo".into()];
+        start.service = Some("svc".into());
+        start.host = Some("host-1".into());
+        start.pid = Some(4242);
+        Record::ExecutionStarted(start)
+    };
+    let end_of = |id| {
+        let mut e = end(id, T0 + 100, Status::Ok);
+        e.metadata = Some(raw(r#"{"b":{"y":null},"d":null}"#));
+        e.input = Some(raw(r#"{"query":"laptop stand","limit":5}"#));
+        e.output = Some(raw(r#"{"selected":"B01","zeta":[1,2],"alpha":null}"#));
+        Record::ExecutionFinished(e)
+    };
+
+    // In one batch.
+    let x = new_id();
+    write(store, &[start_of(x), end_of(x)]);
+    let d = detail(store, x);
+    assert_eq!(compact(d.metadata.as_str()), MERGED);
+    assert_eq!(
+        compact(d.input.as_ref().expect("input").as_str()),
+        r#"{"query":"laptop stand","limit":5}"#
+    );
+    assert_eq!(
+        compact(d.output.as_ref().expect("output").as_str()),
+        r#"{"selected":"B01","zeta":[1,2],"alpha":null}"#
+    );
+    assert_eq!(
+        (
+            d.execution.service.as_deref(),
+            d.execution.host.as_deref(),
+            d.execution.pid,
+            d.execution.tags.clone(),
+        ),
+        (
+            Some("svc"),
+            Some("host-1"),
+            Some(4242),
+            vec!["nightly".to_owned(), "demo".to_owned()]
+        )
+    );
+    // Written again: the same.
+    write(store, &[start_of(x), end_of(x)]);
+    assert_eq!(compact(detail(store, x).metadata.as_str()), MERGED);
+
+    // In two batches.
+    let y = new_id();
+    write(store, &[start_of(y)]);
+    assert_eq!(
+        compact(detail(store, y).metadata.as_str()),
+        r#"{"zeta":1,"b":{"x":1},"alpha":"three"}"#,
+        "a running execution has its start's metadata"
+    );
+    write(store, &[end_of(y)]);
+    assert_eq!(compact(detail(store, y).metadata.as_str()), MERGED);
+
+    // An end without metadata keeps the start's.
+    let z = new_id();
+    write(
+        store,
+        &[
+            start_of(z),
+            Record::ExecutionFinished(end(z, T0 + 9, Status::Ok)),
+        ],
+    );
+    assert_eq!(
+        compact(detail(store, z).metadata.as_str()),
+        r#"{"zeta":1,"b":{"x":1},"alpha":"three"}"#
+    );
+
+    // The end first, then the start: what was recorded while it ran still wins, keys in the
+    // start's order, then the new ones.
+    let w = new_id();
+    let mut e = end(w, T0 + 50, Status::Ok);
+    e.metadata = Some(raw(r#"{"k":1,"late":true}"#));
+    write(store, &[Record::ExecutionFinished(e)]);
+    assert_eq!(
+        compact(detail(store, w).metadata.as_str()),
+        r#"{"k":1,"late":true}"#
+    );
+    let mut start = execution(w, "late", T0);
+    start.metadata = raw(r#"{"s":2,"k":0}"#);
+    write(store, &[Record::ExecutionStarted(start)]);
+    assert_eq!(
+        compact(detail(store, w).metadata.as_str()),
+        r#"{"s":2,"k":1,"late":true}"#
+    );
+}
+
+/// An end that counts dropped records marks the steps still running as lost: their end will
+/// never come.
+pub fn dropped_records_mark_running_steps_lost(store: &dyn Store) {
+    let x = new_id();
+    let a = step(x, "fetch", T0 + 1, 100);
+    let mut c = step(x, "fetch.page", T0 + 2, 10);
+    c.parent_id = Some(a.id);
+    let b = step(x, "rank", T0 + 3, 5);
+    write(
+        store,
+        &[begin(x, "run", T0), started(&a), started(&c), done(&b)],
+    );
+    let mut e = end(x, T0 + 200, Status::Ok);
+    e.dropped_records = 3;
+    write(store, &[Record::ExecutionFinished(e.clone())]);
+    let d = detail(store, x);
+    assert_eq!(
+        d.steps
+            .iter()
+            .map(|s| (s.id, s.status, s.ended_at))
+            .collect::<Vec<_>>(),
+        [
+            (a.id, Status::Lost, None),
+            (c.id, Status::Lost, None),
+            (b.id, Status::Ok, Some(T0 + 8)),
+        ]
+    );
+    assert_eq!(
+        (
+            d.execution.dropped_records,
+            d.execution.status,
+            d.execution.completed_at
+        ),
+        (3, Status::Ok, Some(T0 + 200))
+    );
+    assert_eq!(step_of(store, a.id).status, Status::Lost);
+    assert_eq!(
+        step_ids(
+            store,
+            StepQuery {
+                status: Some(Status::Lost),
+                ..Default::default()
+            }
+        ),
+        [c.id, a.id]
+    );
+    // The end again, counting nothing this time: the count is kept.
+    let mut again = e;
+    again.dropped_records = 0;
+    write(store, &[Record::ExecutionFinished(again)]);
+    assert_eq!(detail(store, x).execution.dropped_records, 3);
+
+    // Nothing dropped: a step still running at the end is still running.
+    let y = new_id();
+    let r = step(y, "fetch", T0 + 1_001, 5);
+    write(
+        store,
+        &[
+            begin(y, "run", T0 + 1_000),
+            started(&r),
+            finish(y, T0 + 1_100, Status::Ok),
+        ],
+    );
+    assert_eq!(step_of(store, r.id).status, Status::Running);
+    assert_eq!(detail(store, y).execution.dropped_records, 0);
+}
