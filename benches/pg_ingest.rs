@@ -104,8 +104,18 @@ fn rows(steps: &[StepRecord]) -> Vec<Row> {
                 score: e.score,
                 selected: e.selected,
                 checks: serde_json::to_string(&e.checks).unwrap_or_default(),
-                failed: e.checks.iter().filter(|c| !c.passed).map(|c| c.name.clone()).collect(),
-                passed_checks: e.checks.iter().filter(|c| c.passed).map(|c| c.name.clone()).collect(),
+                failed: e
+                    .checks
+                    .iter()
+                    .filter(|c| !c.passed)
+                    .map(|c| c.name.clone())
+                    .collect(),
+                passed_checks: e
+                    .checks
+                    .iter()
+                    .filter(|c| c.passed)
+                    .map(|c| c.name.clone())
+                    .collect(),
             })
         })
         .collect()
@@ -193,7 +203,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .or_else(|_| std::env::var("XRAY_TEST_POSTGRES_URL"))
         .ok()
     else {
-        eprintln!("pg_ingest: set XRAY_BENCH_POSTGRES_URL to a PostgreSQL server (see the file's docs)");
+        eprintln!(
+            "pg_ingest: set XRAY_BENCH_POSTGRES_URL to a PostgreSQL server (see the file's docs)"
+        );
         return Ok(());
     };
     let mut admin = postgres::Client::connect(&server, postgres::NoTls)?;
@@ -210,7 +222,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut rng = SplitMix64(3);
     // Creates today's partition, and warms up.
     let warm = batch(&mut rng);
-    store.write(&warm.into_iter().map(|s| Record::StepFinished(Box::new(s))).collect::<Vec<_>>())?;
+    store.write(
+        &warm
+            .into_iter()
+            .map(|s| Record::StepFinished(Box::new(s)))
+            .collect::<Vec<_>>(),
+    )?;
 
     let (mut copied, mut inserted, mut stored) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     let per_batch = PER_STEP * STEPS_PER_BATCH;
@@ -238,7 +255,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("|---|---|---|");
     println!("| binary COPY | {c:.0} | {:.2}× |", c / i);
     println!("| multi-row INSERT ({ROWS_PER_INSERT} rows/statement) | {i:.0} | 1.00× |");
-    println!("| `PostgresStore::write` (COPY + steps, seq, NOTIFY) | {s:.0} | {:.2}× |", s / i);
+    println!(
+        "| `PostgresStore::write` (COPY + steps, seq, NOTIFY) | {s:.0} | {:.2}× |",
+        s / i
+    );
     drop(client);
     drop(store);
     admin.batch_execute("DROP DATABASE IF EXISTS xray_bench_ingest WITH (FORCE)")?;

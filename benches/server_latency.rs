@@ -191,10 +191,15 @@ fn database(executions: usize) -> Result<PathBuf, Box<dyn std::error::Error>> {
 
 /// The PostgreSQL database `xray_bench_<executions>` on the server at `server`, generated
 /// once (a row in `xray.meta` marks it complete); its URL.
-fn postgres_database(server: &str, executions: usize) -> Result<String, Box<dyn std::error::Error>> {
+fn postgres_database(
+    server: &str,
+    executions: usize,
+) -> Result<String, Box<dyn std::error::Error>> {
     let name = format!("xray_bench_{executions}");
     let url = match server.rfind('/') {
-        Some(i) if i > server.find("://").map_or(0, |s| s + 2) => format!("{}/{name}", &server[..i]),
+        Some(i) if i > server.find("://").map_or(0, |s| s + 2) => {
+            format!("{}/{name}", &server[..i])
+        }
         _ => format!("{server}/{name}"),
     };
     let mut admin = postgres::Client::connect(server, postgres::NoTls)?;
@@ -204,10 +209,7 @@ fn postgres_database(server: &str, executions: usize) -> Result<String, Box<dyn 
     if exists {
         let mut client = postgres::Client::connect(&url, postgres::NoTls)?;
         let complete = client
-            .query_opt(
-                "SELECT 1 FROM xray.meta WHERE key = 'bench_complete'",
-                &[],
-            )
+            .query_opt("SELECT 1 FROM xray.meta WHERE key = 'bench_complete'", &[])
             .ok()
             .flatten()
             .is_some();
@@ -315,7 +317,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (store, db): (Arc<dyn Store>, Database) = match &postgres {
         Some(server) => {
             let url = postgres_database(server, executions)?;
-            (Arc::new(PostgresStore::open(&url)?), Database::Postgres(url))
+            (
+                Arc::new(PostgresStore::open(&url)?),
+                Database::Postgres(url),
+            )
         }
         None => {
             let path = database(executions)?;

@@ -322,6 +322,9 @@ pub(super) fn step(client: &mut Client, id: Uuid) -> Result<Option<StepRecord>, 
     Ok(Some(step))
 }
 
+/// The tiebreak of an evaluations cursor whose last row has no score.
+const NO_SCORE: &str = "null";
+
 const EVALUATION_COLUMNS: &str =
     "e.idx, e.candidate_id, e.label, e.passed, e.score, e.selected, e.checks, e.metrics, e.snapshot";
 
@@ -391,17 +394,20 @@ pub(super) fn evaluations(
             vec![],
         );
     }
-    // Scores sort with missing ones last, whatever the direction.
-    let (score_expr, cmp, dir) = match q.sort {
-        EvaluationSort::Recorded => ("", "", ""),
-        EvaluationSort::ScoreDesc => ("coalesce(e.score, -1e308)", "<", "DESC"),
-        EvaluationSort::ScoreAsc => ("coalesce(e.score, 1e308)", ">", "ASC"),
+    // Scores sort with missing ones last, whatever the direction and whatever the scores (as in
+    // SQLite: no stand-in number). A cursor's tiebreak is the last score, or `null`.
+    let (cmp, dir) = match q.sort {
+        EvaluationSort::Recorded => ("", ""),
+        EvaluationSort::ScoreDesc => ("<", "DESC"),
+        EvaluationSort::ScoreAsc => (">", "ASC"),
     };
     if let Some(c) = &q.cursor {
         let c = Cursor::decode(c, 'v')?;
         let idx = cursor_idx(c.key)?;
-        if score_expr.is_empty() {
+        if cmp.is_empty() {
             f.and("e.idx > ?", vec![p(idx)]);
+        } else if c.tiebreak == NO_SCORE {
+            f.and("(e.score IS NULL AND e.idx > ?)", vec![p(idx)]);
         } else {
             let score: f64 = c
                 .tiebreak
@@ -409,28 +415,28 @@ pub(super) fn evaluations(
                 .map_err(|_| StoreError::invalid("cursor", "not a cursor returned by this list"))?;
             let at = f.param(score);
             f.and(
-                &format!("({score_expr} {cmp} {at} OR ({score_expr} = {at} AND e.idx > ?))"),
+                &format!(
+                    "(e.score IS NULL OR e.score {cmp} {at} OR (e.score = {at} AND e.idx > ?))"
+                ),
                 vec![p(idx)],
             );
         }
     }
-    let order = if score_expr.is_empty() {
+    let order = if cmp.is_empty() {
         "e.idx".to_owned()
     } else {
-        format!("{score_expr} {dir}, e.idx")
+        format!("e.score {dir} NULLS LAST, e.idx")
     };
     let sql = format!(
         "SELECT {EVALUATION_COLUMNS} FROM xray.evaluations e{} ORDER BY {order} LIMIT {}",
         f.sql,
         limit + 1
     );
-    let sort = q.sort;
     let page = page(client, &sql, &f.refs(), limit, evaluation, |(idx, e)| {
-        let score = match sort {
-            EvaluationSort::ScoreDesc => e.score.unwrap_or(-1e308),
-            _ => e.score.unwrap_or(1e308),
-        };
-        Cursor::new('v', *idx, format!("{score:e}"))
+        let score = e
+            .score
+            .map_or_else(|| NO_SCORE.to_owned(), |score| format!("{score:e}"));
+        Cursor::new('v', *idx, score)
     })?;
     Ok(Page {
         items: page.items.into_iter().map(|(_, e)| e).collect(),

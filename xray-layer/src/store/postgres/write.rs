@@ -181,6 +181,8 @@ fn copy_evaluations(tx: &mut Transaction<'_>, steps: &[&StepRecord]) -> Result<(
                 .flatten();
             let idx = i32::try_from(idx).unwrap_or(i32::MAX);
             let snapshot = e.snapshot.as_ref().map(Json::as_str);
+            // NaN is no score (as SQLite stores it): it would sort above every real score.
+            let score = e.score.filter(|s| !s.is_nan());
             let row: [&(dyn ToSql + Sync); 13] = [
                 &step.id,
                 &step.started_at,
@@ -188,7 +190,7 @@ fn copy_evaluations(tx: &mut Transaction<'_>, steps: &[&StepRecord]) -> Result<(
                 &e.candidate_id,
                 &e.label,
                 &e.passed,
-                &e.score,
+                &score,
                 &e.selected,
                 &checks,
                 &failed,
