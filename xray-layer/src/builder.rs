@@ -17,6 +17,8 @@
 //! | `XRAY_MAX_PAYLOAD_BYTES` | [`Builder::max_payload_bytes`] | bytes, ≥ 64 |
 //! | `XRAY_MAX_LOGS_PER_STEP` | [`Builder::max_logs_per_step`] | log lines |
 //! | `XRAY_SERVICE` | [`Builder::service`] | a name |
+//! | `XRAY_OTLP_ENDPOINT` | `Builder::otlp` (feature `otlp`) | a collector's OTLP/HTTP URL (`http://localhost:4318`); runs and steps are also sent there as spans |
+//! | `XRAY_OTLP_HEADERS` | `Builder::otlp_header` | `name=value,name=value` sent with each OTLP request |
 //!
 //! A variable with a value X-Ray cannot use is an [`Error::Env`] from `build()`, naming it.
 
@@ -96,6 +98,8 @@ enum StoreChoice {
 /// | `XRAY_MAX_PAYLOAD_BYTES` | [`Builder::max_payload_bytes`] | bytes, ≥ 64 |
 /// | `XRAY_MAX_LOGS_PER_STEP` | [`Builder::max_logs_per_step`] | log lines |
 /// | `XRAY_SERVICE` | [`Builder::service`] | a name |
+/// | `XRAY_OTLP_ENDPOINT` | `Builder::otlp` (feature `otlp`) | a collector's OTLP/HTTP URL (`http://localhost:4318`); runs and steps are also sent there as spans |
+/// | `XRAY_OTLP_HEADERS` | `Builder::otlp_header` | `name=value,name=value` sent with each OTLP request |
 ///
 /// A variable with a value X-Ray cannot use is an [`Error::Env`] from `build()`, naming it.
 pub struct Builder {
@@ -109,6 +113,9 @@ pub struct Builder {
     shutdown_timeout: Duration,
     service: Option<String>,
     pipeline: Pipeline,
+    /// An OTLP endpoint and its headers (used with feature `otlp`).
+    #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
+    otlp: Option<(String, Vec<(String, String)>)>,
     env_error: Option<Error>,
 }
 
@@ -135,6 +142,7 @@ impl Default for Builder {
             max_logs_per_step: DEFAULT_MAX_LOGS_PER_STEP,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             service: None,
+            otlp: None,
             pipeline: Pipeline {
                 max_payload_bytes: Some(DEFAULT_MAX_PAYLOAD_BYTES),
                 ..Pipeline::default()
@@ -262,6 +270,25 @@ impl Builder {
     /// The service name stored with each execution (default: the executable's name).
     pub fn service(mut self, name: impl Into<String>) -> Self {
         self.service = Some(name.into());
+        self
+    }
+
+    /// Also sends every finished execution and step as an OpenTelemetry span to the OTLP/HTTP
+    /// collector at `endpoint` (`http://localhost:4318`, or a URL ending in `/v1/traces`), from a
+    /// thread of its own. See [`crate::otlp`].
+    #[cfg(feature = "otlp")]
+    pub fn otlp(mut self, endpoint: impl Into<String>) -> Self {
+        let headers = self.otlp.take().map(|(_, h)| h).unwrap_or_default();
+        self.otlp = Some((endpoint.into(), headers));
+        self
+    }
+
+    /// A header sent with every OTLP request (an API key, `authorization`), with [`Builder::otlp`].
+    #[cfg(feature = "otlp")]
+    pub fn otlp_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        let (endpoint, mut headers) = self.otlp.take().unwrap_or_default();
+        headers.push((name.into(), value.into()));
+        self.otlp = Some((endpoint, headers));
         self
     }
 
@@ -427,6 +454,29 @@ impl Builder {
             if let Some(v) = get("XRAY_SERVICE") {
                 b = b.service(v);
             }
+            if let Some(endpoint) = get("XRAY_OTLP_ENDPOINT").filter(|v| !v.trim().is_empty()) {
+                let headers = match get("XRAY_OTLP_HEADERS") {
+                    None => Vec::new(),
+                    Some(v) => parse_otlp_headers(&v).ok_or(Error::Env {
+                        var: "XRAY_OTLP_HEADERS",
+                        value: "(not shown: it may hold a key)".to_owned(),
+                        expected: "name=value pairs separated by commas",
+                    })?,
+                };
+                #[cfg(not(feature = "otlp"))]
+                {
+                    let _ = headers;
+                    return Err(Error::Env {
+                        var: "XRAY_OTLP_ENDPOINT",
+                        value: endpoint,
+                        expected: "no endpoint: this build of xray has no `otlp` feature",
+                    });
+                }
+                #[cfg(feature = "otlp")]
+                {
+                    b.otlp = Some((endpoint.trim().to_owned(), headers));
+                }
+            }
             Ok(b)
         };
         match apply(self) {
@@ -501,6 +551,24 @@ impl Builder {
             pid: std::process::id(),
         });
         let recycler = Arc::new(Recycler::default());
+        #[cfg_attr(not(feature = "otlp"), allow(unused_mut))]
+        let mut pipeline = self.pipeline;
+        #[cfg(feature = "otlp")]
+        if let Some((endpoint, headers)) = self.otlp {
+            if endpoint.trim().is_empty() {
+                return Err(Error::Otlp(
+                    "otlp_header was set, but no endpoint: call .otlp(url) too".to_owned(),
+                ));
+            }
+            let mut config = crate::otlp::OtlpConfig::new(&endpoint);
+            config.headers = headers;
+            pipeline.otlp = Some(Arc::new(crate::otlp::OtlpExporter::start(
+                config,
+                &defaults,
+                Arc::clone(&counters),
+                self.shutdown_timeout,
+            )?));
+        }
         let worker = Worker {
             defaults: Arc::clone(&defaults),
             recycler: Arc::clone(&recycler),
@@ -508,7 +576,7 @@ impl Builder {
             rx,
             control: control_rx,
             store: Arc::clone(&store),
-            pipeline: self.pipeline,
+            pipeline,
             counters: Arc::clone(&counters),
             wake_pending: Arc::clone(&wake_pending),
             flush_interval: self.flush_interval,
@@ -531,6 +599,24 @@ impl Builder {
         let guard = XRayGuard::new(control_tx, handle, counters, self.shutdown_timeout);
         Ok((XRayLayer::new(sink, defaults), guard, store))
     }
+}
+
+/// `XRAY_OTLP_HEADERS`, parsed with or without the `otlp` feature (so a bad value is named
+/// either way).
+fn parse_otlp_headers(text: &str) -> Option<Vec<(String, String)>> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, value) = pair.split_once('=')?;
+            let name = name.trim();
+            let valid = !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
+            valid.then(|| (name.to_owned(), value.trim().to_owned()))
+        })
+        .collect()
 }
 
 fn executable_name() -> Option<String> {

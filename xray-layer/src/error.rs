@@ -22,6 +22,9 @@ pub enum Error {
     },
     /// The writer thread could not be started.
     Spawn(std::io::Error),
+    /// The OTLP endpoint cannot be used (feature `otlp`): not an http(s) URL, or https without
+    /// the `remote-tls` feature.
+    Otlp(String),
 }
 
 impl fmt::Display for Error {
@@ -34,6 +37,7 @@ impl fmt::Display for Error {
                 expected,
             } => write!(f, "{var}={value:?} is not valid: expected {expected}"),
             Error::Spawn(e) => write!(f, "X-Ray cannot start its writer thread: {e}"),
+            Error::Otlp(why) => write!(f, "X-Ray cannot export to OTLP: {why}"),
         }
     }
 }
@@ -43,7 +47,7 @@ impl std::error::Error for Error {
         match self {
             Error::Store(e) => Some(e),
             Error::Spawn(e) => Some(e),
-            Error::Env { .. } => None,
+            Error::Env { .. } | Error::Otlp(_) => None,
         }
     }
 }

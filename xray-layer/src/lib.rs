@@ -81,12 +81,14 @@
 //! | [`store`] | the [`Store`](store::Store) trait, SQLite and in-memory stores, read queries; `PostgresStore` with feature `postgres` |
 //! | `remote` (feature `remote`) | `RemoteStore`: records sent to an `xray-server` through a bounded local spool |
 //! | [`export`] | whole runs as one JSON document: what the server exports and ingests |
+//! | `otlp` (feature `otlp`) | runs and steps also sent as OpenTelemetry spans to Jaeger, Tempo, Phoenix… |
 //!
 //! | feature | adds |
 //! |---|---|
 //! | `remote` | `.remote(url)`, `XRAY_ENDPOINT`: record to a server over HTTP (ureq, gzip) |
 //! | `remote-tls` | the same over https (rustls) |
 //! | `postgres` | `.postgres(url)`, `XRAY_DB=postgres://…`: record into PostgreSQL, which `xray-server` replicas serve |
+//! | `otlp` | `.otlp(url)`, `XRAY_OTLP_ENDPOINT`: also send runs and steps as OTLP spans (OpenInference kinds) |
 //!
 //! ## Costs
 //!
@@ -110,6 +112,9 @@ pub mod export;
 mod ids;
 mod layer;
 pub mod model;
+#[cfg(feature = "otlp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "otlp")))]
+pub mod otlp;
 pub mod processor;
 mod recorder;
 mod recycle;

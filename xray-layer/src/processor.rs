@@ -11,7 +11,9 @@
 //!    structure stays) and wrapped as `{"$xray_truncated": true, "original_bytes": N, "value": …}`;
 //! 3. your [`Processor`]s, in the order added;
 //! 4. the hooks: [`Builder::on_step_end`](crate::Builder::on_step_end) and
-//!    [`Builder::on_execution_end`](crate::Builder::on_execution_end).
+//!    [`Builder::on_execution_end`](crate::Builder::on_execution_end);
+//! 5. with an OTLP endpoint (feature `otlp`), the span export's hand-off, which sees the record
+//!    as the store will.
 //!
 //! A panic in a processor or a hook is caught and counted
 //! ([`RecorderStats::hook_panics`](crate::RecorderStats)); the record is still written.
@@ -63,6 +65,9 @@ pub(crate) struct Pipeline {
     pub(crate) on_step_end: Vec<StepHook>,
     pub(crate) on_execution_end: Vec<ExecutionHook>,
     pub(crate) on_write_error: Vec<ErrorHook>,
+    /// Runs and steps also sent as OTLP spans (feature `otlp`), after the hooks.
+    #[cfg(feature = "otlp")]
+    pub(crate) otlp: Option<Arc<crate::otlp::OtlpExporter>>,
 }
 
 impl Pipeline {
@@ -104,6 +109,10 @@ impl Pipeline {
                 }
             }
             _ => {}
+        }
+        #[cfg(feature = "otlp")]
+        if let Some(otlp) = &self.otlp {
+            otlp.record(record);
         }
     }
 

@@ -21,6 +21,12 @@ pub struct RecorderStats {
     pub failed: u64,
     /// Panics caught in hooks and processors (the record was still written).
     pub hook_panics: u64,
+    /// Spans accepted by the OTLP collector (feature `otlp`; 0 without an endpoint).
+    pub spans_exported: u64,
+    /// Spans dropped because the OTLP exporter's queue was full.
+    pub spans_dropped: u64,
+    /// Spans the OTLP collector refused, or that could not be sent after every retry.
+    pub spans_failed: u64,
 }
 
 /// Returned by [`Builder::build`](crate::Builder::build) beside the layer: keep it alive for as
@@ -81,6 +87,9 @@ impl XRayGuard {
             dropped: c.app.dropped.load(Ordering::Relaxed),
             failed: c.writer.failed.load(Ordering::Relaxed),
             hook_panics: c.writer.hook_panics.load(Ordering::Relaxed),
+            spans_exported: c.writer.spans_exported.load(Ordering::Relaxed),
+            spans_dropped: c.writer.spans_dropped.load(Ordering::Relaxed),
+            spans_failed: c.writer.spans_failed.load(Ordering::Relaxed),
         }
     }
 

@@ -81,6 +81,10 @@ pub(crate) struct WriterCounters {
     pub(crate) written: AtomicU64,
     pub(crate) failed: AtomicU64,
     pub(crate) hook_panics: AtomicU64,
+    /// OTLP export (feature `otlp`): written by the writer (dropped) and the exporter thread.
+    pub(crate) spans_exported: AtomicU64,
+    pub(crate) spans_dropped: AtomicU64,
+    pub(crate) spans_failed: AtomicU64,
 }
 
 /// A value alone on its cache lines (128 bytes: adjacent-line prefetchers pair lines).
