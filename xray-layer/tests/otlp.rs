@@ -257,8 +257,10 @@ fn catalog() -> Vec<Product> {
 #[test]
 fn a_run_arrives_as_one_trace_of_nested_spans_with_the_step_summaries() {
     let receiver = Receiver::start(0);
+    // The default store (SQLite, whose rows the writer binds without building records) beside it.
+    let dir = tempfile::tempdir().expect("a temporary directory");
     let (layer, guard, store) = xray::layer()
-        .memory()
+        .sqlite(dir.path().join("xray.db"))
         .service("otlp-test-service")
         .otlp(&receiver.url)
         .otlp_header("x-api-key", "k-123")
