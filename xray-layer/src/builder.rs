@@ -601,20 +601,15 @@ impl Builder {
     }
 }
 
-/// `XRAY_OTLP_HEADERS`, parsed with or without the `otlp` feature (so a bad value is named
-/// either way).
+/// `XRAY_OTLP_HEADERS` (`name=value,name=value`) split into pairs, with or without the `otlp`
+/// feature, so a malformed list is named either way. Names and values are checked by `build()`.
 fn parse_otlp_headers(text: &str) -> Option<Vec<(String, String)>> {
     text.split(',')
         .map(str::trim)
         .filter(|pair| !pair.is_empty())
         .map(|pair| {
             let (name, value) = pair.split_once('=')?;
-            let name = name.trim();
-            let valid = !name.is_empty()
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
-            valid.then(|| (name.to_owned(), value.trim().to_owned()))
+            Some((name.trim().to_owned(), value.trim().to_owned()))
         })
         .collect()
 }

@@ -479,6 +479,18 @@ fn a_bad_endpoint_or_header_list_is_an_error_from_build() {
         Err(xray::Error::Otlp(why)) => assert!(why.contains("localhost:4318"), "{why}"),
         other => panic!("expected an OTLP error, got {:?}", other.map(|_| ())),
     }
+    let bad_header = xray::layer()
+        .memory()
+        .otlp("http://127.0.0.1:4318")
+        .otlp_header("authorization", "Bearer k\n-injected: 1")
+        .build();
+    match bad_header {
+        Err(xray::Error::Otlp(why)) => {
+            assert!(why.contains("authorization"), "{why}");
+            assert!(!why.contains("Bearer"), "the value is not echoed: {why}");
+        }
+        other => panic!("expected an OTLP error, got {:?}", other.map(|_| ())),
+    }
     let env = |var: &str| match var {
         "XRAY_DB" => Some(":memory:".to_owned()),
         "XRAY_OTLP_ENDPOINT" => Some("http://127.0.0.1:4318".to_owned()),

@@ -127,6 +127,23 @@ impl OtlpConfig {
                 "endpoint {url:?}: https needs the `remote-tls` feature of xray"
             )));
         }
+        for (name, value) in &self.headers {
+            let name_ok = !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
+            // Visible ASCII, spaces and tabs: what HTTP allows in a field value.
+            let value_ok = value
+                .bytes()
+                .all(|b| b == b'\t' || (0x20..0x7f).contains(&b));
+            if !(name_ok && value_ok) {
+                // The value is not shown: it is often a key.
+                return Err(Error::Otlp(format!(
+                    "header {name:?}: a name of letters, digits, '-' and '_', and a value of \
+                     visible ASCII are expected"
+                )));
+            }
+        }
         Ok(())
     }
 }
