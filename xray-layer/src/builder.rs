@@ -18,7 +18,7 @@
 //! | `XRAY_MAX_LOGS_PER_STEP` | [`Builder::max_logs_per_step`] | log lines |
 //! | `XRAY_SERVICE` | [`Builder::service`] | a name |
 //! | `XRAY_OTLP_ENDPOINT` | `Builder::otlp` (feature `otlp`) | a collector's OTLP/HTTP URL (`http://localhost:4318`); runs and steps are also sent there as spans |
-//! | `XRAY_OTLP_HEADERS` | `Builder::otlp_header` | `name=value,name=value` sent with each OTLP request |
+//! | `XRAY_OTLP_HEADERS` | `Builder::otlp_header` | `name=value,name=value` sent with each OTLP request (values percent-encoded, as in `OTEL_EXPORTER_OTLP_HEADERS`) |
 //!
 //! A variable with a value X-Ray cannot use is an [`Error::Env`] from `build()`, naming it.
 
@@ -99,7 +99,7 @@ enum StoreChoice {
 /// | `XRAY_MAX_LOGS_PER_STEP` | [`Builder::max_logs_per_step`] | log lines |
 /// | `XRAY_SERVICE` | [`Builder::service`] | a name |
 /// | `XRAY_OTLP_ENDPOINT` | `Builder::otlp` (feature `otlp`) | a collector's OTLP/HTTP URL (`http://localhost:4318`); runs and steps are also sent there as spans |
-/// | `XRAY_OTLP_HEADERS` | `Builder::otlp_header` | `name=value,name=value` sent with each OTLP request |
+/// | `XRAY_OTLP_HEADERS` | `Builder::otlp_header` | `name=value,name=value` sent with each OTLP request (values percent-encoded, as in `OTEL_EXPORTER_OTLP_HEADERS`) |
 ///
 /// A variable with a value X-Ray cannot use is an [`Error::Env`] from `build()`, naming it.
 pub struct Builder {
@@ -113,9 +113,11 @@ pub struct Builder {
     shutdown_timeout: Duration,
     service: Option<String>,
     pipeline: Pipeline,
-    /// An OTLP endpoint and its headers (used with feature `otlp`).
+    /// The OTLP endpoint and the headers to send it (used with feature `otlp`).
     #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
-    otlp: Option<(String, Vec<(String, String)>)>,
+    otlp_endpoint: Option<String>,
+    #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
+    otlp_headers: Vec<(String, String)>,
     env_error: Option<Error>,
 }
 
@@ -142,7 +144,8 @@ impl Default for Builder {
             max_logs_per_step: DEFAULT_MAX_LOGS_PER_STEP,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             service: None,
-            otlp: None,
+            otlp_endpoint: None,
+            otlp_headers: Vec::new(),
             pipeline: Pipeline {
                 max_payload_bytes: Some(DEFAULT_MAX_PAYLOAD_BYTES),
                 ..Pipeline::default()
@@ -278,17 +281,15 @@ impl Builder {
     /// thread of its own. See [`crate::otlp`].
     #[cfg(feature = "otlp")]
     pub fn otlp(mut self, endpoint: impl Into<String>) -> Self {
-        let headers = self.otlp.take().map(|(_, h)| h).unwrap_or_default();
-        self.otlp = Some((endpoint.into(), headers));
+        self.otlp_endpoint = Some(endpoint.into());
         self
     }
 
-    /// A header sent with every OTLP request (an API key, `authorization`), with [`Builder::otlp`].
+    /// A header sent with every OTLP request (an API key, `authorization`), when there is an
+    /// endpoint ([`Builder::otlp`] or `XRAY_OTLP_ENDPOINT`). Added to those of `XRAY_OTLP_HEADERS`.
     #[cfg(feature = "otlp")]
     pub fn otlp_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        let (endpoint, mut headers) = self.otlp.take().unwrap_or_default();
-        headers.push((name.into(), value.into()));
-        self.otlp = Some((endpoint, headers));
+        self.otlp_headers.push((name.into(), value.into()));
         self
     }
 
@@ -454,28 +455,24 @@ impl Builder {
             if let Some(v) = get("XRAY_SERVICE") {
                 b = b.service(v);
             }
+            // Headers apart from the endpoint: the key in the environment, the URL in code.
+            if let Some(v) = get("XRAY_OTLP_HEADERS") {
+                let headers = parse_otlp_headers(&v).ok_or(Error::Env {
+                    var: "XRAY_OTLP_HEADERS",
+                    value: "(not shown: it may hold a key)".to_owned(),
+                    expected: "name=value pairs separated by commas, values percent-encoded",
+                })?;
+                b.otlp_headers.extend(headers);
+            }
             if let Some(endpoint) = get("XRAY_OTLP_ENDPOINT").filter(|v| !v.trim().is_empty()) {
-                let headers = match get("XRAY_OTLP_HEADERS") {
-                    None => Vec::new(),
-                    Some(v) => parse_otlp_headers(&v).ok_or(Error::Env {
-                        var: "XRAY_OTLP_HEADERS",
-                        value: "(not shown: it may hold a key)".to_owned(),
-                        expected: "name=value pairs separated by commas",
-                    })?,
-                };
-                #[cfg(not(feature = "otlp"))]
-                {
-                    let _ = headers;
+                if cfg!(not(feature = "otlp")) {
                     return Err(Error::Env {
                         var: "XRAY_OTLP_ENDPOINT",
                         value: endpoint,
                         expected: "no endpoint: this build of xray has no `otlp` feature",
                     });
                 }
-                #[cfg(feature = "otlp")]
-                {
-                    b.otlp = Some((endpoint.trim().to_owned(), headers));
-                }
+                b.otlp_endpoint = Some(endpoint.trim().to_owned());
             }
             Ok(b)
         };
@@ -554,14 +551,9 @@ impl Builder {
         #[cfg_attr(not(feature = "otlp"), allow(unused_mut))]
         let mut pipeline = self.pipeline;
         #[cfg(feature = "otlp")]
-        if let Some((endpoint, headers)) = self.otlp {
-            if endpoint.trim().is_empty() {
-                return Err(Error::Otlp(
-                    "otlp_header was set, but no endpoint: call .otlp(url) too".to_owned(),
-                ));
-            }
+        if let Some(endpoint) = self.otlp_endpoint {
             let mut config = crate::otlp::OtlpConfig::new(&endpoint);
-            config.headers = headers;
+            config.headers = self.otlp_headers;
             pipeline.otlp = Some(Arc::new(crate::otlp::OtlpExporter::start(
                 config,
                 &defaults,
@@ -601,15 +593,20 @@ impl Builder {
     }
 }
 
-/// `XRAY_OTLP_HEADERS` (`name=value,name=value`) split into pairs, with or without the `otlp`
-/// feature, so a malformed list is named either way. Names and values are checked by `build()`.
+/// `XRAY_OTLP_HEADERS` (`name=value,name=value`, values percent-encoded as in
+/// `OTEL_EXPORTER_OTLP_HEADERS`: `authorization=Basic%20…`) split into pairs, with or without the
+/// `otlp` feature, so a malformed list is named either way. Names and values are checked by
+/// `build()`.
 fn parse_otlp_headers(text: &str) -> Option<Vec<(String, String)>> {
     text.split(',')
         .map(str::trim)
         .filter(|pair| !pair.is_empty())
         .map(|pair| {
             let (name, value) = pair.split_once('=')?;
-            Some((name.trim().to_owned(), value.trim().to_owned()))
+            let value = percent_encoding::percent_decode_str(value.trim())
+                .decode_utf8()
+                .ok()?;
+            Some((name.trim().to_owned(), value.into_owned()))
         })
         .collect()
 }

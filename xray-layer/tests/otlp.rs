@@ -27,16 +27,33 @@ struct Received {
     request: ExportTraceServiceRequest,
 }
 
-/// An OTLP/HTTP traces receiver: answers `503` to the first `fail_first` requests, then `200`.
+/// How a receiver answers its first requests.
+#[derive(Clone, Copy)]
+struct Failing {
+    /// Requests answered with `status` before the receiver accepts.
+    first: usize,
+    status: u16,
+    retry_after: Option<&'static str>,
+}
+
+const ACCEPT: Failing = Failing {
+    first: 0,
+    status: 200,
+    retry_after: None,
+};
+
+/// An OTLP/HTTP traces receiver: answers the first requests as `failing` says, then `200`.
 struct Receiver {
     url: String,
     received: Arc<Mutex<Vec<Received>>>,
     attempts: Arc<AtomicUsize>,
+    /// When each request arrived.
+    arrivals: Arc<Mutex<Vec<Instant>>>,
     _runtime: tokio::runtime::Runtime,
 }
 
 impl Receiver {
-    fn start(fail_first: usize) -> Receiver {
+    fn start(failing: Failing) -> Receiver {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -48,17 +65,23 @@ impl Receiver {
         let url = format!("http://{}", listener.local_addr().expect("its address"));
         let received = Arc::new(Mutex::new(Vec::new()));
         let attempts = Arc::new(AtomicUsize::new(0));
-        let (r, a) = (Arc::clone(&received), Arc::clone(&attempts));
+        let arrivals = Arc::new(Mutex::new(Vec::new()));
+        let (r, a, t) = (
+            Arc::clone(&received),
+            Arc::clone(&attempts),
+            Arc::clone(&arrivals),
+        );
         runtime.spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
-                let (r, a) = (Arc::clone(&r), Arc::clone(&a));
+                let (r, a, t) = (Arc::clone(&r), Arc::clone(&a), Arc::clone(&t));
                 tokio::spawn(async move {
                     let service = service_fn(move |req: Request<hyper::body::Incoming>| {
                         let (r, a) = (Arc::clone(&r), Arc::clone(&a));
-                        async move { Ok::<_, hyper::Error>(receive(req, r, a, fail_first).await) }
+                        t.lock().expect("arrivals lock").push(Instant::now());
+                        async move { Ok::<_, hyper::Error>(receive(req, r, a, failing).await) }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
@@ -70,6 +93,7 @@ impl Receiver {
             url,
             received,
             attempts,
+            arrivals,
             _runtime: runtime,
         }
     }
@@ -89,7 +113,7 @@ async fn receive(
     req: Request<hyper::body::Incoming>,
     received: Arc<Mutex<Vec<Received>>>,
     attempts: Arc<AtomicUsize>,
-    fail_first: usize,
+    failing: Failing,
 ) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_owned();
     let headers: HashMap<String, String> = req
@@ -104,8 +128,15 @@ async fn receive(
     if path != "/v1/traces" {
         return reply(404);
     }
-    if attempts.fetch_add(1, Ordering::SeqCst) < fail_first {
-        return reply(503);
+    if attempts.fetch_add(1, Ordering::SeqCst) < failing.first {
+        let mut response = reply(failing.status);
+        if let Some(after) = failing.retry_after {
+            response.headers_mut().insert(
+                "retry-after",
+                hyper::header::HeaderValue::from_static(after),
+            );
+        }
+        return response;
     }
     let mut bytes = Vec::new();
     if headers.get("content-encoding").map(String::as_str) == Some("gzip") {
@@ -256,7 +287,7 @@ fn catalog() -> Vec<Product> {
 
 #[test]
 fn a_run_arrives_as_one_trace_of_nested_spans_with_the_step_summaries() {
-    let receiver = Receiver::start(0);
+    let receiver = Receiver::start(ACCEPT);
     // The default store (SQLite, whose rows the writer binds without building records) beside it.
     let dir = tempfile::tempdir().expect("a temporary directory");
     let (layer, guard, store) = xray::layer()
@@ -272,8 +303,11 @@ fn a_run_arrives_as_one_trace_of_nested_spans_with_the_step_summaries() {
         });
     assert_eq!(selected.as_deref(), Some("B0099"));
     guard.flush();
+    wait_until(Duration::from_secs(30), "7 spans exported", || {
+        guard.stats().spans_exported == 7
+    });
     let stats = guard.stats();
-    drop(guard); // sends what the exporter holds
+    drop(guard);
 
     // What X-Ray stored, to compare the spans with.
     let runs = store
@@ -409,7 +443,11 @@ fn a_run_arrives_as_one_trace_of_nested_spans_with_the_step_summaries() {
 
 #[test]
 fn a_collector_that_answers_503_gets_every_span_once_it_recovers() {
-    let receiver = Receiver::start(2);
+    let receiver = Receiver::start(Failing {
+        first: 2,
+        status: 503,
+        retry_after: None,
+    });
     let (layer, guard) = xray::layer()
         .memory()
         .otlp(format!("{}/v1/traces", receiver.url))
@@ -443,11 +481,14 @@ fn a_collector_that_answers_503_gets_every_span_once_it_recovers() {
 
 #[test]
 fn an_unreachable_collector_costs_the_program_nothing_and_every_span_is_counted() {
-    // A port that was free a moment ago: connections are refused.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a port")
-        .port();
+    // A collector that hangs up on every connection without a word.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+    let port = listener.local_addr().expect("its address").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            drop(stream);
+        }
+    });
     let (layer, guard, store) = xray::layer()
         .memory()
         .otlp(format!("http://127.0.0.1:{port}"))
@@ -507,4 +548,70 @@ fn a_bad_endpoint_or_header_list_is_an_error_from_build() {
         }
         other => panic!("expected an env error, got {:?}", other.map(|_| ())),
     }
+}
+
+#[test]
+fn headers_from_the_environment_go_with_an_endpoint_set_in_code() {
+    let receiver = Receiver::start(ACCEPT);
+    // The key in the environment (percent-encoded, as OTEL_EXPORTER_OTLP_HEADERS has it), the
+    // URL in code, in either order.
+    let env = |var: &str| match var {
+        "XRAY_DB" => Some(":memory:".to_owned()),
+        "XRAY_OTLP_HEADERS" => Some("authorization=Basic%20a2V5,x-team=search".to_owned()),
+        _ => None,
+    };
+    let (layer, guard) = xray::layer()
+        .otlp(&receiver.url)
+        .with_env(env)
+        .otlp_header("x-extra", "1")
+        .build()
+        .expect("build");
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        find_competitor(catalog());
+    });
+    guard.flush();
+    wait_until(Duration::from_secs(30), "7 spans exported", || {
+        guard.stats().spans_exported == 7
+    });
+    drop(guard);
+    let received = receiver.received.lock().expect("lock").clone();
+    assert!(!received.is_empty());
+    for r in &received {
+        assert_eq!(
+            r.headers.get("authorization").map(String::as_str),
+            Some("Basic a2V5")
+        );
+        assert_eq!(r.headers.get("x-team").map(String::as_str), Some("search"));
+        assert_eq!(r.headers.get("x-extra").map(String::as_str), Some("1"));
+    }
+}
+
+#[test]
+fn a_throttling_collector_is_retried_no_sooner_than_its_retry_after() {
+    let receiver = Receiver::start(Failing {
+        first: 1,
+        status: 429,
+        retry_after: Some("1"),
+    });
+    let (layer, guard) = xray::layer()
+        .memory()
+        .otlp(&receiver.url)
+        .build()
+        .expect("build");
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        find_competitor(catalog());
+    });
+    guard.flush();
+    wait_until(Duration::from_secs(30), "7 spans exported", || {
+        guard.stats().spans_exported == 7
+    });
+    drop(guard);
+    let arrivals = receiver.arrivals.lock().expect("lock").clone();
+    assert!(arrivals.len() >= 2, "a 429, then the retry");
+    // Without Retry-After the first retry would come after 100 ms.
+    let gap = arrivals[1] - arrivals[0];
+    assert!(
+        gap >= Duration::from_millis(950),
+        "retried after {gap:?}, before the collector's Retry-After of 1 s"
+    );
 }

@@ -42,12 +42,13 @@
 //! summary into a bounded channel ([`DEFAULT_OTLP_QUEUE_CAPACITY`]) and goes on; the exporter
 //! thread builds the spans and sends them in batches ([`DEFAULT_OTLP_BATCH_SIZE`] spans, or
 //! every [`DEFAULT_OTLP_FLUSH_INTERVAL`]). A collector that is down or answers 429/502/503/504
-//! is retried with backoff, [`DEFAULT_OTLP_MAX_ATTEMPTS`] times per batch; other answers are
-//! final. Spans dropped from a full channel, or never accepted, are counted
-//! ([`RecorderStats::spans_dropped`](crate::RecorderStats::spans_dropped),
+//! is retried with backoff (or after its `Retry-After`), [`DEFAULT_OTLP_MAX_ATTEMPTS`] times
+//! per batch; other answers are final. Spans dropped from a full channel, or never accepted, are
+//! counted ([`RecorderStats::spans_dropped`](crate::RecorderStats::spans_dropped),
 //! [`spans_failed`](crate::RecorderStats::spans_failed)) and said on stderr when the guard is
-//! dropped; the X-Ray store is not affected by any of it. Dropping the guard sends what is left,
-//! for at most the builder's shutdown timeout.
+//! dropped; the X-Ray store is not affected by any of it. Dropping the guard sends what is left
+//! for at most the builder's shutdown timeout (on top of the writer's own), and counts what it
+//! could not send as failed. `guard.flush()` waits for the store, not for the exporter.
 
 mod sender;
 mod spans;
@@ -62,8 +63,8 @@ use crossbeam_channel::{Sender, TrySendError};
 use spans::Source;
 use std::io::Write;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 /// Spans waiting for the exporter thread before new ones are dropped.
 pub const DEFAULT_OTLP_QUEUE_CAPACITY: usize = 8_192;
@@ -148,15 +149,21 @@ impl OtlpConfig {
     }
 }
 
-/// The writer thread's end of the exporter. Dropping it lets the exporter thread send what is
-/// left (bounded by the shutdown timeout) and waits for it, bounded too.
+/// The writer thread's end of the exporter. Dropping it gives the exporter thread the shutdown
+/// timeout to send what is left (what it cannot send by then is counted as failed) and waits
+/// that long for it, no longer.
 pub(crate) struct OtlpExporter {
     tx: Option<Sender<Source>>,
     done: crossbeam_channel::Receiver<()>,
     counters: Arc<Counters>,
     last_error: Arc<Mutex<Option<String>>>,
-    wait_at_shutdown: Duration,
+    deadline: Arc<OnceLock<Instant>>,
+    shutdown_timeout: Duration,
 }
+
+/// A shutdown timeout of "forever" (`Duration::MAX`) is taken as a day: an `Instant` cannot
+/// hold more.
+const LONGEST_SHUTDOWN: Duration = Duration::from_secs(24 * 60 * 60);
 
 impl OtlpExporter {
     pub(crate) fn start(
@@ -169,7 +176,7 @@ impl OtlpExporter {
         let (tx, rx) = crossbeam_channel::bounded(config.queue_capacity.max(1));
         let (done_tx, done) = crossbeam_channel::bounded(1);
         let last_error = Arc::new(Mutex::new(None));
-        let wait_at_shutdown = shutdown_timeout + config.request_timeout;
+        let deadline = Arc::new(OnceLock::new());
         let exporter = sender::Exporter::new(
             config,
             spans::resource_attributes(
@@ -179,11 +186,12 @@ impl OtlpExporter {
             ),
             Arc::clone(&counters),
             Arc::clone(&last_error),
+            Arc::clone(&deadline),
         );
         std::thread::Builder::new()
             .name("xray-otlp".into())
             .spawn(move || {
-                exporter.run(rx, shutdown_timeout);
+                exporter.run(rx);
                 let _ = done_tx.send(());
             })
             .map_err(Error::Spawn)?;
@@ -192,7 +200,8 @@ impl OtlpExporter {
             done,
             counters,
             last_error,
-            wait_at_shutdown,
+            deadline,
+            shutdown_timeout: shutdown_timeout.min(LONGEST_SHUTDOWN),
         })
     }
 
@@ -222,8 +231,13 @@ impl OtlpExporter {
 
 impl Drop for OtlpExporter {
     fn drop(&mut self) {
+        let _ = self.deadline.set(Instant::now() + self.shutdown_timeout);
         self.tx = None;
-        let finished = self.done.recv_timeout(self.wait_at_shutdown).is_ok();
+        // A little past the deadline: the exporter counts what it gives up on first.
+        let finished = self
+            .done
+            .recv_timeout(self.shutdown_timeout + Duration::from_millis(200))
+            .is_ok();
         let w = &self.counters.writer;
         let dropped = w.spans_dropped.load(Ordering::Relaxed);
         let failed = w.spans_failed.load(Ordering::Relaxed);

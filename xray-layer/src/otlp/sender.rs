@@ -14,13 +14,15 @@ use prost::Message;
 use std::collections::{HashMap, VecDeque};
 use std::io::{Read, Write};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 /// The first retry of a batch waits this long; each failure doubles it.
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// A collector's `Retry-After` is honoured up to this long (the batch holds the queue meanwhile).
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 
 pub(super) struct Exporter {
     pub(super) config: OtlpConfig,
@@ -28,6 +30,8 @@ pub(super) struct Exporter {
     pub(super) counters: Arc<Counters>,
     pub(super) last_error: Arc<Mutex<Option<String>>>,
     pub(super) agent: ureq::Agent,
+    /// Set when the guard is dropped: what is not exported by then is counted as failed.
+    deadline: Arc<OnceLock<Instant>>,
     /// Executions started and not finished: their names and start times wait here for the
     /// root span. Bounded; the oldest is forgotten first (its span is then named `execution`).
     open: HashMap<Uuid, OpenExecution>,
@@ -41,6 +45,7 @@ impl Exporter {
         resource: Vec<KeyValue>,
         counters: Arc<Counters>,
         last_error: Arc<Mutex<Option<String>>>,
+        deadline: Arc<OnceLock<Instant>>,
     ) -> Exporter {
         let agent = ureq::AgentBuilder::new()
             .timeout_connect(config.request_timeout.min(Duration::from_secs(5)))
@@ -52,6 +57,7 @@ impl Exporter {
             counters,
             last_error,
             agent,
+            deadline,
             open: HashMap::new(),
             open_order: VecDeque::new(),
             batch: Vec::new(),
@@ -59,11 +65,20 @@ impl Exporter {
     }
 
     /// Receives until the writer drops its end, exporting a batch when it is full or
-    /// `flush_interval` has passed since the first span in it; then exports what is left,
-    /// giving up at `deadline` after the channel closed.
-    pub(super) fn run(mut self, rx: Receiver<Source>, shutdown_timeout: Duration) {
+    /// `flush_interval` has passed since the first span in it; then exports what is left.
+    /// Once the shutdown deadline is set (the guard was dropped), whatever is not exported by
+    /// then is counted as failed and the thread ends.
+    pub(super) fn run(mut self, rx: Receiver<Source>) {
         let mut oldest: Option<Instant> = None;
         loop {
+            if self.past_deadline() {
+                let left = self.batch.len() as u64
+                    + rx.try_iter()
+                        .filter(|s| !matches!(s, Source::ExecutionStarted { .. }))
+                        .count() as u64;
+                self.give_up(left);
+                return;
+            }
             let wait = match oldest {
                 Some(at) => self.config.flush_interval.saturating_sub(at.elapsed()),
                 None => self.config.flush_interval,
@@ -73,29 +88,44 @@ impl Exporter {
                     self.take(source);
                     oldest.get_or_insert_with(Instant::now);
                     if self.batch.len() >= self.config.batch_size {
-                        self.export(None);
+                        self.export();
                         oldest = None;
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {
                     if !self.batch.is_empty() {
-                        self.export(None);
+                        self.export();
                     }
                     oldest = None;
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
             }
         }
-        let deadline = Instant::now() + shutdown_timeout;
         while !self.batch.is_empty() {
-            if Instant::now() >= deadline {
-                let left = self.batch.len() as u64;
-                self.batch.clear();
-                self.failed(left, "not exported within the shutdown timeout".to_owned());
-                break;
+            if self.past_deadline() {
+                self.give_up(self.batch.len() as u64);
+                return;
             }
-            self.export(Some(deadline));
+            self.export();
         }
+    }
+
+    fn past_deadline(&self) -> bool {
+        self.deadline.get().is_some_and(|d| Instant::now() >= *d)
+    }
+
+    /// Counts `spans` as failed at the shutdown deadline, keeping the last error in the message.
+    fn give_up(&mut self, spans: u64) {
+        self.batch.clear();
+        if spans == 0 {
+            return;
+        }
+        let last = self.last_error.lock().ok().and_then(|e| e.clone());
+        let why = match last {
+            Some(last) => format!("not exported within the shutdown timeout (last error: {last})"),
+            None => "not exported within the shutdown timeout".to_owned(),
+        };
+        self.failed(spans, why);
     }
 
     fn take(&mut self, source: Source) {
@@ -132,11 +162,11 @@ impl Exporter {
         }
     }
 
-    /// Exports up to one batch, retrying with backoff while the collector is unreachable or
-    /// overloaded, until it is accepted, refused for good, or `deadline` (at shutdown) passes.
-    /// While it retries, the writer's spans wait in the bounded channel (and are dropped and
-    /// counted when it is full): the program itself never waits.
-    fn export(&mut self, deadline: Option<Instant>) {
+    /// Exports up to one batch, retrying with backoff (or the collector's `Retry-After`) while
+    /// it is unreachable or overloaded, until it is accepted, refused for good, out of tries, or
+    /// the shutdown deadline comes. While it retries, the writer's spans wait in the bounded
+    /// channel (and are dropped and counted when it is full): the program itself never waits.
+    fn export(&mut self) {
         let take = self.batch.len().min(self.config.batch_size);
         let spans: Vec<Span> = self.batch.drain(..take).collect();
         let count = spans.len() as u64;
@@ -167,7 +197,18 @@ impl Exporter {
         };
         let mut backoff = MIN_BACKOFF;
         for attempt in 1..=self.config.max_attempts {
-            match self.post(&body) {
+            let deadline = self.deadline.get().copied();
+            // At shutdown, no request outlasts the deadline.
+            let timeout = match deadline {
+                Some(d) => d.saturating_duration_since(Instant::now()),
+                None => self.config.request_timeout,
+            }
+            .min(self.config.request_timeout);
+            if timeout.is_zero() {
+                self.give_up(count);
+                return;
+            }
+            match self.post(&body, timeout) {
                 Outcome::Accepted { rejected, message } => {
                     let rejected = rejected.min(count);
                     self.counters
@@ -176,6 +217,9 @@ impl Exporter {
                         .fetch_add(count - rejected, Ordering::Relaxed);
                     if rejected > 0 {
                         self.failed(rejected, format!("the collector rejected spans: {message}"));
+                    } else if !message.is_empty() {
+                        // A partial success with nothing rejected is the collector's warning.
+                        self.set_error(Some(format!("the collector warned: {message}")));
                     } else {
                         self.set_error(None);
                     }
@@ -185,24 +229,26 @@ impl Exporter {
                     self.failed(count, why);
                     return;
                 }
-                Outcome::Retry(why) => {
-                    let out_of_time = deadline.is_some_and(|d| Instant::now() + backoff >= d);
+                Outcome::Retry { why, after } => {
+                    let wait = after.unwrap_or(backoff).max(backoff).min(MAX_RETRY_AFTER);
+                    let out_of_time = deadline.is_some_and(|d| Instant::now() + wait >= d);
                     if attempt == self.config.max_attempts || out_of_time {
                         self.failed(count, why);
                         return;
                     }
                     self.set_error(Some(why));
-                    std::thread::sleep(backoff);
+                    std::thread::sleep(wait);
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
             }
         }
     }
 
-    fn post(&self, body: &[u8]) -> Outcome {
+    fn post(&self, body: &[u8], timeout: Duration) -> Outcome {
         let mut request = self
             .agent
             .post(&self.config.traces_url)
+            .timeout(timeout)
             .set("Content-Type", "application/x-protobuf")
             .set("Content-Encoding", "gzip");
         for (name, value) in &self.config.headers {
@@ -223,16 +269,26 @@ impl Exporter {
                     message: partial.map(|p| p.error_message).unwrap_or_default(),
                 }
             }
-            Err(ureq::Error::Status(code, _)) => {
+            Err(ureq::Error::Status(code, reply)) => {
                 let why = format!("{} answered {code}", self.config.traces_url);
-                // OTLP/HTTP: 429, 502, 503 and 504 are worth retrying; other errors are not.
+                // OTLP/HTTP: 429, 502, 503 and 504 are worth retrying, after `Retry-After`
+                // seconds when the collector says so; other errors are not.
                 match code {
-                    429 | 502 | 503 | 504 => Outcome::Retry(why),
+                    429 | 502 | 503 | 504 => Outcome::Retry {
+                        why,
+                        after: reply
+                            .header("Retry-After")
+                            .and_then(|s| s.trim().parse::<u64>().ok())
+                            .map(Duration::from_secs),
+                    },
                     _ => Outcome::Refused(why),
                 }
             }
             // ureq's message names the URL.
-            Err(e) => Outcome::Retry(e.to_string()),
+            Err(e) => Outcome::Retry {
+                why: e.to_string(),
+                after: None,
+            },
         }
     }
 
@@ -252,9 +308,16 @@ impl Exporter {
 }
 
 enum Outcome {
-    Accepted { rejected: u64, message: String },
+    Accepted {
+        rejected: u64,
+        message: String,
+    },
     Refused(String),
-    Retry(String),
+    Retry {
+        why: String,
+        /// The collector's `Retry-After`, when it gave one.
+        after: Option<Duration>,
+    },
 }
 
 fn gzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
