@@ -229,7 +229,17 @@ impl Evaluation {
     }
 
     /// A free-form check: its name, whether the candidate passed, and why not. The reason is kept
-    /// when the check fails; pass a closure to build it only then.
+    /// when the check fails; pass a closure to build it only then, or `format_args!`, which is
+    /// as lazy and allocates nothing:
+    ///
+    /// ```
+    /// let (category, wanted) = ("Phone Cases", "Laptop Stands");
+    /// let passed = xray::evaluate("B0C4SZXKIG")
+    ///     .check("category", category == wanted, format_args!("{category} is not {wanted}"))
+    ///     .check("in stock", true, || format!("{} left", 0)) // built only on failure
+    ///     .passed();
+    /// assert!(!passed);
+    /// ```
     pub fn check(mut self, name: &str, passed: bool, reason: impl Reason) -> Self {
         self.all_passed &= passed;
         self.with_arena(|arena| {
