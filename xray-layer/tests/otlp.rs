@@ -550,6 +550,19 @@ fn a_bad_endpoint_or_header_list_is_an_error_from_build() {
     }
 }
 
+/// Records one run of the pipeline (7 spans), waits until the collector has accepted all of
+/// them, then drops the guard.
+fn record_one_run_and_export(layer: xray::XRayLayer, guard: xray::XRayGuard) {
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        find_competitor(catalog());
+    });
+    guard.flush();
+    wait_until(Duration::from_secs(30), "7 spans exported", || {
+        guard.stats().spans_exported == 7
+    });
+    drop(guard);
+}
+
 #[test]
 fn headers_from_the_environment_go_with_an_endpoint_set_in_code() {
     let receiver = Receiver::start(ACCEPT);
@@ -566,14 +579,7 @@ fn headers_from_the_environment_go_with_an_endpoint_set_in_code() {
         .otlp_header("x-extra", "1")
         .build()
         .expect("build");
-    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
-        find_competitor(catalog());
-    });
-    guard.flush();
-    wait_until(Duration::from_secs(30), "7 spans exported", || {
-        guard.stats().spans_exported == 7
-    });
-    drop(guard);
+    record_one_run_and_export(layer, guard);
     let received = receiver.received.lock().expect("lock").clone();
     assert!(!received.is_empty());
     for r in &received {
@@ -598,14 +604,7 @@ fn a_throttling_collector_is_retried_no_sooner_than_its_retry_after() {
         .otlp(&receiver.url)
         .build()
         .expect("build");
-    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
-        find_competitor(catalog());
-    });
-    guard.flush();
-    wait_until(Duration::from_secs(30), "7 spans exported", || {
-        guard.stats().spans_exported == 7
-    });
-    drop(guard);
+    record_one_run_and_export(layer, guard);
     let arrivals = receiver.arrivals.lock().expect("lock").clone();
     assert!(arrivals.len() >= 2, "a 429, then the retry");
     // Without Retry-After the first retry would come after 100 ms.
