@@ -59,7 +59,7 @@ use crate::layer::Defaults;
 use crate::model::Record;
 use crate::writer::Counters;
 use crate::Error;
-use crossbeam_channel::{Sender, TrySendError};
+use crossbeam_channel::Sender;
 use spans::Source;
 use std::io::Write;
 use std::sync::atomic::Ordering;
@@ -215,16 +215,15 @@ impl OtlpExporter {
         };
         // The start of an execution is not a span: only spans count as dropped.
         let is_span = !matches!(source, Source::ExecutionStarted { .. });
-        if let Some(tx) = &self.tx {
-            if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = tx.try_send(source)
-            {
-                if is_span {
-                    self.counters
-                        .writer
-                        .spans_dropped
-                        .fetch_add(1, Ordering::Relaxed);
-                }
-            }
+        let sent = self
+            .tx
+            .as_ref()
+            .is_some_and(|tx| tx.try_send(source).is_ok());
+        if !sent && is_span {
+            self.counters
+                .writer
+                .spans_dropped
+                .fetch_add(1, Ordering::Relaxed);
         }
     }
 }

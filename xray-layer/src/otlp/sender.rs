@@ -25,11 +25,11 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 
 pub(super) struct Exporter {
-    pub(super) config: OtlpConfig,
-    pub(super) resource: Vec<KeyValue>,
-    pub(super) counters: Arc<Counters>,
-    pub(super) last_error: Arc<Mutex<Option<String>>>,
-    pub(super) agent: ureq::Agent,
+    config: OtlpConfig,
+    resource: Vec<KeyValue>,
+    counters: Arc<Counters>,
+    last_error: Arc<Mutex<Option<String>>>,
+    agent: ureq::Agent,
     /// Set when the guard is dropped: what is not exported by then is counted as failed.
     deadline: Arc<OnceLock<Instant>>,
     /// Executions started and not finished: their names and start times wait here for the
@@ -76,6 +76,7 @@ impl Exporter {
                     + rx.try_iter()
                         .filter(|s| !matches!(s, Source::ExecutionStarted { .. }))
                         .count() as u64;
+                self.batch.clear();
                 self.give_up(left);
                 return;
             }
@@ -104,6 +105,7 @@ impl Exporter {
         while !self.batch.is_empty() {
             if self.past_deadline() {
                 self.give_up(self.batch.len() as u64);
+                self.batch.clear();
                 return;
             }
             self.export();
@@ -115,8 +117,8 @@ impl Exporter {
     }
 
     /// Counts `spans` as failed at the shutdown deadline, keeping the last error in the message.
-    fn give_up(&mut self, spans: u64) {
-        self.batch.clear();
+    /// (The caller drops them: the batch being sent, or what is left of `self.batch`.)
+    fn give_up(&self, spans: u64) {
         if spans == 0 {
             return;
         }
