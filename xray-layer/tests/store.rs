@@ -1,5 +1,6 @@
-//! The SQLite store's own machinery: lineage answers the same before, during and after the
-//! deferred candidate index catches up (`SqliteStore::index_candidates`).
+//! The SQLite store's own machinery: several processes open one new file together, and lineage
+//! answers the same before, during and after the deferred candidate index catches up
+//! (`SqliteStore::index_candidates`).
 //!
 //! What every store must do, SQLite or not (bad parameters, pagination, every query), is in the
 //! store suite (`tests/store_suite/`), which runs on each engine.
@@ -120,4 +121,28 @@ fn lineage_is_the_same_before_and_after_indexing() {
     let after = page_all(&store);
     assert_eq!(after.len(), 4);
     assert_eq!(after[0].execution_id, id);
+}
+
+/// Workers of one service (or a program and `xray-server`) started together open the same new
+/// database file: every one of them opens it, none fails with "database is locked".
+#[test]
+fn processes_opening_one_new_database_together_all_open_it() {
+    for round in 0..10 {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("xray.db");
+        let start = std::sync::Arc::new(std::sync::Barrier::new(6));
+        let openers: Vec<_> = (0..6)
+            .map(|_| {
+                let (path, start) = (path.clone(), start.clone());
+                std::thread::spawn(move || {
+                    start.wait();
+                    SqliteStore::open(&path).map(drop)
+                })
+            })
+            .collect();
+        for opener in openers {
+            let opened = opener.join().expect("the opener thread");
+            assert!(opened.is_ok(), "round {round}: {opened:?}");
+        }
+    }
 }

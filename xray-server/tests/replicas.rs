@@ -138,7 +138,7 @@ async fn two_replicas_over_one_database_answer_alike_and_stream_every_step_once(
     // Two recording processes send to replica A. They start in the same directory, so they share
     // the default spool file (as workers of one service would).
     let workdir = tempfile::tempdir().expect("a working directory");
-    let recorders: Vec<Process> = ["r1", "r2"]
+    let mut recorders: Vec<Process> = ["r1", "r2"]
         .iter()
         .map(|who| {
             let child = Command::new(std::env::current_exe().expect("the test binary"))
@@ -164,16 +164,21 @@ async fn two_replicas_over_one_database_answer_alike_and_stream_every_step_once(
     let mut finished: HashMap<String, u32> = HashMap::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
     while finished.len() < steps_expected {
-        let message = tokio::time::timeout_at(deadline, socket.next())
-            .await
-            .unwrap_or_else(|_| {
-                panic!(
-                    "B's follower got {} of {steps_expected} steps in 90 s",
-                    finished.len()
-                )
-            })
-            .expect("the socket is open")
-            .expect("a frame");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "B's follower got {} of {steps_expected} steps in 90 s",
+            finished.len()
+        );
+        let Ok(message) = tokio::time::timeout(Duration::from_secs(1), socket.next()).await else {
+            // Nothing for a second: a recorder that failed will never send the rest.
+            for recorder in &mut recorders {
+                if let Ok(Some(status)) = recorder.0.try_wait() {
+                    assert!(status.success(), "a recorder failed: {status}");
+                }
+            }
+            continue;
+        };
+        let message = message.expect("the socket is open").expect("a frame");
         let Message::Text(text) = message else {
             continue;
         };

@@ -64,7 +64,8 @@ impl Spool {
         let mut conn = Connection::open(path).map_err(|e| error(path, e))?;
         conn.busy_timeout(BUSY_TIMEOUT)
             .map_err(|e| error(path, e))?;
-        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
+        crate::store::sqlite::use_wal(&conn, BUSY_TIMEOUT).map_err(|e| error(path, e))?;
+        conn.execute_batch("PRAGMA synchronous = NORMAL;")
             .map_err(|e| error(path, e))?;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -385,6 +386,32 @@ mod tests {
         assert_eq!(a.bytes(), 6, "the size is shared");
         a.remove(first.seq).expect("remove");
         assert_eq!(b.bytes(), 3);
+    }
+
+    #[test]
+    fn processes_starting_together_all_open_one_new_spool() {
+        // Workers of one service started at once open the same new file: none may fail with
+        // "database is locked" (CI saw it when two recorders started together).
+        for round in 0..20 {
+            let dir = tempfile::tempdir().expect("a temporary directory");
+            let path = dir.path().join("spool.db");
+            let start = std::sync::Arc::new(std::sync::Barrier::new(8));
+            let openers: Vec<_> = (0..8)
+                .map(|_| {
+                    let (path, start) = (path.clone(), start.clone());
+                    std::thread::spawn(move || {
+                        start.wait();
+                        Spool::open(&path, 1 << 20).and_then(|s| s.push("[1]", 1))
+                    })
+                })
+                .collect();
+            for opener in openers {
+                let opened = opener.join().expect("the opener thread");
+                assert!(opened.is_ok(), "round {round}: {opened:?}");
+            }
+            let spool = Spool::open(&path, 1 << 20).expect("reopened");
+            assert_eq!(spool.len().expect("len"), 8, "round {round}");
+        }
     }
 
     #[test]

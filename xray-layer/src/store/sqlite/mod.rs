@@ -55,8 +55,7 @@ impl SqliteStore {
             &path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
         )?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(|e| io_error(&path, e))?;
+        use_wal(&conn, BUSY_TIMEOUT).map_err(|e| io_error(&path, e))?;
         // A batch of 10,000 evaluations is a few MB: with SQLite's default 2 MB cache the
         // transaction would spill pages to the WAL before it commits.
         conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)
@@ -157,6 +156,39 @@ fn open_connection(path: &Path, flags: OpenFlags) -> Result<Connection, StoreErr
         .map_err(|e| io_error(path, e))?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
+}
+
+/// Puts the file in WAL mode, waiting up to `timeout` for other processes opening it too.
+///
+/// The switch to WAL takes an exclusive lock, and when another connection is switching the same
+/// new file at that moment SQLite answers `SQLITE_BUSY` at once, without the busy handler (two
+/// workers of one service started together saw "database is locked"). WAL is kept in the file,
+/// so only the first opener switches; the others read the mode and go on.
+pub(crate) fn use_wal(conn: &Connection, timeout: Duration) -> rusqlite::Result<()> {
+    let mode = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, String>(0));
+    let deadline = std::time::Instant::now() + timeout;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let switched = mode("PRAGMA journal_mode").and_then(|current| {
+            if current.eq_ignore_ascii_case("wal") {
+                Ok(())
+            } else {
+                mode("PRAGMA journal_mode = WAL").map(drop)
+            }
+        });
+        match switched {
+            Err(e)
+                if matches!(
+                    e.sqlite_error_code(),
+                    Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+                ) && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            done => return done,
+        }
+    }
 }
 
 fn io_error(path: &Path, e: rusqlite::Error) -> StoreError {
