@@ -243,12 +243,6 @@ impl EvalArena {
         }
     }
 
-    pub(crate) fn set_row_passed(&mut self, row: u32, passed: bool) {
-        if let Some(row) = self.rows.get_mut(row as usize) {
-            row.passed = passed;
-        }
-    }
-
     pub(crate) fn set_snapshot(&mut self, json: Text) {
         if let Some(row) = self.last_row() {
             row.snapshot = json;

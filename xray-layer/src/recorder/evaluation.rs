@@ -1,7 +1,7 @@
 //! [`Evaluation`]: the verdict of the current step on one candidate, check by check.
 
 use super::arena::{EvalArena, NewCheck, Op, Text, NO_NAME, SET_SEP};
-use super::state::{self, Begin, StepRef};
+use super::state::{self, Begin, Local, StepRef};
 use serde::Serialize;
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -110,11 +110,11 @@ fn return_scratch(mut scratch: Box<Scratch>) {
 
 /// Where a builder writes.
 enum Target {
-    /// Nothing is recorded (no step, no layer, or the step was exited meanwhile).
+    /// Nothing is recorded (no step, or no layer).
     Off,
-    /// Row `row` of the arena of this thread's entry `serial` (the usual case: no lock, no
-    /// reference count, no copy).
-    Local { serial: u64, row: u32 },
+    /// The last row of the arena of this thread's entry `serial`, lent to the builder (the
+    /// usual case: no lock, no reference count, no copy, no thread-local lookup per call).
+    Local { serial: u64, local: Box<Local> },
     /// Its own scratch arena, appended to the step's under its lock when done.
     Scratch(Box<Scratch>),
 }
@@ -145,10 +145,13 @@ enum Target {
 /// `passed()` still returns the verdict. A builder dropped without `passed()` is still recorded.
 ///
 /// An evaluation started with [`evaluate`](crate::evaluate) is written into its thread's own
-/// arena for the step and handed to the step when the thread exits it; finish it on the thread
-/// that started it, inside the step (checks added after the step was exited, or on another
-/// thread, are not recorded; the verdict is still returned). On worker threads, use
-/// [`StepHandle::evaluate`](crate::StepHandle::evaluate).
+/// arena for the step, which the builder holds while it is filled and gives back when it is
+/// done; the arena is handed to the step when the thread exits it. A builder may be kept across
+/// an `.await` (the step is exited between polls; the row is recorded whole, with the verdict
+/// decided after the await) or finished on another thread: it then hands its rows to the step
+/// itself. Finish it before its step *ends*: a builder returned out of its step carries the
+/// rows its thread made in that step, and they are not recorded (the verdict is still
+/// returned). On worker threads, use [`StepHandle::evaluate`](crate::StepHandle::evaluate).
 #[must_use = "call .passed() to record the evaluation and get its verdict"]
 pub struct Evaluation {
     target: Target,
@@ -169,7 +172,7 @@ impl Evaluation {
     /// Starts an evaluation in the current step of this thread.
     pub(crate) fn current(candidate_id: impl Display) -> Self {
         let target = match state::begin_local(&candidate_id) {
-            Begin::Local { serial, row } => Target::Local { serial, row },
+            Begin::Local { serial, local } => Target::Local { serial, local },
             Begin::Busy(step) => Target::Scratch(Self::scratch(step, candidate_id)),
             Begin::None => Target::Off,
         };
@@ -200,16 +203,12 @@ impl Evaluation {
         scratch
     }
 
-    /// Runs `f` on the arena of the row being built, if any; stops recording if it is gone.
+    /// Runs `f` on the arena of the row being built, if any.
     #[inline]
     fn with_arena(&mut self, f: impl FnOnce(&mut EvalArena)) {
         match &mut self.target {
             Target::Off => {}
-            Target::Local { serial, row } => {
-                if state::with_row(*serial, *row, f).is_none() {
-                    self.target = Target::Off;
-                }
-            }
+            Target::Local { local, .. } => f(&mut local.arena),
             Target::Scratch(scratch) => f(&mut scratch.arena),
         }
     }
@@ -371,7 +370,7 @@ impl Evaluation {
         let verdict = self.verdict.unwrap_or(self.all_passed);
         match std::mem::replace(&mut self.target, Target::Off) {
             Target::Off => {}
-            Target::Local { serial, row } => state::end_row(serial, row, verdict),
+            Target::Local { serial, local } => state::end_local(serial, local, verdict),
             Target::Scratch(mut scratch) => {
                 scratch.arena.set_passed(verdict);
                 if let Some(step) = &scratch.step {

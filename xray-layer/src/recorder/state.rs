@@ -338,15 +338,22 @@ struct Entry {
     /// Evaluations made on this thread while the step is entered: appended here without a
     /// lock, and handed to the step in one piece when the span is exited.
     local: Option<Box<Local>>,
+    /// `local` is lent to the evaluation builder being filled (see [`begin_local`]).
+    lent: bool,
 }
 
 /// A thread's own evaluation arena for one entered step.
+///
+/// While a builder fills a row, it holds the `Local` itself (the entry is marked `lent`), so its
+/// calls write into the arena without a thread-local lookup; it gives the `Local` back when it
+/// is done ([`end_local`]). Only one builder at a time: a second one started meanwhile takes the
+/// slower path with its own scratch arena.
 #[derive(Default)]
 pub(crate) struct Local {
     pub(crate) arena: EvalArena,
-    /// The row a builder is filling (only one at a time; a second builder started meanwhile
-    /// takes the slower path with its own scratch arena).
-    pub(crate) open: Option<u32>,
+    /// The step the rows belong to: a builder that finishes after the step was exited (or on
+    /// another thread) hands its rows to it directly.
+    step: Option<StepRef>,
 }
 
 struct ThreadState {
@@ -393,6 +400,7 @@ pub(crate) fn push_current(span: u64, node: Option<Node>) {
             node,
             serial,
             local: None,
+            lent: false,
         })
     });
 }
@@ -417,6 +425,7 @@ pub(crate) fn enter_created(span: u64) -> bool {
                         node: Some(node),
                         serial,
                         local: None,
+                        lent: false,
                     });
                     true
                 }
@@ -455,7 +464,12 @@ pub(crate) fn pop_current(span: u64) {
             step.absorb(&mut local.arena);
         }
     }
-    local.open = None;
+    keep_spare(local);
+}
+
+/// Keeps an emptied `Local` for this thread's next step.
+fn keep_spare(mut local: Box<Local>) {
+    local.step = None;
     local.arena.clear_all();
     let _ = CURRENT.try_with(|state| {
         let mut state = state.borrow_mut();
@@ -467,15 +481,17 @@ pub(crate) fn pop_current(span: u64) {
 
 /// How a new evaluation starts on this thread.
 pub(crate) enum Begin {
-    /// In the innermost entered step's arena: row `row` of entry `serial`.
-    Local { serial: u64, row: u32 },
-    /// That arena has a row being built: the new evaluation builds its own (the step).
+    /// In the innermost entered step's arena, lent to the builder until [`end_local`]: its row
+    /// is the arena's last. `serial` names the entry to give it back to.
+    Local { serial: u64, local: Box<Local> },
+    /// That arena is lent to another builder: the new evaluation builds its own (the step).
     Busy(StepRef),
     /// No step is current on this thread.
     None,
 }
 
-/// Starts an evaluation of `candidate` in the arena of the innermost step entered on this thread.
+/// Starts an evaluation of `candidate` in the arena of the innermost step entered on this
+/// thread, and lends that arena to the builder.
 pub(crate) fn begin_local(candidate: impl fmt::Display) -> Begin {
     CURRENT
         .try_with(|state| {
@@ -487,65 +503,52 @@ pub(crate) fn begin_local(candidate: impl fmt::Display) -> Begin {
             let Some(Node::Step(step)) = &entry.node else {
                 return Begin::None;
             };
-            let local = entry.local.get_or_insert_with(|| {
+            if entry.lent {
+                return Begin::Busy(Arc::clone(step));
+            }
+            let mut local = entry.local.take().unwrap_or_else(|| {
                 let mut local = state.spare.take().unwrap_or_default();
                 if local.arena.capacity_bytes() == 0 {
                     if let Some(arena) = step.recycler.take_arena() {
                         local.arena = arena;
                     }
                 }
+                local.step = Some(Arc::clone(step));
                 local
             });
-            if local.open.is_some() {
-                return Begin::Busy(Arc::clone(step));
-            }
+            entry.lent = true;
             let id = local.arena.push_display(candidate);
-            let row = local.arena.begin_row(id);
-            local.open = Some(row);
+            local.arena.begin_row(id);
             Begin::Local {
                 serial: entry.serial,
-                row,
+                local,
             }
         })
         .unwrap_or(Begin::None)
 }
 
-/// Runs `f` on the arena holding row `row` of entry `serial`, while that row is being built on
-/// this thread. `None` when the entry is gone (the step was exited meanwhile, or the builder
-/// moved to another thread): the builder then stops recording.
-#[inline]
-pub(crate) fn with_row<R>(serial: u64, row: u32, f: impl FnOnce(&mut EvalArena) -> R) -> Option<R> {
-    CURRENT
-        .try_with(|state| {
-            let mut state = state.borrow_mut();
-            let entry = state.stack.iter_mut().rev().find(|e| e.serial == serial)?;
-            let local = entry.local.as_mut()?;
-            if local.open != Some(row) {
-                return None;
-            }
-            Some(f(&mut local.arena))
-        })
-        .ok()
-        .flatten()
-}
-
-/// Ends row `row` of entry `serial` with its verdict.
-pub(crate) fn end_row(serial: u64, row: u32, passed: bool) {
+/// Ends the last row of a lent `local` with its verdict and gives the arena back to entry
+/// `serial`. When that entry is gone (the step was exited meanwhile, or the builder moved to
+/// another thread), the rows go to the step directly; a step that has ended counts them as late.
+pub(crate) fn end_local(serial: u64, mut local: Box<Local>, passed: bool) {
+    local.arena.set_passed(passed);
+    let mut local = Some(local);
     let _ = CURRENT.try_with(|state| {
         let mut state = state.borrow_mut();
-        if let Some(local) = state
-            .stack
-            .iter_mut()
-            .rev()
-            .find(|e| e.serial == serial)
-            .and_then(|e| e.local.as_mut())
-        {
-            if local.open == Some(row) {
-                local.arena.set_row_passed(row, passed);
-                local.open = None;
+        if let Some(entry) = state.stack.iter_mut().rev().find(|e| e.serial == serial) {
+            if entry.lent {
+                entry.lent = false;
+                entry.local = local.take();
             }
         }
     });
+    let Some(mut local) = local else {
+        return;
+    };
+    if let Some(step) = &local.step {
+        step.absorb(&mut local.arena);
+    }
+    keep_spare(local);
 }
 
 /// Calls `f` with the current step of this thread, if any. Code that runs directly in an
