@@ -290,19 +290,36 @@ fn a_builder_kept_across_an_await_records_the_verdict_decided_after_it() {
 }
 
 #[test]
-fn a_builder_finished_after_its_step_returns_its_verdict() {
+fn what_arrives_after_its_step_ended_is_counted_as_dropped() {
     #[xray::step(skip_all)]
     fn start_one() -> xray::Evaluation {
+        assert!(xray::evaluate("D").check("d1", true, "").passed());
         xray::evaluate("E").check("e1", true, "")
+    }
+    #[xray::step(skip_all)]
+    fn keep_handle() -> xray::StepHandle {
+        xray::current_step()
     }
     let (layer, guard, store) = xray::layer().memory().build_with_store().expect("build");
     tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        let _run = xray::Execution::start("late").enter();
         let late = start_one();
         assert!(!late.check("e2", false, "after the step").passed());
+        let handle = keep_handle();
+        assert!(handle.evaluate("F").check("f1", true, "").passed());
     });
     assert!(guard.flush());
     // The step ended before the verdict was known: no row may claim a verdict the program did
-    // not get (an earlier version kept "E" as passed, with only its first check).
+    // not get (an earlier version kept "E" as passed, with only its first check). The builder
+    // carried the thread's rows of the step ("D" and "E"); with the handle's "F", three are
+    // counted as dropped, for the recorder and for the run.
     let rows = rows(&store, "start_one");
     assert!(rows.iter().all(|e| !e.passed), "{rows:?}");
+    assert_eq!(guard.stats().dropped, 3, "{:?}", guard.stats());
+    let runs = store
+        .list_executions(&Default::default())
+        .expect("runs")
+        .items;
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].dropped_records, 3, "{:?}", runs[0]);
 }

@@ -7,7 +7,7 @@
 //! | `xray_websocket_clients` | gauge | live WebSocket connections |
 //! | `xray_live_lagged_total` | counter | `lagged` messages sent to clients that fell behind |
 //! | `xray_ingest_lag_seconds` | gauge | age of the newest change when the live tail saw it |
-//! | `xray_recorder_dropped_records` | gauge | records recorders dropped on a full queue (from the database) |
+//! | `xray_recorder_dropped_records` | gauge | records recorders dropped on a full queue or received after their step ended (from the database) |
 //! | `xray_recorder_failed_records` | gauge | records recorders failed to write (from the database) |
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -84,7 +84,7 @@ impl Default for Metrics {
         );
         registry.register(
             "xray_recorder_dropped_records",
-            "Records recorders dropped on a full queue",
+            "Records recorders dropped on a full queue or received after their step ended",
             dropped.clone(),
         );
         registry.register(

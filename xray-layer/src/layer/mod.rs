@@ -244,6 +244,7 @@ where
                         capture,
                         max_logs: self.defaults.max_logs_per_step,
                         recycler: &self.sink.recycler,
+                        counters: &self.sink.counters,
                     },
                     self.sink.recycler.take_step(),
                 );

@@ -108,7 +108,9 @@ pub fn current_step() -> StepHandle {
 /// # assert_eq!(judge(vec![1, 2, 3, 4]), vec![2, 4]);
 /// ```
 ///
-/// Records made through a handle after its step ended are counted and ignored.
+/// Records made through a handle after its step ended are not recorded; they are counted as
+/// dropped ([`RecorderStats::dropped`](crate::RecorderStats), and the run's `dropped_records`
+/// while the run goes on).
 #[derive(Clone, Default)]
 pub struct StepHandle {
     step: Option<StepRef>,

@@ -9,7 +9,7 @@ use super::arena::EvalArena;
 use crate::capture::Capture;
 use crate::model::{ExecutionEnd, Json, LogLine, Selection, Status};
 use crate::recycle::Recycler;
-use crate::writer::{Envelope, PendingStep, Sink};
+use crate::writer::{Counters, Envelope, PendingStep, Sink};
 
 use std::cell::RefCell;
 use std::fmt;
@@ -135,6 +135,8 @@ pub(crate) struct StepState {
     pub(crate) max_logs: usize,
     /// Where evaluation arenas come from (and go back to, once written).
     pub(crate) recycler: Arc<Recycler>,
+    /// The layer's counters: what arrives after the step has ended is counted as dropped.
+    counters: Arc<Counters>,
     /// Its span has closed (read without the buffer's lock).
     closed: AtomicBool,
 }
@@ -158,8 +160,6 @@ pub(crate) struct StepBuffer {
     pub(crate) evaluations: EvalArena,
     pub(crate) logs: Vec<LogLine>,
     pub(crate) logs_dropped: u64,
-    /// Records made through a handle after the step had ended.
-    pub(crate) late: u64,
 }
 
 /// A shared reference to a running step.
@@ -175,6 +175,7 @@ pub(crate) struct NewStep<'a> {
     pub(crate) capture: Capture,
     pub(crate) max_logs: usize,
     pub(crate) recycler: &'a Arc<Recycler>,
+    pub(crate) counters: &'a Arc<Counters>,
 }
 
 impl StepState {
@@ -193,10 +194,12 @@ impl StepState {
                 if !Arc::ptr_eq(&s.recycler, step.recycler) {
                     s.recycler = Arc::clone(step.recycler);
                 }
+                if !Arc::ptr_eq(&s.counters, step.counters) {
+                    s.counters = Arc::clone(step.counters);
+                }
                 let buffer = s.buffer.get_mut().unwrap_or_else(PoisonError::into_inner);
                 // The writer left it empty (and closed) when it took what the step recorded.
                 buffer.closed = false;
-                buffer.late = 0;
                 *s.closed.get_mut() = false;
                 return state;
             }
@@ -211,6 +214,7 @@ impl StepState {
             capture: step.capture,
             max_logs: step.max_logs,
             recycler: Arc::clone(step.recycler),
+            counters: Arc::clone(step.counters),
             buffer: Mutex::new(StepBuffer::default()),
             closed: AtomicBool::new(false),
         })
@@ -221,20 +225,28 @@ impl StepState {
         self.buffer.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Runs `f` on the buffer unless the step has ended (then counts a late record).
+    /// Runs `f` on the buffer unless the step has ended (then counts a dropped record).
     pub(crate) fn record(&self, f: impl FnOnce(&mut StepBuffer)) {
         let mut buffer = self.buffer();
         if buffer.closed {
-            buffer.late += 1;
+            drop(buffer);
+            self.late(1);
         } else {
             f(&mut buffer);
         }
     }
 
+    /// Counts `n` records or evaluations made after the step ended as dropped: in the layer's
+    /// counts (`RecorderStats::dropped`, written to the database) and the execution's.
+    fn late(&self, n: u64) {
+        self.counters.app.dropped.fetch_add(n, Ordering::Relaxed);
+        self.execution.dropped.fetch_add(n, Ordering::Relaxed);
+    }
+
     /// Ends the step and hands it to the writer, which takes what it recorded out of the buffer
     /// and builds the record (so the owned strings are allocated and freed on the same thread).
     /// Called once, from the layer's `on_close`; later records through handles are counted as
-    /// late.
+    /// dropped.
     pub(crate) fn close(self: Arc<Self>, now: i64, sink: &Sink) {
         let rows = {
             let mut buffer = self.buffer();
@@ -256,11 +268,13 @@ impl StepState {
     }
 
     /// Takes the evaluations a thread made while it had the step entered (`arena` is left
-    /// empty). Counted as late if the step has ended.
+    /// empty). Counted as dropped if the step has ended.
     pub(crate) fn absorb(&self, arena: &mut EvalArena) {
         let mut buffer = self.buffer();
         if buffer.closed {
-            buffer.late += arena.rows() as u64;
+            drop(buffer);
+            self.late(arena.rows() as u64);
+            arena.clear_rows();
         } else if buffer.evaluations.is_empty() {
             std::mem::swap(&mut buffer.evaluations, arena);
         } else {
@@ -269,7 +283,7 @@ impl StepState {
     }
 
     /// What the step recorded, taken out on the writer thread once the step has ended. The
-    /// buffer stays closed: later records through handles are counted as late.
+    /// buffer stays closed: later records through handles are counted as dropped.
     pub(crate) fn take(self: Arc<Self>) -> PendingStep {
         let buffer = {
             let mut buffer = self.buffer();
@@ -529,7 +543,8 @@ pub(crate) fn begin_local(candidate: impl fmt::Display) -> Begin {
 
 /// Ends the last row of a lent `local` with its verdict and gives the arena back to entry
 /// `serial`. When that entry is gone (the step was exited meanwhile, or the builder moved to
-/// another thread), the rows go to the step directly; a step that has ended counts them as late.
+/// another thread), the rows go to the step directly; a step that has ended counts them as
+/// dropped.
 pub(crate) fn end_local(serial: u64, mut local: Box<Local>, passed: bool) {
     local.arena.set_passed(passed);
     let mut local = Some(local);

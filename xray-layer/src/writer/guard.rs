@@ -15,7 +15,8 @@ pub struct RecorderStats {
     pub sent: u64,
     /// Records written to the store.
     pub written: u64,
-    /// Records dropped because the queue was full (or the writer had stopped).
+    /// Records dropped because the queue was full (or the writer had stopped), plus what
+    /// arrived after its step had ended (each record through a handle, each evaluation).
     pub dropped: u64,
     /// Records the store failed to write.
     pub failed: u64,
