@@ -1,0 +1,129 @@
+//! Instruction counts of a step and of an evaluation, for `valgrind --tool=callgrind`: figures
+//! that do not move with the load of a shared machine, where the criterion timings do.
+//!
+//! ```sh
+//! cargo build --profile bench -p xray-benches --example instructions
+//! for what in step step_fmt evaluation; do
+//!   valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.$what --toggle-collect='*measured*' \
+//!     target/release/examples/instructions $what
+//! done
+//! ```
+//!
+//! Each mode runs the body of the criterion benchmark of the same name (`step_overhead`'s
+//! nested step, `evaluation`'s `xray_evaluate`) in a loop, in a function whose name contains
+//! `measured`; callgrind counts only inside it ("Collected"), and the program prints the
+//! iterations to divide by.
+//!
+//! | mode | loop | subscriber |
+//! |---|---|---|
+//! | `step` | `#[xray::step]` inside an entered `xray::Execution` | `registry().with(xray)`, a [`NullStore`] |
+//! | `step_fmt` | `#[tracing::instrument]` inside an entered span | `registry().with(fmt::layer().with_writer(io::sink))` |
+//! | `evaluation` | `evaluate(id).label(..)` and three checks, inside an entered step | `registry().with(xray)`, a [`NullStore`] |
+
+use std::hint::black_box;
+use std::sync::Arc;
+use tracing_subscriber::prelude::*;
+use xray_benches::{catalog, reference_query, Filter, NullStore, Product, Query, CATEGORY};
+
+/// Iterations of each loop.
+const ITERATIONS: usize = 20_000;
+
+#[inline(always)]
+fn work(query: &Query) -> u64 {
+    (query.price * 100.0) as u64 + query.keywords.len() as u64 + u64::from(query.max_results)
+}
+
+#[xray::step(kind = "filter")]
+#[inline(never)]
+fn xray_filter(query: &Query) -> u64 {
+    work(query)
+}
+
+#[tracing::instrument]
+#[inline(never)]
+fn instrumented_filter(query: &Query) -> u64 {
+    work(query)
+}
+
+#[inline(never)]
+fn measured_steps(query: &Query) -> u64 {
+    (0..ITERATIONS).map(|_| xray_filter(black_box(query))).sum()
+}
+
+#[inline(never)]
+fn measured_instrumented(query: &Query) -> u64 {
+    (0..ITERATIONS)
+        .map(|_| instrumented_filter(black_box(query)))
+        .sum()
+}
+
+#[inline(never)]
+fn measured_evaluations(products: &[Product], f: &Filter) -> usize {
+    (0..ITERATIONS)
+        .filter(|i| {
+            let p = &products[i % products.len()];
+            xray::evaluate(&p.asin)
+                .label(&p.title)
+                .check_range("price", p.price, f.lo..=f.hi)
+                .check_min("rating", p.rating, f.min_rating)
+                .check("category", f.category_ok(p), || {
+                    format!("{} is not {CATEGORY}", p.category)
+                })
+                .passed()
+        })
+        .count()
+}
+
+fn xray_dispatch() -> (tracing::Dispatch, xray::XRayGuard) {
+    let (layer, guard) = xray::layer()
+        .store(Arc::new(NullStore::new()) as Arc<dyn xray::store::Store>)
+        .queue_capacity(1 << 20)
+        .build()
+        .expect("the layer builds");
+    (
+        tracing::Dispatch::new(tracing_subscriber::registry().with(layer)),
+        guard,
+    )
+}
+
+fn main() {
+    let mode = std::env::args().nth(1).unwrap_or_default();
+    let query = reference_query();
+    match mode.as_str() {
+        "step" => {
+            let (dispatch, guard) = xray_dispatch();
+            tracing::dispatcher::with_default(&dispatch, || {
+                let _run = xray::Execution::start("bench").enter();
+                black_box(measured_steps(&query));
+            });
+            assert!(guard.flush(), "the writer caught up");
+            assert_eq!(guard.stats().dropped, 0, "{:?}", guard.stats());
+        }
+        "step_fmt" => {
+            let fmt = tracing::Dispatch::new(
+                tracing_subscriber::registry()
+                    .with(tracing_subscriber::fmt::layer().with_writer(std::io::sink)),
+            );
+            tracing::dispatcher::with_default(&fmt, || {
+                let _parent = tracing::info_span!("bench").entered();
+                black_box(measured_instrumented(&query));
+            });
+        }
+        "evaluation" => {
+            let products = catalog(4096, 1);
+            let filter = Filter::for_query(&query);
+            let (dispatch, guard) = xray_dispatch();
+            tracing::dispatcher::with_default(&dispatch, || {
+                let _run = xray::Execution::start("bench").enter();
+                let _step = xray::Step::start("filter").kind("filter").enter();
+                black_box(measured_evaluations(&products, &filter));
+            });
+            assert!(guard.flush(), "the writer caught up");
+        }
+        _ => {
+            eprintln!("usage: instructions step|step_fmt|evaluation");
+            std::process::exit(2);
+        }
+    }
+    println!("{mode}: {ITERATIONS} iterations");
+}
