@@ -323,3 +323,61 @@ fn what_arrives_after_its_step_ended_is_counted_as_dropped() {
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0].dropped_records, 3, "{:?}", runs[0]);
 }
+
+/// A candidate id whose `Display` records too: it logs (a tracing event the layer captures) and
+/// evaluates another candidate. Neither may panic on the layer's thread state, and every row
+/// lands.
+#[test]
+fn a_candidate_whose_display_records_is_recorded_without_a_panic() {
+    struct Chatty(u32);
+    impl std::fmt::Display for Chatty {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            tracing::info!(id = self.0, "formatting a candidate id");
+            let inner = xray::evaluate(format!("inner-{}", self.0))
+                .check("inner", true, "")
+                .passed();
+            write!(f, "chatty-{}-{inner}", self.0)
+        }
+    }
+    #[xray::step(kind = "filter", skip_all)]
+    fn chatty_filter() -> usize {
+        (0..3)
+            .filter(|&i| {
+                xray::evaluate(Chatty(i))
+                    .label(Chatty(i + 10))
+                    .check("odd", i % 2 == 1, "even")
+                    .passed()
+            })
+            .count()
+    }
+    let (layer, guard, store) = xray::layer().memory().build_with_store().expect("build");
+    let kept =
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+            chatty_filter()
+        });
+    assert_eq!(kept, 1);
+    assert!(guard.flush());
+    let rows = rows(&store, "chatty_filter");
+    let mut ids: Vec<&str> = rows.iter().map(|e| e.candidate_id.as_str()).collect();
+    ids.sort_unstable();
+    assert_eq!(
+        ids,
+        vec![
+            "chatty-0-true",
+            "chatty-1-true",
+            "chatty-2-true",
+            "inner-0",
+            "inner-1",
+            "inner-10",
+            "inner-11",
+            "inner-12",
+            "inner-2",
+        ]
+    );
+    let odd = rows
+        .iter()
+        .find(|e| e.candidate_id == "chatty-1-true")
+        .expect("row 1");
+    assert_eq!(odd.label.as_deref(), Some("chatty-11-true"));
+    assert!(odd.passed);
+}

@@ -171,8 +171,12 @@ impl fmt::Debug for Evaluation {
 impl Evaluation {
     /// Starts an evaluation in the current step of this thread.
     pub(crate) fn current(candidate_id: impl Display) -> Self {
-        let target = match state::begin_local(&candidate_id) {
-            Begin::Local { serial, local } => Target::Local { serial, local },
+        let target = match state::begin_local() {
+            Begin::Local { serial, mut local } => {
+                let id = local.arena.push_display(candidate_id);
+                local.arena.begin_row(id);
+                Target::Local { serial, local }
+            }
             Begin::Busy(step) => Target::Scratch(Self::scratch(step, candidate_id)),
             Begin::None => Target::Off,
         };

@@ -12,7 +12,6 @@ use crate::recycle::Recycler;
 use crate::writer::{Counters, Envelope, PendingStep, Sink};
 
 use std::cell::RefCell;
-use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use uuid::Uuid;
@@ -495,8 +494,8 @@ fn keep_spare(mut local: Box<Local>) {
 
 /// How a new evaluation starts on this thread.
 pub(crate) enum Begin {
-    /// In the innermost entered step's arena, lent to the builder until [`end_local`]: its row
-    /// is the arena's last. `serial` names the entry to give it back to.
+    /// In the innermost entered step's arena, lent to the builder until [`end_local`]: the
+    /// builder's row is the arena's last. `serial` names the entry to give it back to.
     Local { serial: u64, local: Box<Local> },
     /// That arena is lent to another builder: the new evaluation builds its own (the step).
     Busy(StepRef),
@@ -504,9 +503,11 @@ pub(crate) enum Begin {
     None,
 }
 
-/// Starts an evaluation of `candidate` in the arena of the innermost step entered on this
-/// thread, and lends that arena to the builder.
-pub(crate) fn begin_local(candidate: impl fmt::Display) -> Begin {
+/// Lends the arena of the innermost step entered on this thread to a new evaluation builder,
+/// which starts its row there. The row is written after the thread state is released: the
+/// candidate's `Display` may itself record (it then finds the arena lent, and takes the slower
+/// path).
+pub(crate) fn begin_local() -> Begin {
     CURRENT
         .try_with(|state| {
             let mut state = state.borrow_mut();
@@ -520,7 +521,7 @@ pub(crate) fn begin_local(candidate: impl fmt::Display) -> Begin {
             if entry.lent {
                 return Begin::Busy(Arc::clone(step));
             }
-            let mut local = entry.local.take().unwrap_or_else(|| {
+            let local = entry.local.take().unwrap_or_else(|| {
                 let mut local = state.spare.take().unwrap_or_default();
                 if local.arena.capacity_bytes() == 0 {
                     if let Some(arena) = step.recycler.take_arena() {
@@ -531,8 +532,6 @@ pub(crate) fn begin_local(candidate: impl fmt::Display) -> Begin {
                 local
             });
             entry.lent = true;
-            let id = local.arena.push_display(candidate);
-            local.arena.begin_row(id);
             Begin::Local {
                 serial: entry.serial,
                 local,
