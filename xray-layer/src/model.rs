@@ -213,8 +213,7 @@ pub struct ExecutionEnd {
     pub input: Option<Json>,
     /// The execution function's return value.
     pub output: Option<Json>,
-    /// Records of this execution that the layer dropped because the queue was full, plus those
-    /// (and evaluations) made through a handle after their step had ended.
+    /// Records of this execution that the layer dropped because the queue was full.
     pub dropped_records: u64,
 }
 

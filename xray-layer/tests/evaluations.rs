@@ -311,17 +311,82 @@ fn what_arrives_after_its_step_ended_is_counted_as_dropped() {
     assert!(guard.flush());
     // The step ended before the verdict was known: no row may claim a verdict the program did
     // not get (an earlier version kept "E" as passed, with only its first check). The builder
-    // carried the thread's rows of the step ("D" and "E"); with the handle's "F", three are
-    // counted as dropped, for the recorder and for the run.
+    // carried the thread's rows of the step ("D" and "E"): with the handle's "F", three are
+    // counted as dropped, by the recorder and in the database.
     let rows = rows(&store, "start_one");
-    assert!(rows.iter().all(|e| !e.passed), "{rows:?}");
+    assert!(rows.is_empty(), "{rows:?}");
     assert_eq!(guard.stats().dropped, 3, "{:?}", guard.stats());
+    drop(guard);
+    assert_eq!(store.recorder_counts().expect("counts").dropped, 3);
+    // Not a lost end record: the run and its steps are complete, none marked lost.
     let runs = store
         .list_executions(&Default::default())
         .expect("runs")
         .items;
     assert_eq!(runs.len(), 1);
-    assert_eq!(runs[0].dropped_records, 3, "{:?}", runs[0]);
+    assert_eq!(runs[0].dropped_records, 0, "{:?}", runs[0]);
+    let steps = store.find_steps(&StepQuery::default()).expect("steps");
+    assert!(
+        steps
+            .items
+            .iter()
+            .all(|s| s.status == xray::model::Status::Ok),
+        "{:?}",
+        steps.items
+    );
+}
+
+/// A candidate id or label whose `Display` panics: X-Ray formats it only because it records,
+/// so the panic stays out of the program; the row is kept with a note, and later evaluations
+/// of the step are recorded as usual.
+#[test]
+fn a_display_that_panics_does_not_reach_the_program() {
+    struct Broken;
+    impl std::fmt::Display for Broken {
+        fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            panic!("no id today")
+        }
+    }
+    #[xray::step(kind = "filter", skip_all)]
+    fn with_broken_ids() -> usize {
+        let first = xray::evaluate(Broken).check("a", true, "").passed();
+        let second = xray::evaluate("ok")
+            .label(Broken)
+            .check("b", false, "no")
+            .passed();
+        let third = xray::evaluate("after").check("c", true, "").passed();
+        usize::from(first) + usize::from(second) + usize::from(third)
+    }
+    let (layer, guard, store) = xray::layer().memory().build_with_store().expect("build");
+    let kept =
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+            with_broken_ids()
+        });
+    assert_eq!(kept, 2);
+    assert!(guard.flush());
+    let rows = rows(&store, "with_broken_ids");
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    let broken = rows
+        .iter()
+        .find(|e| e.candidate_id.contains("no id today"))
+        .expect("the row with the broken id");
+    assert!(
+        broken.candidate_id.starts_with("<not recorded:"),
+        "{broken:?}"
+    );
+    let labelled = rows
+        .iter()
+        .find(|e| e.candidate_id == "ok")
+        .expect("the row with the broken label");
+    assert!(!labelled.passed);
+    assert!(
+        labelled
+            .label
+            .as_deref()
+            .is_some_and(|l| l.contains("no id today")),
+        "{labelled:?}"
+    );
+    assert!(rows.iter().any(|e| e.candidate_id == "after" && e.passed));
 }
 
 /// A candidate id whose `Display` records too: it logs (a tracing event the layer captures) and

@@ -172,9 +172,16 @@ impl EvalArena {
     }
 
     /// Appends what `value` displays as, without an intermediate `String`.
+    ///
+    /// The value's `Display` runs only because X-Ray records it: a panic in it is caught (the
+    /// text says so) and does not reach the program, as a reason's does.
     pub(crate) fn push_display(&mut self, value: impl fmt::Display) -> Text {
         let start = self.text.len();
-        let _ = write!(self.text, "{value}");
+        let text = &mut self.text;
+        if let Err(panic) = crate::unwind::guarded("Display", || write!(text, "{value}")) {
+            self.text.truncate(start);
+            let _ = write!(self.text, "<not recorded: {panic}>");
+        }
         text_span(start, self.text.len())
     }
 

@@ -150,8 +150,8 @@ enum Target {
 /// an `.await` (the step is exited between polls; the row is recorded whole, with the verdict
 /// decided after the await) or finished on another thread: it then hands its rows to the step
 /// itself. Finish it before its step *ends*: a builder returned out of its step carries the
-/// rows its thread made in that step, and they are counted as dropped, not recorded (the
-/// verdict is still returned). On worker threads, use [`StepHandle::evaluate`](crate::StepHandle::evaluate).
+/// rows its thread made since it last entered the step, and they are counted as dropped, not
+/// recorded (the verdict is still returned). On worker threads, use [`StepHandle::evaluate`](crate::StepHandle::evaluate).
 #[must_use = "call .passed() to record the evaluation and get its verdict"]
 pub struct Evaluation {
     target: Target,

@@ -109,8 +109,8 @@ pub fn current_step() -> StepHandle {
 /// ```
 ///
 /// Records made through a handle after its step ended are not recorded; they are counted as
-/// dropped ([`RecorderStats::dropped`](crate::RecorderStats), and the run's `dropped_records`
-/// while the run goes on).
+/// dropped ([`RecorderStats::dropped`](crate::RecorderStats), also written to the database and
+/// shown by `xray-server`'s metrics).
 #[derive(Clone, Default)]
 pub struct StepHandle {
     step: Option<StepRef>,

@@ -235,11 +235,12 @@ impl StepState {
         }
     }
 
-    /// Counts `n` records or evaluations made after the step ended as dropped: in the layer's
-    /// counts (`RecorderStats::dropped`, written to the database) and the execution's.
+    /// Counts `n` records or evaluations made after the step ended as dropped, in the layer's
+    /// counts (`RecorderStats::dropped`, written to the database). Not in the run's own
+    /// `dropped_records`: there, a count means an end record was lost, and the store marks the
+    /// run's running steps `lost`.
     fn late(&self, n: u64) {
         self.counters.app.dropped.fetch_add(n, Ordering::Relaxed);
-        self.execution.dropped.fetch_add(n, Ordering::Relaxed);
     }
 
     /// Ends the step and hands it to the writer, which takes what it recorded out of the buffer
@@ -349,7 +350,8 @@ struct Entry {
     /// that write into its arena.
     serial: u64,
     /// Evaluations made on this thread while the step is entered: appended here without a
-    /// lock, and handed to the step in one piece when the span is exited.
+    /// lock, and handed to the step in one piece when the span is exited (or, if a builder
+    /// holds them then, by that builder when it is done).
     local: Option<Box<Local>>,
     /// `local` is lent to the evaluation builder being filled (see [`begin_local`]).
     lent: bool,
@@ -449,7 +451,8 @@ pub(crate) fn enter_created(span: u64) -> bool {
 }
 
 /// Undoes [`push_current`] for `span` (the innermost entry with that id), handing the
-/// evaluations made meanwhile on this thread to the step.
+/// evaluations made meanwhile on this thread to the step. If a builder holds them (the entry is
+/// `lent`), the builder hands them over when it is done ([`end_local`]).
 pub(crate) fn pop_current(span: u64) {
     let entry = CURRENT
         .try_with(|state| {

@@ -60,8 +60,9 @@ pub trait Store: Send + Sync + 'static {
     /// Records are idempotent by id: writing the same batch twice leaves one copy.
     fn write(&self, batch: &[Record]) -> Result<(), StoreError>;
 
-    /// Adds to the recorder counters kept in the store (records dropped on a full queue, records
-    /// that failed to be written), so a reader can show what was lost.
+    /// Adds to the recorder counters kept in the store (records dropped on a full queue or made
+    /// after their step had ended, records that failed to be written), so a reader can show
+    /// what was lost.
     fn add_recorder_counts(&self, counts: &RecorderCounts) -> Result<(), StoreError>;
 
     /// Totals of [`Store::add_recorder_counts`] across every recorder that wrote here.

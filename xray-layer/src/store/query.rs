@@ -96,7 +96,7 @@ pub struct ExecutionSummary {
     pub candidates_in: Option<u64>,
     /// Candidates leaving the last step that counts them.
     pub candidates_out: Option<u64>,
-    /// Records of this execution dropped on a full queue, or made after their step had ended.
+    /// Records of this execution dropped on a full queue.
     pub dropped_records: u64,
     /// Service, host, pid of the recording process.
     pub service: Option<String>,

@@ -158,7 +158,8 @@ fn open_connection(path: &Path, flags: OpenFlags) -> Result<Connection, StoreErr
     Ok(conn)
 }
 
-/// Puts the file in WAL mode, waiting up to `timeout` for other processes opening it too.
+/// Puts the file in WAL mode, retrying for up to `timeout` while other processes open it too
+/// (each attempt may itself wait in the busy handler, so the worst case is about twice that).
 ///
 /// The switch to WAL takes an exclusive lock, and when another connection is switching the same
 /// new file at that moment SQLite answers `SQLITE_BUSY` at once, without the busy handler (two

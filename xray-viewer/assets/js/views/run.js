@@ -97,7 +97,7 @@ export default {
             h('a', { href: `/compare?a=${id}`, class: 'button' }, 'Compare with…'),
             exportButton('json'), exportButton('csv'))),
         run.error ? notice('error', h('strong', {}, 'The run failed: '), run.error) : null,
-        run.dropped_records ? notice('warn', `${n(run.dropped_records)} records of this run were dropped by the recorder (queue full, or made after their step had ended): what is shown is incomplete.`) : null);
+        run.dropped_records ? notice('warn', `${n(run.dropped_records)} records of this run were dropped by the recorder (queue full): what is shown is incomplete.`) : null);
     }
 
     // Built once; a live reload replaces the waterfall, the funnel and the payloads only, so an
