@@ -16,6 +16,7 @@ thread_local! {
 
 /// Runs `f` (a `what` impl of the user's); a panic is caught and counted, and its message
 /// returned.
+#[inline]
 pub(crate) fn guarded<R>(what: &str, f: impl FnOnce() -> R) -> Result<R, String> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(value) => Ok(value),

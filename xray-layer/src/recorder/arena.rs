@@ -175,6 +175,7 @@ impl EvalArena {
     ///
     /// The value's `Display` runs only because X-Ray records it: a panic in it is caught (the
     /// text says so) and does not reach the program, as a reason's does.
+    #[inline]
     pub(crate) fn push_display(&mut self, value: impl fmt::Display) -> Text {
         let start = self.text.len();
         let text = &mut self.text;
