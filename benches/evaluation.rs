@@ -24,24 +24,12 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing_subscriber::prelude::*;
-use xray_benches::{catalog, reference_query, Filter, NullStore, Product, CATEGORY};
+use xray_benches::{catalog, evaluate, reference_query, Filter, NullStore, Product};
 
 /// Evaluations per step.
 const STEP_ROWS: u64 = 10_000;
 /// Catalog size (a power of two: the index is masked).
 const CATALOG: usize = 4096;
-
-#[inline(always)]
-fn evaluate(p: &Product, f: &Filter) -> bool {
-    xray::evaluate(&p.asin)
-        .label(&p.title)
-        .check_range("price", p.price, f.lo..=f.hi)
-        .check_min("rating", p.rating, f.min_rating)
-        .check("category", f.category_ok(p), || {
-            format!("{} is not {CATEGORY}", p.category)
-        })
-        .passed()
-}
 
 /// One X-Ray benchmark: evaluations of `products` (cycled) in steps of [`STEP_ROWS`].
 fn xray_evaluate(

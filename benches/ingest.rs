@@ -22,7 +22,7 @@ use std::hint::black_box;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tracing_subscriber::prelude::*;
-use xray_benches::{catalog, reference_query, Filter, Product, Query, CATEGORY};
+use xray_benches::{catalog, evaluate, reference_query, Filter, Product, Query, CATEGORY};
 
 const STEPS: usize = 200;
 const PER_STEP: usize = 50;
@@ -33,19 +33,7 @@ const EVALUATIONS: usize = STEPS * PER_STEP;
 #[xray::step(kind = "filter", skip(candidates))]
 fn apply_filters(query: &Query, candidates: &[Product]) -> usize {
     let f = Filter::for_query(query);
-    candidates
-        .iter()
-        .filter(|p| {
-            xray::evaluate(&p.asin)
-                .label(&p.title)
-                .check_range("price", p.price, f.lo..=f.hi)
-                .check_min("rating", p.rating, f.min_rating)
-                .check("category", f.category_ok(p), || {
-                    format!("{} is not {CATEGORY}", p.category)
-                })
-                .passed()
-        })
-        .count()
+    candidates.iter().filter(|p| evaluate(p, &f)).count()
 }
 
 /// One iteration through the layer into a fresh file in `dir`; returns the timed part.

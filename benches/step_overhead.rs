@@ -42,28 +42,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing_subscriber::prelude::*;
-use xray_benches::{reference_query, NullStore, Query};
-
-/// The body every variant runs.
-#[inline(always)]
-fn work(query: &Query) -> u64 {
-    (query.price * 100.0) as u64 + query.keywords.len() as u64 + u64::from(query.max_results)
-}
+use xray_benches::{instrumented_filter, reference_query, work, xray_filter, NullStore, Query};
 
 #[inline(never)]
 fn bare(query: &Query) -> u64 {
-    work(query)
-}
-
-#[xray::step(kind = "filter")]
-#[inline(never)]
-fn xray_filter(query: &Query) -> u64 {
-    work(query)
-}
-
-#[tracing::instrument]
-#[inline(never)]
-fn instrumented_filter(query: &Query) -> u64 {
     work(query)
 }
 

@@ -23,27 +23,13 @@
 use std::hint::black_box;
 use std::sync::Arc;
 use tracing_subscriber::prelude::*;
-use xray_benches::{catalog, reference_query, Filter, NullStore, Product, Query, CATEGORY};
+use xray_benches::{
+    catalog, evaluate, instrumented_filter, reference_query, xray_filter, Filter, NullStore,
+    Product, Query,
+};
 
 /// Iterations of each loop.
 const ITERATIONS: usize = 20_000;
-
-#[inline(always)]
-fn work(query: &Query) -> u64 {
-    (query.price * 100.0) as u64 + query.keywords.len() as u64 + u64::from(query.max_results)
-}
-
-#[xray::step(kind = "filter")]
-#[inline(never)]
-fn xray_filter(query: &Query) -> u64 {
-    work(query)
-}
-
-#[tracing::instrument]
-#[inline(never)]
-fn instrumented_filter(query: &Query) -> u64 {
-    work(query)
-}
 
 #[inline(never)]
 fn measured_steps(query: &Query) -> u64 {
@@ -60,17 +46,7 @@ fn measured_instrumented(query: &Query) -> u64 {
 #[inline(never)]
 fn measured_evaluations(products: &[Product], f: &Filter) -> usize {
     (0..ITERATIONS)
-        .filter(|i| {
-            let p = &products[i % products.len()];
-            xray::evaluate(&p.asin)
-                .label(&p.title)
-                .check_range("price", p.price, f.lo..=f.hi)
-                .check_min("rating", p.rating, f.min_rating)
-                .check("category", f.category_ok(p), || {
-                    format!("{} is not {CATEGORY}", p.category)
-                })
-                .passed()
-        })
+        .filter(|i| evaluate(&products[i % products.len()], f))
         .count()
 }
 

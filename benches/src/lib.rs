@@ -43,6 +43,42 @@ pub struct Query {
     pub keywords: Vec<String>,
 }
 
+/// The body of every benchmarked step (a few arithmetic operations on the query), so that
+/// the step benchmarks differ only in their instrumentation.
+#[inline(always)]
+pub fn work(query: &Query) -> u64 {
+    (query.price * 100.0) as u64 + query.keywords.len() as u64 + u64::from(query.max_results)
+}
+
+/// The benchmarked step: [`work`] under `#[xray::step]`.
+#[xray::step(kind = "filter")]
+#[inline(never)]
+pub fn xray_filter(query: &Query) -> u64 {
+    work(query)
+}
+
+/// Its peer: [`work`] under `#[tracing::instrument]`.
+#[tracing::instrument]
+#[inline(never)]
+pub fn instrumented_filter(query: &Query) -> u64 {
+    work(query)
+}
+
+/// The verdict of the benchmarks' filter on `p`, recorded with `xray::evaluate`: the id, a
+/// label, two structured checks and a free one whose reason is built only when it fails. Every
+/// benchmark that evaluates candidates through X-Ray uses this one.
+#[inline(always)]
+pub fn evaluate(p: &Product, f: &Filter) -> bool {
+    xray::evaluate(&p.asin)
+        .label(&p.title)
+        .check_range("price", p.price, f.lo..=f.hi)
+        .check_min("rating", p.rating, f.min_rating)
+        .check("category", f.category_ok(p), || {
+            format!("{} is not {CATEGORY}", p.category)
+        })
+        .passed()
+}
+
 /// The reference query of every benchmark: its JSON is about 170 bytes.
 pub fn reference_query() -> Query {
     Query {

@@ -199,26 +199,34 @@ async fn async_filter(ids: Vec<u32>) -> usize {
     kept
 }
 
-#[test]
-fn async_steps_keep_evaluations_made_between_awaits() {
-    let (layer, guard, store) = xray::layer().memory().build_with_store().expect("build");
+/// Runs `step` as a task on a 2-thread tokio runtime, under a subscriber with `layer`: its polls
+/// may run on either worker thread.
+fn spawned_on_a_runtime(
+    layer: xray::XRayLayer,
+    step: impl std::future::Future<Output = usize> + Send + 'static,
+) -> usize {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime");
     let subscriber = tracing_subscriber::registry().with(layer);
-    let kept = tracing::subscriber::with_default(subscriber, || {
+    tracing::subscriber::with_default(subscriber, || {
         let dispatch = tracing::dispatcher::get_default(|d| d.clone());
         runtime.block_on(async move {
             tokio::spawn(tracing::instrument::WithSubscriber::with_subscriber(
-                async_filter((0..20).collect()),
-                dispatch,
+                step, dispatch,
             ))
             .await
             .unwrap_or(0)
         })
-    });
+    })
+}
+
+#[test]
+fn async_steps_keep_evaluations_made_between_awaits() {
+    let (layer, guard, store) = xray::layer().memory().build_with_store().expect("build");
+    let kept = spawned_on_a_runtime(layer, async_filter((0..20).collect()));
     assert_eq!(kept, 3);
     assert!(guard.flush());
     let rows = rows(&store, "async_filter");
@@ -255,23 +263,7 @@ async fn judge(ids: Vec<u32>) -> usize {
 #[test]
 fn a_builder_kept_across_an_await_records_the_verdict_decided_after_it() {
     let (layer, guard, store) = xray::layer().memory().build_with_store().expect("build");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let subscriber = tracing_subscriber::registry().with(layer);
-    let kept = tracing::subscriber::with_default(subscriber, || {
-        let dispatch = tracing::dispatcher::get_default(|d| d.clone());
-        runtime.block_on(async move {
-            tokio::spawn(tracing::instrument::WithSubscriber::with_subscriber(
-                judge((0..10).collect()),
-                dispatch,
-            ))
-            .await
-            .unwrap_or(0)
-        })
-    });
+    let kept = spawned_on_a_runtime(layer, judge((0..10).collect()));
     assert_eq!(kept, 5);
     assert!(guard.flush());
     let mut rows = rows(&store, "judge");
