@@ -481,6 +481,11 @@ fn health_and_metrics_report_the_server() {
     let health = server.json("/api/v1/health");
     assert_eq!(health["status"], "ok");
     assert!(health["latest_seq"].as_u64().expect("seq") > 0);
+    assert_eq!(
+        health["recorder"],
+        serde_json::json!({"dropped": 0, "failed": 0}),
+        "nothing was lost recording these runs"
+    );
     server.get("/api/v1/executions?limit=nope");
     let metrics = server.get("/api/v1/metrics");
     assert_eq!(metrics.status, 200);

@@ -63,6 +63,12 @@ fn runs_list_filters_and_opens_a_run() {
     assert!(failing_row.contains("error"), "status shown: {failing_row}");
     let bulk_row = page.text(&format!("tr[data-id='{}']", m.bulk));
     assert!(bulk_row.contains("3,000 → "), "mini funnel: {bulk_row}");
+    // Nothing was lost recording these runs: no warning, once the server has said so.
+    page.wait(
+        "document.querySelector('.recorder-loss').dataset.checked === 'true'",
+        "the recorder counts",
+    );
+    assert_eq!(page.text(".recorder-loss"), "");
     page.screenshot("runs");
 
     // Status filter: only the failing run, and the URL says so.
@@ -664,4 +670,28 @@ fn a_server_with_a_token_prompts_for_it() {
         "document.querySelector('#conn').dataset.state === 'live'",
         "live updates with the token",
     );
+}
+
+#[test]
+fn the_runs_list_warns_when_recorders_lost_records() {
+    let path = fixture::fresh_db("recorder-loss");
+    let (server, store) = fixture::serve(&path, None);
+    store
+        .add_recorder_counts(&xray::store::RecorderCounts {
+            dropped: 1_234,
+            failed: 5,
+        })
+        .expect("the counts are stored");
+    let page = Page::launch();
+    page.goto(&format!("{}/", server.url()));
+    page.wait(
+        "document.querySelector('.recorder-loss .notice') !== null",
+        "the warning",
+    );
+    let text = page.text(".recorder-loss");
+    assert!(
+        text.contains("1,234 dropped") && text.contains("5 failed to write"),
+        "{text}"
+    );
+    page.screenshot("runs-recorder-loss");
 }

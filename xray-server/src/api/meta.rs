@@ -7,6 +7,7 @@ use crate::http::{bytes_response, Response};
 use hyper::StatusCode;
 use serde::Serialize;
 use std::sync::Arc;
+use xray::store::RecorderCounts;
 
 /// The OpenAPI 3 document of this API (a test checks it against the route table both ways).
 pub const OPENAPI: &str = include_str!("../openapi.json");
@@ -22,6 +23,10 @@ struct Health {
     version: &'static str,
     latest_seq: u64,
     websocket_clients: i64,
+    /// What recorders lost, as stored in the database: records dropped (a full queue, or made
+    /// after their step ended) and records they failed to write. `null` when the store keeps no
+    /// counts. The viewer warns when either is not zero.
+    recorder: Option<RecorderCounts>,
 }
 
 /// `GET /health`: 200 when the database answers, 503 (with the reason) when it does not.
@@ -35,11 +40,13 @@ pub async fn health(app: &Arc<App>) -> Result<Response, ApiError> {
             message: format!("the database does not answer: {}", e.message),
             field: None,
         })?;
+    let recorder = app.blocking(|s| s.recorder_counts()).await.ok();
     ok(&Health {
         status: "ok",
         version: env!("CARGO_PKG_VERSION"),
         latest_seq,
         websocket_clients: app.metrics.websocket_clients.get(),
+        recorder,
     })
 }
 

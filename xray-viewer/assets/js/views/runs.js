@@ -73,6 +73,16 @@ export default {
     const compareButton = h('button', { type: 'button', class: 'primary', disabled: true }, 'Compare selected');
     const selectionNote = h('span', { class: 'muted' }, 'Tick two runs to compare them.');
     const banner = h('div', { class: 'live-banner', hidden: true });
+    // What recorders lost (dropped or failed records), from the server's health: runs may be
+    // incomplete, and the list alone would not say so. `data-checked` once the server answered.
+    const loss = h('div', { class: 'recorder-loss' });
+    api.health({ signal }).then((health) => {
+      const r = health && health.recorder;
+      if (r && (r.dropped || r.failed)) {
+        replace(loss, notice('warn', `Recorders lost records: ${n(r.dropped)} dropped (queue full, or made after their step had ended) and ${n(r.failed)} failed to write. The runs they belonged to may be incomplete.`));
+      }
+      loss.dataset.checked = 'true';
+    }).catch(() => {});
     const tbody = h('tbody', {});
     const table = h('table', { class: 'runs data' },
       h('caption', { class: 'visually-hidden' }, 'Runs, newest first'),
@@ -87,7 +97,7 @@ export default {
     replace(outlet,
       h('div', { class: 'page-head' }, h('h1', {}, 'Runs'),
         h('div', { class: 'page-actions' }, selectionNote, compareButton)),
-      form, banner, h('div', { class: 'table-wrap' }, table), status, more);
+      form, loss, banner, h('div', { class: 'table-wrap' }, table), status, more);
 
     function rowFor(run) {
       const pick = h('input', { type: 'checkbox', 'aria-label': `Select ${run.name} ${shortId(run.id)} for comparison`, checked: selected.has(run.id) });
