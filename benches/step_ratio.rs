@@ -1,0 +1,119 @@
+//! The step's cost as a ratio to `#[tracing::instrument]` + fmt, measured in interleaved rounds.
+//!
+//! `cargo bench -p xray-benches --bench step_ratio`
+//!
+//! On a shared 2-core machine, `step_overhead`'s figures for X-Ray and for its peer are taken
+//! seconds apart, and the load moves them by ±20% in between: their ratio is noise-bound. Here
+//! both run in alternating rounds of [`STEPS`] steps (X-Ray, then the peer, [`ROUNDS`] times), so
+//! a burst of load falls on both; each round gives one ratio, and the program prints the
+//! median ratio with its quartiles, and the median time per step of each.
+//!
+//! The variants are `step_overhead`'s: `nested` (inside an entered execution, or an entered
+//! span for the peer) and `root` (a step with no execution above it). X-Ray writes to a
+//! [`NullStore`]; between rounds (not timed) the writer catches up, and every round checks that
+//! nothing was dropped. `XRAY_BENCH_ROUNDS` sets the number of rounds.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tracing_subscriber::prelude::*;
+use xray_benches::{instrumented_filter, reference_query, xray_filter, NullStore, Query};
+
+/// Steps per round.
+const STEPS: u32 = 2_000;
+/// Rounds of each variant (each: X-Ray, then the peer).
+const ROUNDS: usize = 300;
+
+fn xray_round(query: &Query, nested: bool, guard: &xray::XRayGuard) -> Duration {
+    let run = nested.then(|| xray::Execution::start("bench").enter());
+    let start = Instant::now();
+    for _ in 0..STEPS {
+        black_box(xray_filter(black_box(query)));
+    }
+    let elapsed = start.elapsed();
+    drop(run);
+    assert!(
+        guard.flush_timeout(Duration::from_secs(60)),
+        "the writer did not catch up"
+    );
+    let stats = guard.stats();
+    assert_eq!(
+        stats.dropped + stats.failed,
+        0,
+        "records were lost: {stats:?}"
+    );
+    elapsed
+}
+
+fn peer_round(query: &Query, nested: bool) -> Duration {
+    let parent = nested.then(|| tracing::info_span!("bench").entered());
+    let start = Instant::now();
+    for _ in 0..STEPS {
+        black_box(instrumented_filter(black_box(query)));
+    }
+    let elapsed = start.elapsed();
+    drop(parent);
+    elapsed
+}
+
+/// The value at quantile `q` of sorted `values`.
+fn quantile(values: &[f64], q: f64) -> f64 {
+    values[((values.len() - 1) as f64 * q).round() as usize]
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; a filter argument, when given, picks a variant.
+    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let rounds = std::env::var("XRAY_BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(ROUNDS);
+    let query = reference_query();
+    let store = Arc::new(NullStore::new());
+    let (layer, guard) = xray::layer()
+        .store(Arc::clone(&store) as Arc<dyn xray::store::Store>)
+        .queue_capacity(1 << 16)
+        .build()
+        .expect("the layer builds");
+    let xray = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    let fmt = tracing::Dispatch::new(
+        tracing_subscriber::registry()
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::sink)),
+    );
+    println!("step_ratio: {rounds} rounds of {STEPS} steps each, X-Ray then #[instrument] + fmt");
+    for (name, nested) in [("nested", true), ("root", false)] {
+        if filter.as_deref().is_some_and(|f| !name.contains(f)) {
+            continue;
+        }
+        // Warm up both (thread-locals, recycled memory, the registry's slab).
+        for _ in 0..20 {
+            tracing::dispatcher::with_default(&xray, || xray_round(&query, nested, &guard));
+            tracing::dispatcher::with_default(&fmt, || peer_round(&query, nested));
+        }
+        let (mut ratios, mut ours, mut theirs) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            let x = tracing::dispatcher::with_default(&xray, || xray_round(&query, nested, &guard));
+            let p = tracing::dispatcher::with_default(&fmt, || peer_round(&query, nested));
+            let (x, p) = (
+                x.as_nanos() as f64 / f64::from(STEPS),
+                p.as_nanos() as f64 / f64::from(STEPS),
+            );
+            ratios.push(x / p);
+            ours.push(x);
+            theirs.push(p);
+        }
+        for v in [&mut ratios, &mut ours, &mut theirs] {
+            v.sort_by(f64::total_cmp);
+        }
+        println!(
+            "{name:>6}: X-Ray / instrument+fmt = {:.2}x (quartiles {:.2}..{:.2}); X-Ray {:.0} ns, \
+             instrument+fmt {:.0} ns per step (medians)",
+            quantile(&ratios, 0.5),
+            quantile(&ratios, 0.25),
+            quantile(&ratios, 0.75),
+            quantile(&ours, 0.5),
+            quantile(&theirs, 0.5),
+        );
+    }
+    println!("  ({} records written to the null store)", store.records());
+}
