@@ -348,3 +348,51 @@ fn a_panicking_serialize_or_debug_never_reaches_the_program_and_fails_the_step()
         assert!(error.contains(expected), "{error}");
     }
 }
+
+#[xray::step(kind = "rank")]
+fn attributed(n: u32) -> u32 {
+    n
+}
+
+#[test]
+fn steps_named_at_run_time_keep_their_names_beside_attribute_steps() {
+    // `xray::Step` spans share one callsite whatever their names; `#[xray::step]` spans are
+    // marked constant and their fields are not compared span by span.
+    let (layer, guard, store) = xray::layer().memory().build_with_store().expect("build");
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        let _run = xray::Execution::start("names").enter();
+        for i in 0..3u32 {
+            let kind = if i % 2 == 0 { "filter" } else { "llm" };
+            xray::Step::start(format!("dynamic_{i}"))
+                .kind(kind)
+                .enter()
+                .finish();
+            attributed(i);
+        }
+    });
+    assert!(guard.flush());
+    let steps = store
+        .find_steps(&StepQuery {
+            limit: Some(100),
+            ..Default::default()
+        })
+        .expect("steps");
+    let mut got: Vec<(String, Option<String>)> = steps
+        .items
+        .iter()
+        .map(|s| (s.name.clone(), s.kind.clone()))
+        .collect();
+    got.sort();
+    let want = |name: &str, kind: &str| (name.to_owned(), Some(kind.to_owned()));
+    assert_eq!(
+        got,
+        [
+            want("attributed", "rank"),
+            want("attributed", "rank"),
+            want("attributed", "rank"),
+            want("dynamic_0", "filter"),
+            want("dynamic_1", "llm"),
+            want("dynamic_2", "filter"),
+        ]
+    );
+}

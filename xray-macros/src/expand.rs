@@ -438,7 +438,10 @@ fn span_expression(kind: Kind, options: &Options, function: &Ident) -> TokenStre
                     #name,
                     xray.step = #name,
                     xray.kind = #kind,
-                    xray.capture = #capture
+                    xray.capture = #capture,
+                    // The values above are literals: the layer need not compare them span by
+                    // span (and other layers do not print an empty field).
+                    xray.constant = ::xray::__private::tracing::field::Empty
                 )
             }
         }

@@ -81,8 +81,10 @@ impl XRayLayer {
         }
     }
 
-    /// The name, kind and capture of a step span, shared by every span of its callsite (the
-    /// usual case: `#[xray::step]` names are constants), built anew when the values differ.
+    /// The name, kind and capture of a step span, shared by every span of its callsite: as is
+    /// for a callsite marked constant (`#[xray::step]`'s), else after comparing the span's
+    /// fields with it (a [`Step`](crate::Step) may be named at run time), built anew when
+    /// they differ.
     fn step_info(&self, attrs: &Attributes<'_>) -> Arc<SpanInfo> {
         let key = std::ptr::from_ref(attrs.metadata()) as usize;
         // This thread's last step callsite, then the layer's table.
@@ -109,6 +111,9 @@ impl XRayLayer {
                 Some(info)
             });
         if let Some(info) = cached.as_ref() {
+            if info.constant {
+                return Arc::clone(info);
+            }
             let mut same = SameAs::new(info);
             attrs.record(&mut same);
             if same.same {
@@ -123,6 +128,7 @@ impl XRayLayer {
                 .unwrap_or_else(|| attrs.metadata().name().to_owned()),
             kind: fields.kind,
             capture: fields.capture,
+            constant: attrs.metadata().fields().field(CONSTANT).is_some(),
         });
         if cached.is_none() {
             self.callsites
@@ -165,6 +171,10 @@ thread_local! {
     /// the span's fields, which are compared before it is used, so it serves every layer.
     static LAST_INFO: RefCell<Option<(usize, Arc<SpanInfo>)>> = const { RefCell::new(None) };
 }
+
+/// The field that marks a step span's `xray.*` values as literals of its callsite (the spans
+/// of `#[xray::step]`). It is declared and never recorded, so other layers do not print it.
+const CONSTANT: &str = "xray.constant";
 
 fn role_of(metadata: &tracing_core::Metadata<'_>) -> Option<Role> {
     match metadata.fields().iter().next()?.name() {
