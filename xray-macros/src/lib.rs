@@ -69,7 +69,7 @@
 //! ```text
 //! fn f(a: A, b: B) -> R {
 //!     let guard = StepGuard::enter(span!(target: module_path!(), Level::INFO, "f",
-//!         xray.step = "f", xray.kind = "", xray.capture = ""));
+//!         xray.step = "f", xray.kind = "", xray.capture = "", xray.constant = Empty));
 //!     if guard.is_recording() {
 //!         let mut input = ObjectWriter::new();
 //!         input.push("a", (&&&Arg(&a)).__xray_arg());   // Serialize, else Debug, else an error
@@ -89,6 +89,10 @@
 //! `StepFuture::new(guard.span(), typed_future::<R, _>(async move { body }))`, which enters the
 //! span on every poll and catches a panic. `#[xray::execution]` expands the same way around a
 //! span with the fields `xray.execution` (its name) and `xray.tags` (a JSON array).
+//!
+//! A step span's `xray.*` values are literals. The empty `xray.constant` field tells the layer
+//! so: it then reuses what it read from the first span of that callsite, without comparing the
+//! fields of each span. Other layers do not print an empty field.
 //!
 //! A function that returns a future without being `async` (`fn f() -> impl Future`) is a
 //! sync step: it records the creation of the future, not its execution.
