@@ -40,9 +40,10 @@ use std::future::Future;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 use tracing_subscriber::prelude::*;
-use xray_benches::{instrumented_filter, reference_query, work, xray_filter, NullStore, Query};
+use xray_benches::{
+    instrumented_filter, reference_query, timed_xray_steps, work, xray_filter, NullStore, Query,
+};
 
 #[inline(never)]
 fn bare(query: &Query) -> u64 {
@@ -91,26 +92,6 @@ fn otel_dispatch() -> (tracing::Dispatch, SdkTracerProvider, Arc<AtomicU64>) {
     (dispatch, provider, spans)
 }
 
-/// Times `iters` steps (inside an entered execution when `nested`), then (not timed) waits for
-/// the writer and checks that nothing was dropped.
-fn xray_sample(iters: u64, query: &Query, nested: bool, guard: &xray::XRayGuard) -> Duration {
-    let run = nested.then(|| xray::Execution::start("bench").enter());
-    let start = Instant::now();
-    for _ in 0..iters {
-        black_box(xray_filter(black_box(query)));
-    }
-    let elapsed = start.elapsed();
-    drop(run);
-    assert!(
-        guard.flush_timeout(Duration::from_secs(60)),
-        "the writer did not catch up"
-    );
-    let stats = guard.stats();
-    assert_eq!(stats.dropped, 0, "records were dropped: {stats:?}");
-    assert_eq!(stats.failed, 0, "records failed: {stats:?}");
-    elapsed
-}
-
 fn step(c: &mut Criterion) {
     let query = reference_query();
     let mut group = c.benchmark_group("step");
@@ -131,7 +112,7 @@ fn step(c: &mut Criterion) {
         let (dispatch, guard, store) = xray_dispatch();
         group.bench_function(BenchmarkId::new("xray_step", name), |b| {
             tracing::dispatcher::with_default(&dispatch, || {
-                b.iter_custom(|iters| xray_sample(iters, &query, nested, &guard))
+                b.iter_custom(|iters| timed_xray_steps(iters, &query, nested, &guard))
             })
         });
         let stats = guard.stats();

@@ -17,33 +17,12 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing_subscriber::prelude::*;
-use xray_benches::{instrumented_filter, reference_query, xray_filter, NullStore, Query};
+use xray_benches::{instrumented_filter, reference_query, timed_xray_steps, NullStore, Query};
 
 /// Steps per round.
 const STEPS: u32 = 2_000;
 /// Rounds of each variant (each: X-Ray, then the peer).
 const ROUNDS: usize = 300;
-
-fn xray_round(query: &Query, nested: bool, guard: &xray::XRayGuard) -> Duration {
-    let run = nested.then(|| xray::Execution::start("bench").enter());
-    let start = Instant::now();
-    for _ in 0..STEPS {
-        black_box(xray_filter(black_box(query)));
-    }
-    let elapsed = start.elapsed();
-    drop(run);
-    assert!(
-        guard.flush_timeout(Duration::from_secs(60)),
-        "the writer did not catch up"
-    );
-    let stats = guard.stats();
-    assert_eq!(
-        stats.dropped + stats.failed,
-        0,
-        "records were lost: {stats:?}"
-    );
-    elapsed
-}
 
 fn peer_round(query: &Query, nested: bool) -> Duration {
     let parent = nested.then(|| tracing::info_span!("bench").entered());
@@ -87,12 +66,16 @@ fn main() {
         }
         // Warm up both (thread-locals, recycled memory, the registry's slab).
         for _ in 0..20 {
-            tracing::dispatcher::with_default(&xray, || xray_round(&query, nested, &guard));
+            tracing::dispatcher::with_default(&xray, || {
+                timed_xray_steps(STEPS.into(), &query, nested, &guard)
+            });
             tracing::dispatcher::with_default(&fmt, || peer_round(&query, nested));
         }
         let (mut ratios, mut ours, mut theirs) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..rounds {
-            let x = tracing::dispatcher::with_default(&xray, || xray_round(&query, nested, &guard));
+            let x = tracing::dispatcher::with_default(&xray, || {
+                timed_xray_steps(STEPS.into(), &query, nested, &guard)
+            });
             let p = tracing::dispatcher::with_default(&fmt, || peer_round(&query, nested));
             let (x, p) = (
                 x.as_nanos() as f64 / f64::from(STEPS),

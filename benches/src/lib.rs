@@ -64,6 +64,33 @@ pub fn instrumented_filter(query: &Query) -> u64 {
     work(query)
 }
 
+/// Times `iters` calls of [`xray_filter`] (inside an entered execution when `nested`) under the
+/// current subscriber, then (not timed) waits for the writer behind `guard` and checks that no
+/// record was dropped or failed, so that a full queue cannot make a step look cheaper than it is.
+pub fn timed_xray_steps(
+    iters: u64,
+    query: &Query,
+    nested: bool,
+    guard: &xray::XRayGuard,
+) -> std::time::Duration {
+    use std::hint::black_box;
+    let run = nested.then(|| xray::Execution::start("bench").enter());
+    let start = std::time::Instant::now();
+    for _ in 0..iters {
+        black_box(xray_filter(black_box(query)));
+    }
+    let elapsed = start.elapsed();
+    drop(run);
+    assert!(
+        guard.flush_timeout(std::time::Duration::from_secs(60)),
+        "the writer did not catch up"
+    );
+    let stats = guard.stats();
+    assert_eq!(stats.dropped, 0, "records were dropped: {stats:?}");
+    assert_eq!(stats.failed, 0, "records failed: {stats:?}");
+    elapsed
+}
+
 /// The verdict of the benchmarks' filter on `p`, recorded with `xray::evaluate`: the id, a
 /// label, two structured checks and a free one whose reason is built only when it fails. Every
 /// benchmark that evaluates candidates through X-Ray uses this one.
