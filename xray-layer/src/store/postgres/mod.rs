@@ -11,8 +11,8 @@
 //! (one test-suite runs against both). What differs is how it writes and tails:
 //!
 //! - **Ingest by binary COPY.** A batch's evaluation rows and log lines go in one `COPY ... FROM
-//!   STDIN (FORMAT binary)` each, not row by row; steps and executions (a few rows per batch)
-//!   are upserted.
+//!   STDIN (FORMAT binary)` each, not row by row; steps and executions are upserted a whole
+//!   batch per statement, their values bound as arrays ([`records`]).
 //! - **Commit order.** Every write takes its change numbers (`seq`) from one counter row, as the
 //!   last thing it does before it commits. The row stays locked until the commit, so numbers are
 //!   handed out in commit order: when a reader sees change *n*, every change below *n* is
@@ -29,6 +29,7 @@
 //! or a local socket; put a TLS proxy such as PgBouncer in front for remote databases).
 
 mod read;
+mod records;
 mod schema;
 mod write;
 

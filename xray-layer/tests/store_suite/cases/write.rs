@@ -409,3 +409,111 @@ pub fn dropped_records_mark_running_steps_lost(store: &dyn Store) {
     assert_eq!(step_of(store, r.id).status, Status::Running);
     assert_eq!(detail(store, y).execution.dropped_records, 0);
 }
+
+/// Many runs in one batch, as a writer that keeps up with thousands of tiny runs sends them,
+/// with the oddities a batch can hold: a step's record given twice (the last one counts), an
+/// execution's end before its start, steps that start at the same microsecond, a step left
+/// running by a run that lost records. The result is what writing them one by one gives.
+pub fn many_runs_in_one_batch_read_as_if_written_one_by_one(store: &dyn Store) {
+    const RUNS: usize = 30;
+    let mut batch = Vec::new();
+    let mut runs = Vec::new();
+    let mut first_steps = Vec::new();
+    for i in 0..RUNS {
+        let x = new_id();
+        let t = T0 + i as i64 * 1_000;
+        let mut start = execution(x, &format!("run-{i}"), t);
+        start.metadata = raw(&format!(r#"{{"i":{i},"keep":"start"}}"#));
+        start.tags = vec![format!("t{}", i % 3)];
+        batch.push(Record::ExecutionStarted(start));
+        let mut steps = Vec::new();
+        for (n, name) in ["search", "filter", "rank", "select"].iter().enumerate() {
+            // "rank" and "select" start at the same microsecond: their order is the batch's.
+            let at = t + 10 * (n.min(2) as i64) + 1;
+            let mut s = step(x, name, at, 5);
+            s.candidates_in = Some(100 - 20 * n as u64);
+            s.candidates_out = Some(80 - 20 * n as u64);
+            if i == 7 && n == 2 {
+                s.status = Status::Error;
+                s.error = Some("judge timed out".into());
+            }
+            steps.push(s);
+        }
+        batch.push(started(&steps[0]));
+        batch.extend(steps.iter().map(done));
+        let mut e = end(x, t + 100, if i == 7 { Status::Error } else { Status::Ok });
+        e.metadata = Some(raw(r#"{"keep":"end","done":true}"#));
+        batch.push(Record::ExecutionFinished(e));
+        first_steps.push(steps[0].clone());
+        runs.push((x, steps));
+    }
+    // The first run's first step again, with an output: the last record of a step wins.
+    let mut again = first_steps[0].clone();
+    again.output = Some(raw(r#"{"kept":80}"#));
+    batch.push(done(&again));
+    // An execution whose end comes before its start.
+    let late = new_id();
+    let mut e = end(late, T0 + 90_000, Status::Ok);
+    e.metadata = Some(raw(r#"{"k":1}"#));
+    batch.push(Record::ExecutionFinished(e));
+    let mut start = execution(late, "late", T0 + 89_000);
+    start.metadata = raw(r#"{"s":2,"k":0}"#);
+    batch.push(Record::ExecutionStarted(start));
+    // A run that lost records: its step that never finished is lost, not running.
+    let lossy = new_id();
+    let stuck = step(lossy, "stuck", T0 + 95_001, 5);
+    batch.push(begin(lossy, "lossy", T0 + 95_000));
+    batch.push(started(&stuck));
+    let mut e = end(lossy, T0 + 96_000, Status::Error);
+    e.dropped_records = 1;
+    batch.push(Record::ExecutionFinished(e));
+    write(store, &batch);
+
+    for (i, (x, steps)) in runs.iter().enumerate() {
+        let d = detail(store, *x);
+        let run = &d.execution;
+        assert_eq!(run.name, format!("run-{i}"));
+        assert_eq!(run.tags, [format!("t{}", i % 3)]);
+        assert_eq!(run.completed_at, Some(T0 + i as i64 * 1_000 + 100));
+        assert_eq!(run.step_count, 4, "run {i}");
+        assert_eq!(run.error_steps, u64::from(i == 7), "run {i}");
+        assert_eq!(
+            (run.candidates_in, run.candidates_out),
+            (Some(100), Some(20)),
+            "run {i}: the funnel runs from the first step to the last"
+        );
+        assert_eq!(
+            compact(d.metadata.as_str()),
+            format!(r#"{{"i":{i},"keep":"end","done":true}}"#)
+        );
+        let names: Vec<&str> = d.steps.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["search", "filter", "rank", "select"], "run {i}");
+        let ids: Vec<Uuid> = d.steps.iter().map(|s| s.id).collect();
+        assert_eq!(ids, steps.iter().map(|s| s.id).collect::<Vec<_>>());
+        assert!(d.steps.iter().all(|s| s.ended_at.is_some()), "run {i}");
+    }
+    assert_eq!(
+        step_of(store, first_steps[0].id)
+            .output
+            .map(|o| compact(o.as_str())),
+        Some(r#"{"kept":80}"#.to_owned())
+    );
+    let d = detail(store, late);
+    assert_eq!(
+        (
+            d.execution.name.as_str(),
+            d.execution.status,
+            d.execution.completed_at
+        ),
+        ("late", Status::Ok, Some(T0 + 90_000))
+    );
+    assert_eq!(compact(d.metadata.as_str()), r#"{"s":2,"k":1}"#);
+    let d = detail(store, lossy);
+    assert_eq!(d.execution.dropped_records, 1);
+    assert_eq!(d.steps.len(), 1);
+    assert_eq!(d.steps[0].status, Status::Lost);
+    assert_eq!(
+        executions_of(store, ExecutionQuery::default()).len(),
+        RUNS + 2
+    );
+}
