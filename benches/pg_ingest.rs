@@ -2,7 +2,8 @@
 //! does) against multi-row `INSERT … VALUES (…), (…)` (1,000 rows per statement), into the same
 //! partitioned, indexed `xray.evaluations` table, in the same run, rounds interleaved. Then the
 //! whole `PostgresStore::write` (steps upserted, rows replaced idempotently, change numbers,
-//! NOTIFY) on the same batches.
+//! NOTIFY) on the same batches. Last, many small runs (the latency benchmark's four-step runs)
+//! through `PostgresStore::write`, beside `SqliteStore::write` of the same kind of batches.
 //!
 //! A load program (throughput, not latency); it needs a PostgreSQL server:
 //!
@@ -15,7 +16,8 @@ use postgres::types::{ToSql, Type};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 use xray::model::{Check, Evaluation, Json, Record, Status, StepRecord};
-use xray::store::{PostgresStore, Store};
+use xray::store::{PostgresStore, SqliteStore, Store};
+use xray_benches::runs::{run_records, EVALUATIONS_PER_FILTER};
 use xray_benches::SplitMix64;
 
 /// Evaluations per step, steps per batch: 10,000 rows per batch (a demo-sized filter step).
@@ -191,6 +193,41 @@ fn insert(client: &mut postgres::Client, rows: &[Row]) -> Result<(), postgres::E
     tx.commit()
 }
 
+/// Batches and runs per batch of the small-runs figure (200 runs: the 1,200 records a writer
+/// batches at most by default).
+const TINY_BATCHES: usize = 20;
+const TINY_RUNS_PER_BATCH: usize = 200;
+
+/// Runs per second that `store` and an SQLite store take the same batches of small runs at,
+/// batches interleaved.
+fn tiny_runs(store: &PostgresStore) -> Result<(f64, f64), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let sqlite = SqliteStore::open(dir.path().join("xray.db"))?;
+    let mut rng = SplitMix64(11);
+    let mut at = xray::model::now_us();
+    let mut batch = || {
+        let mut records = Vec::new();
+        for _ in 0..TINY_RUNS_PER_BATCH {
+            records.extend(run_records(&mut rng, at).0);
+            at += 10_000;
+        }
+        records
+    };
+    let (mut pg, mut lite) = (Duration::ZERO, Duration::ZERO);
+    for _ in 0..TINY_BATCHES {
+        let records = batch();
+        let t = Instant::now();
+        store.write(&records)?;
+        pg += t.elapsed();
+        let records = batch();
+        let t = Instant::now();
+        sqlite.write(&records)?;
+        lite += t.elapsed();
+    }
+    let runs = TINY_BATCHES * TINY_RUNS_PER_BATCH;
+    Ok((rate(runs, pg), rate(runs, lite)))
+}
+
 fn rate(rows: usize, took: Duration) -> f64 {
     rows as f64 / took.as_secs_f64()
 }
@@ -260,6 +297,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         s / i
     );
     drop(client);
+
+    // Many small runs: executions and steps, not evaluation rows, are most of the work.
+    let (pg, sqlite) = tiny_runs(&store)?;
+    println!(
+        "\nMany small runs, {TINY_BATCHES} batches of {TINY_RUNS_PER_BATCH} runs (4 steps, \
+         {EVALUATIONS_PER_FILTER} evaluations each), one transaction per batch\n"
+    );
+    println!("| store | runs/s | vs SQLite |");
+    println!("|---|---|---|");
+    println!("| `PostgresStore::write` | {pg:.0} | {:.2}× |", pg / sqlite);
+    println!("| `SqliteStore::write` (a file in a temporary directory) | {sqlite:.0} | 1.00× |");
     drop(store);
     admin.batch_execute("DROP DATABASE IF EXISTS xray_bench_ingest WITH (FORCE)")?;
     Ok(())

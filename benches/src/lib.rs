@@ -11,6 +11,8 @@
 //!
 //! See `benches/README.md` for the numbers and how to reproduce them.
 
+pub mod runs;
+
 use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use uuid::Uuid;
