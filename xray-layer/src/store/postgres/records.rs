@@ -7,18 +7,20 @@
 //!
 //! - an execution's metadata is merged in Rust, record by record, from what was stored before
 //!   the batch (read once, rows locked); every statement that writes it writes the final value;
-//! - a step or an execution written twice in one batch (an ingest repeated) is written once,
-//!   with its last record's values (an `ON CONFLICT DO UPDATE` may not touch a row twice);
+//! - a row given twice in one batch (an ingest repeated) is written once, as the records one by
+//!   one would leave it (an `ON CONFLICT DO UPDATE` may not touch a row twice): a finished
+//!   step's last record wins, a running step's first; an execution keeps the first tags it was
+//!   given;
+//! - steps get their `sid`s (which order steps that start at the same microsecond) in the order
+//!   of their first record in the batch, running or finished (see [`steps`]);
 //! - statements run in the order the rows depend on: placeholder executions, execution starts,
-//!   step starts, step ends (in record order, which is the order of their `sid`s), execution
-//!   ends, steps marked lost, and the executions' counts last.
+//!   steps, execution ends, steps marked lost, and the executions' counts last.
 
 use super::pg_error;
-use crate::model::{
-    elimination, ExecutionEnd, ExecutionStart, Json, Record, StepRecord, StepStart,
-};
+use crate::model::{elimination, ExecutionEnd, ExecutionStart, Json, Record, StepRecord};
 use crate::store::metadata::merge;
 use crate::store::StoreError;
+use postgres::types::ToSql;
 use postgres::Transaction;
 use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
@@ -45,8 +47,7 @@ pub(super) fn write_records(
     let metadata = plan.final_metadata(&stored);
     placeholders(tx, &plan.placeholders)?;
     execution_starts(tx, &plan.starts, &metadata)?;
-    step_starts(tx, &plan.step_starts)?;
-    step_ends(tx, &plan.step_ends)?;
+    steps(tx, &plan.step_rows, &plan.step_ends, &plan.end_index)?;
     execution_ends(tx, &plan.ends, &metadata)?;
     lost_steps(tx, &plan.ends)?;
     refresh(tx, &plan.touched)
@@ -57,14 +58,40 @@ struct Plan<'a> {
     /// `(id, started_at, seq)` of executions that a step or an end refers to, with no start in
     /// the batch: made if they do not exist.
     placeholders: Vec<(Uuid, i64, i64)>,
-    starts: Vec<(&'a ExecutionStart, i64)>,
-    step_starts: Vec<(&'a StepStart, i64)>,
+    starts: Vec<Start<'a>>,
+    /// Every step the batch writes, at its first record: a new one gets its `sid` here.
+    step_rows: Vec<StepRow<'a>>,
     step_ends: Vec<(&'a StepRecord, i64)>,
     ends: Vec<End<'a>>,
     /// Starts and ends of executions, in record order, for the metadata merge.
     metadata_changes: Vec<MetadataChange<'a>>,
     /// Every execution the batch touched, with the change number of its recount.
     touched: Vec<(Uuid, i64)>,
+    /// Where each id is in `step_rows`, `step_ends` and `touched` (a batch holds up to
+    /// thousands of steps: no linear search per record).
+    seen_rows: HashSet<Uuid>,
+    end_index: HashMap<Uuid, usize>,
+    seen_touched: HashSet<Uuid>,
+}
+
+/// An execution's start: the last start record's values, with the first tags given.
+struct Start<'a> {
+    record: &'a ExecutionStart,
+    tags: &'a [String],
+    seq: i64,
+}
+
+/// A step's row as its first record in the batch makes it (before a finished step's values are
+/// filled in).
+struct StepRow<'a> {
+    id: Uuid,
+    execution_id: Uuid,
+    parent_id: Option<Uuid>,
+    name: &'a str,
+    kind: Option<&'a str>,
+    started_at: i64,
+    status: &'a str,
+    seq: i64,
 }
 
 /// An execution's end: the last end record's values, and what several ends in one batch add up
@@ -96,11 +123,14 @@ impl<'a> Plan<'a> {
         let mut plan = Plan {
             placeholders: Vec::new(),
             starts: Vec::new(),
-            step_starts: Vec::new(),
+            step_rows: Vec::new(),
             step_ends: Vec::new(),
             ends: Vec::new(),
             metadata_changes: Vec::new(),
             touched: Vec::new(),
+            seen_rows: HashSet::new(),
+            end_index: HashMap::new(),
+            seen_touched: HashSet::new(),
         };
         let mut placed = HashSet::new();
         let mut placeholder =
@@ -114,7 +144,20 @@ impl<'a> Plan<'a> {
             match record {
                 Record::ExecutionStarted(r) => {
                     let s = next();
-                    keep_last(&mut plan.starts, (r, s), |(x, _)| x.id == r.id);
+                    match plan.starts.iter_mut().find(|x| x.record.id == r.id) {
+                        Some(start) => {
+                            start.record = r;
+                            start.seq = s;
+                            if start.tags.is_empty() {
+                                start.tags = &r.tags;
+                            }
+                        }
+                        None => plan.starts.push(Start {
+                            record: r,
+                            tags: &r.tags,
+                            seq: s,
+                        }),
+                    }
                     plan.metadata_changes
                         .push(MetadataChange::Start(r.id, r.metadata.as_str()));
                 }
@@ -146,16 +189,41 @@ impl<'a> Plan<'a> {
                 Record::StepStarted(r) => {
                     placeholder(&mut plan, r.execution_id, r.started_at, &mut next);
                     let s = next();
-                    keep_last(&mut plan.step_starts, (r, s), |(x, _)| x.id == r.id);
+                    plan.step_row(StepRow {
+                        id: r.id,
+                        execution_id: r.execution_id,
+                        parent_id: r.parent_id,
+                        name: &r.name,
+                        kind: r.kind.as_deref(),
+                        started_at: r.started_at,
+                        status: "running",
+                        seq: s,
+                    });
                 }
                 Record::StepFinished(r) => {
                     placeholder(&mut plan, r.execution_id, r.started_at, &mut next);
                     let s = next();
-                    keep_last(&mut plan.step_ends, (&**r, s), |(x, _)| x.id == r.id);
+                    plan.step_row(StepRow {
+                        id: r.id,
+                        execution_id: r.execution_id,
+                        parent_id: r.parent_id,
+                        name: &r.name,
+                        kind: r.kind.as_deref(),
+                        started_at: r.started_at,
+                        status: r.status.as_str(),
+                        seq: s,
+                    });
+                    match plan.end_index.get(&r.id) {
+                        Some(&i) => plan.step_ends[i] = (&**r, s),
+                        None => {
+                            plan.end_index.insert(r.id, plan.step_ends.len());
+                            plan.step_ends.push((&**r, s));
+                        }
+                    }
                 }
             }
             let id = record.execution_id();
-            if !plan.touched.iter().any(|(t, _)| *t == id) {
+            if plan.seen_touched.insert(id) {
                 plan.touched.push((id, 0));
             }
         }
@@ -163,6 +231,13 @@ impl<'a> Plan<'a> {
             *s = seq.next_seq();
         }
         plan
+    }
+
+    /// Adds a step's row unless the batch has already given that step one.
+    fn step_row(&mut self, row: StepRow<'a>) {
+        if self.seen_rows.insert(row.id) {
+            self.step_rows.push(row);
+        }
     }
 
     /// The executions whose metadata the batch sets.
@@ -213,14 +288,6 @@ impl<'a> Plan<'a> {
     }
 }
 
-/// Replaces the entry `matches` finds with `item` (keeping its place), or appends it.
-fn keep_last<T>(items: &mut Vec<T>, item: T, matches: impl Fn(&T) -> bool) {
-    match items.iter_mut().find(|x| matches(x)) {
-        Some(slot) => *slot = item,
-        None => items.push(item),
-    }
-}
-
 /// The stored metadata of the executions `ids` that have a row, locked until the commit.
 fn stored_metadata(
     tx: &mut Transaction<'_>,
@@ -258,32 +325,32 @@ fn placeholders(tx: &mut Transaction<'_>, rows: &[(Uuid, i64, i64)]) -> Result<(
 
 fn execution_starts(
     tx: &mut Transaction<'_>,
-    starts: &[(&ExecutionStart, i64)],
+    starts: &[Start<'_>],
     metadata: &HashMap<Uuid, String>,
 ) -> Result<(), StoreError> {
     if starts.is_empty() {
         return Ok(());
     }
-    let ids: Vec<Uuid> = starts.iter().map(|(r, _)| r.id).collect();
-    let names: Vec<&str> = starts.iter().map(|(r, _)| r.name.as_str()).collect();
-    let started: Vec<i64> = starts.iter().map(|(r, _)| r.started_at).collect();
+    let ids: Vec<Uuid> = starts.iter().map(|x| x.record.id).collect();
+    let names: Vec<&str> = starts.iter().map(|x| x.record.name.as_str()).collect();
+    let started: Vec<i64> = starts.iter().map(|x| x.record.started_at).collect();
     // One text[] per row cannot be bound as a column of a 2-D array: each goes as JSON.
     let tags: Vec<String> = starts
         .iter()
-        .map(|(r, _)| serde_json::to_string(&r.tags).unwrap_or_else(|_| "[]".into()))
+        .map(|x| serde_json::to_string(x.tags).unwrap_or_else(|_| "[]".into()))
         .collect();
     let meta: Vec<&str> = starts
         .iter()
-        .map(|(r, _)| {
+        .map(|x| {
             metadata
-                .get(&r.id)
-                .map_or(r.metadata.as_str(), String::as_str)
+                .get(&x.record.id)
+                .map_or(x.record.metadata.as_str(), String::as_str)
         })
         .collect();
-    let services: Vec<Option<&str>> = starts.iter().map(|(r, _)| r.service.as_deref()).collect();
-    let hosts: Vec<Option<&str>> = starts.iter().map(|(r, _)| r.host.as_deref()).collect();
-    let pids: Vec<Option<i64>> = starts.iter().map(|(r, _)| r.pid.map(i64::from)).collect();
-    let seqs: Vec<i64> = starts.iter().map(|(_, s)| *s).collect();
+    let services: Vec<Option<&str>> = starts.iter().map(|x| x.record.service.as_deref()).collect();
+    let hosts: Vec<Option<&str>> = starts.iter().map(|x| x.record.host.as_deref()).collect();
+    let pids: Vec<Option<i64>> = starts.iter().map(|x| x.record.pid.map(i64::from)).collect();
+    let seqs: Vec<i64> = starts.iter().map(|x| x.seq).collect();
     tx.execute(
         "INSERT INTO xray.executions(id, name, started_at, status, tags, metadata, service, host, pid, seq)
          SELECT id, name, started_at, 'running',
@@ -302,139 +369,200 @@ fn execution_starts(
     Ok(())
 }
 
-fn step_starts(tx: &mut Transaction<'_>, starts: &[(&StepStart, i64)]) -> Result<(), StoreError> {
-    if starts.is_empty() {
-        return Ok(());
-    }
-    let ids: Vec<Uuid> = starts.iter().map(|(r, _)| r.id).collect();
-    let executions: Vec<Uuid> = starts.iter().map(|(r, _)| r.execution_id).collect();
-    let parents: Vec<Option<Uuid>> = starts.iter().map(|(r, _)| r.parent_id).collect();
-    let names: Vec<&str> = starts.iter().map(|(r, _)| r.name.as_str()).collect();
-    let kinds: Vec<Option<&str>> = starts.iter().map(|(r, _)| r.kind.as_deref()).collect();
-    let started: Vec<i64> = starts.iter().map(|(r, _)| r.started_at).collect();
-    let seqs: Vec<i64> = starts.iter().map(|(_, s)| *s).collect();
-    tx.execute(
-        "INSERT INTO xray.steps(id, execution_id, parent_id, name, kind, started_at, status, created_at, seq)
-         SELECT id, execution_id, parent_id, name, kind, started_at, 'running', started_at, seq
-         FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::int8[],
-                     $7::int8[]) WITH ORDINALITY
-              AS u(id, execution_id, parent_id, name, kind, started_at, seq, ord)
-         ORDER BY ord
-         ON CONFLICT (id) DO NOTHING",
-        &[&ids, &executions, &parents, &names, &kinds, &started, &seqs],
-    )
-    .map_err(pg_error)?;
-    Ok(())
+/// The columns of `xray.steps` rows, one array each, to bind and unnest.
+#[derive(Default)]
+struct StepColumns<'a> {
+    ids: Vec<Uuid>,
+    executions: Vec<Uuid>,
+    parents: Vec<Option<Uuid>>,
+    names: Vec<&'a str>,
+    kinds: Vec<Option<&'a str>>,
+    started: Vec<i64>,
+    ended: Vec<Option<i64>>,
+    durations: Vec<Option<i64>>,
+    statuses: Vec<&'a str>,
+    errors: Vec<Option<&'a str>>,
+    inputs: Vec<Option<&'a str>>,
+    outputs: Vec<Option<&'a str>>,
+    filters: Vec<Option<&'a str>>,
+    summaries: Vec<Option<String>>,
+    selections: Vec<Option<String>>,
+    reasonings: Vec<Option<&'a str>>,
+    metadata: Vec<&'a str>,
+    candidates_in: Vec<Option<i64>>,
+    candidates_out: Vec<Option<i64>>,
+    eliminations: Vec<Option<f64>>,
+    kept: Vec<i64>,
+    logs_dropped: Vec<i64>,
+    seqs: Vec<i64>,
 }
 
-fn step_ends(tx: &mut Transaction<'_>, ends: &[(&StepRecord, i64)]) -> Result<(), StoreError> {
-    if ends.is_empty() {
-        return Ok(());
+/// The columns of [`StepColumns`], in the order of its parameters.
+const STEP_COLUMNS: &str = "id, execution_id, parent_id, name, kind, started_at, ended_at,
+    duration_us, status, error, input, output, filters, evaluations, selection, reasoning,
+    metadata, candidates_in, candidates_out, elimination, evaluations_kept, logs_dropped, seq";
+
+/// Their types, for `unnest`.
+const STEP_TYPES: &str = "$1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::int8[],
+    $7::int8[], $8::int8[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
+    $14::text[], $15::text[], $16::text[], $17::text[], $18::int8[], $19::int8[],
+    $20::float8[], $21::int8[], $22::int8[], $23::int8[]";
+
+impl<'a> StepColumns<'a> {
+    /// A running step's row.
+    fn push_running(&mut self, r: &StepRow<'a>) {
+        self.ids.push(r.id);
+        self.executions.push(r.execution_id);
+        self.parents.push(r.parent_id);
+        self.names.push(r.name);
+        self.kinds.push(r.kind);
+        self.started.push(r.started_at);
+        self.ended.push(None);
+        self.durations.push(None);
+        self.statuses.push(r.status);
+        self.errors.push(None);
+        self.inputs.push(None);
+        self.outputs.push(None);
+        self.filters.push(None);
+        self.summaries.push(None);
+        self.selections.push(None);
+        self.reasonings.push(None);
+        self.metadata.push("{}");
+        self.candidates_in.push(None);
+        self.candidates_out.push(None);
+        self.eliminations.push(None);
+        self.kept.push(0);
+        self.logs_dropped.push(0);
+        self.seqs.push(r.seq);
     }
-    let json = |j: &Option<Json>| j.as_ref().map(|j| j.as_str().to_owned());
-    let ids: Vec<Uuid> = ends.iter().map(|(r, _)| r.id).collect();
-    let executions: Vec<Uuid> = ends.iter().map(|(r, _)| r.execution_id).collect();
-    let parents: Vec<Option<Uuid>> = ends.iter().map(|(r, _)| r.parent_id).collect();
-    let names: Vec<&str> = ends.iter().map(|(r, _)| r.name.as_str()).collect();
-    let kinds: Vec<Option<&str>> = ends.iter().map(|(r, _)| r.kind.as_deref()).collect();
-    let started: Vec<i64> = ends.iter().map(|(r, _)| r.started_at).collect();
-    let ended: Vec<Option<i64>> = ends.iter().map(|(r, _)| r.ended_at).collect();
-    let durations: Vec<Option<i64>> = ends.iter().map(|(r, _)| r.duration_us()).collect();
-    let statuses: Vec<&str> = ends.iter().map(|(r, _)| r.status.as_str()).collect();
-    let errors: Vec<Option<&str>> = ends.iter().map(|(r, _)| r.error.as_deref()).collect();
-    let inputs: Vec<Option<String>> = ends.iter().map(|(r, _)| json(&r.input)).collect();
-    let outputs: Vec<Option<String>> = ends.iter().map(|(r, _)| json(&r.output)).collect();
-    let filters: Vec<Option<String>> = ends.iter().map(|(r, _)| json(&r.filters)).collect();
-    let summaries: Vec<Option<String>> = ends
-        .iter()
-        .map(|(r, _)| {
+
+    /// A finished step's row.
+    fn push_finished(&mut self, r: &'a StepRecord, seq: i64) {
+        let json = |j: &'a Option<Json>| j.as_ref().map(Json::as_str);
+        self.ids.push(r.id);
+        self.executions.push(r.execution_id);
+        self.parents.push(r.parent_id);
+        self.names.push(&r.name);
+        self.kinds.push(r.kind.as_deref());
+        self.started.push(r.started_at);
+        self.ended.push(r.ended_at);
+        self.durations.push(r.duration_us());
+        self.statuses.push(r.status.as_str());
+        self.errors.push(r.error.as_deref());
+        self.inputs.push(json(&r.input));
+        self.outputs.push(json(&r.output));
+        self.filters.push(json(&r.filters));
+        self.summaries.push(
             r.summary
                 .as_ref()
-                .and_then(|s| serde_json::to_string(s).ok())
-        })
-        .collect();
-    let selections: Vec<Option<String>> = ends
-        .iter()
-        .map(|(r, _)| {
+                .and_then(|s| serde_json::to_string(s).ok()),
+        );
+        self.selections.push(
             (!r.selection.is_empty())
                 .then(|| serde_json::to_string(&r.selection).ok())
-                .flatten()
-        })
-        .collect();
-    let reasonings: Vec<Option<&str>> = ends.iter().map(|(r, _)| r.reasoning.as_deref()).collect();
-    let metadata: Vec<&str> = ends.iter().map(|(r, _)| r.metadata.as_str()).collect();
-    let ins: Vec<Option<i64>> = ends
+                .flatten(),
+        );
+        self.reasonings.push(r.reasoning.as_deref());
+        self.metadata.push(r.metadata.as_str());
+        self.candidates_in.push(r.candidates_in.map(|n| n as i64));
+        self.candidates_out.push(r.candidates_out.map(|n| n as i64));
+        self.eliminations
+            .push(elimination(r.candidates_in, r.candidates_out));
+        self.kept.push(r.evaluations.len() as i64);
+        self.logs_dropped.push(r.logs_dropped as i64);
+        self.seqs.push(seq);
+    }
+
+    fn params(&self) -> [&(dyn ToSql + Sync); 23] {
+        [
+            &self.ids,
+            &self.executions,
+            &self.parents,
+            &self.names,
+            &self.kinds,
+            &self.started,
+            &self.ended,
+            &self.durations,
+            &self.statuses,
+            &self.errors,
+            &self.inputs,
+            &self.outputs,
+            &self.filters,
+            &self.summaries,
+            &self.selections,
+            &self.reasonings,
+            &self.metadata,
+            &self.candidates_in,
+            &self.candidates_out,
+            &self.eliminations,
+            &self.kept,
+            &self.logs_dropped,
+            &self.seqs,
+        ]
+    }
+}
+
+/// Writes every step of the batch. First the rows of the steps that have none, in the order of
+/// their first records (their `sid`s follow it), complete if finished; then, for finished steps
+/// whose row already existed (written before, or by another writer meanwhile), their values,
+/// by `ON CONFLICT DO UPDATE` (which sees rows committed after the statement began). Usually
+/// every step is new and the second statement is not sent.
+fn steps(
+    tx: &mut Transaction<'_>,
+    rows: &[StepRow<'_>],
+    ends: &[(&StepRecord, i64)],
+    end_index: &HashMap<Uuid, usize>,
+) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut new = StepColumns::default();
+    for row in rows {
+        match end_index.get(&row.id) {
+            Some(&i) => new.push_finished(ends[i].0, ends[i].1),
+            None => new.push_running(row),
+        }
+    }
+    let inserted: HashSet<Uuid> = tx
+        .query(
+            &format!(
+                "INSERT INTO xray.steps({STEP_COLUMNS}, created_at)
+                 SELECT {STEP_COLUMNS}, started_at
+                 FROM unnest({STEP_TYPES}) WITH ORDINALITY AS u({STEP_COLUMNS}, ord)
+                 ORDER BY ord
+                 ON CONFLICT (id) DO NOTHING
+                 RETURNING id"
+            ),
+            &new.params(),
+        )
+        .map_err(pg_error)?
         .iter()
-        .map(|(r, _)| r.candidates_in.map(|n| n as i64))
+        .map(|row| row.get(0))
         .collect();
-    let outs: Vec<Option<i64>> = ends
-        .iter()
-        .map(|(r, _)| r.candidates_out.map(|n| n as i64))
-        .collect();
-    let eliminations: Vec<Option<f64>> = ends
-        .iter()
-        .map(|(r, _)| elimination(r.candidates_in, r.candidates_out))
-        .collect();
-    let kept: Vec<i64> = ends
-        .iter()
-        .map(|(r, _)| r.evaluations.len() as i64)
-        .collect();
-    let logs_dropped: Vec<i64> = ends.iter().map(|(r, _)| r.logs_dropped as i64).collect();
-    let seqs: Vec<i64> = ends.iter().map(|(_, s)| *s).collect();
+    let mut known = StepColumns::default();
+    for (r, seq) in ends.iter().filter(|(r, _)| !inserted.contains(&r.id)) {
+        known.push_finished(r, *seq);
+    }
+    if known.ids.is_empty() {
+        return Ok(());
+    }
     tx.execute(
-        "INSERT INTO xray.steps(id, execution_id, parent_id, name, kind, started_at, ended_at,
-            duration_us, status, error, input, output, filters, evaluations, selection, reasoning,
-            metadata, candidates_in, candidates_out, elimination, evaluations_kept, logs_dropped,
-            created_at, seq)
-         SELECT id, execution_id, parent_id, name, kind, started_at, ended_at, duration_us,
-            status, error, input, output, filters, evaluations, selection, reasoning, metadata,
-            candidates_in, candidates_out, elimination, evaluations_kept, logs_dropped,
-            started_at, seq
-         FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::int8[],
-                     $7::int8[], $8::int8[], $9::text[], $10::text[], $11::text[], $12::text[],
-                     $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::int8[],
-                     $19::int8[], $20::float8[], $21::int8[], $22::int8[], $23::int8[])
-              WITH ORDINALITY
-              AS u(id, execution_id, parent_id, name, kind, started_at, ended_at, duration_us,
-                   status, error, input, output, filters, evaluations, selection, reasoning,
-                   metadata, candidates_in, candidates_out, elimination, evaluations_kept,
-                   logs_dropped, seq, ord)
-         ORDER BY ord
-         ON CONFLICT (id) DO UPDATE SET
-            parent_id = excluded.parent_id, name = excluded.name, kind = excluded.kind,
-            started_at = excluded.started_at, ended_at = excluded.ended_at,
-            duration_us = excluded.duration_us, status = excluded.status, error = excluded.error,
-            input = excluded.input, output = excluded.output, filters = excluded.filters,
-            evaluations = excluded.evaluations, selection = excluded.selection,
-            reasoning = excluded.reasoning, metadata = excluded.metadata,
-            candidates_in = excluded.candidates_in, candidates_out = excluded.candidates_out,
-            elimination = excluded.elimination, evaluations_kept = excluded.evaluations_kept,
-            logs_dropped = excluded.logs_dropped, seq = excluded.seq",
-        &[
-            &ids,
-            &executions,
-            &parents,
-            &names,
-            &kinds,
-            &started,
-            &ended,
-            &durations,
-            &statuses,
-            &errors,
-            &inputs,
-            &outputs,
-            &filters,
-            &summaries,
-            &selections,
-            &reasonings,
-            &metadata,
-            &ins,
-            &outs,
-            &eliminations,
-            &kept,
-            &logs_dropped,
-            &seqs,
-        ],
+        &format!(
+            "INSERT INTO xray.steps({STEP_COLUMNS}, created_at)
+             SELECT {STEP_COLUMNS}, started_at
+             FROM unnest({STEP_TYPES}) AS u({STEP_COLUMNS})
+             ON CONFLICT (id) DO UPDATE SET
+                parent_id = excluded.parent_id, name = excluded.name, kind = excluded.kind,
+                started_at = excluded.started_at, ended_at = excluded.ended_at,
+                duration_us = excluded.duration_us, status = excluded.status, error = excluded.error,
+                input = excluded.input, output = excluded.output, filters = excluded.filters,
+                evaluations = excluded.evaluations, selection = excluded.selection,
+                reasoning = excluded.reasoning, metadata = excluded.metadata,
+                candidates_in = excluded.candidates_in, candidates_out = excluded.candidates_out,
+                elimination = excluded.elimination, evaluations_kept = excluded.evaluations_kept,
+                logs_dropped = excluded.logs_dropped, seq = excluded.seq"
+        ),
+        &known.params(),
     )
     .map_err(pg_error)?;
     Ok(())

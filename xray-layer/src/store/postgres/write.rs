@@ -13,14 +13,17 @@ use uuid::Uuid;
 /// Writes `batch` in one transaction.
 pub(super) fn write_batch(client: &mut Client, batch: &[Record]) -> Result<(), StoreError> {
     let mut tx = client.transaction().map_err(pg_error)?;
-    // A step that ends in this batch is written once, complete (as in SQLite).
-    let finished: Vec<&StepRecord> = batch
-        .iter()
-        .filter_map(|r| match r {
-            Record::StepFinished(step) => Some(&**step),
-            _ => None,
-        })
-        .collect();
+    // A step that ends in this batch is written once, complete (as in SQLite): with its last
+    // record's rows, if it ends twice (its rows would otherwise be copied twice).
+    let mut finished: Vec<&StepRecord> = Vec::new();
+    for record in batch {
+        if let Record::StepFinished(step) = record {
+            match finished.iter_mut().find(|s| s.id == step.id) {
+                Some(slot) => *slot = step,
+                None => finished.push(step),
+            }
+        }
+    }
     let finished_ids: HashSet<Uuid> = finished.iter().map(|s| s.id).collect();
     if !finished.is_empty() {
         replace_rows(&mut tx, &finished)?;

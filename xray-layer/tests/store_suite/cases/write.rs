@@ -447,10 +447,25 @@ pub fn many_runs_in_one_batch_read_as_if_written_one_by_one(store: &dyn Store) {
         first_steps.push(steps[0].clone());
         runs.push((x, steps));
     }
-    // The first run's first step again, with an output: the last record of a step wins.
+    // The first run's first step again, with an output and verdicts: the last record of a step
+    // wins, rows and all.
     let mut again = first_steps[0].clone();
     again.output = Some(raw(r#"{"kept":80}"#));
+    again.evaluations = vec![eval("A", true), eval("B", false)];
     batch.push(done(&again));
+    // Two steps that start at the same microsecond, the first finished and the second still
+    // running: they are listed in the order they started in.
+    let order = new_id();
+    let a = step(order, "a", T0 + 97_001, 5);
+    let mut b = step(order, "b", T0 + 97_001, 5);
+    b.ended_at = None;
+    b.status = Status::Running;
+    // Started twice: the first tags given stay.
+    let mut tagged = execution(order, "order", T0 + 97_000);
+    tagged.tags = vec!["first".into()];
+    batch.push(Record::ExecutionStarted(tagged));
+    batch.extend([started(&a), done(&a), started(&b)]);
+    batch.push(begin(order, "order", T0 + 97_000));
     // An execution whose end comes before its start.
     let late = new_id();
     let mut e = end(late, T0 + 90_000, Status::Ok);
@@ -498,6 +513,22 @@ pub fn many_runs_in_one_batch_read_as_if_written_one_by_one(store: &dyn Store) {
             .map(|o| compact(o.as_str())),
         Some(r#"{"kept":80}"#.to_owned())
     );
+    let verdicts = evaluations_of(store, first_steps[0].id, Default::default());
+    assert_eq!(
+        verdicts
+            .iter()
+            .map(|e| e.candidate_id.as_str())
+            .collect::<Vec<_>>(),
+        ["A", "B"]
+    );
+    let d = detail(store, order);
+    assert_eq!(d.execution.tags, ["first"]);
+    let listed: Vec<(&str, Status)> = d
+        .steps
+        .iter()
+        .map(|s| (s.name.as_str(), s.status))
+        .collect();
+    assert_eq!(listed, [("a", Status::Ok), ("b", Status::Running)]);
     let d = detail(store, late);
     assert_eq!(
         (
@@ -514,6 +545,6 @@ pub fn many_runs_in_one_batch_read_as_if_written_one_by_one(store: &dyn Store) {
     assert_eq!(d.steps[0].status, Status::Lost);
     assert_eq!(
         executions_of(store, ExecutionQuery::default()).len(),
-        RUNS + 2
+        RUNS + 3
     );
 }
