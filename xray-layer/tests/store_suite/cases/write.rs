@@ -439,6 +439,10 @@ pub fn many_runs_in_one_batch_read_as_if_written_one_by_one(store: &dyn Store) {
             }
             steps.push(s);
         }
+        if i == 0 {
+            // Finished twice below, the second time with other verdicts.
+            steps[0].evaluations = vec![eval("Z", false)];
+        }
         batch.push(started(&steps[0]));
         batch.extend(steps.iter().map(done));
         let mut e = end(x, t + 100, if i == 7 { Status::Error } else { Status::Ok });
@@ -447,8 +451,8 @@ pub fn many_runs_in_one_batch_read_as_if_written_one_by_one(store: &dyn Store) {
         first_steps.push(steps[0].clone());
         runs.push((x, steps));
     }
-    // The first run's first step again, with an output and verdicts: the last record of a step
-    // wins, rows and all.
+    // The first run's first step again, with an output and other verdicts: the last record of
+    // a step wins, rows and all (copied once).
     let mut again = first_steps[0].clone();
     again.output = Some(raw(r#"{"kept":80}"#));
     again.evaluations = vec![eval("A", true), eval("B", false)];
