@@ -31,6 +31,7 @@
 mod read;
 mod records;
 mod schema;
+mod step_rows;
 mod write;
 
 use super::query::*;
