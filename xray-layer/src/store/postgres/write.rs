@@ -7,7 +7,7 @@ use crate::store::{ExecutionUpdate, RecorderCounts, StoreError};
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::{ToSql, Type};
 use postgres::{Client, Transaction};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
 /// Writes `batch` in one transaction.
@@ -16,15 +16,19 @@ pub(super) fn write_batch(client: &mut Client, batch: &[Record]) -> Result<(), S
     // A step that ends in this batch is written once, complete (as in SQLite): with its last
     // record's rows, if it ends twice (its rows would otherwise be copied twice).
     let mut finished: Vec<&StepRecord> = Vec::new();
+    let mut at: HashMap<Uuid, usize> = HashMap::new();
     for record in batch {
         if let Record::StepFinished(step) = record {
-            match finished.iter_mut().find(|s| s.id == step.id) {
-                Some(slot) => *slot = step,
-                None => finished.push(step),
+            match at.get(&step.id) {
+                Some(&i) => finished[i] = step,
+                None => {
+                    at.insert(step.id, finished.len());
+                    finished.push(step);
+                }
             }
         }
     }
-    let finished_ids: HashSet<Uuid> = finished.iter().map(|s| s.id).collect();
+    let finished_ids: HashSet<Uuid> = at.into_keys().collect();
     if !finished.is_empty() {
         replace_rows(&mut tx, &finished)?;
     }
