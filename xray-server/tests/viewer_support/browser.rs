@@ -308,14 +308,25 @@ impl Page {
             .unwrap_or_default()
     }
 
-    /// Waits until at least `n` problems were reported.
-    pub fn wait_for_problems(&self, n: usize) {
+    /// Waits until, for each of `needles`, some reported problem contains it.
+    ///
+    /// One failed request is reported up to twice, by the network (`HTTP
+    /// 404 for …`) and by the console (`log error: Failed to load
+    /// resource …`), and the two arrive independently: a caller that
+    /// clears the problems afterwards waits for every report it caused.
+    pub fn wait_for_problems(&self, needles: &[&str]) {
         let started = Instant::now();
-        while self.problems().len() < n {
+        loop {
+            let problems = self.problems();
+            if needles
+                .iter()
+                .all(|n| problems.iter().any(|p| p.contains(n)))
+            {
+                return;
+            }
             assert!(
                 started.elapsed() < TIMEOUT,
-                "expected {n} problems, got {:?}",
-                self.problems()
+                "expected problems containing {needles:?}, got {problems:?}"
             );
             std::thread::sleep(Duration::from_millis(50));
         }
