@@ -8,6 +8,8 @@
 //! | `xray_no_layer` | the evaluation below, with no subscriber at all (nothing recorded) | none |
 //! | `xray_evaluate` | `evaluate(&id).label(&title).check_range(price).check_min(rating).check(category, ok, \|\| format!(..)).passed()` inside an entered step | `registry().with(xray)` |
 //! | `xray_evaluate_passing` | the same, with candidates that pass every check (diagnostic: no reason is formatted) | `registry().with(xray)` |
+//! | `xray_evaluate_format_args` | the same checks, the free check's reason given as `format_args!(..)` (the lazy form the docs recommend: formatted only on failure, no allocation) | `registry().with(xray)` |
+//! | `xray_evaluate_one_check` | `evaluate(&id).check_min(rating).passed()`: the smallest evaluation that says why | `registry().with(xray)` |
 //! | `fmt_event` | the same verdict, then `info!(candidate = %id, passed, "evaluated")` inside an entered span | `registry().with(fmt::layer().with_writer(io::sink))` |
 //!
 //! Candidates cycle through a deterministic 4,096-product catalog; about a fifth pass, and
@@ -24,19 +26,43 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing_subscriber::prelude::*;
-use xray_benches::{catalog, evaluate, reference_query, Filter, NullStore, Product};
+use xray_benches::{catalog, evaluate, reference_query, Filter, NullStore, Product, CATEGORY};
 
 /// Evaluations per step.
 const STEP_ROWS: u64 = 10_000;
 /// Catalog size (a power of two: the index is masked).
 const CATALOG: usize = 4096;
 
-/// One X-Ray benchmark: evaluations of `products` (cycled) in steps of [`STEP_ROWS`].
-fn xray_evaluate(
+/// [`evaluate`]'s checks, with the free check's reason as `format_args!`.
+#[inline(always)]
+fn evaluate_format_args(p: &Product, f: &Filter) -> bool {
+    xray::evaluate(&p.asin)
+        .label(&p.title)
+        .check_range("price", p.price, f.lo..=f.hi)
+        .check_min("rating", p.rating, f.min_rating)
+        .check(
+            "category",
+            f.category_ok(p),
+            format_args!("{} is not {CATEGORY}", p.category),
+        )
+        .passed()
+}
+
+/// The smallest evaluation that says why: an id and one structured check.
+#[inline(always)]
+fn evaluate_one_check(p: &Product, f: &Filter) -> bool {
+    xray::evaluate(&p.asin)
+        .check_min("rating", p.rating, f.min_rating)
+        .passed()
+}
+
+/// One X-Ray benchmark: `evaluate` on `products` (cycled) in steps of [`STEP_ROWS`].
+fn xray_evaluate<E: Fn(&Product, &Filter) -> bool>(
     group: &mut BenchmarkGroup<'_, WallTime>,
     name: &str,
     products: &[Product],
     filter: &Filter,
+    evaluate: E,
 ) {
     let store = Arc::new(NullStore::new());
     let (layer, guard) = xray::layer()
@@ -128,7 +154,7 @@ fn evaluation(c: &mut Criterion) {
         })
     });
 
-    xray_evaluate(&mut group, "xray_evaluate", &products, &filter);
+    xray_evaluate(&mut group, "xray_evaluate", &products, &filter, evaluate);
     // Diagnostic: the same with candidates that pass every check, so no reason is formatted.
     let passing: Vec<Product> = catalog(CATALOG * 8, 3)
         .into_iter()
@@ -136,7 +162,27 @@ fn evaluation(c: &mut Criterion) {
         .take(CATALOG)
         .collect();
     assert_eq!(passing.len(), CATALOG);
-    xray_evaluate(&mut group, "xray_evaluate_passing", &passing, &filter);
+    xray_evaluate(
+        &mut group,
+        "xray_evaluate_passing",
+        &passing,
+        &filter,
+        evaluate,
+    );
+    xray_evaluate(
+        &mut group,
+        "xray_evaluate_format_args",
+        &products,
+        &filter,
+        evaluate_format_args,
+    );
+    xray_evaluate(
+        &mut group,
+        "xray_evaluate_one_check",
+        &products,
+        &filter,
+        evaluate_one_check,
+    );
 
     let fmt = tracing::Dispatch::new(
         tracing_subscriber::registry()

@@ -28,24 +28,34 @@ use xray_benches::{
     Product, Query,
 };
 
-/// Iterations of each loop.
+/// Iterations of each loop, unless `XRAY_ITERATIONS` says otherwise (for `perf stat`, which
+/// wants seconds of work, where callgrind wants few).
 const ITERATIONS: usize = 20_000;
+
+fn iterations() -> usize {
+    std::env::var("XRAY_ITERATIONS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(ITERATIONS)
+}
 
 #[inline(never)]
 fn measured_steps(query: &Query) -> u64 {
-    (0..ITERATIONS).map(|_| xray_filter(black_box(query))).sum()
+    (0..iterations())
+        .map(|_| xray_filter(black_box(query)))
+        .sum()
 }
 
 #[inline(never)]
 fn measured_instrumented(query: &Query) -> u64 {
-    (0..ITERATIONS)
+    (0..iterations())
         .map(|_| instrumented_filter(black_box(query)))
         .sum()
 }
 
 #[inline(never)]
 fn measured_evaluations(products: &[Product], f: &Filter) -> usize {
-    (0..ITERATIONS)
+    (0..iterations())
         .filter(|i| evaluate(&products[i % products.len()], f))
         .count()
 }
@@ -101,5 +111,5 @@ fn main() {
             std::process::exit(2);
         }
     }
-    println!("{mode}: {ITERATIONS} iterations");
+    println!("{mode}: {} iterations", iterations());
 }
