@@ -3,7 +3,7 @@
 //!
 //! ```sh
 //! cargo build --profile bench -p xray-benches --example instructions
-//! for what in step step_fmt evaluation; do
+//! for what in step step_root step_fmt step_fmt_root evaluation; do
 //!   valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.$what --toggle-collect='*measured*' \
 //!     target/release/examples/instructions $what
 //! done
@@ -17,7 +17,9 @@
 //! | mode | loop | subscriber |
 //! |---|---|---|
 //! | `step` | `#[xray::step]` inside an entered `xray::Execution` | `registry().with(xray)`, a [`NullStore`] |
+//! | `step_root` | `#[xray::step]` with no execution above it (each step starts and ends its own) | `registry().with(xray)`, a [`NullStore`] |
 //! | `step_fmt` | `#[tracing::instrument]` inside an entered span | `registry().with(fmt::layer().with_writer(io::sink))` |
+//! | `step_fmt_root` | `#[tracing::instrument]` with no span above it | `registry().with(fmt::layer().with_writer(io::sink))` |
 //! | `evaluation` | `evaluate(id).label(..)` and three checks, inside an entered step | `registry().with(xray)`, a [`NullStore`] |
 
 use std::hint::black_box;
@@ -85,13 +87,21 @@ fn main() {
             assert!(guard.flush(), "the writer caught up");
             assert_eq!(guard.stats().dropped, 0, "{:?}", guard.stats());
         }
-        "step_fmt" => {
+        "step_root" => {
+            let (dispatch, guard) = xray_dispatch();
+            tracing::dispatcher::with_default(&dispatch, || {
+                black_box(measured_steps(&query));
+            });
+            assert!(guard.flush(), "the writer caught up");
+            assert_eq!(guard.stats().dropped, 0, "{:?}", guard.stats());
+        }
+        "step_fmt" | "step_fmt_root" => {
             let fmt = tracing::Dispatch::new(
                 tracing_subscriber::registry()
                     .with(tracing_subscriber::fmt::layer().with_writer(std::io::sink)),
             );
             tracing::dispatcher::with_default(&fmt, || {
-                let _parent = tracing::info_span!("bench").entered();
+                let _parent = (mode == "step_fmt").then(|| tracing::info_span!("bench").entered());
                 black_box(measured_instrumented(&query));
             });
         }
@@ -107,7 +117,7 @@ fn main() {
             assert!(guard.flush(), "the writer caught up");
         }
         _ => {
-            eprintln!("usage: instructions step|step_fmt|evaluation");
+            eprintln!("usage: instructions step|step_root|step_fmt|step_fmt_root|evaluation");
             std::process::exit(2);
         }
     }
