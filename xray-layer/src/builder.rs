@@ -239,7 +239,10 @@ impl Builder {
     }
 
     /// Replaces the value of these object keys, at any depth of any payload, by `"[redacted]"`
-    /// (on the writer thread, before anything is stored).
+    /// (on the writer thread, before anything is stored or exported). Payloads are the inputs,
+    /// outputs, filters and metadata of steps and executions, snapshots and log fields. A
+    /// payload that names one of the keys but is nested too deeply to read back (more than 128
+    /// levels) is withheld whole.
     pub fn redact<I, S>(mut self, fields: I) -> Self
     where
         I: IntoIterator<Item = S>,

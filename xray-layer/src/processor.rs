@@ -127,8 +127,12 @@ fn for_each_payload(record: &mut Record, mut f: impl FnMut(&mut Json)) {
     match record {
         Record::ExecutionStarted(start) => f(&mut start.metadata),
         Record::ExecutionFinished(end) => {
-            if let Some(m) = &mut end.metadata {
-                f(m)
+            // An `#[xray::execution]` records its arguments and return value, as a step does.
+            for json in [&mut end.metadata, &mut end.input, &mut end.output]
+                .into_iter()
+                .flatten()
+            {
+                f(json);
             }
         }
         Record::StepStarted(_) => {}
@@ -161,7 +165,12 @@ pub(crate) fn redact(json: &mut Json, fields: &[String]) {
     {
         return;
     }
-    let mut value = json.to_value();
+    // serde_json reads back at most 128 levels of nesting (it writes more). A payload it cannot
+    // read cannot be inspected, and may hold the field: it is withheld whole (fail closed).
+    let Ok(mut value) = serde_json::from_str::<Value>(json.as_str()) else {
+        *json = Json::string("[redacted: too deeply nested to inspect]");
+        return;
+    };
     if redact_value(&mut value, fields) {
         *json = Json::from(value);
     }
@@ -196,7 +205,10 @@ pub(crate) fn cap(json: &mut Json, max: usize) {
         return;
     }
     let original = json.len();
-    let value = json.to_value();
+    // A payload serde_json cannot read back (nested more than 128 levels) keeps its text's
+    // beginning, as a string.
+    let value = serde_json::from_str::<Value>(json.as_str())
+        .unwrap_or_else(|_| Value::String(json.as_str().to_owned()));
     let (mut items, mut chars) = (1000usize, 1000usize);
     loop {
         let shrunk = shrink(&value, items, chars);
@@ -268,6 +280,43 @@ mod tests {
         assert_eq!(v["user"]["API_Key"], "[redacted]");
         assert_eq!(v["user"]["name"], "a");
         assert_eq!(v["list"][0]["api_key"], "[redacted]");
+    }
+
+    /// `[[…{"api_key":"s3cret"}…]]`, nested `depth` arrays deep.
+    fn nested(depth: usize) -> Json {
+        let mut text = "[".repeat(depth);
+        text.push_str(r#"{"api_key":"s3cret"}"#);
+        text.push_str(&"]".repeat(depth));
+        Json::parse(&text).unwrap_or_else(|| Json::from_trusted(text))
+    }
+
+    #[test]
+    fn a_payload_too_deep_to_inspect_is_withheld_not_stored_unredacted() {
+        let fields = ["api_key".to_owned()];
+        let mut shallow = nested(10);
+        redact(&mut shallow, &fields);
+        assert!(!shallow.as_str().contains("s3cret"), "{}", shallow.as_str());
+        assert!(
+            shallow.as_str().contains("[redacted]"),
+            "only the field goes"
+        );
+
+        let mut deep = nested(200);
+        assert!(deep.as_str().contains("s3cret"));
+        redact(&mut deep, &fields);
+        assert!(!deep.as_str().contains("s3cret"), "{}", deep.as_str());
+        assert_eq!(deep.to_value(), "[redacted: too deeply nested to inspect]");
+    }
+
+    #[test]
+    fn a_payload_too_deep_to_read_back_is_cut_to_its_beginning() {
+        let mut deep = nested(5000);
+        cap(&mut deep, 2048);
+        assert!(deep.len() <= 2048, "{}", deep.len());
+        assert!(deep.truncated());
+        let v = deep.to_value();
+        let kept = v["value"].as_str().unwrap_or("");
+        assert!(kept.starts_with("[[[["), "{kept:.40}");
     }
 
     #[test]

@@ -185,6 +185,39 @@ fn processors_redact_cap_and_hooks_see_every_step() {
     assert_eq!(step.metadata.to_value()["prompt_version"], 3);
 }
 
+#[xray::execution]
+fn secretive_run(api_key: &str, prompt: &str) -> String {
+    format!("{prompt}: {}", "y".repeat(5_000))
+}
+
+#[test]
+fn processors_redact_and_cap_an_executions_input_and_output_too() {
+    let (layer, guard, store) = xray::layer()
+        .memory()
+        .redact(["api_key"])
+        .max_payload_bytes(Some(1_024))
+        .build_with_store()
+        .expect("build");
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        secretive_run("sk-live-456", "hi");
+    });
+    assert!(guard.flush());
+    let runs = store
+        .list_executions(&ExecutionQuery::default())
+        .expect("runs");
+    let run = store
+        .execution(runs.items[0].id)
+        .expect("query")
+        .expect("the run");
+    let input = run.input.expect("the run's input");
+    assert!(!input.as_str().contains("sk-live-456"), "{input}");
+    assert_eq!(input.to_value()["api_key"], "[redacted]");
+    assert_eq!(input.to_value()["prompt"], "hi");
+    let output = run.output.expect("the run's output");
+    assert!(output.truncated(), "5 KB output over a 1 KB cap is marked");
+    assert!(output.len() <= 1_024, "{}", output.len());
+}
+
 #[xray::step(kind = "filter", capture = 100, skip_all)]
 fn big_filter(n: u32) -> u32 {
     let step = xray::current_step();
