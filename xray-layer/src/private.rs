@@ -34,6 +34,7 @@ use std::fmt::{Debug, Display};
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use tracing::span::EnteredSpan;
 use tracing::Span;
@@ -46,6 +47,9 @@ pub struct Recording {
     node: Option<Node>,
     /// Started with the step: sees a panic in the `input = <expr>` value's `Serialize`.
     watch: Watch,
+    /// The function returned or panicked (`ok`, `err` or `panicked` was called). An async
+    /// step's guard dropped without it was cancelled.
+    finished: AtomicBool,
 }
 
 impl Recording {
@@ -82,6 +86,7 @@ impl Recording {
 
     /// The function returned normally; `output` serializes its value (called only when recording).
     pub fn ok(&self, output: impl FnOnce() -> Option<Json>) {
+        self.finished.store(true, Ordering::Relaxed);
         if let Some(node) = &self.node {
             let watch = Watch::start();
             node.finish(output(), None);
@@ -91,6 +96,7 @@ impl Recording {
 
     /// The function returned an error.
     pub fn err(&self, error: String) {
+        self.finished.store(true, Ordering::Relaxed);
         if let Some(node) = &self.node {
             node.finish(None, Some(error));
         }
@@ -98,6 +104,7 @@ impl Recording {
 
     /// The function panicked with `payload`.
     pub fn panicked(&self, payload: &(dyn Any + Send)) {
+        self.finished.store(true, Ordering::Relaxed);
         if let Some(node) = &self.node {
             node.finish(None, Some(format!("panicked: {}", panic_message(payload))));
         }
@@ -120,6 +127,7 @@ impl StepGuard {
             recording: Recording {
                 node,
                 watch: Watch::start(),
+                finished: AtomicBool::new(false),
             },
         }
     }
@@ -155,6 +163,7 @@ impl AsyncStepGuard {
             recording: Recording {
                 node,
                 watch: Watch::start(),
+                finished: AtomicBool::new(false),
             },
         }
     }
@@ -169,6 +178,23 @@ impl std::ops::Deref for AsyncStepGuard {
     type Target = Recording;
     fn deref(&self) -> &Recording {
         &self.recording
+    }
+}
+
+/// What a cancelled async step (or execution) records as its error.
+pub const CANCELLED: &str =
+    "cancelled: its future was dropped before it finished (a timeout, a select!, an aborted task)";
+
+impl Drop for AsyncStepGuard {
+    /// A future dropped at an `.await` (by a timeout, a `select!`, an aborted task) never
+    /// returns: the step is marked failed as cancelled before its span closes, instead of
+    /// ending as if it had succeeded.
+    fn drop(&mut self) {
+        if let Some(node) = &self.recording.node {
+            if !self.recording.finished.load(Ordering::Relaxed) {
+                node.finish(None, Some(CANCELLED.to_owned()));
+            }
+        }
     }
 }
 

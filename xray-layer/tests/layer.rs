@@ -218,6 +218,66 @@ fn processors_redact_and_cap_an_executions_input_and_output_too() {
     assert!(output.len() <= 1_024, "{}", output.len());
 }
 
+/// A model call that never answers: its caller gives up on it.
+#[xray::step(kind = "llm")]
+async fn slow_judge(candidate: u32) -> bool {
+    std::future::pending::<()>().await;
+    candidate > 0
+}
+
+#[xray::execution]
+async fn slow_run(candidate: u32) -> bool {
+    slow_judge(candidate).await
+}
+
+/// Polls `future` once (it starts, and stops at its first `.await`), then drops it, as a
+/// timeout or a `select!` does.
+fn poll_once_then_drop(future: impl std::future::Future) {
+    let mut future = std::pin::pin!(future);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    assert!(future.as_mut().poll(&mut cx).is_pending());
+}
+
+#[test]
+fn an_async_step_dropped_before_it_finished_is_recorded_as_cancelled() {
+    use xray::model::Status;
+    let (layer, guard, store) = xray::layer().memory().build_with_store().expect("build");
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        poll_once_then_drop(slow_judge(7));
+        poll_once_then_drop(slow_run(8));
+    });
+    assert!(guard.flush());
+    let runs = store
+        .list_executions(&ExecutionQuery::default())
+        .expect("runs");
+    assert_eq!(
+        runs.items.len(),
+        2,
+        "the implicit run of the root step, and slow_run"
+    );
+    for run in &runs.items {
+        assert_eq!(run.status, Status::Error, "{}", run.name);
+        assert!(
+            run.error.as_deref().unwrap_or("").starts_with("cancelled"),
+            "{}: {:?}",
+            run.name,
+            run.error
+        );
+        let detail = store.execution(run.id).expect("query").expect("the run");
+        let judge = detail
+            .steps
+            .iter()
+            .find(|s| s.name == "slow_judge")
+            .expect("the judge step");
+        let step = store.step(judge.id).expect("query").expect("the step");
+        assert_eq!(step.status, Status::Error);
+        assert_eq!(step.error.as_deref(), Some(xray::__private::CANCELLED));
+        assert!(step.output.is_none(), "it returned nothing");
+        let candidate = step.input.expect("its input").to_value()["candidate"].clone();
+        assert!(candidate == 7 || candidate == 8, "{candidate}");
+    }
+}
+
 #[xray::step(kind = "filter", capture = 100, skip_all)]
 fn big_filter(n: u32) -> u32 {
     let step = xray::current_step();

@@ -35,6 +35,8 @@
 //!   `Debug` text, else its type's name).
 //! - **A panic** marks the step failed with `panicked: <message>`, is recorded, and then
 //!   continues to unwind.
+//! - **A cancelled async step** (its future dropped at an `.await` by a timeout, a `select!`
+//!   or an aborted task) is marked failed with `cancelled: …`, not recorded as a success.
 //! - **A `Serialize` or `Debug` impl that panics** while X-Ray records an argument or the
 //!   output never reaches the program (without X-Ray that code would not have run): the value
 //!   is recorded as `"<not recorded: Serialize panicked: …>"` and the step is marked failed
