@@ -223,9 +223,10 @@ fn filter_step_candidates_failed_by_rating_then_a_candidates_lineage() {
         search.as_str().unwrap_or("").contains("check=rating"),
         "deep link: {search}"
     );
+    // The status names the rows in view: from the first, at the top of the table.
     let status = page.text(".vt-status");
     assert!(
-        status.contains(&format!("of {}", thousands(expected))),
+        status.starts_with("Rows 1–") && status.contains(&format!("of {}", thousands(expected))),
         "{status}"
     );
     page.screenshot("step");
@@ -488,8 +489,9 @@ fn a_100000_evaluation_step_scrolls_to_its_end() {
         rendered.as_u64().unwrap_or(u64::MAX) < 100,
         "only the rows in view are in the DOM: {rendered}"
     );
+    // … up to the last, at the end.
     let status = page.text(".vt-status");
-    assert!(status.contains("of 100,000"), "{status}");
+    assert!(status.contains("–100,000 of 100,000"), "{status}");
     page.screenshot("step-100k-end");
 
     // A sampled step says so, and of how many.
@@ -562,6 +564,18 @@ fn every_view_loads_without_console_errors_or_failed_requests() {
         assert!(!heading.is_empty(), "{path} has a heading");
         page.screenshot(name);
     }
+    // A selected candidate's "★ selected" badge fits in its Verdict cell (it was cut off).
+    page.goto(&format!("{url}/steps/{rank}?sort=score"));
+    let fit = page.wait(
+        "(() => { const badge = document.querySelector('.vt-row .selected-badge'); if (!badge) return null; \
+          const cell = badge.closest('.vt-cell'); \
+          const inner = cell.getBoundingClientRect().right - parseFloat(getComputedStyle(cell).paddingRight); \
+          const end = badge.getBoundingClientRect().right; \
+          return end <= inner + 0.5 ? 'fits' : `the badge ends at ${end}px, the cell's content at ${inner}px`; })()",
+        "a selected candidate's badge",
+    );
+    assert_eq!(fit, "fits");
+
     // The help overlay, opened with `?`.
     page.goto(&format!("{url}/steps/{filter}"));
     page.wait(

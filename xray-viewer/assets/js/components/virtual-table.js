@@ -91,8 +91,11 @@ export class VirtualTable {
     this.element.setAttribute('aria-rowcount', String(count + 1));
     const top = this.scroller.scrollTop;
     const height = this.scroller.clientHeight || 400;
-    const first = Math.max(0, Math.floor(top / this.rowHeight) - OVERSCAN);
-    const last = Math.min(count, Math.ceil((top + height) / this.rowHeight) + OVERSCAN);
+    // The rows in view, and the rows kept in the DOM (OVERSCAN more on each side).
+    const shownFirst = Math.min(count, Math.floor(top / this.rowHeight));
+    const shownLast = Math.min(count, Math.ceil((top + height) / this.rowHeight));
+    const first = Math.max(0, shownFirst - OVERSCAN);
+    const last = Math.min(count, shownLast + OVERSCAN);
     for (const [i, el] of this.rendered) {
       const stale = el.dataset.placeholder === '1' && i < this.rows.length;
       if (i < first || i >= last || stale) {
@@ -111,7 +114,7 @@ export class VirtualTable {
       this.rendered.set(-1, el);
       this.spacer.append(el);
     }
-    this.updateStatus(first, last);
+    this.updateStatus(shownFirst, shownLast);
     if (!this.done && !this.loading && !this.error && last > this.rows.length - (this.total === null ? 1 : 0)) {
       this.fetch(last + OVERSCAN);
     }
@@ -136,14 +139,15 @@ export class VirtualTable {
     return el;
   }
 
+  /** Says which rows are in view: `first` (0-based) up to `last` (exclusive). */
   updateStatus(first, last) {
     const count = this.count();
     if (count === 0 && this.done) {
       this.status.textContent = 'No rows.';
       return;
     }
-    const lo = Math.min(count, first + OVERSCAN + 1);
-    const hi = Math.min(count, Math.max(lo, last - OVERSCAN));
+    const lo = Math.min(count, first + 1);
+    const hi = Math.min(count, Math.max(lo, last));
     const known = this.done || this.total !== null;
     const of = known ? n(count) : `${n(this.rows.length)}+`;
     const loaded = this.done ? '' : ` · ${n(this.rows.length)} loaded${this.loading ? ', loading…' : ''}`;

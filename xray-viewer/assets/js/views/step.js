@@ -193,7 +193,8 @@ export default {
         { title: 'Candidate', min: 18, grow: 2, render: (r) => h('span', { class: 'cand' },
           h('a', { href: `/candidates?id=${encodeURIComponent(r.candidate_id)}`, class: 'mono cand-id' }, r.candidate_id),
           r.label ? h('span', { class: 'cand-label', title: r.label }, r.label) : null) },
-        { title: 'Verdict', min: 8.5, render: verdictCell },
+        // Room for "passed ★ selected" when the step selects.
+        { title: 'Verdict', min: step.selection.length ? 12.5 : 6.5, render: verdictCell },
         ...checkNames.map((name) => ({
           title: name, min: 9, grow: 1.2, className: 'col-check',
           render: (r) => checkCell((r.checks || []).find((c) => c.name === name)),
