@@ -274,6 +274,48 @@ fn filter_step_candidates_failed_by_rating_then_a_candidates_lineage() {
         );
     }
     page.screenshot("candidate");
+
+    // A candidate the filter let through: each check says which rule it met.
+    let kept = m
+        .store
+        .evaluations(
+            filter_step,
+            &xray::store::EvaluationQuery {
+                passed: Some(true),
+                limit: Some(1),
+                ..Default::default()
+            },
+        )
+        .expect("the filter's evaluations")
+        .items
+        .into_iter()
+        .next()
+        .expect("a candidate that passed the filter");
+    page.goto(&format!(
+        "{url}/candidates?id={}",
+        kept.candidate_id.replace(' ', "%20")
+    ));
+    let checks = page.wait(
+        "(() => { const step = [...document.querySelectorAll('.lineage-step')].find((s) => s.querySelector('.lineage-head a')?.textContent === 'apply_filters'); \
+          return step ? [...step.querySelectorAll('.lineage-checks li')].map((li) => li.innerText) : null; })()",
+        "the filter step in the kept candidate's lineage",
+    );
+    let checks: Vec<&str> = checks
+        .as_array()
+        .expect("checks")
+        .iter()
+        .filter_map(|c| c.as_str())
+        .collect();
+    assert_eq!(checks.len(), 3, "{checks:?}");
+    let rule = |name: &str, rule: &str| {
+        checks
+            .iter()
+            .any(|c| c.starts_with(&format!("✓ {name} — ")) && c.contains(rule))
+    };
+    assert!(
+        rule("price", " within ") && rule("rating", " ≥ 3.8 minimum") && rule("category", " in ["),
+        "each passed check with the rule it met: {checks:?}"
+    );
 }
 
 #[test]

@@ -73,6 +73,27 @@ export function num(value, digits = 3) {
   return Number.isInteger(value) ? int.format(value) : String(Number(value.toFixed(digits)));
 }
 
+/**
+ * Why a structured check passed, in words, from its observed value and rule: `4.2 ≥ 3.8
+ * minimum`, `19.99 within 14.99–59.98`, `Phone Cases in [Laptop Stands, Phone Cases]`. A
+ * failed check carries its reason; a passed one does not, and this is its answer to "why
+ * was it let through?". Empty for a free-form check.
+ */
+export function passedRule(check) {
+  const { op, observed, threshold } = check;
+  const value = (v) => (typeof v === 'number' ? num(v, 4) : brief(v, 60));
+  if (observed === undefined || threshold === undefined) return '';
+  switch (op) {
+    case 'min': return `${value(observed)} ≥ ${value(threshold)} minimum`;
+    case 'max': return `${value(observed)} ≤ ${value(threshold)} maximum`;
+    case 'range':
+      return Array.isArray(threshold) ? `${value(observed)} within ${value(threshold[0])}–${value(threshold[1])}` : '';
+    case 'in':
+      return Array.isArray(threshold) ? `${value(observed)} in [${threshold.map((t) => brief(t, 40)).join(', ')}]` : '';
+    default: return '';
+  }
+}
+
 /** A JSON value on one line, cut to `max` characters. */
 export function brief(value, max = 80) {
   let text = typeof value === 'string' ? value : JSON.stringify(value);

@@ -3,7 +3,7 @@
 
 import { api } from '../api.js';
 import { h, replace, notice, field, kindBadge } from '../dom.js';
-import { n, time, num } from '../format.js';
+import { n, time, num, passedRule } from '../format.js';
 import { navigate } from '../router.js';
 
 function failing(entry) {
@@ -13,6 +13,12 @@ function failing(entry) {
 function verdict(entry) {
   if (entry.selected) return h('span', { class: 'badge selected-badge' }, '★ selected');
   return h('span', { class: ['badge', entry.passed ? 'pass' : 'fail'] }, entry.passed ? 'passed' : 'rejected');
+}
+
+/** A check's reason, or for a passed structured check the rule it met (why it got through). */
+function checkWhy(c) {
+  const why = c.reason || (c.passed ? passedRule(c) : '');
+  return why ? h('span', { class: c.passed ? 'muted' : 'reason-text' }, ` — ${why}`) : null;
 }
 
 /** One run's steps, in the order they ran, and the sentence that answers "why?". */
@@ -42,7 +48,7 @@ function runBlock(runEntries, id) {
         e.label ? h('span', { class: 'muted cand-label' }, ` ${e.label}`) : null),
       e.checks.length ? h('ul', { class: 'lineage-checks' }, e.checks.map((c) => h('li', { class: c.passed ? 'check-pass' : 'check-fail' },
         h('span', { class: 'check-mark' }, c.passed ? '✓' : '✗'), ` ${c.name}`,
-        c.reason ? h('span', { class: c.passed ? 'muted' : 'reason-text' }, ` — ${c.reason}`) : null))) : null))));
+        checkWhy(c)))) : null))));
 }
 
 export default {
