@@ -395,7 +395,7 @@ pub trait ErrViaDisplay {
 }
 impl<T: Display + ?Sized> ErrViaDisplay for &&ErrArg<'_, T> {
     fn __xray_error(&self) -> String {
-        self.0.to_string()
+        crate::unwind::display(self.0)
     }
 }
 
@@ -404,7 +404,7 @@ pub trait ErrViaDebug {
 }
 impl<T: Debug + ?Sized> ErrViaDebug for &ErrArg<'_, T> {
     fn __xray_error(&self) -> String {
-        format!("{:?}", self.0)
+        crate::unwind::text("Debug", || format!("{:?}", self.0))
     }
 }
 

@@ -1,5 +1,6 @@
 //! User code that X-Ray runs on the program's threads only because it records (the `Serialize`
-//! or `Debug` impl of an argument, a return value or a payload) must not change what the program
+//! or `Debug` impl of an argument, a return value or a payload; the `Display` of a candidate
+//! id, a label, a reason, a selection, the reasoning or an error) must not change what the program
 //! does: without X-Ray that code would not have run at all. A panic there is caught, the value is
 //! recorded as a JSON string that says so, and the step is marked failed (through a [`Watch`]).
 //!
@@ -30,6 +31,17 @@ pub(crate) fn guarded<R>(what: &str, f: impl FnOnce() -> R) -> Result<R, String>
             Err(message)
         }
     }
+}
+
+/// The text of a user's `Display` value (a selection's reason, a step's error), with a panic
+/// in its `Display` caught: the text then says so.
+pub(crate) fn display(value: impl std::fmt::Display) -> String {
+    text("Display", || value.to_string())
+}
+
+/// The text `f` builds from a user's value, with a panic caught: the text then says so.
+pub(crate) fn text(what: &str, f: impl FnOnce() -> String) -> String {
+    guarded(what, f).unwrap_or_else(|panic| format!("<not recorded: {panic}>"))
 }
 
 /// Notices a panic caught by [`guarded`] on this thread after the watch started: the code that

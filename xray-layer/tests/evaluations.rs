@@ -27,6 +27,18 @@ fn rows(store: &Arc<dyn Store>, step_name: &str) -> Vec<Evaluation> {
         .items
 }
 
+/// The record of the step named `step_name`.
+fn step(store: &Arc<dyn Store>, step_name: &str) -> xray::model::StepRecord {
+    let steps = store.find_steps(&StepQuery::default()).expect("steps");
+    let id = steps
+        .items
+        .iter()
+        .find(|s| s.name == step_name)
+        .unwrap_or_else(|| panic!("no step {step_name}"))
+        .id;
+    store.step(id).expect("query").expect("the step")
+}
+
 type Checks<'a> = Vec<(&'a str, bool)>;
 
 fn names(e: &Evaluation) -> Checks<'_> {
@@ -379,6 +391,73 @@ fn a_display_that_panics_does_not_reach_the_program() {
         "{labelled:?}"
     );
     assert!(rows.iter().any(|e| e.candidate_id == "after" && e.passed));
+}
+
+/// Every other place X-Ray formats a user's value only because it records: a selection, the
+/// reasoning, a `format_args!` reason, an explicit failure, and a returned `Err`. A panic in
+/// that `Display` stays out of the program there too, and the text says what happened.
+#[test]
+fn a_display_that_panics_in_a_selection_reasoning_reason_or_error_stays_out_of_the_program() {
+    struct Broken;
+    impl std::fmt::Display for Broken {
+        fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            panic!("cannot say")
+        }
+    }
+    #[xray::step(kind = "rank", skip_all)]
+    fn ranks_with_broken_text() -> usize {
+        let passed = xray::evaluate("c1")
+            .check("fit", false, format_args!("{}", Broken))
+            .passed();
+        xray::select(Broken, Broken);
+        xray::reasoning(Broken);
+        usize::from(passed)
+    }
+    #[xray::step(kind = "llm", skip_all)]
+    fn fails_with_broken_text() -> Result<u32, Broken> {
+        Err(Broken)
+    }
+    #[xray::step(kind = "llm", skip_all)]
+    fn marks_itself_failed() -> u32 {
+        xray::fail(Broken);
+        3
+    }
+    let (layer, guard, store) = xray::layer().memory().build_with_store().expect("build");
+    let (kept, failed, marked) =
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+            (
+                ranks_with_broken_text(),
+                fails_with_broken_text().is_err(),
+                marks_itself_failed(),
+            )
+        });
+    assert_eq!(
+        (kept, failed, marked),
+        (0, true, 3),
+        "the program ran as without X-Ray"
+    );
+    assert!(guard.flush());
+    let said = |text: &str| text.starts_with("<not recorded: ") && text.contains("cannot say");
+    let rank = step(&store, "ranks_with_broken_text");
+    let rows = rows(&store, "ranks_with_broken_text");
+    assert!(
+        said(rows[0].checks[0].reason.as_deref().unwrap_or("")),
+        "{rows:?}"
+    );
+    assert!(
+        said(&rank.selection[0].candidate_id) && said(&rank.selection[0].reason),
+        "{:?}",
+        rank.selection
+    );
+    assert!(said(rank.reasoning.as_deref().unwrap_or("")), "{rank:?}");
+    for name in ["fails_with_broken_text", "marks_itself_failed"] {
+        let failed = step(&store, name);
+        assert_eq!(failed.status, xray::model::Status::Error, "{name}");
+        assert!(
+            said(failed.error.as_deref().unwrap_or("")),
+            "{name}: {failed:?}"
+        );
+    }
 }
 
 /// A candidate id whose `Display` records too: it logs (a tracing event the layer captures) and

@@ -43,7 +43,12 @@ impl Reason for Cow<'_, str> {
 
 impl Reason for fmt::Arguments<'_> {
     fn write_reason(self, out: &mut String) {
-        let _ = out.write_fmt(self);
+        // Its arguments' `Display` runs only because X-Ray records the check (see `unwind`).
+        let len = out.len();
+        if let Err(panic) = crate::unwind::guarded("a reason", || out.write_fmt(self)) {
+            out.truncate(len);
+            let _ = write!(out, "<not recorded: {panic}>");
+        }
     }
 }
 

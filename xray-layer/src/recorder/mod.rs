@@ -211,8 +211,8 @@ impl StepHandle {
     pub fn select(&self, candidate_id: impl Display, reason: impl Display) {
         if let Some(step) = &self.step {
             let selection = Selection {
-                candidate_id: candidate_id.to_string(),
-                reason: reason.to_string(),
+                candidate_id: crate::unwind::display(candidate_id),
+                reason: crate::unwind::display(reason),
             };
             step.record(|b| b.selection.push(selection));
         }
@@ -221,7 +221,7 @@ impl StepHandle {
     /// See [`crate::reasoning`].
     pub fn reasoning(&self, text: impl Display) {
         if let Some(step) = &self.step {
-            let text = text.to_string();
+            let text = crate::unwind::display(text);
             step.record(|b| match &mut b.reasoning {
                 Some(existing) => {
                     existing.push_str("\n\n");
@@ -254,7 +254,7 @@ impl StepHandle {
     /// See [`crate::fail`].
     pub fn fail(&self, error: impl Display) {
         if let Some(step) = &self.step {
-            let error = error.to_string();
+            let error = crate::unwind::display(error);
             step.record(|b| {
                 b.status = Some(Status::Error);
                 b.error = Some(error);

@@ -208,7 +208,7 @@ impl Scope {
     /// Marks it failed with `error`.
     pub fn fail(&self, error: impl Display) {
         if let Some(node) = &self.node {
-            node.finish(None, Some(error.to_string()));
+            node.finish(None, Some(crate::unwind::display(error)));
         }
     }
 
