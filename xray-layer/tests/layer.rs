@@ -218,6 +218,52 @@ fn processors_redact_and_cap_an_executions_input_and_output_too() {
     assert!(output.len() <= 1_024, "{}", output.len());
 }
 
+#[xray::step(kind = "filter")]
+fn logs_and_judges(n: u32) -> u32 {
+    tracing::info!(n, "judging");
+    (0..n)
+        .filter(|i| xray::evaluate(i).check("even", i % 2 == 0, "odd").passed())
+        .count() as u32
+}
+
+#[test]
+fn a_second_xray_layer_in_the_same_subscriber_neither_panics_nor_doubles_anything() {
+    let (inner, inner_guard, inner_store) =
+        xray::layer().memory().build_with_store().expect("build");
+    let (outer, outer_guard, outer_store) =
+        xray::layer().memory().build_with_store().expect("build");
+    let subscriber = tracing_subscriber::registry().with(inner).with(outer);
+    let kept = tracing::subscriber::with_default(subscriber, || logs_and_judges(10));
+    assert_eq!(kept, 5);
+    assert!(inner_guard.flush() && outer_guard.flush());
+    let steps = inner_store
+        .find_steps(&StepQuery::default())
+        .expect("steps");
+    assert_eq!(
+        steps.items.len(),
+        1,
+        "the innermost X-Ray layer records the step"
+    );
+    let step = inner_store
+        .step(steps.items[0].id)
+        .expect("query")
+        .expect("the step");
+    assert_eq!(
+        step.logs.len(),
+        1,
+        "one log line, not one per layer: {:?}",
+        step.logs
+    );
+    let rows = inner_store
+        .evaluations(step.id, &EvaluationQuery::default())
+        .expect("rows");
+    assert_eq!(rows.items.len(), 10);
+    let elsewhere = outer_store
+        .list_executions(&ExecutionQuery::default())
+        .expect("runs");
+    assert!(elsewhere.items.is_empty(), "{:?}", elsewhere.items);
+}
+
 /// A model call that never answers: its caller gives up on it.
 #[xray::step(kind = "llm")]
 async fn slow_judge(candidate: u32) -> bool {

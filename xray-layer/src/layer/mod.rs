@@ -36,6 +36,11 @@ use tracing_subscriber::Layer;
 
 /// The X-Ray layer. Build it with [`xray::layer()`](crate::layer) and add it to your subscriber.
 ///
+/// Install one per subscriber. A second X-Ray layer in the same subscriber does no harm, but
+/// records nothing the first one records: a span is recorded by the innermost X-Ray layer that
+/// sees it (a per-layer filter may leave some spans to the next one). To write to two places,
+/// use two subscribers, or a [`Store`](crate::store::Store) that writes to both.
+///
 /// ```
 /// use tracing_subscriber::prelude::*;
 ///
@@ -192,6 +197,9 @@ where
         let Some(role) = role_of(attrs.metadata()) else {
             return;
         };
+        if state::claimed(id.into_u64()) {
+            return; // another X-Ray layer of this subscriber records it
+        }
         let Some(span) = ctx.span(id) else {
             return;
         };
@@ -299,6 +307,9 @@ where
         let Some(step) = step else {
             return;
         };
+        if !step.recorded_by(&self.sink.counters) {
+            return; // another X-Ray layer's step: that layer keeps the line
+        }
         {
             let mut buffer = step.buffer();
             if buffer.closed {

@@ -223,6 +223,11 @@ impl StepState {
         })
     }
 
+    /// Whether the layer whose counters these are records this step.
+    pub(crate) fn recorded_by(&self, counters: &Arc<Counters>) -> bool {
+        Arc::ptr_eq(&self.counters, counters)
+    }
+
     /// Locks the buffer. A panic elsewhere while it was held leaves it usable.
     pub(crate) fn buffer(&self) -> MutexGuard<'_, StepBuffer> {
         self.buffer.lock().unwrap_or_else(PoisonError::into_inner)
@@ -427,6 +432,17 @@ pub(crate) fn push_current(span: u64, node: Option<Node>) {
 /// Remembers the node of the span this thread just created.
 pub(crate) fn set_created(span: u64, node: Node) {
     let _ = CURRENT.try_with(|state| state.borrow_mut().created = Some((span, node)));
+}
+
+/// Whether another X-Ray layer of the same subscriber recorded `span` as it was created (it is
+/// the open span this thread created last). The layers of a subscriber see a new span one
+/// after the other, innermost first; the first X-Ray layer records it, the others leave it.
+pub(crate) fn claimed(span: u64) -> bool {
+    CURRENT
+        .try_with(|state| {
+            matches!(&state.borrow().created, Some((id, node)) if *id == span && !node.is_closed())
+        })
+        .unwrap_or(false)
 }
 
 /// Enters `span` if it is the span this thread created last (and it is still open: span ids
