@@ -152,7 +152,14 @@ impl Summarizer {
     pub(crate) fn add(&mut self, row: &Evaluation) {
         self.add_row(row.passed);
         for (n, check) in row.checks.iter().enumerate() {
-            self.add_check(n, &check.name, check.passed, check.reason.as_deref());
+            let numeric = matches!(check.op.as_deref(), Some("min" | "max" | "range"));
+            self.add_check(
+                n,
+                &check.name,
+                check.passed,
+                check.reason.as_deref(),
+                numeric,
+            );
         }
     }
 
@@ -168,8 +175,19 @@ impl Summarizer {
         self.first = true;
     }
 
-    /// Counts the `n`-th check of the row last added.
-    pub(crate) fn add_check(&mut self, n: usize, name: &str, passed: bool, reason: Option<&str>) {
+    /// Counts the `n`-th check of the row last added. A `numeric` check (a structured `min`,
+    /// `max` or `range`) counts its reason by rule, without the observed value: every rejected
+    /// price has a reason of its own (`8.99 < 14.99 (range 14.99–59.98)`), and what the step's
+    /// reader needs is how many were below the range and how many above
+    /// (`< 14.99 (range 14.99–59.98)`).
+    pub(crate) fn add_check(
+        &mut self,
+        n: usize,
+        name: &str,
+        passed: bool,
+        reason: Option<&str>,
+        numeric: bool,
+    ) {
         let summary = &mut self.summary;
         // Rows usually make the same checks in the same order.
         let i = match summary.checks.get(n) {
@@ -196,7 +214,11 @@ impl Summarizer {
             entry.first_failed += 1;
             self.first = false;
         }
-        let key = reason.unwrap_or("(no reason given)");
+        let key = match reason {
+            Some(reason) if numeric => reason.split_once(' ').map_or(reason, |(_, rule)| rule),
+            Some(reason) => reason,
+            None => "(no reason given)",
+        };
         let histogram = &mut self.reasons[i];
         if let Some(n) = histogram.get_mut(key) {
             *n += 1;
@@ -344,7 +366,8 @@ mod tests {
         assert_eq!(summary.checks[0].failed, 999);
         assert_eq!(
             summary.checks[0].top_reasons[0],
-            ("1 < 4 minimum".to_owned(), 998)
+            ("< 4 minimum".to_owned(), 999),
+            "numeric reasons count by rule, whatever the observed value"
         );
         // Deterministic.
         let (again, _) = apply(Capture::Cap(10), rows, &selection);

@@ -320,6 +320,8 @@ pub struct CheckSummary {
     /// Evaluations for which this was the first failed check.
     pub first_failed: u64,
     /// The most frequent failure reasons with their counts (at most [`EvaluationSummary::TOP_REASONS`]).
+    /// A numeric check (`check_min`, `check_max`, `check_range`) counts by rule, without the
+    /// observed value: `< 3.8 minimum`, `> 59.98 (range 14.99–59.98)`.
     pub top_reasons: Vec<(String, u64)>,
 }
 

@@ -328,6 +328,29 @@ fn a_pipeline_run_is_recorded_completely_and_answers_the_questions() {
         .find(|c| c.name == "rating")
         .expect("rating");
     assert_eq!(rating.failed, failed_rating_ok as u64);
+    // Numeric checks count their reasons by rule: one line for the rating, two for the price
+    // band (below, above), each with every candidate it rejected.
+    assert_eq!(
+        rating.top_reasons,
+        vec![("< 2 minimum".to_owned(), rating.failed)]
+    );
+    let price = summary
+        .checks
+        .iter()
+        .find(|c| c.name == "price")
+        .expect("price");
+    assert!(
+        price
+            .top_reasons
+            .iter()
+            .all(|(r, _)| r == "< 15 (range 15–60)" || r == "> 60 (range 15–60)"),
+        "{:?}",
+        price.top_reasons
+    );
+    assert_eq!(
+        price.top_reasons.iter().map(|(_, n)| n).sum::<u64>(),
+        price.failed
+    );
 
     let failed_rating = store
         .evaluations(

@@ -726,7 +726,8 @@ impl StepRows {
                         }
                     }
                 };
-                summarizer.add_check(n, arena.name(c.name), c.passed, reason);
+                let numeric = matches!(c.op, Op::Min | Op::Max | Op::Range);
+                summarizer.add_check(n, arena.name(c.name), c.passed, reason, numeric);
             }
         }
         let cap = match capture {
