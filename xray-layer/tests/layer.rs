@@ -264,6 +264,85 @@ fn a_second_xray_layer_in_the_same_subscriber_neither_panics_nor_doubles_anythin
     assert!(elsewhere.items.is_empty(), "{:?}", elsewhere.items);
 }
 
+#[xray::step(kind = "llm")]
+fn score_one(x: u32) -> u32 {
+    x * 2
+}
+
+#[xray::step(kind = "filter", skip_all)]
+fn worker_side_step(handle: &xray::StepHandle) -> u32 {
+    handle.in_scope(|| {
+        let _chunk = tracing::info_span!("chunk").entered();
+        score_one(5)
+    })
+}
+
+/// Scores on a worker thread, through the handle, inside a plain `tracing` span; then again
+/// from inside a step of the worker's own.
+#[xray::step(kind = "rank")]
+fn scores_on_a_worker() -> u32 {
+    let handle = xray::current_step();
+    // The worker runs under the same subscriber (a global one would do the same).
+    let dispatch = tracing::dispatcher::get_default(|d| d.clone());
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            tracing::dispatcher::with_default(&dispatch, || {
+                let plain = handle.in_scope(|| {
+                    let _chunk = tracing::info_span!("chunk").entered();
+                    score_one(3)
+                });
+                plain + worker_side_step(&handle)
+            })
+        })
+        .join()
+        .unwrap_or(0)
+    })
+}
+
+#[test]
+fn a_step_inside_a_handles_scope_is_a_child_of_the_handles_step() {
+    let (layer, guard, store) = xray::layer().memory().build_with_store().expect("build");
+    let sum = tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        scores_on_a_worker()
+    });
+    assert_eq!(sum, 16);
+    assert!(guard.flush());
+    let runs = store
+        .list_executions(&ExecutionQuery::default())
+        .expect("runs");
+    let run = |name: &str| {
+        runs.items
+            .iter()
+            .find(|r| r.name == name)
+            .unwrap_or_else(|| panic!("no run {name}: {:?}", runs.items))
+    };
+    // `worker_side_step` ran on the worker outside any step: a run of its own, with only
+    // itself in it; what it scored in the handle's scope went to the handle's step.
+    assert_eq!(runs.items.len(), 2, "{:?}", runs.items);
+    assert_eq!(run("worker_side_step").step_count, 1);
+    let steps = store
+        .execution(run("scores_on_a_worker").id)
+        .expect("query")
+        .expect("the run")
+        .steps;
+    let id = |name: &str| {
+        steps
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| panic!("{name} in {steps:?}"))
+            .id
+    };
+    let scores: Vec<_> = steps.iter().filter(|s| s.name == "score_one").collect();
+    assert_eq!(scores.len(), 2, "{steps:?}");
+    for score in scores {
+        assert_eq!(
+            score.parent_id,
+            Some(id("scores_on_a_worker")),
+            "scored in the handle's scope: {steps:?}"
+        );
+    }
+}
+
 /// A model call that never answers: its caller gives up on it.
 #[xray::step(kind = "llm")]
 async fn slow_judge(candidate: u32) -> bool {

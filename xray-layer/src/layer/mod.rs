@@ -233,9 +233,16 @@ where
                     if attrs.is_root() {
                         return None;
                     }
-                    span.scope()
+                    let found = span
+                        .scope()
                         .skip(1)
-                        .find_map(|s| s.extensions().get::<Node>().cloned())
+                        .find_map(|s| s.extensions().get::<Node>().cloned());
+                    if attrs.is_contextual() {
+                        // Inside a handle's `in_scope`, which the registry does not see.
+                        state::scope_parent(found.as_ref()).or(found)
+                    } else {
+                        found
+                    }
                 });
                 let info = self.step_info(attrs);
                 let (execution, parent_id) = match parent {

@@ -148,14 +148,15 @@ impl StepHandle {
     }
 
     /// Runs `f` with this step current on this thread, so the free functions
-    /// ([`evaluate`], [`select`], …) record into it.
+    /// ([`evaluate`], [`select`], …) record into it, and a step started in `f` (under a plain
+    /// `tracing` span entered in `f` too) is a child of this step.
     pub fn in_scope<R>(&self, f: impl FnOnce() -> R) -> R {
         let Some(step) = &self.step else {
             return f();
         };
         // Ids from the top of the u64 range never collide with tracing span ids in practice.
         let id = u64::MAX - SCOPE_IDS.fetch_add(1, Ordering::Relaxed);
-        state::push_current(id, Some(state::Node::Step(step.clone())));
+        state::push_scope(id, state::Node::Step(step.clone()));
         struct Pop(u64);
         impl Drop for Pop {
             fn drop(&mut self) {

@@ -341,6 +341,15 @@ pub(crate) enum Node {
 }
 
 impl Node {
+    /// Whether `other` is the same execution or step.
+    fn same(&self, other: &Node) -> bool {
+        match (self, other) {
+            (Node::Execution(a), Node::Execution(b)) => Arc::ptr_eq(a, b),
+            (Node::Step(a), Node::Step(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+
     /// Whether its span has closed.
     fn is_closed(&self) -> bool {
         match self {
@@ -364,6 +373,9 @@ struct Entry {
     local: Option<Box<Local>>,
     /// `local` is lent to the evaluation builder being filled (see [`begin_local`]).
     lent: bool,
+    /// Pushed by a handle's [`in_scope`](crate::StepHandle::in_scope), not by a span: the
+    /// registry does not know it (see [`scope_parent`]).
+    scope: bool,
 }
 
 /// A thread's own evaluation arena for one entered step.
@@ -416,6 +428,15 @@ thread_local! {
 /// Marks `span` entered on this thread, with its node if it is an X-Ray span (the layer's
 /// `on_enter`, or a handle's `in_scope`).
 pub(crate) fn push_current(span: u64, node: Option<Node>) {
+    push(span, node, false);
+}
+
+/// Makes `node` current on this thread for a handle's `in_scope`, under the made-up id `span`.
+pub(crate) fn push_scope(span: u64, node: Node) {
+    push(span, Some(node), true);
+}
+
+fn push(span: u64, node: Option<Node>, scope: bool) {
     let _ = CURRENT.try_with(|state| {
         let mut state = state.borrow_mut();
         let serial = state.serial();
@@ -425,6 +446,7 @@ pub(crate) fn push_current(span: u64, node: Option<Node>) {
             serial,
             local: None,
             lent: false,
+            scope,
         })
     });
 }
@@ -461,6 +483,7 @@ pub(crate) fn enter_created(span: u64) -> bool {
                         serial,
                         local: None,
                         lent: false,
+                        scope: false,
                     });
                     true
                 }
@@ -620,6 +643,30 @@ pub(crate) fn parent_from_stack(parent: Option<u64>) -> Option<Node> {
                 return None;
             }
             top.node.clone()
+        })
+        .ok()
+        .flatten()
+}
+
+/// The X-Ray parent of a new span created in a handle's `in_scope` (on this thread, with the
+/// scope still open) whose registry ancestors, given as `found`, cannot tell: the registry does
+/// not know the scope, so a span entered inside it (a plain `info_span!`) hides it. The scope's
+/// step is the parent, unless `found` was entered inside the scope (it is then nearer).
+/// `None` when this thread is in no scope.
+pub(crate) fn scope_parent(found: Option<&Node>) -> Option<Node> {
+    CURRENT
+        .try_with(|state| {
+            let state = state.borrow();
+            let at = state.stack.iter().rposition(|e| e.scope)?;
+            if let Some(found) = found {
+                let inside = state.stack[at + 1..]
+                    .iter()
+                    .any(|e| e.node.as_ref().is_some_and(|n| n.same(found)));
+                if inside {
+                    return Some(found.clone());
+                }
+            }
+            state.stack[at].node.clone()
         })
         .ok()
         .flatten()
