@@ -179,6 +179,62 @@ fn blocking_backpressure_loses_nothing() {
     assert_eq!(steps.items.len(), 500);
 }
 
+#[xray::step(kind = "audit")]
+fn audit(batch: u32) -> u32 {
+    batch
+}
+
+/// A hook runs on the writer thread. Under a global subscriber, an instrumented function it
+/// calls records through the same layer, into the writer's own queue: when that queue is full,
+/// `Backpressure::Block` must not make the writer wait for room only it can make (the program
+/// would then block on the full queue too).
+#[test]
+fn blocking_backpressure_never_blocks_the_writer_on_its_own_queue() {
+    static DISPATCH: std::sync::OnceLock<tracing::Dispatch> = std::sync::OnceLock::new();
+    let (layer, guard, store) = xray::layer()
+        .memory()
+        .queue_capacity(1)
+        .backpressure(Backpressure::Block)
+        .on_step_end(|step| {
+            if step.name == "judge" {
+                if let Some(dispatch) = DISPATCH.get() {
+                    // What a global subscriber gives the writer thread.
+                    tracing::dispatcher::with_default(dispatch, || {
+                        for i in 0..3 {
+                            audit(i);
+                        }
+                    });
+                }
+            }
+        })
+        .build_with_store()
+        .expect("build");
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    let _ = DISPATCH.set(dispatch.clone());
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        tracing::dispatcher::with_default(&dispatch, || {
+            for i in 0..20 {
+                judge(i);
+            }
+        });
+        let flushed = guard.flush_timeout(Duration::from_secs(30));
+        let _ = done.send((flushed, guard.stats()));
+    });
+    let (flushed, stats) = finished
+        .recv_timeout(Duration::from_secs(90))
+        .expect("the program and the writer went on");
+    assert!(flushed, "{stats:?}");
+    let judged = store
+        .find_steps(&StepQuery {
+            name: Some("judge".into()),
+            limit: Some(100),
+            ..Default::default()
+        })
+        .expect("steps");
+    assert_eq!(judged.items.len(), 20, "the program's steps, all of them");
+}
+
 #[test]
 fn dropping_the_guard_writes_everything_queued_before_it() {
     let dir = tempfile::tempdir().expect("tempdir");

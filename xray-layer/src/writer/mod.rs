@@ -28,7 +28,9 @@ pub enum Backpressure {
     /// Drop the record and count it (the default: the application never waits for X-Ray).
     #[default]
     Drop,
-    /// Wait for room. Use when losing a record is worse than slowing the application.
+    /// Wait for room. Use when losing a record is worse than slowing the application. (The
+    /// writer thread itself never waits: a record made there, by an instrumented function a
+    /// hook calls, is dropped and counted when the queue is full.)
     Block,
 }
 
@@ -166,6 +168,11 @@ impl Sink {
             }
             Err(TrySendError::Full(envelope)) => match self.backpressure {
                 Backpressure::Drop => Err(envelope),
+                // The writer itself (a hook that runs an instrumented function under a global
+                // subscriber) would wait for room only it can make: it drops instead.
+                Backpressure::Block if std::thread::current().id() == self.writer.id() => {
+                    Err(envelope)
+                }
                 Backpressure::Block => {
                     self.writer.unpark();
                     match self.tx.send(envelope) {
