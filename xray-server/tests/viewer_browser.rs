@@ -132,6 +132,11 @@ fn runs_list_filters_and_opens_a_run() {
             "rank_and_select"
         ]
     );
+    // A name its badges may cut short is whole on hover.
+    assert_eq!(
+        page.eval("document.querySelectorAll('.waterfall .wf-link')[3].title"),
+        "relevance_check (llm)"
+    );
     let filter_step = step_id(m.store.as_ref(), m.creative, "apply_filters");
     let funnel = page.text(&format!(".funnel-row[data-step='{filter_step}']"));
     let first_failed_rating = fixture::search_hits(&fixture::keywords(true), &fixture::catalog())

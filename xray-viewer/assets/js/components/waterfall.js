@@ -21,7 +21,8 @@ export function waterfall(steps, { runStart, runEnd, selectedId = null }) {
     const dur = h('span', { class: 'wf-dur-text' });
     bars.push({ s, b, dur });
     const name = h('div', { class: 'wf-name', role: 'cell' },
-      h('a', { href: `/steps/${s.id}`, class: 'wf-link' }, s.name),
+      // The full name on hover: a kind or status badge may leave room for only part of it.
+      h('a', { href: `/steps/${s.id}`, class: 'wf-link', title: s.kind ? `${s.name} (${s.kind})` : s.name }, s.name),
       s.kind ? h('span', { class: `kind kind-${s.kind}` }, s.kind) : null,
       s.status !== 'ok' ? statusBadge(s.status) : null);
     name.style.paddingLeft = `${0.5 + s.depth * 1.1}rem`;
