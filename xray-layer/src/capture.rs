@@ -23,7 +23,10 @@ use std::hash::{BuildHasherDefault, Hasher};
 /// A fast hash for the reason histogram (the keys are our own reasons, not an attacker's):
 /// FxHash, 8 bytes at a time.
 #[derive(Default)]
-struct FxHasher(u64);
+pub(crate) struct FxHasher(u64);
+
+/// Builds [`FxHasher`]s for a `HashMap`.
+pub(crate) type FxBuild = BuildHasherDefault<FxHasher>;
 
 impl Hasher for FxHasher {
     fn write(&mut self, bytes: &[u8]) {

@@ -6,7 +6,9 @@
 //! appended to one `String`, and rows refer to it by offset. Check and metric names are interned
 //! per step. The writer thread decodes the arena into [`Evaluation`]s.
 
+use crate::capture::FxBuild;
 use crate::model::{Check, Evaluation, Json};
+use std::collections::HashMap;
 use std::fmt::{self, Write as _};
 
 /// A slice of [`EvalArena::text`]; `start == u32::MAX` means absent.
@@ -75,6 +77,13 @@ pub(crate) const NO_NAME: u16 = u16::MAX;
 /// Names kept by a reused scratch arena before it starts afresh.
 const MAX_SCRATCH_NAMES: usize = 64;
 
+/// Names past which [`EvalArena::intern`] looks a name up in a hash map rather than a list
+/// (a step whose `check_in` sets or metric names differ from candidate to candidate).
+const LOOKUP_FROM: usize = 16;
+
+/// What a check is named when its step had more distinct names than an arena can number.
+const NAME_NOT_KEPT: &str = "(name not kept: over 65,535 distinct names in this step)";
+
 #[derive(Clone, Copy, Debug)]
 struct Row {
     candidate: Text,
@@ -97,6 +106,8 @@ pub(crate) struct EvalArena {
     checks: Vec<CheckRow>,
     metrics: Vec<(u16, f64)>,
     names: Vec<Box<str>>,
+    /// `names` by name, once there are more than [`LOOKUP_FROM`] (empty until then).
+    lookup: HashMap<Box<str>, u16, FxBuild>,
     /// The name index of the n-th check of the last row: rows usually make the same checks
     /// in the same order, so one comparison finds the name.
     hints: [u16; 8],
@@ -121,6 +132,7 @@ impl Default for EvalArena {
             checks: Vec::new(),
             metrics: Vec::new(),
             names: Vec::new(),
+            lookup: HashMap::default(),
             hints: [NO_NAME; 8],
         }
     }
@@ -144,6 +156,7 @@ impl EvalArena {
         self.metrics.clear();
         if self.names.len() > MAX_SCRATCH_NAMES {
             self.names.clear();
+            self.lookup.clear();
             self.hints = [NO_NAME; 8];
         }
     }
@@ -155,6 +168,7 @@ impl EvalArena {
         self.checks.clear();
         self.metrics.clear();
         self.names.clear();
+        self.lookup.clear();
         self.hints = [NO_NAME; 8];
     }
 
@@ -201,15 +215,31 @@ impl EvalArena {
         self.text.get(start..start + t.len as usize)
     }
 
+    /// The index of `name`, added if new. [`NO_NAME`] once 65,535 names are taken (it is never
+    /// an index: decoding then says the name was not kept).
     pub(crate) fn intern(&mut self, name: &str) -> u16 {
-        if let Some(i) = self.names.iter().position(|n| &**n == name) {
-            return i as u16;
+        if self.lookup.is_empty() {
+            if let Some(i) = self.names.iter().position(|n| &**n == name) {
+                return i as u16;
+            }
+        } else if let Some(&i) = self.lookup.get(name) {
+            return i;
         }
-        if self.names.len() >= usize::from(u16::MAX) {
-            return u16::MAX - 1;
+        if self.names.len() >= usize::from(NO_NAME) {
+            return NO_NAME;
         }
+        let i = self.names.len() as u16;
         self.names.push(name.into());
-        (self.names.len() - 1) as u16
+        if self.names.len() > LOOKUP_FROM {
+            if self.lookup.is_empty() {
+                for (j, n) in self.names.iter().enumerate() {
+                    self.lookup.insert(n.clone(), j as u16);
+                }
+            } else {
+                self.lookup.insert(name.into(), i);
+            }
+        }
+        i
     }
 
     /// Starts a new row; checks and metrics pushed next belong to it. Returns its index.
@@ -460,7 +490,7 @@ impl EvalArena {
     }
 
     fn name(&self, n: u16) -> &str {
-        self.names.get(usize::from(n)).map_or("", |s| s)
+        self.names.get(usize::from(n)).map_or(NAME_NOT_KEPT, |s| s)
     }
 
     fn decode_check_into(&self, c: &CheckRow, check: &mut Check, spare: &mut Spare) {
@@ -1091,6 +1121,23 @@ mod tests {
             );
         }
         arena.set_passed(checks.iter().all(|c| c.1));
+    }
+
+    #[test]
+    fn names_past_the_last_index_are_said_to_be_lost_not_confused_with_another() {
+        let mut arena = EvalArena::default();
+        let taken = usize::from(NO_NAME);
+        for i in 0..taken {
+            assert_eq!(usize::from(arena.intern(&format!("name {i}"))), i);
+        }
+        // Known names keep their index; a new one gets none (it used to get the last name's).
+        assert_eq!(arena.intern("name 7"), 7);
+        assert_eq!(arena.intern("name 65534"), 65534);
+        assert_eq!(arena.intern("one too many"), NO_NAME);
+        one(&mut arena, "C1", &[("one too many", false, Some("why"))]);
+        let decoded = arena.decode();
+        assert_eq!(decoded[0].checks[0].name, NAME_NOT_KEPT);
+        assert_eq!(decoded[0].checks[0].reason.as_deref(), Some("why"));
     }
 
     #[test]
