@@ -112,6 +112,28 @@ fn runs_list_filters_and_opens_a_run() {
         "three runs with that step",
     );
 
+    // … and what a run selected (its output) finds the run.
+    let selected = m
+        .store
+        .execution(m.creative)
+        .expect("query")
+        .expect("the creative run")
+        .output
+        .and_then(|o| o.to_value().as_str().map(str::to_owned))
+        .expect("the creative run selected a candidate");
+    page.set_value("input[name=q]", &selected.to_lowercase());
+    page.wait(
+        &format!(
+            "{RUN_ROWS}.length >= 1 && [...{RUN_ROWS}].some((r) => r.dataset.id === {creative})"
+        ),
+        "the run that selected it",
+    );
+    page.set_value("input[name=q]", "relevance_check");
+    page.wait(
+        &format!("{RUN_ROWS}.length === 3"),
+        "three runs with that step, again",
+    );
+
     // Open the creative run: its steps, and the funnel's loss attributed to checks.
     page.click(&format!("tr[data-id='{}'] a.run-link", m.creative));
     page.wait(

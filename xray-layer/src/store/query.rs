@@ -59,7 +59,7 @@ pub struct ExecutionQuery {
     pub min_steps: Option<u64>,
     /// At most this many steps.
     pub max_steps: Option<u64>,
-    /// Text found in the name, id, notes, or a step's name (case-insensitive).
+    /// Text found in the name, id, notes, input, output, or a step's name (case-insensitive).
     pub q: Option<String>,
     /// `true`: the execution or one of its steps failed; `false`: none did.
     pub has_error: Option<bool>,

@@ -199,6 +199,7 @@ pub(super) fn list_executions(
         f.and(
             &format!(
                 "(e.name ILIKE {at} OR e.id::text ILIKE {at} OR e.notes ILIKE {at}
+                  OR e.input ILIKE {at} OR e.output ILIKE {at}
                   OR EXISTS (SELECT 1 FROM xray.steps s WHERE s.execution_id = e.id AND s.name ILIKE {at}))"
             ),
             vec![],

@@ -177,8 +177,9 @@ pub(super) fn list_executions(
         let p = like(needle.trim());
         f.and(
             "(e.name LIKE ? ESCAPE '\\' OR e.id LIKE ? ESCAPE '\\' OR e.notes LIKE ? ESCAPE '\\'
+              OR e.input LIKE ? ESCAPE '\\' OR e.output LIKE ? ESCAPE '\\'
               OR EXISTS (SELECT 1 FROM steps s WHERE s.execution_id = e.id AND s.name LIKE ? ESCAPE '\\'))",
-            [p.clone(), p.clone(), p.clone(), p],
+            [p.clone(), p.clone(), p.clone(), p.clone(), p.clone(), p],
         );
     }
     match q.has_error {

@@ -29,13 +29,21 @@ fn six_executions(store: &dyn Store) -> [Uuid; 6] {
     failed.error = Some("model timed out".into());
     let mut e2_end = end(e2, T0 + 250, Status::Error);
     e2_end.error = Some("boom".into());
+    let mut e1_end = end(e1, T0 + 150, Status::Ok);
+    e1_end.input = Some(payload(
+        serde_json::json!({"reference": {"asin": "B0QUBI0001", "title": "Qubi Laptop Stand"}}),
+    ));
+    let mut e5_end = end(e5, T0 + 550, Status::Ok);
+    e5_end.output = Some(payload(
+        serde_json::json!({"selected": "B0C4SZXKIG", "title": "Slim Phone Case"}),
+    ));
     write(
         store,
         &[
             start(e1, "search_pipeline", 100, &["nightly", "demo"]),
             ok_step(e1, "fetch", 110),
             ok_step(e1, "rank", 120),
-            finish(e1, T0 + 150, Status::Ok),
+            Record::ExecutionFinished(e1_end),
             start(e2, "search_pipeline", 200, &["nightly"]),
             ok_step(e2, "fetch", 210),
             Record::ExecutionFinished(e2_end),
@@ -47,7 +55,7 @@ fn six_executions(store: &dyn Store) -> [Uuid; 6] {
             start(e4, "rank_pipeline", 400, &[]),
             start(e5, "Weird%_Name", 500, &[]),
             ok_step(e5, "apply_filters", 510),
-            finish(e5, T0 + 550, Status::Ok),
+            Record::ExecutionFinished(e5_end),
             start(e6, "search_pipeline_v2", 600, &["nightly", "demo", "extra"]),
             finish(e6, T0 + 650, Status::Ok),
         ],
@@ -212,8 +220,8 @@ pub fn list_executions_filters(store: &dyn Store) {
     }
 }
 
-/// `q` finds text in the name, the id, the notes or a step's name, case-insensitively, with
-/// `%`, `_` and `\` taken literally.
+/// `q` finds text in the name, the id, the notes, the input, the output or a step's name,
+/// case-insensitively, with `%`, `_` and `\` taken literally.
 pub fn list_executions_search_text(store: &dyn Store) {
     let [e1, e2, e3, e4, e5, e6] = six_executions(store);
     let q = |text: &str| {
@@ -234,6 +242,16 @@ pub fn list_executions_search_text(store: &dyn Store) {
     assert_eq!(q("rank_candidates"), [e3], "in a step's name");
     assert_eq!(q("apply_"), [e5]);
     assert_eq!(q("DISCOUNT"), [e4], "in the notes");
+    assert_eq!(
+        q("qubi laptop"),
+        [e1],
+        "in the input (the run's reference product)"
+    );
+    assert_eq!(
+        q("b0c4szxkig"),
+        [e5],
+        "in the output (what the run selected)"
+    );
     assert_eq!(q("c:\\temp\\"), [e6], "`\\` is literal");
     let id = e3.to_string();
     assert_eq!(q(&id), [e3], "the whole id");
