@@ -343,6 +343,33 @@ fn filter_step_candidates_failed_by_rating_then_a_candidates_lineage() {
         rule("price", " within ") && rule("rating", " ≥ 3.8 minimum") && rule("category", " in ["),
         "each passed check with the rule it met: {checks:?}"
     );
+
+    // The candidate a run selected: why it was selected, and what the judge said of it.
+    let selected = m
+        .store
+        .execution(m.normal)
+        .expect("query")
+        .expect("the run")
+        .output
+        .and_then(|o| o.to_value().as_str().map(str::to_owned))
+        .expect("the run selected a candidate");
+    page.goto(&format!("{url}/candidates?id={selected}"));
+    let run = page.wait(
+        &format!(
+            "[...document.querySelectorAll('.lineage-run')].find((b) => b.querySelector('h2 a')?.getAttribute('href') === '/runs/{}')?.innerText",
+            m.normal
+        ),
+        "the run that selected it",
+    );
+    let run = run.as_str().unwrap_or("");
+    assert!(
+        run.contains("Selected by rank_and_select — highest weighted score"),
+        "why it was selected: {run}"
+    );
+    assert!(
+        run.contains("confidence 0.81"),
+        "the judge's confidence: {run}"
+    );
 }
 
 #[test]

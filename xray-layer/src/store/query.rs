@@ -248,6 +248,24 @@ pub struct LineageEntry {
     pub selected: bool,
     /// Every check, with reasons.
     pub checks: Vec<Check>,
+    /// Named numbers (a judge's `confidence`), as recorded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<(String, f64)>,
+    /// The candidate as this step saw it (a judge's rationale), if recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<Json>,
+    /// Why the step selected it, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection_reason: Option<String>,
+}
+
+/// The reason `selection` (a step's, as stored: a JSON list of [`Selection`]s) gives for
+/// `candidate_id`.
+pub(crate) fn selection_reason(selection: Option<&str>, candidate_id: &str) -> Option<String> {
+    let list: Vec<crate::model::Selection> = serde_json::from_str(selection?).ok()?;
+    list.into_iter()
+        .find(|s| s.candidate_id == candidate_id)
+        .map(|s| s.reason)
 }
 
 /// One candidate's verdict in one step, as [`VerdictChange`] shows it.

@@ -519,7 +519,8 @@ pub(super) fn candidate_lineage(
     }
     let sql = format!(
         "SELECT x.id, x.name, x.started_at, s.id, s.name, s.kind, s.started_at, s.sid,
-                e.idx, e.label, e.passed, e.score, e.selected, e.checks
+                e.idx, e.label, e.passed, e.score, e.selected, e.checks, e.metrics, e.snapshot,
+                CASE WHEN e.selected THEN s.selection END
          FROM xray.evaluations e
          JOIN xray.steps s ON s.id = e.step_id AND s.started_at = e.started_at
          JOIN xray.executions x ON x.id = s.execution_id{}
@@ -550,6 +551,15 @@ pub(super) fn candidate_lineage(
                     score: r.try_get(11)?,
                     selected: r.try_get(12)?,
                     checks: serde_json::from_str(&checks).unwrap_or_default(),
+                    metrics: r
+                        .try_get::<_, Option<String>>(14)?
+                        .and_then(|m| serde_json::from_str(&m).ok())
+                        .unwrap_or_default(),
+                    snapshot: json_col(r.try_get(15)?),
+                    selection_reason: selection_reason(
+                        r.try_get::<_, Option<String>>(16)?.as_deref(),
+                        candidate_id,
+                    ),
                 },
             ))
         },

@@ -518,7 +518,8 @@ pub(super) fn candidate_lineage(
             WHERE s.seq > ?2 AND e.candidate_id = ?1
          )
          SELECT x.id, x.name, x.started_at, s.id, s.name, s.kind, s.started_at, s.sid,
-                e.idx, e.label, e.passed, e.score, e.selected, e.checks
+                e.idx, e.label, e.passed, e.score, e.selected, e.checks, e.metrics, e.snapshot,
+                CASE WHEN e.selected THEN s.selection END
          FROM hits h
          CROSS JOIN steps s ON s.sid = h.step_sid
          CROSS JOIN evaluations e ON e.step_sid = h.step_sid AND e.idx = h.idx
@@ -549,6 +550,15 @@ pub(super) fn candidate_lineage(
                     score: r.get(11)?,
                     selected: r.get(12)?,
                     checks: serde_json::from_str(&checks).unwrap_or_default(),
+                    metrics: r
+                        .get::<_, Option<String>>(14)?
+                        .and_then(|m| serde_json::from_str(&m).ok())
+                        .unwrap_or_default(),
+                    snapshot: json_col(r.get(15)?),
+                    selection_reason: selection_reason(
+                        r.get::<_, Option<String>>(16)?.as_deref(),
+                        candidate_id,
+                    ),
                 },
             ))
         },

@@ -15,6 +15,10 @@ fn run(store: &dyn Store, n: i64) -> (Uuid, [StepRecord; 3]) {
     let mut b01 = eval("B01", n != 2);
     b01.label = Some(format!("Stand, run {n}"));
     b01.checks = vec![check("price", n != 2), check("rating", true)];
+    b01.metrics = vec![("confidence".into(), 0.5 + n as f64 / 10.0)];
+    b01.snapshot = Some(payload(
+        serde_json::json!({ "rationale": format!("run {n}: category differs") }),
+    ));
     filter.evaluations = vec![eval("B02", true), b01, eval("B03", false)];
     let mut rank = step(x, "rank", at + 20, 5);
     rank.kind = Some("rank".into());
@@ -30,6 +34,12 @@ fn run(store: &dyn Store, n: i64) -> (Uuid, [StepRecord; 3]) {
     ];
     if n == 2 {
         rank.evaluations.push(scored("B01", 9.0, false));
+    }
+    if n == 3 {
+        rank.selection = vec![xray::model::Selection {
+            candidate_id: "B01".into(),
+            reason: "highest score of run 3".into(),
+        }];
     }
     let mut other = step(x, "other", at + 30, 5);
     other.evaluations = vec![eval("C9", true)];
@@ -61,6 +71,13 @@ fn entry(x: Uuid, at: i64, step: &StepRecord, evaluation: &Evaluation) -> Lineag
         score: evaluation.score,
         selected: evaluation.selected,
         checks: evaluation.checks.clone(),
+        metrics: evaluation.metrics.clone(),
+        snapshot: evaluation.snapshot.clone(),
+        selection_reason: step
+            .selection
+            .iter()
+            .find(|s| evaluation.selected && s.candidate_id == evaluation.candidate_id)
+            .map(|s| s.reason.clone()),
     }
 }
 

@@ -3,7 +3,7 @@
 
 import { api } from '../api.js';
 import { h, replace, notice, field, kindBadge } from '../dom.js';
-import { n, time, num, passedRule } from '../format.js';
+import { n, time, num, brief, passedRule } from '../format.js';
 import { navigate } from '../router.js';
 
 function failing(entry) {
@@ -21,6 +21,24 @@ function checkWhy(c) {
   return why ? h('span', { class: c.passed ? 'muted' : 'reason-text' }, ` — ${why}`) : null;
 }
 
+/** A snapshot on one line: `rationale: …; price: 12.5` for an object, else its JSON. */
+function snapshotText(snapshot) {
+  if (snapshot && typeof snapshot === 'object' && !Array.isArray(snapshot)) {
+    return Object.entries(snapshot).map(([k, v]) => `${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`).join('; ');
+  }
+  return JSON.stringify(snapshot);
+}
+
+/** What else the step said about the candidate: its metrics (a judge's confidence), its
+ * snapshot (the judge's rationale), why it was selected. */
+function notes(e) {
+  const parts = [];
+  if (e.metrics && e.metrics.length) parts.push(h('span', { class: 'lineage-metrics' }, e.metrics.map(([k, v]) => `${k} ${num(v, 3)}`).join(' · ')));
+  if (e.snapshot !== undefined && e.snapshot !== null) parts.push(h('span', { class: 'lineage-snapshot' }, brief(snapshotText(e.snapshot), 200)));
+  if (e.selection_reason) parts.push(h('span', { class: 'lineage-selection' }, `selected: ${e.selection_reason}`));
+  return parts.length ? h('p', { class: 'lineage-notes muted' }, parts.flatMap((p, i) => (i ? [' — ', p] : [p]))) : null;
+}
+
 /** One run's steps, in the order they ran, and the sentence that answers "why?". */
 function runBlock(runEntries, id) {
   const first = runEntries[0];
@@ -33,7 +51,8 @@ function runBlock(runEntries, id) {
     answer = h('p', { class: 'answer answer-rejected' }, 'Rejected by ', h('a', { href: `/steps/${rejectedAt.step_id}?verdict=failed&q=${encodeURIComponent(id)}` }, rejectedAt.step_name),
       reasons ? [' — ', h('strong', {}, reasons)] : ' (no reason recorded)');
   } else if (selectedAt) {
-    answer = h('p', { class: 'answer answer-selected' }, 'Selected by ', h('a', { href: `/steps/${selectedAt.step_id}` }, selectedAt.step_name), '.');
+    answer = h('p', { class: 'answer answer-selected' }, 'Selected by ', h('a', { href: `/steps/${selectedAt.step_id}` }, selectedAt.step_name),
+      selectedAt.selection_reason ? [' — ', h('strong', {}, selectedAt.selection_reason)] : '.');
   } else {
     answer = h('p', { class: 'answer' }, 'Passed every step that judged it.');
   }
@@ -46,6 +65,7 @@ function runBlock(runEntries, id) {
         h('a', { href: `/steps/${e.step_id}` }, e.step_name), ' ', kindBadge(e.step_kind), ' ', verdict(e),
         e.score != null ? h('span', { class: 'muted' }, ` score ${num(e.score, 3)}`) : null,
         e.label ? h('span', { class: 'muted cand-label' }, ` ${e.label}`) : null),
+      notes(e),
       e.checks.length ? h('ul', { class: 'lineage-checks' }, e.checks.map((c) => h('li', { class: c.passed ? 'check-pass' : 'check-fail' },
         h('span', { class: 'check-mark' }, c.passed ? '✓' : '✗'), ` ${c.name}`,
         checkWhy(c)))) : null))));
