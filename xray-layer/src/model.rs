@@ -241,8 +241,8 @@ pub struct Check {
     pub name: String,
     /// Whether the candidate passed it.
     pub passed: bool,
-    /// The specific reason (`3.2 < 3.8 minimum`). Kept for failed checks; for passed ones only
-    /// when the check was structured or the reason was eager.
+    /// The specific reason (`3.2 < 3.8 minimum`), for a failed check. A passed check has none:
+    /// a structured one says what it met through `observed`, `op` and `threshold`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// The observed value, for structured checks (`3.2`).
