@@ -107,6 +107,20 @@ fn a_run_has_its_step_tree_counts_and_funnel() {
         .map(|l| l["check"].as_str().expect("check"))
         .collect();
     assert_eq!(checks, BTreeSet::from(["category", "price", "rating"]));
+    // Each check also says how many failed it in all, which its reasons count: the rating's
+    // one rule covers every candidate under the minimum, first to fail it or not.
+    let rating = filter["lost_to"]
+        .as_array()
+        .expect("lost_to")
+        .iter()
+        .find(|l| l["check"] == "rating")
+        .expect("rating");
+    let failed = rating["failed"].as_u64().expect("failed");
+    assert!(failed >= rating["eliminated"].as_u64().expect("eliminated"));
+    assert_eq!(
+        rating["top_reasons"],
+        serde_json::json!([["< 3.8 minimum", failed]])
+    );
     assert_eq!(
         run["output"].as_str(),
         db.selected[1].as_deref(),

@@ -169,6 +169,20 @@ fn runs_list_filters_and_opens_a_run() {
         funnel.contains(&format!("rating: {}", thousands(first_failed_rating))),
         "the funnel attributes the loss to rating: {funnel}"
     );
+    // Its reasons count every candidate under the minimum, also those price rejected first.
+    let failed_rating = fixture::search_hits(&fixture::keywords(true), &fixture::catalog())
+        .iter()
+        .filter(|p| p.rating < fixture::MIN_RATING)
+        .count();
+    assert!(failed_rating > first_failed_rating);
+    assert!(
+        funnel.contains(&format!(
+            "rating: {} first · {} failed",
+            thousands(first_failed_rating),
+            thousands(failed_rating)
+        )) && funnel.contains(&format!("< 3.8 minimum ×{}", thousands(failed_rating))),
+        "how many failed rating in all, and the one rule they failed: {funnel}"
+    );
     assert!(page.text("h1").contains("ok"));
     let tags = page.texts(".page-head .tag");
     assert_eq!(tags, ["demo", "creative"], "the run's tags");

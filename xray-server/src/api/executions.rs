@@ -59,7 +59,10 @@ struct FunnelRow {
 #[derive(Serialize)]
 struct CheckLoss {
     check: String,
+    /// Candidates this check was the first to fail.
     eliminated: u64,
+    /// Candidates that failed it, first or not: what `top_reasons` count.
+    failed: u64,
     top_reasons: Vec<(String, u64)>,
 }
 
@@ -142,6 +145,7 @@ fn funnel_row(step: &StepSummary) -> FunnelRow {
         .map(|c| CheckLoss {
             check: c.name.clone(),
             eliminated: c.first_failed,
+            failed: c.failed,
             top_reasons: c.top_reasons.iter().take(3).cloned().collect(),
         })
         .collect();

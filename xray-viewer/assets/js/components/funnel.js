@@ -42,7 +42,10 @@ export function funnel(rows) {
         h('li', {},
           h('a', { href: `/steps/${r.step_id}?verdict=failed&check=${encodeURIComponent(l.check)}`, class: 'lost-check',
             title: 'Candidates this check rejected first; open them' },
-          h('span', { class: 'lost-name' }, l.check), ': ', h('strong', {}, n(l.eliminated))),
+          h('span', { class: 'lost-name' }, l.check), ': ', h('strong', {}, n(l.eliminated)),
+          // The reasons count every candidate that failed the check, not only those it was the
+          // first to reject: say so when the two differ.
+          l.failed > l.eliminated ? h('span', { class: 'muted lost-failed' }, ` first · ${n(l.failed)} failed`) : null),
           topReasons(l.top_reasons).length ? h('span', { class: 'lost-reasons' },
             topReasons(l.top_reasons).map(([reason, count]) => h('span', { class: 'reason' }, reason, h('span', { class: 'muted' }, ` ×${n(count)}`)))) : null))) : null);
   }));
