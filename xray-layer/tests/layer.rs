@@ -343,6 +343,46 @@ fn a_step_inside_a_handles_scope_is_a_child_of_the_handles_step() {
     }
 }
 
+#[xray::step(kind = "llm", skip_all)]
+fn chatty_workers(threads: usize, lines: usize) {
+    let handle = xray::current_step();
+    let dispatch = tracing::dispatcher::get_default(|d| d.clone());
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let (handle, dispatch) = (&handle, &dispatch);
+            s.spawn(move || {
+                tracing::dispatcher::with_default(dispatch, || {
+                    handle.in_scope(|| {
+                        for i in 0..lines {
+                            tracing::info!(t, i, "batch judged");
+                        }
+                    })
+                })
+            });
+        }
+    });
+}
+
+#[test]
+fn a_step_keeps_at_most_its_cap_of_log_lines_and_counts_the_rest_even_from_many_threads() {
+    let (layer, guard, store) = xray::layer()
+        .memory()
+        .max_logs_per_step(5)
+        .build_with_store()
+        .expect("build");
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        chatty_workers(8, 50);
+    });
+    assert!(guard.flush());
+    let steps = store.find_steps(&StepQuery::default()).expect("steps");
+    let step = store
+        .step(steps.items[0].id)
+        .expect("query")
+        .expect("the step");
+    assert_eq!(step.logs.len(), 5, "the cap");
+    assert_eq!(step.logs_dropped, 8 * 50 - 5, "the rest, counted");
+}
+
 /// A model call that never answers: its caller gives up on it.
 #[xray::step(kind = "llm")]
 async fn slow_judge(candidate: u32) -> bool {

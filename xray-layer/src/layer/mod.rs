@@ -337,7 +337,16 @@ where
             message: std::mem::take(&mut fields.message),
             fields: fields.finish(),
         };
-        step.record(|buffer| buffer.logs.push(line));
+        // The cap again: other threads may have logged into the step since the check above
+        // (the fields are recorded without the lock, as they may log themselves).
+        let max = step.max_logs;
+        step.record(|buffer| {
+            if buffer.logs.len() < max {
+                buffer.logs.push(line);
+            } else {
+                buffer.logs_dropped += 1;
+            }
+        });
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
