@@ -288,6 +288,7 @@ impl EvalArena {
     }
 
     /// Adds a check to the current row; `reason` was pushed before, `set` interned before.
+    #[inline]
     pub(crate) fn push_check(&mut self, check: NewCheck<'_>, reason: Text, set: u16) {
         let position = self.rows.last().map_or(0, |r| usize::from(r.checks_len));
         let name = match self.hints.get(position) {
