@@ -312,7 +312,6 @@ pub fn relevance_evaluation(
     xray::input(&serde_json::json!({
         "seller": seller.title,
         "candidates": candidates.len(),
-        "fault": fault,
         "prompt": "Is this candidate a competing product, not an accessory or a replacement part? \
                    Answer yes/no, a confidence and one line of rationale.",
     }));

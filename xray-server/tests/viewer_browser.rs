@@ -184,6 +184,13 @@ fn runs_list_filters_and_opens_a_run() {
         "how many failed rating in all, and the one rule they failed: {funnel}"
     );
     assert!(page.text("h1").contains("ok"));
+    // What the run was given and what it decided are open (both are short), beside its notes.
+    assert_eq!(
+        page.eval(
+            "[...document.querySelectorAll('details.collapsible')].filter((d) => d.open).map((d) => d.querySelector('h2').textContent).join()"
+        ),
+        "Tags and notes,Input,Output"
+    );
     let tags = page.texts(".page-head .tag");
     assert_eq!(tags, ["demo", "creative"], "the run's tags");
     let notes = page.eval("document.querySelector('.annotations textarea').value");
@@ -383,6 +390,11 @@ fn filter_step_candidates_failed_by_rating_then_a_candidates_lineage() {
     assert!(
         run.contains("confidence 0.81"),
         "the judge's confidence: {run}"
+    );
+    let id = m.normal.to_string();
+    assert!(
+        run.contains(&format!("…{}", &id[id.len() - 8..])),
+        "the run's short id tells it from the pipeline's other runs: {run}"
     );
 }
 
@@ -685,6 +697,11 @@ fn every_view_loads_without_console_errors_or_failed_requests() {
         "a selected candidate's badge",
     );
     assert_eq!(fit, "fits");
+    // The others passed their (absent) checks but were not selected, and say so.
+    assert_eq!(
+        page.eval("document.querySelector('.vt-row[data-index=\"1\"] .verdict')?.innerText"),
+        "not selected"
+    );
 
     // The help overlay, opened with `?`.
     page.goto(&format!("{url}/steps/{filter}"));

@@ -3,7 +3,7 @@
 
 import { api } from '../api.js';
 import { h, replace, notice, field, kindBadge } from '../dom.js';
-import { n, time, num, brief, passedRule } from '../format.js';
+import { n, time, num, brief, passedRule, shortId } from '../format.js';
 import { navigate } from '../router.js';
 
 function failing(entry) {
@@ -54,10 +54,12 @@ function runBlock(runEntries, id) {
     answer = h('p', { class: 'answer answer-selected' }, 'Selected by ', h('a', { href: `/steps/${selectedAt.step_id}` }, selectedAt.step_name),
       selectedAt.selection_reason ? [' — ', h('strong', {}, selectedAt.selection_reason)] : '.');
   } else {
-    answer = h('p', { class: 'answer' }, 'Passed every step that judged it.');
+    answer = h('p', { class: 'answer' }, 'Passed every step that judged it, and no step selected it.');
   }
   return h('article', { class: 'panel lineage-run' },
     h('h2', {}, h('a', { href: `/runs/${first.execution_id}` }, first.execution_name), ' ',
+      // Runs of one pipeline share a name (and often a second): the id tells them apart.
+      h('span', { class: 'mono muted run-short-id', title: first.execution_id }, shortId(first.execution_id)), ' ',
       h('span', { class: 'muted' }, time(first.execution_started_at))),
     answer,
     h('ol', { class: 'lineage' }, steps.map((e) => h('li', { class: ['lineage-step', e.passed ? 'ok' : 'rejected', e.selected && 'chosen'] },

@@ -16,6 +16,12 @@ function parse(value) {
   return value === null || value === undefined ? undefined : value;
 }
 
+/** Whether a payload is short enough to show open (a few lines), not only on request. */
+function short(value) {
+  if (value === null || value === undefined) return false;
+  return JSON.stringify(value).length <= 1200;
+}
+
 function runDuration(run) {
   if (run.duration_us != null) return duration(run.duration_us);
   if (run.status === 'running') return `${duration(Date.now() * 1000 - run.started_at)} so far`;
@@ -126,8 +132,9 @@ export default {
       if (drawnStatus !== run.status) {
         drawnStatus = run.status;
         replace(payloads,
-          collapsible('Input', false, jsonTree(parse(run.input), { label: 'Run input' })),
-          collapsible('Output', false, jsonTree(parse(run.output), { label: 'Run output' })),
+          // What the run was given and what it decided: open when short enough to read at once.
+          collapsible('Input', short(run.input), jsonTree(parse(run.input), { label: 'Run input' })),
+          collapsible('Output', short(run.output), jsonTree(parse(run.output), { label: 'Run output' })),
           collapsible('Metadata', false, jsonTree(parse(run.metadata), { label: 'Run metadata' })));
       }
       if (selected >= 0) highlight(selected, false);

@@ -42,13 +42,21 @@ function checkCell(check) {
     !check.passed && reason ? h('span', { class: 'check-reason' }, reason) : null);
 }
 
-function verdictCell(row) {
+/**
+ * A row's verdict. In a step that selects (`selects`), a candidate that passed its checks but
+ * was not selected is "not selected": for a ranking step, whose rows have no checks, "passed"
+ * would read as if every candidate got through.
+ */
+function verdictCell(row, selects = false) {
+  if (selects && row.passed && !row.selected) {
+    return h('span', { class: 'verdict' }, h('span', { class: 'badge not-selected', title: 'passed its checks; this step selected another candidate' }, 'not selected'));
+  }
   return h('span', { class: 'verdict' },
     h('span', { class: ['badge', row.passed ? 'pass' : 'fail'] }, row.passed ? 'passed' : 'failed'),
     row.selected ? h('span', { class: 'badge selected-badge', title: 'selected by this step' }, '★ selected') : null);
 }
 
-function detail(row) {
+function detail(row, selects) {
   const checks = h('table', { class: 'data compact' },
     h('thead', {}, h('tr', {}, ['Check', 'Verdict', 'Reason', 'Observed', 'Rule'].map((t) => h('th', { scope: 'col' }, t)))),
     h('tbody', {}, (row.checks || []).map((c) => h('tr', { class: c.passed ? '' : 'row-fail' },
@@ -59,7 +67,7 @@ function detail(row) {
       h('td', {}, c.op ? `${c.op} ${brief(c.threshold, 60)}` : '—')))));
   return h('div', { class: 'candidate-detail' },
     h('h3', {}, h('a', { href: `/candidates?id=${encodeURIComponent(row.candidate_id)}` }, row.candidate_id), ' ',
-      row.label ? h('span', { class: 'muted' }, row.label) : null, ' ', verdictCell(row)),
+      row.label ? h('span', { class: 'muted' }, row.label) : null, ' ', verdictCell(row, selects)),
     (row.checks || []).length ? checks : h('p', { class: 'muted' }, 'No checks were recorded for this candidate.'),
     row.score != null ? h('p', {}, 'Score: ', h('strong', {}, num(row.score, 4))) : null,
     (row.metrics || []).length ? h('p', {}, 'Metrics: ', row.metrics.map(([k, v]) => h('span', { class: 'metric' }, `${k} ${num(v, 4)}`))) : null,
@@ -194,13 +202,16 @@ export default {
           h('a', { href: `/candidates?id=${encodeURIComponent(r.candidate_id)}`, class: 'mono cand-id' }, r.candidate_id),
           r.label ? h('span', { class: 'cand-label', title: r.label }, r.label) : null) },
         // Room for "passed ★ selected" when the step selects.
-        { title: 'Verdict', min: step.selection.length ? 12.5 : 6.5, render: verdictCell },
+        { title: 'Verdict', min: step.selection.length ? 12.5 : 6.5, render: (r) => verdictCell(r, step.selection.length > 0) },
         ...checkNames.map((name) => ({
           title: name, min: 9, grow: 1.2, className: 'col-check',
           render: (r) => checkCell((r.checks || []).find((c) => c.name === name)),
         })),
         { title: 'Score', min: 5.5, className: 'num', render: (r) => (r.score == null ? h('span', { class: 'muted' }, '—') : num(r.score, 3)) },
-        { title: 'Metrics', min: 8, grow: 0.8, render: (r) => (r.metrics || []).map(([k, v]) => `${k} ${num(v, 3)}`).join(', ') },
+        { title: 'Metrics', min: 8, grow: 0.8, render: (r) => {
+          const text = (r.metrics || []).map(([k, v]) => `${k} ${num(v, 3)}`).join(', ');
+          return text ? h('span', { title: text }, text) : '';
+        } },
       ];
       detailPane = h('div', { class: 'detail-pane', 'aria-live': 'polite' }, h('p', { class: 'muted' }, 'Select a row to see every check with its observed value and rule.'));
       const loader = () => (cursor, limit) => api.evaluations(id, {
@@ -210,7 +221,7 @@ export default {
       table = new VirtualTable({
         columns, label: 'Candidates', load: loader(), total: knownTotal(summary, f),
         empty: 'No candidate matches these filters.',
-        onSelect: (row) => replace(detailPane, detail(row)),
+        onSelect: (row) => replace(detailPane, detail(row, step.selection.length > 0)),
       });
       const refresh = () => {
         countLine.textContent = describe(f, knownTotal(summary, f));
