@@ -186,4 +186,19 @@ fn the_demo_serves_runs_in_which_the_bad_match_and_the_harsh_filter_are_findable
             .contains("timed out"),
         "{judge}"
     );
+    // Its funnel row says it failed: it counted only the candidates it judged before.
+    let row = detail["funnel"]
+        .as_array()
+        .expect("funnel")
+        .iter()
+        .find(|r| r["name"] == "relevance_evaluation")
+        .expect("the judge in the funnel");
+    assert_eq!(row["status"], "error", "{row}");
+    assert!(
+        row["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("timed out"),
+        "{row}"
+    );
 }

@@ -54,6 +54,9 @@ struct FunnelRow {
     candidates_out: Option<u64>,
     eliminated: Option<u64>,
     lost_to: Vec<CheckLoss>,
+    /// The step's status: a step that failed counted only what it judged before it stopped.
+    status: Status,
+    error: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -161,6 +164,8 @@ fn funnel_row(step: &StepSummary) -> FunnelRow {
             _ => None,
         },
         lost_to,
+        status: step.status,
+        error: step.error.clone(),
     }
 }
 

@@ -36,7 +36,9 @@ export function funnel(rows) {
         h('a', { href: `/steps/${r.step_id}`, class: 'funnel-name' }, r.name),
         r.kind ? h('span', { class: `kind kind-${r.kind}` }, r.kind) : null,
         h('span', { class: 'funnel-counts' }, `${n(r.candidates_in)} → ${n(r.candidates_out)}`),
-        eliminated ? h('span', { class: 'funnel-loss' }, `−${n(eliminated)} (${pct(share)})`) : null),
+        eliminated ? h('span', { class: 'funnel-loss' }, `−${n(eliminated)} (${pct(share)})`) : null,
+        // A step that failed counted only what it judged before it stopped.
+        r.status && r.status !== 'ok' ? h('span', { class: `badge status-${r.status}`, title: r.error || r.status }, r.status === 'error' ? 'failed: counts stop there' : r.status) : null),
       bars,
       r.lost_to.length ? h('ul', { class: 'lost-to', 'aria-label': `Lost in ${r.name}, by check` }, r.lost_to.map((l) =>
         h('li', {},
