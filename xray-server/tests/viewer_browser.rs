@@ -464,6 +464,28 @@ fn compare_two_runs_shows_changed_verdicts_with_reasons() {
         page.eval("document.querySelectorAll('.cmp-payload .jt-diff').length > 0") == true,
         "the differing input is highlighted"
     );
+    // The judge of B saw the phone cases its filter let through; A's judge never saw them.
+    let judge = page.wait(
+        "[...document.querySelectorAll('.compare-table tbody tr')].find((r) => r.innerText.startsWith('relevance_check'))?.innerText",
+        "the judge paired",
+    );
+    let judge = judge.as_str().unwrap_or("");
+    assert!(
+        judge.contains(&format!("{} only in B", thousands(changed.len())))
+            && !judge.contains("only in A"),
+        "{judge}"
+    );
+    let caption = page.wait(
+        "[...document.querySelectorAll('table.only-in[data-side=\"B\"] caption')].map((c) => c.textContent).join('|')",
+        "the candidates only B judged",
+    );
+    assert!(
+        caption.as_str().unwrap_or("").contains(&format!(
+            "{} candidates only run B judged here",
+            thousands(changed.len())
+        )),
+        "{caption}"
+    );
     page.screenshot("compare");
 }
 

@@ -82,6 +82,14 @@ impl Store for MemoryStore {
     ) -> Result<Page<VerdictChange>, StoreError> {
         self.inner.verdict_changes(step_a, step_b, query)
     }
+    fn candidates_only_in(
+        &self,
+        step: Uuid,
+        other: Uuid,
+        limit: usize,
+    ) -> Result<OnlyIn, StoreError> {
+        self.inner.candidates_only_in(step, other, limit)
+    }
 
     fn latest_seq(&self) -> Result<u64, StoreError> {
         self.inner.latest_seq()

@@ -125,6 +125,18 @@ pub trait Store: Send + Sync + 'static {
         Err(StoreError::Unsupported("verdict_changes"))
     }
 
+    /// The candidates `step` judged that `other` did not: how many, and the first `limit` of
+    /// them (selected first, then passed, in recorded order). With [`Store::verdict_changes`],
+    /// the whole difference between two runs' steps. Unknown steps give none.
+    fn candidates_only_in(
+        &self,
+        step: Uuid,
+        other: Uuid,
+        limit: usize,
+    ) -> Result<OnlyIn, StoreError> {
+        Err(StoreError::Unsupported("candidates_only_in"))
+    }
+
     /// Per step name: count, duration percentiles, error rate, mean elimination.
     fn step_stats(&self, query: &StatsQuery) -> Result<Vec<StepStats>, StoreError> {
         Err(StoreError::Unsupported("step_stats"))

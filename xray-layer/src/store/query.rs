@@ -296,6 +296,26 @@ pub struct VerdictChange {
     pub b: Verdict,
 }
 
+/// The candidates one step judged and another did not: what one run of a pipeline saw that
+/// the other never did (a phone case that only the run with the off-topic keyword found).
+/// What [`Store::candidates_only_in`](super::Store::candidates_only_in) gives.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct OnlyIn {
+    /// How many (a candidate judged twice by the step counts twice).
+    pub total: u64,
+    /// The first of them: selected ones first, then those that passed, in recorded order.
+    pub items: Vec<OnlyInEntry>,
+}
+
+/// A candidate of [`OnlyIn`], with the verdict of the step that judged it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OnlyInEntry {
+    /// The candidate.
+    pub candidate_id: String,
+    /// Its verdict in the step that judged it.
+    pub verdict: Verdict,
+}
+
 /// Which step names to aggregate.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct StatsQuery {

@@ -50,6 +50,7 @@ macro_rules! suite {
             evaluations_paginate_every_sort_exactly_once,
             candidate_lineage_newest_first_across_executions,
             verdict_changes_between_two_steps,
+            candidates_only_in_one_of_two_steps,
             update_execution_sets_tags_and_notes,
             delete_executions_removes_everything,
             delete_executions_before_a_time,

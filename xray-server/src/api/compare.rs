@@ -13,10 +13,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use uuid::Uuid;
 use xray::model::{Json, StepRecord};
-use xray::store::{ExecutionSummary, LineageQuery, StepSummary, VerdictChange};
+use xray::store::{ExecutionSummary, LineageQuery, OnlyIn, StepSummary, VerdictChange};
 
 /// The verdict changes listed per step pair; `truncated` says when there are more.
 pub const MAX_CHANGES_PER_STEP: usize = 500;
+
+/// The candidates listed per step pair that only one side judged (their number is exact).
+pub const MAX_ONLY_IN_ONE: usize = 20;
 
 #[derive(Serialize)]
 struct Comparison {
@@ -39,6 +42,10 @@ struct StepPair {
     outputs: Option<[Option<Json>; 2]>,
     verdict_changes: Vec<VerdictChange>,
     truncated: bool,
+    /// Candidates A's step judged and B's did not (none when a side has no such step).
+    only_a: OnlyIn,
+    /// Candidates B's step judged and A's did not.
+    only_b: OnlyIn,
 }
 
 /// `GET /compare?a=&b=`.
@@ -102,6 +109,8 @@ async fn pair(
             outputs: None,
             verdict_changes: Vec::new(),
             truncated: false,
+            only_a: OnlyIn::default(),
+            only_b: OnlyIn::default(),
         });
     };
     let (ia, ib) = (sa.id, sb.id);
@@ -120,6 +129,12 @@ async fn pair(
     let changes = app
         .blocking(move |s| s.verdict_changes(ia, ib, &query))
         .await?;
+    let only_a = app
+        .blocking(move |s| s.candidates_only_in(ia, ib, MAX_ONLY_IN_ONE))
+        .await?;
+    let only_b = app
+        .blocking(move |s| s.candidates_only_in(ib, ia, MAX_ONLY_IN_ONE))
+        .await?;
     Ok(StepPair {
         name,
         occurrence,
@@ -131,6 +146,8 @@ async fn pair(
         outputs: output_differs.then_some([out_a, out_b]),
         verdict_changes: changes.items,
         truncated: changes.next_cursor.is_some(),
+        only_a,
+        only_b,
     })
 }
 

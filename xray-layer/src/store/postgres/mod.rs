@@ -343,6 +343,15 @@ impl Store for PostgresStore {
         read::verdict_changes(&mut *self.conn()?, step_a, step_b, query)
     }
 
+    fn candidates_only_in(
+        &self,
+        step: Uuid,
+        other: Uuid,
+        limit: usize,
+    ) -> Result<OnlyIn, StoreError> {
+        read::candidates_only_in(&mut *self.conn()?, step, other, limit)
+    }
+
     fn step_stats(&self, query: &StatsQuery) -> Result<Vec<StepStats>, StoreError> {
         read::step_stats(&mut *self.conn()?, query)
     }

@@ -663,6 +663,58 @@ pub(super) fn execution_ids_before(
         .collect())
 }
 
+pub(super) fn candidates_only_in(
+    client: &mut Client,
+    step: Uuid,
+    other: Uuid,
+    limit: usize,
+) -> Result<OnlyIn, StoreError> {
+    let limit = page_size(Some(limit))? as i64;
+    let (Some(at_a), Some(at_b)) = (step_start(client, step)?, step_start(client, other)?) else {
+        return Ok(OnlyIn::default());
+    };
+    const ONLY: &str = "FROM xray.evaluations a
+         WHERE a.step_id = $1 AND a.started_at = $2
+           AND NOT EXISTS (SELECT 1 FROM xray.evaluations b
+                           WHERE b.step_id = $3 AND b.started_at = $4
+                             AND b.candidate_id = a.candidate_id)";
+    let params: [&(dyn ToSql + Sync); 4] = [&step, &at_a, &other, &at_b];
+    let total: i64 = client
+        .query_one(&format!("SELECT count(*) {ONLY}"), &params)
+        .and_then(|r| r.try_get(0))
+        .map_err(pg_error)?;
+    let rows = client
+        .query(
+            &format!(
+                "SELECT a.candidate_id, a.label, a.passed, a.score, a.selected, a.checks {ONLY}
+                 ORDER BY a.selected DESC, a.passed DESC, a.idx LIMIT $5"
+            ),
+            &[&step, &at_a, &other, &at_b, &limit],
+        )
+        .map_err(pg_error)?;
+    let items = rows
+        .iter()
+        .map(|r| {
+            let checks: String = r.try_get(5)?;
+            Ok(OnlyInEntry {
+                candidate_id: r.try_get(0)?,
+                verdict: Verdict {
+                    label: r.try_get(1)?,
+                    passed: r.try_get(2)?,
+                    score: r.try_get(3)?,
+                    selected: r.try_get(4)?,
+                    checks: serde_json::from_str(&checks).unwrap_or_default(),
+                },
+            })
+        })
+        .collect::<Result<Vec<_>, postgres::Error>>()
+        .map_err(pg_error)?;
+    Ok(OnlyIn {
+        total: total.max(0) as u64,
+        items,
+    })
+}
+
 pub(super) fn verdict_changes(
     client: &mut Client,
     step_a: Uuid,

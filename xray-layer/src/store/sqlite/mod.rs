@@ -292,6 +292,15 @@ impl Store for SqliteStore {
         self.read(|c| read::verdict_changes(c, step_a, step_b, query))
     }
 
+    fn candidates_only_in(
+        &self,
+        step: Uuid,
+        other: Uuid,
+        limit: usize,
+    ) -> Result<OnlyIn, StoreError> {
+        self.read(|c| read::candidates_only_in(c, step, other, limit))
+    }
+
     fn latest_seq(&self) -> Result<u64, StoreError> {
         self.read(read::latest_seq)
     }

@@ -675,6 +675,53 @@ fn step_sid(conn: &Connection, id: Uuid) -> Result<Option<i64>, StoreError> {
         .map_err(sqlite_error)
 }
 
+pub(super) fn candidates_only_in(
+    conn: &Connection,
+    step: Uuid,
+    other: Uuid,
+    limit: usize,
+) -> Result<OnlyIn, StoreError> {
+    let limit = page_size(Some(limit))?;
+    let (Some(a), Some(b)) = (step_sid(conn, step)?, step_sid(conn, other)?) else {
+        return Ok(OnlyIn::default());
+    };
+    // A join, not NOT EXISTS: SQLite indexes `b`'s candidates for the join on the fly (one pass
+    // over its rows), where a correlated subquery would scan them once per row of `a`.
+    const ONLY: &str = "FROM evaluations a
+         LEFT JOIN evaluations b ON b.step_sid = ?2 AND b.candidate_id = a.candidate_id
+         WHERE a.step_sid = ?1 AND b.step_sid IS NULL";
+    let total: i64 = conn
+        .prepare_cached(&format!("SELECT count(*) {ONLY}"))
+        .and_then(|mut s| s.query_row(params![a, b], |r| r.get(0)))
+        .map_err(sqlite_error)?;
+    let items = conn
+        .prepare_cached(&format!(
+            "SELECT a.candidate_id, a.label, a.passed, a.score, a.selected, a.checks {ONLY}
+             ORDER BY a.selected DESC, a.passed DESC, a.idx LIMIT ?3"
+        ))
+        .and_then(|mut s| {
+            s.query_map(params![a, b, limit as i64], |r| {
+                let checks: String = r.get(5)?;
+                Ok(OnlyInEntry {
+                    candidate_id: r.get(0)?,
+                    verdict: Verdict {
+                        label: r.get(1)?,
+                        passed: r.get(2)?,
+                        score: r.get(3)?,
+                        selected: r.get(4)?,
+                        checks: serde_json::from_str(&checks).unwrap_or_default(),
+                    },
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()
+        })
+        .map_err(sqlite_error)?;
+    Ok(OnlyIn {
+        total: total.max(0) as u64,
+        items,
+    })
+}
+
 pub(super) fn verdict_changes(
     conn: &Connection,
     step_a: Uuid,

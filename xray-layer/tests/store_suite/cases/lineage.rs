@@ -248,3 +248,76 @@ pub fn verdict_changes_between_two_steps(store: &dyn Store) {
     maintain_until_idle(store);
     assert_eq!(changes_between(store, a.id, b.id, 2), a_to_b);
 }
+
+/// The candidates one step judged and the other did not: how many, and the first of them,
+/// selected first, then those that passed, in recorded order.
+pub fn candidates_only_in_one_of_two_steps(store: &dyn Store) {
+    let judged = |id: &str, passed: bool, selected: bool| {
+        let mut e = eval(id, passed);
+        e.selected = selected;
+        e.checks = vec![check("category", passed)];
+        e
+    };
+    let (x, y) = (new_id(), new_id());
+    let mut a = step(x, "filter", T0 + 1, 5);
+    a.evaluations = vec![
+        judged("S1", true, false),
+        judged("A1", false, false),
+        judged("A2", true, false),
+        judged("A3", true, true),
+        judged("S2", false, false),
+        judged("A4", true, false),
+    ];
+    let mut b = step(y, "filter", T0 + 101, 5);
+    b.evaluations = vec![
+        judged("S2", true, false),
+        judged("B1", false, false),
+        judged("S1", false, false),
+        judged("S2", true, false),
+    ];
+    write(
+        store,
+        &[
+            begin(x, "pipeline", T0),
+            done(&a),
+            begin(y, "pipeline", T0 + 100),
+            done(&b),
+        ],
+    );
+    let only = |step: Uuid, other: Uuid, limit: usize| {
+        let found = store
+            .candidates_only_in(step, other, limit)
+            .expect("candidates only in one step");
+        let ids: Vec<String> = found.items.iter().map(|e| e.candidate_id.clone()).collect();
+        (found.total, ids)
+    };
+    let ids = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(only(a.id, b.id, 10), (4, ids(&["A3", "A2", "A4", "A1"])));
+    assert_eq!(
+        only(a.id, b.id, 2),
+        (4, ids(&["A3", "A2"])),
+        "the first two"
+    );
+    assert_eq!(only(b.id, a.id, 10), (1, ids(&["B1"])));
+    let found = store.candidates_only_in(a.id, b.id, 1).expect("query");
+    assert_eq!(
+        found.items[0].verdict,
+        Verdict {
+            label: None,
+            passed: true,
+            score: None,
+            selected: true,
+            checks: vec![check("category", true)],
+        },
+        "with its verdict"
+    );
+    assert_eq!(
+        only(a.id, a.id, 10),
+        (0, vec![]),
+        "a step judged all its own"
+    );
+    assert_eq!(only(a.id, new_id(), 10), (0, vec![]), "unknown step");
+    assert_eq!(only(new_id(), b.id, 10), (0, vec![]));
+    maintain_until_idle(store);
+    assert_eq!(only(a.id, b.id, 10), (4, ids(&["A3", "A2", "A4", "A1"])));
+}

@@ -1,5 +1,5 @@
 // Compare: two runs step by step; differing inputs and outputs highlighted; candidates whose
-// verdict changed, with the reasons on each side.
+// verdict changed, with the reasons on each side; candidates only one run judged.
 
 import { api } from '../api.js';
 import { h, replace, notice, field, statusBadge } from '../dom.js';
@@ -50,7 +50,23 @@ function pairDetail(p) {
         h('td', {}, verdictText(c.a)), h('td', {}, verdictText(c.b))))))));
     if (p.truncated) parts.push(notice('info', 'More candidates changed verdict than are listed here.'));
   }
+  for (const [side, only] of [['A', p.only_a], ['B', p.only_b]]) {
+    if (!only || !only.total) continue;
+    const shown = only.items.length < only.total ? `the first ${n(only.items.length)}: ` : '';
+    parts.push(h('div', { class: 'table-wrap' }, h('table', { class: 'data only-in', dataset: { side } },
+      h('caption', {}, `${n(only.total)} ${only.total === 1 ? 'candidate' : 'candidates'} only run ${side} judged here (${shown}selected and passed first)`),
+      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Candidate'), h('th', { scope: 'col' }, `In ${side}`))),
+      h('tbody', {}, only.items.map((c) => h('tr', {},
+        h('th', { scope: 'row' }, h('a', { href: `/candidates?id=${encodeURIComponent(c.candidate_id)}`, class: 'mono' }, c.candidate_id),
+          c.verdict.label ? h('div', { class: 'muted cand-label' }, c.verdict.label) : null),
+        h('td', {}, verdictText(c.verdict))))))));
+  }
   return parts;
+}
+
+/** The number of candidates only one side's step judged, for the steps table. */
+function onlyCount(p) {
+  return (p.only_a ? p.only_a.total : 0) + (p.only_b ? p.only_b.total : 0);
 }
 
 async function picker(a, b, signal) {
@@ -107,7 +123,7 @@ export default {
       h('p', { class: 'meta' }, time(r.started_at), ' · ', r.completed_at ? duration(r.completed_at - r.started_at) : 'running',
         ` · ${n(r.step_count)} steps · ${n(r.candidates_in)} → ${n(r.candidates_out)}`),
       h('p', { class: 'id muted' }, r.id));
-    const changed = cmp.steps.filter((p) => p.input_differs || p.output_differs || p.verdict_changes.length || !p.a || !p.b);
+    const changed = cmp.steps.filter((p) => p.input_differs || p.output_differs || p.verdict_changes.length || onlyCount(p) || !p.a || !p.b);
     const rows = cmp.steps.map((p) => {
       const diffs = [
         !p.a ? h('span', { class: 'diff-badge' }, 'only in B') : null,
@@ -115,6 +131,8 @@ export default {
         p.input_differs ? h('span', { class: 'diff-badge' }, 'input differs') : null,
         p.output_differs ? h('span', { class: 'diff-badge' }, 'output differs') : null,
         p.verdict_changes.length ? h('span', { class: 'diff-badge diff-verdicts' }, `${n(p.verdict_changes.length)}${p.truncated ? '+' : ''} ${p.verdict_changes.length === 1 ? 'verdict' : 'verdicts'} changed`) : null,
+        p.only_a && p.only_a.total ? h('span', { class: 'diff-badge diff-only' }, `${n(p.only_a.total)} only in A`) : null,
+        p.only_b && p.only_b.total ? h('span', { class: 'diff-badge diff-only' }, `${n(p.only_b.total)} only in B`) : null,
       ].filter(Boolean);
       return h('tr', { class: diffs.length ? 'row-differs' : '' },
         h('th', { scope: 'row' }, p.name, p.occurrence ? h('span', { class: 'muted' }, ` #${p.occurrence + 1}`) : null),
