@@ -64,7 +64,7 @@ export default {
     const tagInput = h('input', { type: 'text', name: 'tag', value: f.tag.join(', '), placeholder: 'e.g. demo, nightly', autocomplete: 'off' });
     const sinceInput = h('input', { type: 'datetime-local', name: 'since', value: toLocalInput(f.since) });
     const untilInput = h('input', { type: 'datetime-local', name: 'until', value: toLocalInput(f.until) });
-    const qInput = h('input', { type: 'search', name: 'q', value: f.q, placeholder: 'text in a run, its input or output', title: 'Searches the name, id, notes, step names, input and output', 'data-search': '', autocomplete: 'off' });
+    const qInput = h('input', { type: 'search', name: 'q', value: f.q, placeholder: 'any text', title: 'Searches the name, id, notes, step names, input and output', 'data-search': '', autocomplete: 'off' });
     const clear = h('button', { type: 'button', class: 'link-button' }, 'Clear filters');
     const form = h('form', { class: 'filters', role: 'search', 'aria-label': 'Filter runs' },
       field('Pipeline', nameInput), names, field('Status', statusSelect), field('Tags', tagInput),
