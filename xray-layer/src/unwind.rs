@@ -44,6 +44,23 @@ pub(crate) fn text(what: &str, f: impl FnOnce() -> String) -> String {
     guarded(what, f).unwrap_or_else(|panic| format!("<not recorded: {panic}>"))
 }
 
+/// Appends what `write` writes (a user's `Display`, through `write!`) to `out`. If it panics,
+/// what it wrote is taken back and `out` says the text was not recorded instead.
+#[inline]
+pub(crate) fn write_guarded(
+    out: &mut String,
+    what: &str,
+    write: impl FnOnce(&mut String) -> std::fmt::Result,
+) {
+    let len = out.len();
+    if let Err(panic) = guarded(what, || write(&mut *out)) {
+        out.truncate(len);
+        out.push_str("<not recorded: ");
+        out.push_str(&panic);
+        out.push('>');
+    }
+}
+
 /// Notices a panic caught by [`guarded`] on this thread after the watch started: the code that
 /// records a step's payloads starts one, and marks the step failed if it saw one.
 #[derive(Clone, Copy, Debug, Default)]

@@ -192,11 +192,7 @@ impl EvalArena {
     #[inline]
     pub(crate) fn push_display(&mut self, value: impl fmt::Display) -> Text {
         let start = self.text.len();
-        let text = &mut self.text;
-        if let Err(panic) = crate::unwind::guarded("Display", || write!(text, "{value}")) {
-            self.text.truncate(start);
-            let _ = write!(self.text, "<not recorded: {panic}>");
-        }
+        crate::unwind::write_guarded(&mut self.text, "Display", |text| write!(text, "{value}"));
         text_span(start, self.text.len())
     }
 

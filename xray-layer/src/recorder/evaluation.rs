@@ -44,11 +44,7 @@ impl Reason for Cow<'_, str> {
 impl Reason for fmt::Arguments<'_> {
     fn write_reason(self, out: &mut String) {
         // Its arguments' `Display` runs only because X-Ray records the check (see `unwind`).
-        let len = out.len();
-        if let Err(panic) = crate::unwind::guarded("a reason", || out.write_fmt(self)) {
-            out.truncate(len);
-            let _ = write!(out, "<not recorded: {panic}>");
-        }
+        crate::unwind::write_guarded(out, "a reason", |out| out.write_fmt(self));
     }
 }
 
@@ -60,11 +56,7 @@ where
     fn write_reason(self, out: &mut String) {
         // The closure runs only because X-Ray records the check: a panic in it must not reach
         // the program (see `unwind`).
-        let len = out.len();
-        if let Err(panic) = crate::unwind::guarded("a reason", || write!(out, "{}", self())) {
-            out.truncate(len);
-            let _ = write!(out, "<not recorded: {panic}>");
-        }
+        crate::unwind::write_guarded(out, "a reason", |out| write!(out, "{}", self()));
     }
 }
 
