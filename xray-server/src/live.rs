@@ -288,13 +288,21 @@ pub fn upgrade(app: &Arc<App>, call: Call) -> Result<Response, ApiError> {
         return Err(ApiError::internal("the upgrade request was consumed"));
     };
     let session_app = Arc::clone(app);
+    // The session starts here, before the 101 goes out: a change written once the client has
+    // its answer (it may write one itself at once) is in the client's queue, not lost to a
+    // session task that had not subscribed yet.
+    let start = Start {
+        rx: app.live.tx.subscribe(),
+        closing: app.live.closing.subscribe(),
+        latest: app.live.latest(),
+    };
     tokio::spawn(async move {
         match hyper::upgrade::on(request).await {
             Ok(upgraded) => {
                 let ws =
                     WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None)
                         .await;
-                session(session_app, ws, filter, since).await;
+                session(session_app, ws, filter, since, start).await;
             }
             Err(e) => tracing::debug!(error = %e, "live: the upgrade did not complete"),
         }
@@ -325,19 +333,31 @@ impl Drop for ClientGauge<'_> {
     }
 }
 
+/// A session's place in the stream, taken when the upgrade is answered.
+struct Start {
+    rx: broadcast::Receiver<Arc<LiveMessage>>,
+    closing: watch::Receiver<bool>,
+    /// The newest change broadcast before `rx` subscribed.
+    latest: u64,
+}
+
 async fn session<S>(
     app: Arc<App>,
     ws: WebSocketStream<S>,
     mut filter: Option<Uuid>,
     since: Option<u64>,
+    start: Start,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     app.metrics.websocket_clients.inc();
     let _gauge = ClientGauge(&app);
-    // Subscribe before replaying, so nothing falls between the replay and the stream.
-    let mut rx = app.live.tx.subscribe();
-    let mut closing = app.live.closing.subscribe();
+    // Subscribed before replaying, so nothing falls between the replay and the stream.
+    let Start {
+        mut rx,
+        mut closing,
+        latest,
+    } = start;
     let (mut sink, mut incoming) = ws.split();
     let timeout = app.config.live_send_timeout;
     macro_rules! send {
@@ -348,7 +368,7 @@ async fn session<S>(
             }
         };
     }
-    let mut last_sent = since.unwrap_or_else(|| app.live.latest());
+    let mut last_sent = since.unwrap_or(latest);
     send!(json(&Hello {
         r#type: "hello",
         seq: last_sent
