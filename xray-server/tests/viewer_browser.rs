@@ -63,6 +63,18 @@ fn runs_list_filters_and_opens_a_run() {
     assert!(failing_row.contains("error"), "status shown: {failing_row}");
     let bulk_row = page.text(&format!("tr[data-id='{}']", m.bulk));
     assert!(bulk_row.contains("3,000 → "), "mini funnel: {bulk_row}");
+    // The three competitor-selection runs share a name; each says what it was given.
+    let given = |run: Uuid| page.text(&format!("tr[data-id='{run}'] .input-preview"));
+    let (creative, normal) = (given(m.creative), given(m.normal));
+    let title = fixture::seller().title;
+    assert!(
+        creative.contains(&format!("title: {title}")) && creative.contains("creative: true"),
+        "the creative run's input: {creative}"
+    );
+    assert!(
+        normal.contains(&format!("title: {title}")) && normal.contains("creative: false"),
+        "the normal run's input: {normal}"
+    );
     // Nothing was lost recording these runs: no warning, once the server has said so.
     page.wait(
         "document.querySelector('.recorder-loss').dataset.checked === 'true'",

@@ -29,6 +29,7 @@ mod memory;
 mod metadata;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod preview;
 mod query;
 mod signal;
 pub(crate) mod sqlite;
@@ -37,6 +38,7 @@ pub use cursor::Cursor;
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
+pub use preview::MAX_PREVIEW_CHARS;
 pub use query::*;
 pub use signal::{ChangeSignal, Changed};
 pub use sqlite::SqliteStore;

@@ -106,6 +106,12 @@ pub struct ExecutionSummary {
     pub pid: Option<u32>,
     /// Change sequence of the latest write to this execution.
     pub seq: u64,
+    /// What the run was given, in one line: the values at the start of its input, each after
+    /// its key (`asin: B0QUBI0001 · title: Qubi laptop stand · …`), at most
+    /// [`MAX_PREVIEW_CHARS`](super::MAX_PREVIEW_CHARS) characters. `None` when it recorded no
+    /// input. Runs of one pipeline share a name; this tells them apart in a list.
+    #[serde(default)]
+    pub input_preview: Option<String>,
 }
 
 /// An execution with its steps.

@@ -36,6 +36,7 @@ macro_rules! suite {
             many_runs_in_one_batch_read_as_if_written_one_by_one,
             list_executions_filters,
             list_executions_search_text,
+            list_executions_preview_their_input,
             list_executions_paginates_while_rows_arrive,
             bad_parameters_are_errors_naming_the_parameter,
             execution_detail_steps_payloads_and_funnel,

@@ -6,6 +6,7 @@ use crate::model::{
     elimination, Check, Evaluation, EvaluationSummary, Json, LogLine, Selection, Status, StepRecord,
 };
 use crate::store::cursor::Cursor;
+use crate::store::preview::{input_preview, INPUT_PREFIX_CHARS};
 use crate::store::query::*;
 use crate::store::{Change, StoreError};
 use postgres::types::ToSql;
@@ -85,8 +86,16 @@ fn count(n: i64) -> u64 {
     n.max(0) as u64
 }
 
+/// The columns of an [`ExecutionSummary`], the last a prefix of the input for its preview
+/// ([`INPUT_PREFIX_CHARS`] characters: the literal below).
 const EXECUTION_COLUMNS: &str = "e.id, e.name, e.status, e.started_at, e.completed_at, e.tags, e.notes, e.error,
-    e.step_count, e.error_steps, e.candidates_in, e.candidates_out, e.dropped_records, e.service, e.host, e.pid, e.seq";
+    e.step_count, e.error_steps, e.candidates_in, e.candidates_out, e.dropped_records, e.service, e.host, e.pid, e.seq,
+    left(e.input, 1000)";
+
+const _: () = assert!(
+    INPUT_PREFIX_CHARS == 1000,
+    "EXECUTION_COLUMNS reads 1000 characters"
+);
 
 fn execution_summary(row: &Row) -> Result<ExecutionSummary, postgres::Error> {
     Ok(ExecutionSummary {
@@ -107,6 +116,10 @@ fn execution_summary(row: &Row) -> Result<ExecutionSummary, postgres::Error> {
         host: row.try_get(14)?,
         pid: row.try_get::<_, Option<i64>>(15)?.map(|n| n as u32),
         seq: count(row.try_get(16)?),
+        input_preview: row
+            .try_get::<_, Option<String>>(17)?
+            .as_deref()
+            .and_then(input_preview),
     })
 }
 
@@ -236,9 +249,9 @@ pub(super) fn execution(
         return Ok(None);
     };
     let execution = execution_summary(&row).map_err(pg_error)?;
-    let metadata: String = row.try_get(17).map_err(pg_error)?;
-    let input = json_col(row.try_get(18).map_err(pg_error)?);
-    let output = json_col(row.try_get(19).map_err(pg_error)?);
+    let metadata: String = row.try_get(18).map_err(pg_error)?;
+    let input = json_col(row.try_get(19).map_err(pg_error)?);
+    let output = json_col(row.try_get(20).map_err(pg_error)?);
     let sql = format!(
         "SELECT {STEP_COLUMNS} FROM xray.steps s JOIN xray.executions x ON x.id = s.execution_id
          WHERE s.execution_id = $1 ORDER BY s.started_at, s.sid"

@@ -7,6 +7,7 @@ use crate::model::{
     elimination, Check, Evaluation, EvaluationSummary, Json, LogLine, Selection, Status, StepRecord,
 };
 use crate::store::cursor::Cursor;
+use crate::store::preview::{input_preview, INPUT_PREFIX_CHARS};
 use crate::store::query::*;
 use crate::store::StoreError;
 use rusqlite::types::Value;
@@ -66,8 +67,16 @@ fn json_col(s: Option<String>) -> Option<Json> {
     s.and_then(|s| Json::parse(&s))
 }
 
+/// The columns of an [`ExecutionSummary`], the last a prefix of the input for its preview
+/// ([`INPUT_PREFIX_CHARS`] characters: the literal below).
 const EXECUTION_COLUMNS: &str = "e.id, e.name, e.status, e.started_at, e.completed_at, e.tags, e.notes, e.error,
-    e.step_count, e.error_steps, e.candidates_in, e.candidates_out, e.dropped_records, e.service, e.host, e.pid, e.seq";
+    e.step_count, e.error_steps, e.candidates_in, e.candidates_out, e.dropped_records, e.service, e.host, e.pid, e.seq,
+    substr(e.input, 1, 1000)";
+
+const _: () = assert!(
+    INPUT_PREFIX_CHARS == 1000,
+    "EXECUTION_COLUMNS reads 1000 characters"
+);
 
 fn execution_summary(row: &Row<'_>) -> rusqlite::Result<ExecutionSummary> {
     let tags: String = row.get(5)?;
@@ -89,6 +98,10 @@ fn execution_summary(row: &Row<'_>) -> rusqlite::Result<ExecutionSummary> {
         host: row.get(14)?,
         pid: row.get::<_, Option<i64>>(15)?.map(|n| n as u32),
         seq: row.get::<_, i64>(16)? as u64,
+        input_preview: row
+            .get::<_, Option<String>>(17)?
+            .as_deref()
+            .and_then(input_preview),
     })
 }
 
@@ -217,9 +230,9 @@ pub(super) fn execution(
             s.query_row([id.to_string()], |r| {
                 Ok((
                     execution_summary(r)?,
-                    r.get::<_, String>(17)?,
-                    json_col(r.get(18)?),
+                    r.get::<_, String>(18)?,
                     json_col(r.get(19)?),
+                    json_col(r.get(20)?),
                 ))
             })
             .optional()

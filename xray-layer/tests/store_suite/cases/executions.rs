@@ -222,6 +222,63 @@ pub fn list_executions_filters(store: &dyn Store) {
 
 /// `q` finds text in the name, the id, the notes, the input, the output or a step's name,
 /// case-insensitively, with `%`, `_` and `\` taken literally.
+/// A run's input, in one line, in the list of runs: what tells apart the runs of one pipeline.
+/// The list reads only the start of the input, however large it is.
+pub fn list_executions_preview_their_input(store: &dyn Store) {
+    let [e1, e2, ..] = six_executions(store);
+    let (big, none) = (new_id(), new_id());
+    let mut big_end = end(big, T0 + 900, Status::Ok);
+    let candidates: Vec<String> = (0..20_000).map(|i| format!("B0{i:08}")).collect();
+    big_end.input = Some(raw(&format!(
+        r#"{{"query":"phone case","candidates":{},"after_the_candidates":"never shown"}}"#,
+        serde_json::to_string(&candidates).expect("JSON")
+    )));
+    write(
+        store,
+        &[
+            Record::ExecutionStarted(execution(big, "big_input", T0 + 800)),
+            Record::ExecutionFinished(big_end),
+            Record::ExecutionStarted(execution(none, "no_input", T0 + 810)),
+            Record::ExecutionFinished(end(none, T0 + 820, Status::Ok)),
+        ],
+    );
+    let runs = all(50, |cursor| {
+        store
+            .list_executions(&ExecutionQuery {
+                cursor,
+                ..Default::default()
+            })
+            .expect("the runs list")
+    });
+    let preview = |id: Uuid| {
+        runs.iter()
+            .find(|r| r.id == id)
+            .map(|r| r.input_preview.clone())
+            .expect("the run is listed")
+    };
+    assert_eq!(
+        preview(e1).as_deref(),
+        Some("asin: B0QUBI0001 · title: Qubi Laptop Stand")
+    );
+    assert_eq!(preview(e2), None, "no input, no preview");
+    assert_eq!(preview(none), None);
+    let big = preview(big).expect("a preview of the large input");
+    assert!(
+        big.starts_with("query: phone case · candidates: B000000000, B000000001, "),
+        "{big}"
+    );
+    assert!(big.ends_with(" …"), "it says there is more: {big}");
+    assert!(
+        big.chars().count() <= xray::store::MAX_PREVIEW_CHARS,
+        "{big}"
+    );
+    assert!(!big.contains("never shown"), "{big}");
+    // The run's own page has the whole input.
+    let detail = store.execution(e1).expect("the run").expect("it exists");
+    assert_eq!(detail.execution.input_preview, preview(e1));
+    assert!(detail.input.is_some());
+}
+
 pub fn list_executions_search_text(store: &dyn Store) {
     let [e1, e2, e3, e4, e5, e6] = six_executions(store);
     let q = |text: &str| {

@@ -110,6 +110,7 @@ export default {
         h('td', { class: 'col-pick' }, pick),
         h('td', {}, h('a', { href: `/runs/${run.id}`, class: 'run-link' }, run.name),
           h('span', { class: 'id muted', title: run.id }, shortId(run.id)),
+          run.input_preview ? h('div', { class: 'input-preview muted', title: `Input: ${run.input_preview}` }, run.input_preview) : null,
           run.error ? h('div', { class: 'error-text', title: run.error }, run.error) : null),
         h('td', {}, statusBadge(run.status)),
         h('td', {}, h('time', { datetime: new Date(run.started_at / 1000).toISOString(), title: time(run.started_at) }, time(run.started_at)),
