@@ -157,7 +157,7 @@ pub static ROUTES: &[Route] = &[
     get(
         RouteId::StepEvaluations,
         "/api/v1/steps/{id}/evaluations",
-        &["passed", "check", "q", "sort", "limit", "cursor"],
+        &["passed", "check", "q", "sort", "metric", "limit", "cursor"],
     ),
     get(
         RouteId::Candidate,

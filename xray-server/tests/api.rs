@@ -234,6 +234,21 @@ fn the_candidates_that_failed_the_rating_check_page_through() {
         scores.windows(2).all(|w| w[0] >= w[1]),
         "highest score first"
     );
+    // By a metric: the cheapest first, every candidate once.
+    let by_price = server.json(&format!(
+        "/api/v1/steps/{rank}/evaluations?sort=metric_asc&metric=price&limit=1000"
+    ));
+    let prices: Vec<f64> = items(&by_price)
+        .iter()
+        .map(|e| {
+            let metrics = e["metrics"].as_array().expect("metrics");
+            assert_eq!(metrics[0][0], "price");
+            metrics[0][1].as_f64().expect("a price")
+        })
+        .collect();
+    assert_eq!(prices.len(), scores.len());
+    assert!(prices.windows(2).all(|w| w[0] <= w[1]), "cheapest first");
+    assert!(prices.first() < prices.last(), "prices differ: {prices:?}");
 }
 
 #[test]

@@ -218,6 +218,18 @@ fn bad_input_gets_a_4xx_naming_the_parameter_and_changes_nothing() {
         ),
         case(
             "GET",
+            format!("/api/v1/steps/{step}/evaluations?sort=metric"),
+            400,
+            Some("metric"),
+        ),
+        case(
+            "GET",
+            format!("/api/v1/steps/{step}/evaluations?metric=confidence"),
+            400,
+            Some("metric"),
+        ),
+        case(
+            "GET",
             format!("/api/v1/steps/{step}/evaluations?cursor=not-hex"),
             400,
             Some("cursor"),

@@ -233,6 +233,74 @@ fn runs_list_filters_and_opens_a_run() {
     assert_eq!(stored, ["demo", "creative", "reviewed"]);
 }
 
+/// The judge's candidates sort by the metric its rows carry (`confidence`), both ways, and the
+/// address keeps the order.
+#[test]
+fn a_judge_steps_candidates_sort_by_confidence() {
+    let m = main();
+    let judge = step_id(m.store.as_ref(), m.creative, "relevance_check");
+    let by = |sort| {
+        m.store
+            .evaluations(
+                judge,
+                &xray::store::EvaluationQuery {
+                    sort,
+                    metric: Some("confidence".into()),
+                    limit: Some(1),
+                    ..Default::default()
+                },
+            )
+            .expect("the judge's rows")
+            .items[0]
+            .candidate_id
+            .clone()
+    };
+    let (lowest, highest) = (
+        by(xray::store::EvaluationSort::MetricAsc),
+        by(xray::store::EvaluationSort::MetricDesc),
+    );
+    assert_ne!(lowest, highest, "the fixture's confidences differ");
+    let page = Page::launch();
+    page.goto(&format!("{}/steps/{judge}", m.server.url()));
+    page.wait(
+        "[...document.querySelectorAll('#sort option')].some((o) => o.value === 'metric_asc:confidence')",
+        "the metric named by the rows, in the sort menu",
+    );
+    let first =
+        "document.querySelector('.vt-spacer .vt-row[data-index=\"0\"] .cand-id')?.innerText";
+    for (value, expected) in [
+        ("metric_asc:confidence", &lowest),
+        ("metric:confidence", &highest),
+    ] {
+        page.set_value("#sort", value);
+        page.wait(
+            &format!("{first} === {}", js_str(expected)),
+            &format!("{expected} first, sorted by {value}"),
+        );
+    }
+    let search = page.eval("location.search");
+    assert_eq!(
+        search.as_str(),
+        Some("?sort=metric&metric=confidence"),
+        "the address keeps the order"
+    );
+    // Reloaded from the address: the same order, the menu showing it.
+    page.goto(&format!(
+        "{}/steps/{judge}?sort=metric_asc&metric=confidence",
+        m.server.url()
+    ));
+    page.wait(
+        &format!("{first} === {}", js_str(&lowest)),
+        "the order of the address",
+    );
+    assert_eq!(
+        page.eval("document.querySelector('#sort').value").as_str(),
+        Some("metric_asc:confidence")
+    );
+    let problems = page.problems();
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
 #[test]
 fn filter_step_candidates_failed_by_rating_then_a_candidates_lineage() {
     let m = main();

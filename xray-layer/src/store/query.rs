@@ -174,8 +174,12 @@ pub struct EvaluationQuery {
     pub check: Option<String>,
     /// Text in the candidate id or label (case-insensitive).
     pub q: Option<String>,
-    /// Order: recorded order (default) or score.
+    /// Order: recorded order (default), score, or the metric named by `metric`.
     pub sort: EvaluationSort,
+    /// The metric that [`EvaluationSort::MetricDesc`] and [`EvaluationSort::MetricAsc`] sort
+    /// by (`confidence`); with any other order, an error naming `metric`.
+    #[serde(default)]
+    pub metric: Option<String>,
     /// Page size.
     pub limit: Option<usize>,
     /// The previous page's `next_cursor`.
@@ -193,6 +197,44 @@ pub enum EvaluationSort {
     ScoreDesc,
     /// Lowest score first (no score last).
     ScoreAsc,
+    /// Highest value of the query's `metric` first (evaluations without it last).
+    MetricDesc,
+    /// Lowest value of the query's `metric` first (evaluations without it last).
+    MetricAsc,
+}
+
+impl EvaluationSort {
+    /// Whether it sorts by a metric (the query must name one).
+    pub fn by_metric(self) -> bool {
+        matches!(self, EvaluationSort::MetricDesc | EvaluationSort::MetricAsc)
+    }
+}
+
+/// The value of `metric` in an evaluation (its first, if named twice), as a metric sort reads
+/// it.
+pub(crate) fn metric_value(e: &crate::model::Evaluation, metric: &str) -> Option<f64> {
+    e.metrics
+        .iter()
+        .find_map(|(name, value)| (name == metric).then_some(*value))
+}
+
+impl EvaluationQuery {
+    /// The metric to sort by: `Some` for a metric sort, `None` for the others; an error naming
+    /// `metric` when the two disagree.
+    pub(crate) fn sort_metric(&self) -> Result<Option<&str>, super::StoreError> {
+        match (self.sort.by_metric(), self.metric.as_deref()) {
+            (true, Some(m)) if !m.trim().is_empty() => Ok(Some(m)),
+            (true, _) => Err(super::StoreError::invalid(
+                "metric",
+                "a metric sort needs the name of a metric (metric=confidence)",
+            )),
+            (false, Some(_)) => Err(super::StoreError::invalid(
+                "metric",
+                "a metric is used only to sort by it (sort=metric or metric_asc)",
+            )),
+            (false, None) => Ok(None),
+        }
+    }
 }
 
 /// Steps across executions.

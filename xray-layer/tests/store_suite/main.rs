@@ -47,6 +47,7 @@ macro_rules! suite {
             evaluations_round_trip_in_recorded_order,
             checks_round_trip_exactly,
             evaluations_sort_by_score_missing_last,
+            evaluations_sort_by_metric_missing_last,
             evaluations_filter_by_verdict_check_and_text,
             evaluations_paginate_every_sort_exactly_once,
             candidate_lineage_newest_first_across_executions,

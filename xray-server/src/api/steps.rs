@@ -79,10 +79,15 @@ pub async fn evaluations(app: &Arc<App>, call: Call) -> Result<Response, ApiErro
         None | Some("recorded") => EvaluationSort::Recorded,
         Some("score") | Some("-score") | Some("score_desc") => EvaluationSort::ScoreDesc,
         Some("score_asc") | Some("+score") => EvaluationSort::ScoreAsc,
+        Some("metric") | Some("metric_desc") => EvaluationSort::MetricDesc,
+        Some("metric_asc") => EvaluationSort::MetricAsc,
         Some(other) => {
             return Err(ApiError::invalid(
                 "sort",
-                format!("expected recorded, score (highest first) or score_asc, got {other:?}"),
+                format!(
+                    "expected recorded, score (highest first), score_asc, metric (highest \
+                     first, with metric=<name>) or metric_asc, got {other:?}"
+                ),
             ))
         }
     };
@@ -91,6 +96,7 @@ pub async fn evaluations(app: &Arc<App>, call: Call) -> Result<Response, ApiErro
         check: p.text("check"),
         q: p.search("q")?,
         sort,
+        metric: p.text("metric"),
         limit: p.limit(MAX_PAGE_SIZE)?,
         cursor: p.text("cursor"),
     };

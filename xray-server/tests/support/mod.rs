@@ -108,6 +108,7 @@ fn rank_and_select(candidates: Vec<Product>) -> Option<String> {
         xray::evaluate(&c.asin)
             .label(&c.title)
             .score(score)
+            .metric("price", c.price)
             .record();
         if best.is_none_or(|(_, s)| score > s) {
             best = Some((c, score));

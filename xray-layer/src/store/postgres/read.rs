@@ -382,6 +382,7 @@ pub(super) fn evaluations(
     q: &EvaluationQuery,
 ) -> Result<Page<Evaluation>, StoreError> {
     let limit = page_size(q.limit)?;
+    let metric = q.sort_metric()?;
     let Some(started_at) = step_start(client, step_id)? else {
         return Ok(Page::empty());
     };
@@ -408,12 +409,25 @@ pub(super) fn evaluations(
             vec![],
         );
     }
-    // Scores sort with missing ones last, whatever the direction and whatever the scores (as in
-    // SQLite: no stand-in number). A cursor's tiebreak is the last score, or `null`.
+    // Scores (and metrics) sort with missing ones last, whatever the direction and whatever
+    // the values (as in SQLite: no stand-in number). A cursor's tiebreak is the last value, or
+    // `null`. A metric's value is read from the row's `[["name", value], …]`.
+    let metric_key;
+    let key = match metric {
+        Some(metric) => {
+            let at = f.param(metric.to_owned());
+            metric_key = format!(
+                "(SELECT (m->>1)::float8 FROM jsonb_array_elements(e.metrics::jsonb) m \
+                 WHERE m->>0 = {at} LIMIT 1)"
+            );
+            metric_key.as_str()
+        }
+        None => "e.score",
+    };
     let (cmp, dir) = match q.sort {
         EvaluationSort::Recorded => ("", ""),
-        EvaluationSort::ScoreDesc => ("<", "DESC"),
-        EvaluationSort::ScoreAsc => (">", "ASC"),
+        EvaluationSort::ScoreDesc | EvaluationSort::MetricDesc => ("<", "DESC"),
+        EvaluationSort::ScoreAsc | EvaluationSort::MetricAsc => (">", "ASC"),
     };
     if let Some(c) = &q.cursor {
         let c = Cursor::decode(c, 'v')?;
@@ -421,17 +435,15 @@ pub(super) fn evaluations(
         if cmp.is_empty() {
             f.and("e.idx > ?", vec![p(idx)]);
         } else if c.tiebreak == NO_SCORE {
-            f.and("(e.score IS NULL AND e.idx > ?)", vec![p(idx)]);
+            f.and(&format!("({key} IS NULL AND e.idx > ?)"), vec![p(idx)]);
         } else {
-            let score: f64 = c
+            let value: f64 = c
                 .tiebreak
                 .parse()
                 .map_err(|_| StoreError::invalid("cursor", "not a cursor returned by this list"))?;
-            let at = f.param(score);
+            let at = f.param(value);
             f.and(
-                &format!(
-                    "(e.score IS NULL OR e.score {cmp} {at} OR (e.score = {at} AND e.idx > ?))"
-                ),
+                &format!("({key} IS NULL OR {key} {cmp} {at} OR ({key} = {at} AND e.idx > ?))"),
                 vec![p(idx)],
             );
         }
@@ -439,7 +451,7 @@ pub(super) fn evaluations(
     let order = if cmp.is_empty() {
         "e.idx".to_owned()
     } else {
-        format!("e.score {dir} NULLS LAST, e.idx")
+        format!("{key} {dir} NULLS LAST, e.idx")
     };
     let sql = format!(
         "SELECT {EVALUATION_COLUMNS} FROM xray.evaluations e{} ORDER BY {order} LIMIT {}",
@@ -447,10 +459,12 @@ pub(super) fn evaluations(
         limit + 1
     );
     let page = page(client, &sql, &f.refs(), limit, evaluation, |(idx, e)| {
-        let score = e
-            .score
-            .map_or_else(|| NO_SCORE.to_owned(), |score| format!("{score:e}"));
-        Cursor::new('v', *idx, score)
+        let value = match metric {
+            Some(metric) => metric_value(e, metric),
+            None => e.score,
+        };
+        let value = value.map_or_else(|| NO_SCORE.to_owned(), |v| format!("{v:e}"));
+        Cursor::new('v', *idx, value)
     })?;
     Ok(Page {
         items: page.items.into_iter().map(|(_, e)| e).collect(),

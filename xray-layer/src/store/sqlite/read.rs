@@ -361,6 +361,7 @@ pub(super) fn evaluations(
     q: &EvaluationQuery,
 ) -> Result<Page<Evaluation>, StoreError> {
     let limit = page_size(q.limit)?;
+    let metric = q.sort_metric()?;
     let sid: Option<i64> = conn
         .prepare_cached("SELECT sid FROM steps WHERE id = ?1")
         .and_then(|mut s| s.query_row([step_id.to_string()], |r| r.get(0)).optional())
@@ -369,6 +370,16 @@ pub(super) fn evaluations(
         return Ok(Page::empty());
     };
     let mut f = Filter::default();
+    // A metric sort reads the rows with their metric's value as `sort_key`; its name is the
+    // first parameter, `?1`, before the filters' (numbered on from it).
+    let from = match metric {
+        Some(metric) => {
+            f.params.push(text(metric));
+            "(SELECT e.*, (SELECT json_extract(m.value, '$[1]') FROM json_each(e.metrics) m \
+             WHERE json_extract(m.value, '$[0]') = ?1 LIMIT 1) AS sort_key FROM evaluations e) e"
+        }
+        None => "evaluations e",
+    };
     f.and("e.step_sid = ?", [int(sid)]);
     if let Some(check) = &q.check {
         let marker = text(&format!("{SEP}{check}{SEP}"));
@@ -392,47 +403,51 @@ pub(super) fn evaluations(
             [p.clone(), p],
         );
     }
-    // Scores sort with missing ones last, whatever the direction and whatever the scores
-    // (`e.score IS NULL` first in the key: no stand-in number, which a real score such as
-    // -inf or f64::MAX would sort on the wrong side of). A cursor's tiebreak is the last score,
-    // or `null`.
-    let (cmp, dir) = match q.sort {
-        EvaluationSort::Recorded => ("", ""),
-        EvaluationSort::ScoreDesc => ("<", "DESC"),
-        EvaluationSort::ScoreAsc => (">", "ASC"),
+    // Scores (and metrics) sort with missing ones last, whatever the direction and whatever
+    // the values (`key IS NULL` first in the order: no stand-in number, which a real score such
+    // as -inf or f64::MAX would sort on the wrong side of). A cursor's tiebreak is the last
+    // value, or `null`.
+    let (key, cmp, dir) = match q.sort {
+        EvaluationSort::Recorded => ("", "", ""),
+        EvaluationSort::ScoreDesc => ("e.score", "<", "DESC"),
+        EvaluationSort::ScoreAsc => ("e.score", ">", "ASC"),
+        EvaluationSort::MetricDesc => ("e.sort_key", "<", "DESC"),
+        EvaluationSort::MetricAsc => ("e.sort_key", ">", "ASC"),
     };
     if let Some(c) = &q.cursor {
         let c = Cursor::decode(c, 'v')?;
         if cmp.is_empty() {
             f.and("e.idx > ?", [int(c.key)]);
         } else if c.tiebreak == NO_SCORE {
-            f.and("(e.score IS NULL AND e.idx > ?)", [int(c.key)]);
+            f.and(&format!("({key} IS NULL AND e.idx > ?)"), [int(c.key)]);
         } else {
-            let score: f64 = c
+            let value: f64 = c
                 .tiebreak
                 .parse()
                 .map_err(|_| StoreError::invalid("cursor", "not a cursor returned by this list"))?;
             f.and(
-                &format!("(e.score IS NULL OR e.score {cmp} ? OR (e.score = ? AND e.idx > ?))"),
-                [Value::Real(score), Value::Real(score), int(c.key)],
+                &format!("({key} IS NULL OR {key} {cmp} ? OR ({key} = ? AND e.idx > ?))"),
+                [Value::Real(value), Value::Real(value), int(c.key)],
             );
         }
     }
     let order = if cmp.is_empty() {
         "e.idx".to_owned()
     } else {
-        format!("e.score IS NULL, e.score {dir}, e.idx")
+        format!("{key} IS NULL, {key} {dir}, e.idx")
     };
     let sql = format!(
-        "SELECT {EVALUATION_COLUMNS} FROM evaluations e{} ORDER BY {order} LIMIT {}",
+        "SELECT {EVALUATION_COLUMNS} FROM {from}{} ORDER BY {order} LIMIT {}",
         f.sql,
         limit + 1
     );
     let page = page(conn, &sql, f.params, limit, evaluation, |(idx, e)| {
-        let score = e
-            .score
-            .map_or_else(|| NO_SCORE.to_owned(), |score| format!("{score:e}"));
-        Cursor::new('v', *idx, score)
+        let value = match metric {
+            Some(metric) => metric_value(e, metric),
+            None => e.score,
+        };
+        let value = value.map_or_else(|| NO_SCORE.to_owned(), |v| format!("{v:e}"));
+        Cursor::new('v', *idx, value)
     })?;
     Ok(Page {
         items: page.items.into_iter().map(|(_, e)| e).collect(),

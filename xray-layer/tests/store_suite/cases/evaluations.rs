@@ -194,6 +194,9 @@ fn sorted_ids(evaluations: &[Evaluation], sort: EvaluationSort) -> Vec<String> {
     rows.sort_by(|(i, a), (j, b)| {
         let by_score = match (a.score, b.score, sort) {
             (_, _, EvaluationSort::Recorded) => std::cmp::Ordering::Equal,
+            (_, _, EvaluationSort::MetricDesc | EvaluationSort::MetricAsc) => {
+                panic!("sorted_ids knows the score sorts only")
+            }
             (Some(x), Some(y), EvaluationSort::ScoreDesc) => y.total_cmp(&x),
             (Some(x), Some(y), EvaluationSort::ScoreAsc) => x.total_cmp(&y),
             (Some(_), None, _) => std::cmp::Ordering::Less,
@@ -290,6 +293,98 @@ pub fn evaluations_sort_by_score_missing_last(store: &dyn Store) {
         "infinite scores read back"
     );
     assert_eq!(read[1].score, Some(f64::MAX));
+}
+
+/// Sorting by a metric (an LLM judge's `confidence`): highest (or lowest) first, ties in
+/// recorded order, evaluations without that metric last in both directions, through every page
+/// size. Another metric of the same rows does not interfere; a metric named twice in one row
+/// sorts by its first value; the other filters still apply.
+pub fn evaluations_sort_by_metric_missing_last(store: &dyn Store) {
+    let metrics: [&[(&str, f64)]; 9] = [
+        &[("confidence", 0.9), ("price", 10.0)],
+        &[("price", 99.0)],
+        &[("confidence", 0.2)],
+        &[("price", 1.0), ("confidence", 0.9)],
+        &[],
+        &[("confidence", f64::MAX)],
+        &[("confidence", -f64::MAX)],
+        &[("confidence", 0.5), ("confidence", 0.1)],
+        &[("confidence", 3.0)],
+    ];
+    let evaluations: Vec<Evaluation> = metrics
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let mut e = eval(&format!("c{i}"), i != 2 && i != 7);
+            e.metrics = m.iter().map(|&(n, v)| (n.to_owned(), v)).collect();
+            e
+        })
+        .collect();
+    let s = step_with(store, evaluations);
+    let query = |sort, metric: &str| EvaluationQuery {
+        sort,
+        metric: Some(metric.to_owned()),
+        ..Default::default()
+    };
+    let ids = |q: EvaluationQuery, limit| {
+        candidates_of(
+            store,
+            s.id,
+            EvaluationQuery {
+                limit: Some(limit),
+                ..q
+            },
+        )
+    };
+    let c = |list: &[usize]| list.iter().map(|i| format!("c{i}")).collect::<Vec<_>>();
+    for limit in [1, 2, 3, 8, 1000] {
+        assert_eq!(
+            ids(query(EvaluationSort::MetricDesc, "confidence"), limit),
+            c(&[5, 8, 0, 3, 7, 2, 6, 1, 4]),
+            "highest confidence first, ties in recorded order, missing last (pages of {limit})"
+        );
+        assert_eq!(
+            ids(query(EvaluationSort::MetricAsc, "confidence"), limit),
+            c(&[6, 2, 7, 0, 3, 8, 5, 1, 4]),
+            "lowest confidence first, missing last (pages of {limit})"
+        );
+        assert_eq!(
+            ids(query(EvaluationSort::MetricDesc, "price"), limit),
+            c(&[1, 0, 3, 2, 4, 5, 6, 7, 8]),
+            "another metric of the same rows (pages of {limit})"
+        );
+    }
+    assert_eq!(
+        ids(query(EvaluationSort::MetricDesc, "no such metric"), 4),
+        c(&(0..9).collect::<Vec<_>>()),
+        "a metric no row has: all missing, in recorded order"
+    );
+    assert_eq!(
+        ids(
+            EvaluationQuery {
+                passed: Some(false),
+                ..query(EvaluationSort::MetricAsc, "confidence")
+            },
+            1
+        ),
+        c(&[2, 7]),
+        "with a verdict filter: the failed ones, lowest confidence first"
+    );
+    let refused = |q: EvaluationQuery| invalid_field(store.evaluations(s.id, &q));
+    assert_eq!(
+        refused(EvaluationQuery {
+            sort: EvaluationSort::MetricDesc,
+            ..Default::default()
+        }),
+        "metric",
+        "a metric sort without a metric"
+    );
+    assert_eq!(refused(query(EvaluationSort::MetricAsc, "  ")), "metric");
+    assert_eq!(
+        refused(query(EvaluationSort::ScoreDesc, "confidence")),
+        "metric",
+        "a metric without a metric sort"
+    );
 }
 
 /// Eight evaluations to filter:

@@ -25,6 +25,29 @@ function knownTotal(summary, f) {
   return summary.kept;
 }
 
+/**
+ * The sort menu's choices: recorded order, score, and each metric the rows carry
+ * (`metric:confidence` is the API's `sort=metric&metric=confidence`).
+ */
+function sortChoices(metrics) {
+  return [['recorded', 'recorded order'], ['score', 'score, highest first'], ['score_asc', 'score, lowest first'],
+    ...metrics.flatMap((m) => [[`metric:${m}`, `${m}, highest first`], [`metric_asc:${m}`, `${m}, lowest first`]])];
+}
+
+/** The API's `sort` and `metric` for a sort menu value. */
+function sortParams(sort) {
+  const at = sort.indexOf(':');
+  if (at > 0) return { sort: sort.slice(0, at), metric: sort.slice(at + 1) };
+  return { sort: sort === 'recorded' ? '' : sort, metric: '' };
+}
+
+/** The sort menu value for the page's `sort` and `metric` parameters. */
+function sortOf(query) {
+  const sort = query.get('sort') || 'recorded';
+  const metric = query.get('metric');
+  return (sort === 'metric' || sort === 'metric_asc') && metric ? `${sort}:${metric}` : sort;
+}
+
 function describe(f, total) {
   const what = f.check
     ? `${f.verdict === 'passed' ? 'passed' : 'failed'} the “${f.check}” check`
@@ -82,7 +105,7 @@ export default {
     const f = {
       verdict: query.get('verdict') || '',
       check: query.get('check') || '',
-      sort: query.get('sort') || 'recorded',
+      sort: sortOf(query),
       q: query.get('q') || '',
     };
     let step;
@@ -187,8 +210,14 @@ export default {
         options([['', 'all candidates'], ['passed', 'passed'], ['failed', 'failed']], f.verdict));
       const checkSelect = h('select', { name: 'check', id: 'check' },
         options([['', 'any check'], ...checkNames.map((c) => [c, c])], f.check));
-      const sortSelect = h('select', { name: 'sort', id: 'sort' },
-        options([['recorded', 'recorded order'], ['score', 'score, highest first'], ['score_asc', 'score, lowest first']], f.sort));
+      // Metrics are named by the rows: the first page's names, and the one the address sorts by.
+      const metricNames = new Set();
+      if (sortParams(f.sort).metric) metricNames.add(sortParams(f.sort).metric);
+      const sortSelect = h('select', { name: 'sort', id: 'sort' }, options(sortChoices([...metricNames]), f.sort));
+      api.evaluations(id, { limit: 200 }, { signal }).then((page) => {
+        for (const row of page.items) for (const [name] of row.metrics || []) metricNames.add(name);
+        sortSelect.replaceChildren(...options(sortChoices([...metricNames]), f.sort));
+      }).catch(() => {});
       const search = h('input', { type: 'search', name: 'q', id: 'candidate-search', value: f.q, placeholder: 'candidate id or label', 'data-search': '', autocomplete: 'off' });
       const countLine = h('p', { class: 'count-line', role: 'status' });
       const sampleNote = summary.sampled
@@ -216,7 +245,7 @@ export default {
       detailPane = h('div', { class: 'detail-pane', 'aria-live': 'polite' }, h('p', { class: 'muted' }, 'Select a row to see every check with its observed value and rule.'));
       const loader = () => (cursor, limit) => api.evaluations(id, {
         passed: f.verdict === 'passed' ? 'true' : f.verdict === 'failed' ? 'false' : '',
-        check: f.check, q: f.q, sort: f.sort === 'recorded' ? '' : f.sort, limit, cursor,
+        check: f.check, q: f.q, ...sortParams(f.sort), limit, cursor,
       }, { signal });
       table = new VirtualTable({
         columns, label: 'Candidates', load: loader(), total: knownTotal(summary, f),
@@ -225,7 +254,7 @@ export default {
       });
       const refresh = () => {
         countLine.textContent = describe(f, knownTotal(summary, f));
-        setQuery({ verdict: f.verdict, check: f.check, sort: f.sort === 'recorded' ? '' : f.sort, q: f.q });
+        setQuery({ verdict: f.verdict, check: f.check, ...sortParams(f.sort), q: f.q });
         table.reset(loader(), knownTotal(summary, f));
         replace(detailPane, h('p', { class: 'muted' }, 'Select a row to see every check with its observed value and rule.'));
       };
