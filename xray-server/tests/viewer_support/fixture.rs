@@ -174,6 +174,15 @@ fn apply_filters(seller: &Product, candidates: Vec<Product>, allowed: &[String])
         .collect()
 }
 
+/// How sure the mock judge is of its verdict on `c`: surer of some candidates than of others.
+pub fn judge_confidence(c: &Product) -> f64 {
+    if c.title.contains("replacement") {
+        0.93
+    } else {
+        0.6 + f64::from(c.reviews % 40) / 100.0
+    }
+}
+
 #[xray::step(kind = "llm", skip(candidates))]
 fn relevance_check(candidates: Vec<Product>, fails: bool) -> Result<Vec<Product>, JudgeTimeout> {
     if fails {
@@ -186,15 +195,7 @@ fn relevance_check(candidates: Vec<Product>, fails: bool) -> Result<Vec<Product>
             let accessory = c.title.contains("replacement");
             xray::evaluate(&c.asin)
                 .label(&c.title)
-                // The judge is surer of some candidates than of others.
-                .metric(
-                    "confidence",
-                    if accessory {
-                        0.93
-                    } else {
-                        0.6 + f64::from(c.reviews % 40) / 100.0
-                    },
-                )
+                .metric("confidence", judge_confidence(c))
                 .check("relevant", !accessory, || {
                     format!("judged an accessory: {}", c.title)
                 })

@@ -73,6 +73,11 @@ export function num(value, digits = 3) {
   return Number.isInteger(value) ? int.format(value) : String(Number(value.toFixed(digits)));
 }
 
+/** An evaluation's metrics in one line (`confidence 0.81, reviews 1,200`); '' when it has none. */
+export function metricsText(metrics, separator = ', ') {
+  return (metrics || []).map(([name, value]) => `${name} ${num(value, 3)}`).join(separator);
+}
+
 /**
  * Why a structured check passed, in words, from its observed value and rule: `4.2 ≥ 3.8
  * minimum`, `19.99 within 14.99–59.98`, `Phone Cases in [Laptop Stands, Phone Cases]`. A

@@ -3,7 +3,7 @@
 
 import { api } from '../api.js';
 import { h, replace, notice, field, kindBadge } from '../dom.js';
-import { n, time, num, brief, passedRule, shortId } from '../format.js';
+import { n, time, num, brief, passedRule, shortId, metricsText } from '../format.js';
 import { navigate } from '../router.js';
 
 function failing(entry) {
@@ -33,7 +33,7 @@ function snapshotText(snapshot) {
  * snapshot (the judge's rationale), why it was selected. */
 function notes(e) {
   const parts = [];
-  if (e.metrics && e.metrics.length) parts.push(h('span', { class: 'lineage-metrics' }, e.metrics.map(([k, v]) => `${k} ${num(v, 3)}`).join(' · ')));
+  if (e.metrics && e.metrics.length) parts.push(h('span', { class: 'lineage-metrics' }, metricsText(e.metrics, ' · ')));
   if (e.snapshot !== undefined && e.snapshot !== null) parts.push(h('span', { class: 'lineage-snapshot' }, brief(snapshotText(e.snapshot), 200)));
   if (e.selection_reason) parts.push(h('span', { class: 'lineage-selection' }, `selected: ${e.selection_reason}`));
   return parts.length ? h('p', { class: 'lineage-notes muted' }, parts.flatMap((p, i) => (i ? [' — ', p] : [p]))) : null;

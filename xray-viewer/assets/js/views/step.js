@@ -3,7 +3,7 @@
 
 import { api, truncation } from '../api.js';
 import { h, replace, statusBadge, kindBadge, notice, section, collapsible, field, options, debounce } from '../dom.js';
-import { n, pct, duration, time, num, brief, topReasons } from '../format.js';
+import { n, pct, duration, time, num, brief, topReasons, metricsText } from '../format.js';
 import { jsonTree } from '../components/json-tree.js';
 import { VirtualTable } from '../components/virtual-table.js';
 import { bar } from '../components/funnel.js';
@@ -238,7 +238,7 @@ export default {
         })),
         { title: 'Score', min: 5.5, className: 'num', render: (r) => (r.score == null ? h('span', { class: 'muted' }, '—') : num(r.score, 3)) },
         { title: 'Metrics', min: 8, grow: 0.8, render: (r) => {
-          const text = (r.metrics || []).map(([k, v]) => `${k} ${num(v, 3)}`).join(', ');
+          const text = metricsText(r.metrics);
           return text ? h('span', { title: text }, text) : '';
         } },
       ];
