@@ -568,6 +568,7 @@ impl Builder {
             defaults: Arc::clone(&defaults),
             recycler: Arc::clone(&recycler),
             native,
+            probe: tx.clone(),
             rx,
             control: control_rx,
             store: Arc::clone(&store),

@@ -139,7 +139,7 @@ pub use recorder::{
     candidates, current_step, evaluate, fail, filters, input, metadata, output, reasoning, select,
     Evaluation, Reason, StepHandle,
 };
-pub use writer::{Backpressure, RecorderStats, XRayGuard};
+pub use writer::{Backpressure, RecorderStats, StatsHandle, XRayGuard};
 
 /// Marks a function as one step of a decision pipeline. See the crate docs and
 /// [`xray_macros`'s guide](https://docs.rs/xray-macros).

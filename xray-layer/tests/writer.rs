@@ -262,6 +262,86 @@ fn dropping_the_guard_writes_everything_queued_before_it() {
     assert!(steps.items.iter().all(|s| s.ended_at.is_some()));
 }
 
+#[xray::step(kind = "filter")]
+fn busy(i: u64) -> u64 {
+    i
+}
+
+/// Threads still recording while the guard is dropped: every record is written, or counted as
+/// dropped (in the stats and, for what the writer saw before it stopped, in the database):
+/// none is lost uncounted, not even one sent between the writer's last drain and its exit.
+#[test]
+fn records_sent_while_the_guard_drops_are_written_or_counted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("xray.db");
+    let (layer, guard) = xray::layer()
+        .sqlite(&path)
+        .flush_interval(Duration::from_millis(5))
+        .build()
+        .expect("build");
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    let stop = Arc::new(AtomicBool::new(false));
+    let calls: Vec<_> = (0..2)
+        .map(|_| Arc::new(std::sync::atomic::AtomicU64::new(0)))
+        .collect();
+    let threads: Vec<_> = calls
+        .iter()
+        .map(|count| {
+            let (dispatch, stop, count) = (dispatch.clone(), Arc::clone(&stop), Arc::clone(count));
+            std::thread::spawn(move || {
+                tracing::dispatcher::with_default(&dispatch, || {
+                    while !stop.load(Ordering::Relaxed) {
+                        // A root step: its run's start and end, its own start and end.
+                        busy(count.fetch_add(1, Ordering::Relaxed));
+                    }
+                })
+            })
+        })
+        .collect();
+    // Both threads are recording when the guard drops.
+    let started = std::time::Instant::now();
+    while calls.iter().any(|c| c.load(Ordering::Relaxed) < 2_000) {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the threads did not start"
+        );
+        std::thread::yield_now();
+    }
+    let counts = guard.stats_handle();
+    drop(guard);
+    let at_drop: u64 = calls.iter().map(|c| c.load(Ordering::Relaxed)).sum();
+    // And go on for a while after the writer has stopped.
+    while calls.iter().map(|c| c.load(Ordering::Relaxed)).sum::<u64>() < at_drop + 2_000 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the threads stopped"
+        );
+        std::thread::yield_now();
+    }
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().expect("a recording thread");
+    }
+    let total: u64 = calls.iter().map(|c| c.load(Ordering::Relaxed)).sum();
+    let s = counts.stats();
+    // A root step is four records: its run's start and end, its own start and end.
+    assert_eq!(
+        s.written + s.failed + s.dropped,
+        4 * total,
+        "every record written or counted: {s:?}, {total} steps"
+    );
+    assert!(
+        s.dropped >= 4 * 2_000,
+        "those sent after the writer stopped: {s:?}"
+    );
+    // The database has the counts as the writer last saw them: it stopped before the
+    // threads did, so what they sent after is counted in the stats only.
+    let store = SqliteStore::open(&path).expect("open");
+    let persisted = store.recorder_counts().expect("recorder counts");
+    assert!(persisted.dropped <= s.dropped, "{persisted:?} {s:?}");
+    assert_eq!(persisted.failed, s.failed);
+}
+
 #[test]
 fn build_reports_a_database_it_cannot_use() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -15,8 +15,9 @@ pub struct RecorderStats {
     pub sent: u64,
     /// Records written to the store.
     pub written: u64,
-    /// Records dropped because the queue was full (or the writer had stopped), plus what
-    /// arrived after its step had ended (each record through a handle, each evaluation).
+    /// Records dropped because the queue was full, or sent while the writer stopped (still
+    /// queued when it closed the queue at shutdown, or sent after), plus what arrived after
+    /// its step had ended (each record through a handle, each evaluation).
     pub dropped: u64,
     /// Records the store failed to write.
     pub failed: u64,
@@ -28,6 +29,29 @@ pub struct RecorderStats {
     pub spans_dropped: u64,
     /// Spans the OTLP collector refused, or that could not be sent after every retry.
     pub spans_failed: u64,
+}
+
+/// A layer's counts, apart from its guard: see [`XRayGuard::stats_handle`].
+#[derive(Clone, Debug)]
+pub struct StatsHandle {
+    counters: Arc<Counters>,
+}
+
+impl StatsHandle {
+    /// What was recorded, written, dropped and failed so far.
+    pub fn stats(&self) -> RecorderStats {
+        let c = &self.counters;
+        RecorderStats {
+            sent: c.app.sent.load(Ordering::Relaxed),
+            written: c.writer.written.load(Ordering::Relaxed),
+            dropped: c.app.dropped.load(Ordering::Relaxed),
+            failed: c.writer.failed.load(Ordering::Relaxed),
+            hook_panics: c.writer.hook_panics.load(Ordering::Relaxed),
+            spans_exported: c.writer.spans_exported.load(Ordering::Relaxed),
+            spans_dropped: c.writer.spans_dropped.load(Ordering::Relaxed),
+            spans_failed: c.writer.spans_failed.load(Ordering::Relaxed),
+        }
+    }
 }
 
 /// Returned by [`Builder::build`](crate::Builder::build) beside the layer: keep it alive for as
@@ -81,16 +105,24 @@ impl XRayGuard {
 
     /// What was recorded, written, dropped and failed so far.
     pub fn stats(&self) -> RecorderStats {
-        let c = &self.counters;
-        RecorderStats {
-            sent: c.app.sent.load(Ordering::Relaxed),
-            written: c.writer.written.load(Ordering::Relaxed),
-            dropped: c.app.dropped.load(Ordering::Relaxed),
-            failed: c.writer.failed.load(Ordering::Relaxed),
-            hook_panics: c.writer.hook_panics.load(Ordering::Relaxed),
-            spans_exported: c.writer.spans_exported.load(Ordering::Relaxed),
-            spans_dropped: c.writer.spans_dropped.load(Ordering::Relaxed),
-            spans_failed: c.writer.spans_failed.load(Ordering::Relaxed),
+        self.stats_handle().stats()
+    }
+
+    /// The layer's counts, readable after the guard is dropped (as `tracing-appender`'s
+    /// `ErrorCounter` is): what threads still recording send while the writer stops, or
+    /// after, is counted as dropped there, but no longer reaches the database.
+    ///
+    /// ```
+    /// let (layer, guard) = xray::layer().memory().build()?;
+    /// let counts = guard.stats_handle();
+    /// drop(guard);
+    /// assert_eq!(counts.stats().dropped, 0);
+    /// # drop(layer);
+    /// # Ok::<(), xray::Error>(())
+    /// ```
+    pub fn stats_handle(&self) -> StatsHandle {
+        StatsHandle {
+            counters: Arc::clone(&self.counters),
         }
     }
 

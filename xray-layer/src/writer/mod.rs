@@ -13,7 +13,7 @@
 mod guard;
 pub(crate) mod worker;
 
-pub use guard::{RecorderStats, XRayGuard};
+pub use guard::{RecorderStats, StatsHandle, XRayGuard};
 
 use crate::recorder::state::{ExecutionState, StepBuffer, StepState};
 use crate::recycle::Recycler;

@@ -25,6 +25,9 @@ pub(crate) enum Control {
 
 pub(crate) struct Worker {
     pub(crate) rx: Receiver<Envelope>,
+    /// A sender of the same channel, never used to send: once the writer has dropped `rx` at
+    /// shutdown, its `len()` is what was sent after the last drain and will never be written.
+    pub(crate) probe: crossbeam_channel::Sender<Envelope>,
     pub(crate) control: Receiver<Control>,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) pipeline: Pipeline,
@@ -125,8 +128,12 @@ impl Worker {
         let mut reuse = Reuse::default();
         let mut reported = RecorderCounts::default();
         let mut idle = false;
+        let mut backlog = false;
         loop {
-            std::thread::park_timeout(self.flush_interval);
+            // Records left from the last round are written at once, without waiting.
+            if !backlog {
+                std::thread::park_timeout(self.flush_interval);
+            }
             self.wake_pending.store(false, Ordering::Release);
             let mut answers = Vec::new();
             let mut stop = false;
@@ -145,7 +152,14 @@ impl Worker {
                     }
                 }
             }
-            let written = self.drain(&mut batch, &mut reuse);
+            // What is queued now (with a flush or a shutdown: everything sent before it).
+            // What arrives meanwhile waits for the next round, so that a request is answered,
+            // and the writer stops, even while threads go on recording faster than it writes.
+            let queued = self.rx.len();
+            let written = self.drain(&mut batch, &mut reuse, queued);
+            if stop {
+                self.disconnect();
+            }
             self.report(&mut reported);
             for ack in answers {
                 let _ = ack.send(());
@@ -153,6 +167,7 @@ impl Worker {
             if stop {
                 return;
             }
+            backlog = !self.rx.is_empty();
             // Idle for a whole interval: catch up on secondary indexes, a chunk at a time,
             // until records arrive. (Not right after a batch: more are likely on their way,
             // and a flush would wait for the chunk.)
@@ -166,13 +181,16 @@ impl Worker {
         }
     }
 
-    /// Writes everything in the channel now, in batches of `batch_size`. Returns the number
-    /// of records written.
-    fn drain(&mut self, batch: &mut Batch, reuse: &mut Reuse) -> usize {
+    /// Writes up to `limit` records from the channel, in batches of `batch_size`. Returns the
+    /// number of records written.
+    fn drain(&mut self, batch: &mut Batch, reuse: &mut Reuse, limit: usize) -> usize {
         let mut written = 0;
         loop {
             let mut rows = 0usize;
-            while batch.records.len() < self.batch_size && rows < self.batch_size * 64 {
+            while batch.records.len() < self.batch_size
+                && rows < self.batch_size * 64
+                && written + batch.records.len() < limit
+            {
                 match self.rx.try_recv() {
                     Ok(envelope) => {
                         let (record, native) = self.prepare(envelope, reuse);
@@ -282,6 +300,19 @@ impl Worker {
                     return;
                 }
             }
+        }
+    }
+
+    /// Closes the channel at shutdown, after the last drain, and counts what it still holds
+    /// as dropped: sent by threads still recording while the writer stopped, it will never be
+    /// written. Exact: once the receiver is gone no send succeeds, and a send that had taken
+    /// its slot before is in `len()`. Senders see the channel closed and count what they
+    /// send from then on as dropped themselves.
+    fn disconnect(&mut self) {
+        drop(std::mem::replace(&mut self.rx, crossbeam_channel::never()));
+        let lost = self.probe.len() as u64;
+        if lost > 0 {
+            self.counters.app.dropped.fetch_add(lost, Ordering::Relaxed);
         }
     }
 
