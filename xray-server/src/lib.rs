@@ -43,12 +43,12 @@
 //!
 //! | route | answers |
 //! |---|---|
-//! | `GET /executions` | runs, newest first, filtered by name, status, tag, time, step count, text, error |
+//! | `GET /executions` | runs, newest first, filtered by name, status, tag, time, step count, text, error; each with a one-line preview of its input |
 //! | `GET /executions/{id}` | a run: step tree, counts, funnel with the loss per check |
 //! | `PATCH /executions/{id}`, `DELETE /executions` | tags and notes; bulk delete |
 //! | `GET /executions/{id}/export?format=json\|csv` | a run as one document, or its evaluations as CSV |
 //! | `GET /steps/{id}` | a step: input, output, filters, selection, reasoning, logs, error, evaluation summary |
-//! | `GET /steps/{id}/evaluations` | its candidates, by verdict, check, text, score |
+//! | `GET /steps/{id}/evaluations` | its candidates, by verdict, check, text; sorted by score or by a metric (`sort=metric&metric=confidence`) |
 //! | `GET /steps` | steps across runs by kind, name, elimination ("> 90% eliminated") |
 //! | `GET /candidates/{id}` | where a candidate went in every run |
 //! | `GET /stats` | per step name: count, p50/p95, error rate, mean elimination |
