@@ -63,18 +63,21 @@ fn runs_list_filters_and_opens_a_run() {
     assert!(failing_row.contains("error"), "status shown: {failing_row}");
     let bulk_row = page.text(&format!("tr[data-id='{}']", m.bulk));
     assert!(bulk_row.contains("3,000 → "), "mini funnel: {bulk_row}");
-    // The three competitor-selection runs share a name; each says what it was given.
+    // The three competitor-selection runs share a name; each says what it was given, what
+    // differs between them first (the seller is the same in all three).
     let given = |run: Uuid| page.text(&format!("tr[data-id='{run}'] .input-preview"));
-    let (creative, normal) = (given(m.creative), given(m.normal));
     let title = fixture::seller().title;
-    assert!(
-        creative.contains(&format!("title: {title}")) && creative.contains("creative: true"),
-        "the creative run's input: {creative}"
-    );
-    assert!(
-        normal.contains(&format!("title: {title}")) && normal.contains("creative: false"),
-        "the normal run's input: {normal}"
-    );
+    for (run, differs) in [
+        (m.normal, "creative: false · judge_fails: false · "),
+        (m.creative, "creative: true · judge_fails: false · "),
+        (m.failing, "creative: false · judge_fails: true · "),
+    ] {
+        let preview = given(run);
+        assert!(
+            preview.starts_with(differs) && preview.contains(&format!("title: {title}")),
+            "{differs:?} first, then the seller: {preview}"
+        );
+    }
     // Nothing was lost recording these runs: no warning, once the server has said so.
     page.wait(
         "document.querySelector('.recorder-loss').dataset.checked === 'true'",

@@ -1,89 +1,102 @@
-//! A run's input in one line, for lists of runs.
+//! A run's input in a few fields, for lists of runs.
 //!
 //! The runs of one pipeline share a name; what tells them apart is what each was given (the
 //! seller's product, the query). [`input_preview`] turns the start of a run's input JSON into
-//! one line of its values, each with its key:
+//! its first values, each with its path:
 //!
 //! ```text
-//! {"seller":{"asin":"B0QUBI0001","title":"Qubi laptop stand","price":29.99},"config":{..}}
-//! asin: B0QUBI0001 · title: Qubi laptop stand · price: 29.99 · …
+//! {"config":{"scope":"exact"},"seller":{"asin":"B0QUBI0001","title":"Qubi laptop stand"}}
+//! config.scope = exact, seller.asin = B0QUBI0001, seller.title = Qubi laptop stand
 //! ```
 //!
+//! A list shows the fields whose values differ between the runs it holds first (the viewer
+//! does): most of a pipeline's configuration is the same from run to run, and `serde_json`'s
+//! `json!` sorts keys, so the seller may well come after it.
+//!
 //! The list queries read only a prefix of the stored input ([`INPUT_PREFIX_CHARS`]), which may
-//! cut the document anywhere, so the scan is lenient: it never fails, and says with "…" that
-//! there was more.
+//! cut the document anywhere, so the scan is lenient: it never fails, and leaves out a value the
+//! prefix cut.
 
 /// Characters of a run's stored input that the list queries read for its preview.
 pub(crate) const INPUT_PREFIX_CHARS: usize = 1000;
 
-/// Characters of a preview, at most (the "…" that ends a longer one included).
-pub const MAX_PREVIEW_CHARS: usize = 160;
+/// Fields in a preview, at most.
+pub const MAX_PREVIEW_FIELDS: usize = 24;
 
-/// Characters of one value in a preview, at most (the "…" included).
-const MAX_VALUE_CHARS: usize = 60;
+/// Characters of one value in a preview, at most (the "…" that ends a longer one included).
+pub const MAX_PREVIEW_VALUE_CHARS: usize = 80;
 
-/// What separates two values.
-const SEPARATOR: &str = " · ";
-
-/// One line of `json`'s scalar values in document order, each after the key it belongs to; an
-/// array's scalars follow its key, joined by ", ". Nulls are left out. `None` when there is no
-/// value to show.
-pub(crate) fn input_preview(json: &str) -> Option<String> {
+/// The scalar values of `json` in document order, each with its path (`seller.title`,
+/// `items[0].id`; empty for a document that is a single value). An array of scalars is one
+/// field, its values joined by ", ". Nulls are left out, and so is a value the end of `json`
+/// cuts.
+pub(crate) fn input_preview(json: &str) -> Vec<(String, String)> {
     let mut scan = Scan {
         chars: json.chars().peekable(),
-        line: Line::default(),
+        fields: Vec::new(),
     };
-    let complete = scan.run();
-    scan.line.finish(complete)
+    scan.run();
+    scan.fields
 }
 
-/// A container being scanned.
+/// A container being scanned, with its path.
 enum Open {
     /// An object; `key` is the last key read in it.
-    Object { key: Option<String> },
-    /// An array, with the key it is the value of; `shown` once one of its values is in the line.
-    Array { key: Option<String>, shown: bool },
+    Object { path: String, key: Option<String> },
+    /// An array; `index` is the element being read, `scalars` the field its scalar values are
+    /// joined into.
+    Array {
+        path: String,
+        index: usize,
+        scalars: Option<usize>,
+    },
 }
 
 struct Scan<'a> {
     chars: std::iter::Peekable<std::str::Chars<'a>>,
-    line: Line,
+    fields: Vec<(String, String)>,
 }
 
 impl Scan<'_> {
-    /// Scans to the end; `true` when the document was whole (every container closed).
-    fn run(&mut self) -> bool {
+    fn run(&mut self) {
         let mut open: Vec<Open> = Vec::new();
         // In an object, the next string is a key (after `{` or `,`).
         let mut key_next = false;
         while let Some(c) = self.chars.next() {
-            if self.line.full {
-                return false;
+            if self.fields.len() >= MAX_PREVIEW_FIELDS {
+                return;
             }
             match c {
                 '{' => {
-                    // The object's own key is not shown: its values carry theirs.
-                    Self::key_of_value(&mut open);
-                    open.push(Open::Object { key: None });
+                    let path = path_of_value(&mut open);
+                    open.push(Open::Object { path, key: None });
                     key_next = true;
                 }
                 '[' => {
-                    let key = Self::key_of_value(&mut open);
-                    open.push(Open::Array { key, shown: false });
+                    let path = path_of_value(&mut open);
+                    open.push(Open::Array {
+                        path,
+                        index: 0,
+                        scalars: None,
+                    });
                     key_next = false;
                 }
                 '}' | ']' => {
                     open.pop();
                     key_next = false;
                 }
-                ',' => key_next = matches!(open.last(), Some(Open::Object { .. })),
+                ',' => match open.last_mut() {
+                    Some(Open::Object { .. }) => key_next = true,
+                    Some(Open::Array { index, .. }) => *index += 1,
+                    None => {}
+                },
                 ':' => key_next = false,
                 '"' => {
                     let Some(text) = self.string() else {
-                        return false; // cut inside a string
+                        return; // cut inside a string
                     };
                     if key_next {
-                        if let Some(Open::Object { key }) = open.last_mut() {
+                        if let Some(Open::Object { key, .. }) = open.last_mut() {
                             *key = Some(text);
                         }
                         key_next = false;
@@ -102,7 +115,7 @@ impl Scan<'_> {
                         self.chars.next();
                     }
                     if self.chars.peek().is_none() && !open.is_empty() {
-                        return false; // cut inside a number, perhaps
+                        return; // cut inside a number, perhaps
                     }
                     if literal != "null" {
                         self.value(&mut open, literal);
@@ -110,32 +123,31 @@ impl Scan<'_> {
                 }
             }
         }
-        open.is_empty()
     }
 
-    /// The key the value about to start belongs to (taken: an object's key serves one value).
-    fn key_of_value(open: &mut [Open]) -> Option<String> {
-        match open.last_mut() {
-            Some(Open::Object { key }) => key.take(),
-            Some(Open::Array { key, .. }) => key.clone(),
-            None => None,
-        }
-    }
-
-    /// Adds a scalar value to the line.
+    /// Adds a scalar value.
     fn value(&mut self, open: &mut [Open], text: String) {
+        let text = cut(&text);
         match open.last_mut() {
-            Some(Open::Array { shown: true, .. }) => self.line.push(", ", None, &text),
-            Some(Open::Array { key, shown }) => {
-                *shown = true;
-                let key = key.clone();
-                self.line.push(SEPARATOR, key.as_deref(), &text);
+            Some(Open::Array {
+                scalars: Some(at), ..
+            }) => {
+                if let Some((_, joined)) = self.fields.get_mut(*at) {
+                    if !joined.ends_with('…') {
+                        joined.push_str(", ");
+                        joined.push_str(&text);
+                        *joined = cut(joined);
+                    }
+                }
             }
-            Some(Open::Object { key }) => {
-                let key = key.take();
-                self.line.push(SEPARATOR, key.as_deref(), &text);
+            Some(Open::Array { path, scalars, .. }) => {
+                *scalars = Some(self.fields.len());
+                self.fields.push((path.clone(), text));
             }
-            None => self.line.push(SEPARATOR, None, &text),
+            Some(Open::Object { .. }) | None => {
+                let path = path_of_value(open);
+                self.fields.push((path, text));
+            }
         }
     }
 
@@ -162,60 +174,31 @@ impl Scan<'_> {
     }
 }
 
-/// The preview being built.
-#[derive(Default)]
-struct Line {
-    text: String,
-    chars: usize,
-    /// No more fits.
-    full: bool,
-}
-
-impl Line {
-    fn push(&mut self, separator: &str, key: Option<&str>, value: &str) {
-        if self.full {
-            return;
+/// The path of the value about to start, in the innermost open container (an object's key is
+/// taken: it names one value).
+fn path_of_value(open: &mut [Open]) -> String {
+    match open.last_mut() {
+        Some(Open::Object { path, key }) => {
+            let key = key.take().unwrap_or_default();
+            if path.is_empty() {
+                key
+            } else {
+                format!("{path}.{key}")
+            }
         }
-        let mut part = String::new();
-        if !self.text.is_empty() {
-            part.push_str(separator);
-        }
-        if let Some(key) = key {
-            part.push_str(key);
-            part.push_str(": ");
-        }
-        part.push_str(&cut(value, MAX_VALUE_CHARS));
-        let len = part.chars().count();
-        // Room is kept for the closing " · …".
-        if self.chars + len > MAX_PREVIEW_CHARS - 4 {
-            self.full = true;
-            return;
-        }
-        self.chars += len;
-        self.text.push_str(&part);
-    }
-
-    fn finish(self, complete: bool) -> Option<String> {
-        if self.text.is_empty() {
-            return None;
-        }
-        let mut text = self.text;
-        if self.full || !complete {
-            text.push_str(" …");
-        }
-        Some(text)
+        Some(Open::Array { path, index, .. }) => format!("{path}[{index}]"),
+        None => String::new(),
     }
 }
 
-/// `text` cut to `max` characters, the last one an ellipsis when it was cut; whitespace runs
-/// become one space.
-fn cut(text: &str, max: usize) -> String {
-    let words: Vec<&str> = text.split_whitespace().collect();
-    let text = words.join(" ");
-    if text.chars().count() <= max {
+/// `text` with whitespace runs folded, cut to [`MAX_PREVIEW_VALUE_CHARS`] characters, the last
+/// one an ellipsis when it was cut.
+fn cut(text: &str) -> String {
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if text.chars().count() <= MAX_PREVIEW_VALUE_CHARS {
         return text;
     }
-    let mut out: String = text.chars().take(max - 1).collect();
+    let mut out: String = text.chars().take(MAX_PREVIEW_VALUE_CHARS - 1).collect();
     out.push('…');
     out
 }
@@ -224,82 +207,119 @@ fn cut(text: &str, max: usize) -> String {
 mod tests {
     use super::*;
 
+    fn fields(json: &str) -> Vec<(String, String)> {
+        input_preview(json)
+    }
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|&(p, v)| (p.to_owned(), v.to_owned()))
+            .collect()
+    }
+
     #[test]
-    fn nested_values_follow_their_keys_in_document_order() {
-        let json = r#"{"seller":{"asin":"B0QUBI0001","title":"Qubi laptop stand","price":29.99,"prime":true},"note":null,"config":{"max":50}}"#;
+    fn nested_values_come_with_their_paths_in_document_order() {
+        let json = r#"{"config":{"scope":"exact","max":50},"note":null,"seller":{"asin":"B0QUBI0001","title":"Qubi laptop stand","price":29.99,"prime":true}}"#;
         assert_eq!(
-            input_preview(json).as_deref(),
-            Some("asin: B0QUBI0001 · title: Qubi laptop stand · price: 29.99 · prime: true · max: 50")
+            fields(json),
+            pairs(&[
+                ("config.scope", "exact"),
+                ("config.max", "50"),
+                ("seller.asin", "B0QUBI0001"),
+                ("seller.title", "Qubi laptop stand"),
+                ("seller.price", "29.99"),
+                ("seller.prime", "true"),
+            ])
         );
     }
 
     #[test]
-    fn an_array_of_scalars_is_one_entry() {
-        let json = r#"{"keywords":["laptop stand","aluminium"],"limit":3,"ids":[1,2]}"#;
+    fn an_array_of_scalars_is_one_field() {
+        let json = r#"{"keywords":["laptop stand","aluminium"],"limit":3,"ids":[1,2],"none":[]}"#;
         assert_eq!(
-            input_preview(json).as_deref(),
-            Some("keywords: laptop stand, aluminium · limit: 3 · ids: 1, 2")
+            fields(json),
+            pairs(&[
+                ("keywords", "laptop stand, aluminium"),
+                ("limit", "3"),
+                ("ids", "1, 2"),
+            ])
         );
     }
 
     #[test]
-    fn arrays_of_objects_show_each_objects_values() {
-        let json = r#"[{"id":"a","n":1},{"id":"b","n":2}]"#;
+    fn objects_in_arrays_are_indexed() {
+        let json = r#"[{"id":"a","n":1},{"id":"b","tags":["x","y"]}]"#;
         assert_eq!(
-            input_preview(json).as_deref(),
-            Some("id: a · n: 1 · id: b · n: 2")
+            fields(json),
+            pairs(&[
+                ("[0].id", "a"),
+                ("[0].n", "1"),
+                ("[1].id", "b"),
+                ("[1].tags", "x, y"),
+            ])
         );
     }
 
     #[test]
-    fn a_scalar_input_is_itself() {
-        assert_eq!(
-            input_preview(r#""just text""#).as_deref(),
-            Some("just text")
-        );
-        assert_eq!(input_preview("42").as_deref(), Some("42"));
+    fn a_scalar_input_is_one_field_without_a_path() {
+        assert_eq!(fields(r#""just text""#), pairs(&[("", "just text")]));
+        assert_eq!(fields("42"), pairs(&[("", "42")]));
     }
 
     #[test]
-    fn nothing_to_show_is_none() {
-        assert_eq!(input_preview(""), None);
-        assert_eq!(input_preview("{}"), None);
-        assert_eq!(input_preview(r#"{"a":null,"b":[]}"#), None);
+    fn nothing_to_show_is_empty() {
+        assert!(fields("").is_empty());
+        assert!(fields("{}").is_empty());
+        assert!(fields(r#"{"a":null,"b":[]}"#).is_empty());
     }
 
     #[test]
     fn escapes_are_decoded_and_whitespace_folded() {
-        let json = r#"{"title":"14\" stand\n\u00e9l\u00e9gant","path":"a\\b"}"#;
+        let json = r#"{"title":"14\" stand\n\u00e9l\u00e9gant","path":"a\\b","we\"ird":1}"#;
         assert_eq!(
-            input_preview(json).as_deref(),
-            Some(r#"title: 14" stand élégant · path: a\b"#)
+            fields(json),
+            pairs(&[
+                ("title", r#"14" stand élégant"#),
+                ("path", r"a\b"),
+                (r#"we"ird"#, "1"),
+            ])
         );
     }
 
     #[test]
-    fn a_document_cut_anywhere_gives_what_it_has_and_says_there_was_more() {
+    fn a_document_cut_anywhere_gives_the_values_it_holds_whole() {
         let json = r#"{"seller":{"asin":"B0QUBI0001","title":"Qubi laptop stand","price":29.99}}"#;
+        let whole = fields(json);
         for end in 0..json.len() {
-            let preview = input_preview(&json[..end]);
-            if let Some(p) = &preview {
-                assert!(p.ends_with(" …"), "{end}: {p}");
-                assert!(p.starts_with("asin: B0QUBI0001"), "{end}: {p}");
+            let got = fields(&json[..end]);
+            assert!(got.len() <= whole.len(), "{end}: {got:?}");
+            for (field, expected) in got.iter().zip(&whole) {
+                assert_eq!(field, expected, "cut at {end}");
             }
         }
+        let cut_in_title = json.find("Qubi").unwrap_or(0) + 2;
         assert_eq!(
-            input_preview(&json[..json.find("Qubi").unwrap_or(0) + 2]).as_deref(),
-            Some("asin: B0QUBI0001 …")
+            fields(&json[..cut_in_title]),
+            pairs(&[("seller.asin", "B0QUBI0001")])
         );
     }
 
     #[test]
-    fn long_values_and_long_lines_are_cut_with_an_ellipsis() {
+    fn long_values_and_many_fields_are_cut() {
         let long = "x".repeat(500);
-        let json = format!(r#"{{"a":"{long}","b":"{long}","c":"{long}","d":"{long}"}}"#);
-        let preview = input_preview(&json).unwrap_or_default();
-        assert!(preview.chars().count() <= MAX_PREVIEW_CHARS, "{preview}");
-        assert!(preview.starts_with(&format!("a: {}…", "x".repeat(MAX_VALUE_CHARS - 1))));
-        assert!(preview.ends_with(" …"), "{preview}");
-        assert!(!preview.contains("d: "), "{preview}");
+        let json = format!(
+            r#"{{"a":"{long}","b":[{}]}}"#,
+            vec!["\"word\""; 100].join(",")
+        );
+        let got = fields(&json);
+        assert_eq!(got[0].1.chars().count(), MAX_PREVIEW_VALUE_CHARS);
+        assert!(got[0].1.ends_with('…'));
+        assert!(got[1].1.starts_with("word, word, "));
+        assert!(got[1].1.ends_with('…'));
+        assert!(got[1].1.chars().count() <= MAX_PREVIEW_VALUE_CHARS);
+        let many: Vec<String> = (0..100).map(|i| format!(r#""k{i}":{i}"#)).collect();
+        let got = fields(&format!("{{{}}}", many.join(",")));
+        assert_eq!(got.len(), MAX_PREVIEW_FIELDS);
+        assert_eq!(got[23], ("k23".to_owned(), "23".to_owned()));
     }
 }

@@ -106,12 +106,13 @@ pub struct ExecutionSummary {
     pub pid: Option<u32>,
     /// Change sequence of the latest write to this execution.
     pub seq: u64,
-    /// What the run was given, in one line: the values at the start of its input, each after
-    /// its key (`asin: B0QUBI0001 · title: Qubi laptop stand · …`), at most
-    /// [`MAX_PREVIEW_CHARS`](super::MAX_PREVIEW_CHARS) characters. `None` when it recorded no
-    /// input. Runs of one pipeline share a name; this tells them apart in a list.
+    /// What the run was given: the first values of its input, each with its path
+    /// (`("seller.title", "Qubi laptop stand")`), at most
+    /// [`MAX_PREVIEW_FIELDS`](super::MAX_PREVIEW_FIELDS), each cut to
+    /// [`MAX_PREVIEW_VALUE_CHARS`](super::MAX_PREVIEW_VALUE_CHARS) characters; empty when it
+    /// recorded no input. Runs of one pipeline share a name: these tell them apart in a list.
     #[serde(default)]
-    pub input_preview: Option<String>,
+    pub input_preview: Vec<(String, String)>,
 }
 
 /// An execution with its steps.

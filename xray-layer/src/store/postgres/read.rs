@@ -119,7 +119,8 @@ fn execution_summary(row: &Row) -> Result<ExecutionSummary, postgres::Error> {
         input_preview: row
             .try_get::<_, Option<String>>(17)?
             .as_deref()
-            .and_then(input_preview),
+            .map(input_preview)
+            .unwrap_or_default(),
     })
 }
 

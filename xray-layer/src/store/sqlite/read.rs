@@ -101,7 +101,8 @@ fn execution_summary(row: &Row<'_>) -> rusqlite::Result<ExecutionSummary> {
         input_preview: row
             .get::<_, Option<String>>(17)?
             .as_deref()
-            .and_then(input_preview),
+            .map(input_preview)
+            .unwrap_or_default(),
     })
 }
 

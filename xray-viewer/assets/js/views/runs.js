@@ -42,6 +42,12 @@ function matches(f, run) {
   return !f.q;
 }
 
+/** The last name of a preview field's path: `title` for `seller.title`, `id` for `items[0].id`. */
+function leafName(path) {
+  const name = path.split('.').pop().replace(/\[\d+\]$/, '');
+  return name || path;
+}
+
 function runDuration(run) {
   if (run.completed_at != null) return duration(run.completed_at - run.started_at);
   if (run.status === 'running') return `${duration(Date.now() * 1000 - run.started_at)}…`;
@@ -110,7 +116,7 @@ export default {
         h('td', { class: 'col-pick' }, pick),
         h('td', {}, h('a', { href: `/runs/${run.id}`, class: 'run-link' }, run.name),
           h('span', { class: 'id muted', title: run.id }, shortId(run.id)),
-          run.input_preview ? h('div', { class: 'input-preview muted', title: `Input: ${run.input_preview}` }, run.input_preview) : null,
+          run.input_preview?.length ? h('div', { class: 'input-preview muted' }) : null,
           run.error ? h('div', { class: 'error-text', title: run.error }, run.error) : null),
         h('td', {}, statusBadge(run.status)),
         h('td', {}, h('time', { datetime: new Date(run.started_at / 1000).toISOString(), title: time(run.started_at) }, time(run.started_at)),
@@ -145,7 +151,45 @@ export default {
       if (!names.querySelector(`option[value="${CSS.escape(run.name)}"]`)) names.append(h('option', { value: run.name }));
     }
 
+    // Each run's input, the fields that differ most between the listed runs of its pipeline
+    // first: a pipeline's configuration is mostly the same from run to run, what it was given
+    // is not.
+    function updatePreviews() {
+      const byName = new Map();
+      for (const tr of rows.values()) {
+        if (!byName.has(tr.run.name)) byName.set(tr.run.name, []);
+        byName.get(tr.run.name).push(tr);
+      }
+      for (const group of byName.values()) {
+        const values = new Map();
+        for (const tr of group) {
+          for (const [path, value] of tr.run.input_preview || []) {
+            if (!values.has(path)) values.set(path, { set: new Set(), count: 0 });
+            const v = values.get(path);
+            v.set.add(value);
+            v.count += 1;
+          }
+        }
+        // The more values a field takes across the group, the sooner it comes (an id or a
+        // title before a setting changed once); then text before numbers (a title says more
+        // than a price); ties keep the input's order.
+        const spread = (path) => values.get(path).set.size + (values.get(path).count < group.length ? 1 : 0);
+        const numeric = (value) => (/^-?[\d.,e+]+$/i.test(value) ? 1 : 0);
+        for (const tr of group) {
+          const el = tr.querySelector('.input-preview');
+          if (!el) continue;
+          const fields = tr.run.input_preview;
+          const ordered = fields.map((f, i) => [f, i])
+            .sort(([a, i], [b, j]) => spread(b[0]) - spread(a[0]) || numeric(a[1]) - numeric(b[1]) || i - j)
+            .map(([f]) => f);
+          el.textContent = ordered.map(([p, v]) => (p ? `${leafName(p)}: ${v}` : v)).join(' · ');
+          el.title = `Input:\n${fields.map(([p, v]) => (p ? `${p}: ${v}` : v)).join('\n')}`;
+        }
+      }
+    }
+
     function syncState() {
+      updatePreviews();
       state.runIds = [...tbody.children].map((tr) => tr.dataset.id);
       const shown = rows.size;
       status.textContent = shown === 0
@@ -207,7 +251,10 @@ export default {
       refreshing.set(id, setTimeout(async () => {
         try {
           const run = await api.execution(id, { signal });
-          if (rows.has(id)) put(run);
+          if (rows.has(id)) {
+            put(run);
+            updatePreviews();
+          }
         } catch {
           // the next message will try again
         } finally {
@@ -220,8 +267,10 @@ export default {
         const run = m.execution;
         const newest = tbody.firstElementChild?.run;
         const isNew = !newest || run.started_at >= newest.started_at;
-        if (rows.has(run.id)) put(run);
-        else if (isNew && matches(f, run)) {
+        if (rows.has(run.id)) {
+          put(run);
+          updatePreviews();
+        } else if (isNew && matches(f, run)) {
           put(run, { prepend: true });
           syncState();
         } else if (isNew && active(f) && !f.status && !f.name) {
