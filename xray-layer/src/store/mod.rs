@@ -38,7 +38,7 @@ pub use cursor::Cursor;
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
-pub use preview::{MAX_PREVIEW_FIELDS, MAX_PREVIEW_VALUE_CHARS};
+pub use preview::{MAX_PREVIEW_FIELDS, MAX_PREVIEW_PATH_CHARS, MAX_PREVIEW_VALUE_CHARS};
 pub use query::*;
 pub use signal::{ChangeSignal, Changed};
 pub use sqlite::SqliteStore;

@@ -26,6 +26,9 @@ pub const MAX_PREVIEW_FIELDS: usize = 24;
 /// Characters of one value in a preview, at most (the "…" that ends a longer one included).
 pub const MAX_PREVIEW_VALUE_CHARS: usize = 80;
 
+/// Characters of one path in a preview, at most (the "…" that ends a longer one included).
+pub const MAX_PREVIEW_PATH_CHARS: usize = 120;
+
 /// The scalar values of `json` in document order, each with its path (`seller.title`,
 /// `items[0].id`; empty for a document that is a single value). An array of scalars is one
 /// field, its values joined by ", ". Nulls are left out, and so is a value the end of `json`
@@ -127,7 +130,7 @@ impl Scan<'_> {
 
     /// Adds a scalar value.
     fn value(&mut self, open: &mut [Open], text: String) {
-        let text = cut(&text);
+        let text = cut(&text, MAX_PREVIEW_VALUE_CHARS);
         match open.last_mut() {
             Some(Open::Array {
                 scalars: Some(at), ..
@@ -136,17 +139,17 @@ impl Scan<'_> {
                     if !joined.ends_with('…') {
                         joined.push_str(", ");
                         joined.push_str(&text);
-                        *joined = cut(joined);
+                        *joined = cut(joined, MAX_PREVIEW_VALUE_CHARS);
                     }
                 }
             }
             Some(Open::Array { path, scalars, .. }) => {
                 *scalars = Some(self.fields.len());
-                self.fields.push((path.clone(), text));
+                self.fields.push((cut(path, MAX_PREVIEW_PATH_CHARS), text));
             }
             Some(Open::Object { .. }) | None => {
                 let path = path_of_value(open);
-                self.fields.push((path, text));
+                self.fields.push((cut(&path, MAX_PREVIEW_PATH_CHARS), text));
             }
         }
     }
@@ -191,14 +194,14 @@ fn path_of_value(open: &mut [Open]) -> String {
     }
 }
 
-/// `text` with whitespace runs folded, cut to [`MAX_PREVIEW_VALUE_CHARS`] characters, the last
-/// one an ellipsis when it was cut.
-fn cut(text: &str) -> String {
+/// `text` with whitespace runs folded, cut to `max` characters, the last one an ellipsis when
+/// it was cut.
+fn cut(text: &str, max: usize) -> String {
     let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if text.chars().count() <= MAX_PREVIEW_VALUE_CHARS {
+    if text.chars().count() <= max {
         return text;
     }
-    let mut out: String = text.chars().take(MAX_PREVIEW_VALUE_CHARS - 1).collect();
+    let mut out: String = text.chars().take(max - 1).collect();
     out.push('…');
     out
 }
@@ -321,5 +324,9 @@ mod tests {
         let got = fields(&format!("{{{}}}", many.join(",")));
         assert_eq!(got.len(), MAX_PREVIEW_FIELDS);
         assert_eq!(got[23], ("k23".to_owned(), "23".to_owned()));
+        let key = "k".repeat(300);
+        let got = fields(&format!(r#"{{"{key}":{{"{key}":1}}}}"#));
+        assert_eq!(got[0].0.chars().count(), MAX_PREVIEW_PATH_CHARS);
+        assert!(got[0].0.ends_with('…'));
     }
 }

@@ -109,7 +109,8 @@ pub struct ExecutionSummary {
     /// What the run was given: the first values of its input, each with its path
     /// (`("seller.title", "Qubi laptop stand")`), at most
     /// [`MAX_PREVIEW_FIELDS`](super::MAX_PREVIEW_FIELDS), each cut to
-    /// [`MAX_PREVIEW_VALUE_CHARS`](super::MAX_PREVIEW_VALUE_CHARS) characters; empty when it
+    /// [`MAX_PREVIEW_VALUE_CHARS`](super::MAX_PREVIEW_VALUE_CHARS) characters (paths to
+    /// [`MAX_PREVIEW_PATH_CHARS`](super::MAX_PREVIEW_PATH_CHARS)); empty when it
     /// recorded no input. Runs of one pipeline share a name: these tell them apart in a list.
     #[serde(default)]
     pub input_preview: Vec<(String, String)>,
