@@ -300,6 +300,21 @@ fn a_judge_steps_candidates_sort_by_confidence() {
         page.eval("document.querySelector('#sort').value").as_str(),
         Some("metric_asc:confidence")
     );
+    // The API's other spelling, and an address that names no metric (recorded order, not a
+    // failed request).
+    page.goto(&format!(
+        "{}/steps/{judge}?sort=metric_desc&metric=confidence",
+        m.server.url()
+    ));
+    page.wait(
+        &format!("{first} === {}", js_str(&highest)),
+        "highest first, from sort=metric_desc",
+    );
+    page.goto(&format!("{}/steps/{judge}?sort=metric", m.server.url()));
+    page.wait(
+        "document.querySelector('#sort')?.value === 'recorded' && document.querySelector('.vt-spacer .vt-row[data-index=\"0\"] .cand-id')",
+        "recorded order",
+    );
     let problems = page.problems();
     assert!(problems.is_empty(), "{problems:#?}");
 }

@@ -14,8 +14,9 @@
 //! `json!` sorts keys, so the seller may well come after it.
 //!
 //! The list queries read only a prefix of the stored input ([`INPUT_PREFIX_CHARS`]), which may
-//! cut the document anywhere, so the scan is lenient: it never fails, and leaves out a value the
-//! prefix cut.
+//! cut the document anywhere, so the scan is lenient: it never fails, and a string the prefix
+//! cuts ends its preview with "…" (a number it cuts is left out). An input the payload cap cut
+//! (`{"$xray_truncated": true, "original_bytes": N, "value": …}`) is previewed as its value.
 
 /// Characters of a run's stored input that the list queries read for its preview.
 pub(crate) const INPUT_PREFIX_CHARS: usize = 1000;
@@ -31,16 +32,31 @@ pub const MAX_PREVIEW_PATH_CHARS: usize = 120;
 
 /// The scalar values of `json` in document order, each with its path (`seller.title`,
 /// `items[0].id`; empty for a document that is a single value). An array of scalars is one
-/// field, its values joined by ", ". Nulls are left out, and so is a value the end of `json`
-/// cuts.
+/// field, its values joined by ", ". Nulls are left out.
 pub(crate) fn input_preview(json: &str) -> Vec<(String, String)> {
     let mut scan = Scan {
         chars: json.chars().peekable(),
         fields: Vec::new(),
     };
     scan.run();
-    scan.fields
+    let mut fields = scan.fields;
+    if fields
+        .first()
+        .is_some_and(|(p, v)| p == TRUNCATED && v == "true")
+    {
+        // The payload cap's wrapper: the value it kept is what the run was given.
+        fields.retain(|(p, _)| p != TRUNCATED && p != "original_bytes");
+        for (path, _) in &mut fields {
+            if let Some(rest) = path.strip_prefix("value") {
+                *path = rest.strip_prefix('.').unwrap_or(rest).to_owned();
+            }
+        }
+    }
+    fields
 }
+
+/// The key that marks a payload the cap cut.
+const TRUNCATED: &str = "$xray_truncated";
 
 /// A container being scanned, with its path.
 enum Open {
@@ -95,16 +111,23 @@ impl Scan<'_> {
                 },
                 ':' => key_next = false,
                 '"' => {
-                    let Some(text) = self.string() else {
-                        return; // cut inside a string
-                    };
+                    let (text, whole) = self.string();
                     if key_next {
+                        if !whole {
+                            return; // cut inside a key
+                        }
                         if let Some(Open::Object { key, .. }) = open.last_mut() {
                             *key = Some(text);
                         }
                         key_next = false;
-                    } else {
+                    } else if whole {
                         self.value(&mut open, text);
+                    } else {
+                        // Cut inside a string: what there is of it, and that there was more.
+                        if !text.trim().is_empty() {
+                            self.value(&mut open, format!("{}…", text.trim_end()));
+                        }
+                        return;
                     }
                 }
                 c if c.is_whitespace() => {}
@@ -154,27 +177,60 @@ impl Scan<'_> {
         }
     }
 
-    /// The rest of a string whose opening quote was read, unescaped; `None` if the text ends
-    /// first.
-    fn string(&mut self) -> Option<String> {
+    /// The rest of a string whose opening quote was read, unescaped, and whether it was whole
+    /// (the text may end first).
+    fn string(&mut self) -> (String, bool) {
         let mut out = String::new();
         loop {
-            match self.chars.next()? {
-                '"' => return Some(out),
-                '\\' => match self.chars.next()? {
-                    'n' | 'r' | 't' => out.push(' '),
-                    'b' | 'f' => {}
-                    'u' => {
-                        let hex: String = (0..4).filter_map(|_| self.chars.next()).collect();
-                        let code = u32::from_str_radix(&hex, 16).ok()?;
-                        out.push(char::from_u32(code).unwrap_or(char::REPLACEMENT_CHARACTER));
-                    }
-                    other => out.push(other),
+            let Some(c) = self.chars.next() else {
+                return (out, false);
+            };
+            match c {
+                '"' => return (out, true),
+                '\\' => match self.chars.next() {
+                    None => return (out, false),
+                    Some('n' | 'r' | 't') => out.push(' '),
+                    Some('b' | 'f') => {}
+                    Some('u') => match hex4(&mut self.chars) {
+                        None => return (out, false),
+                        Some(high @ 0xD800..=0xDBFF) => {
+                            // A pair of escapes for one character beyond the first plane.
+                            let mut ahead = self.chars.clone();
+                            let low = (ahead.next() == Some('\\') && ahead.next() == Some('u'))
+                                .then(|| hex4(&mut ahead))
+                                .flatten()
+                                .filter(|low| (0xDC00..=0xDFFF).contains(low));
+                            match low {
+                                Some(low) => {
+                                    self.chars = ahead;
+                                    let code = 0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00);
+                                    out.push(
+                                        char::from_u32(code).unwrap_or(char::REPLACEMENT_CHARACTER),
+                                    );
+                                }
+                                None => out.push(char::REPLACEMENT_CHARACTER),
+                            }
+                        }
+                        Some(code) => {
+                            out.push(char::from_u32(code).unwrap_or(char::REPLACEMENT_CHARACTER))
+                        }
+                    },
+                    Some(other) => out.push(other),
                 },
                 c => out.push(c),
             }
         }
     }
+}
+
+/// The code of a `\u` escape's four hex digits; `None` if the text ends first (or they are not
+/// hex: a replacement character is then as good as anything).
+fn hex4(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> Option<u32> {
+    let hex: String = (0..4).filter_map(|_| chars.next()).collect();
+    if hex.chars().count() < 4 {
+        return None;
+    }
+    Some(u32::from_str_radix(&hex, 16).unwrap_or(0xFFFD))
 }
 
 /// The path of the value about to start, in the innermost open container (an object's key is
@@ -290,20 +346,56 @@ mod tests {
     }
 
     #[test]
-    fn a_document_cut_anywhere_gives_the_values_it_holds_whole() {
+    fn a_document_cut_anywhere_gives_what_it_holds_and_marks_a_cut_string() {
         let json = r#"{"seller":{"asin":"B0QUBI0001","title":"Qubi laptop stand","price":29.99}}"#;
         let whole = fields(json);
         for end in 0..json.len() {
             let got = fields(&json[..end]);
             assert!(got.len() <= whole.len(), "{end}: {got:?}");
-            for (field, expected) in got.iter().zip(&whole) {
-                assert_eq!(field, expected, "cut at {end}");
+            for (i, (field, expected)) in got.iter().zip(&whole).enumerate() {
+                if field != expected {
+                    // Only the last, cut inside its string: its start, then "…".
+                    let start = field.1.strip_suffix('…').unwrap_or("none");
+                    assert!(
+                        i == got.len() - 1
+                            && field.0 == expected.0
+                            && expected.1.starts_with(start),
+                        "cut at {end}: {got:?}"
+                    );
+                }
             }
         }
-        let cut_in_title = json.find("Qubi").unwrap_or(0) + 2;
+        let cut_in_title = json.find("Qubi").unwrap_or(0) + 4;
         assert_eq!(
             fields(&json[..cut_in_title]),
-            pairs(&[("seller.asin", "B0QUBI0001")])
+            pairs(&[("seller.asin", "B0QUBI0001"), ("seller.title", "Qubi…")])
+        );
+        // A long prompt the prefix cuts still shows its start.
+        let prompt = format!(r#"{{"prompt":"{}"#, "word ".repeat(300));
+        let got = fields(&prompt);
+        assert_eq!(got.len(), 1);
+        assert!(got[0].1.starts_with("word word ") && got[0].1.ends_with('…'));
+    }
+
+    #[test]
+    fn a_payload_the_cap_cut_is_previewed_as_its_value() {
+        let json = r#"{"$xray_truncated":true,"original_bytes":912345,"value":{"seller":{"title":"Qubi"},"items":[1,2]}}"#;
+        assert_eq!(
+            fields(json),
+            pairs(&[("seller.title", "Qubi"), ("items", "1, 2")])
+        );
+    }
+
+    #[test]
+    fn escaped_pairs_beyond_the_first_plane_are_one_character() {
+        let json = r#"{"mood":"\ud83d\ude00 ok","lone":"\ud83d!","bad":"\uzzzz"}"#;
+        assert_eq!(
+            fields(json),
+            pairs(&[
+                ("mood", "😀 ok"),
+                ("lone", "\u{FFFD}!"),
+                ("bad", "\u{FFFD}")
+            ])
         );
     }
 

@@ -212,12 +212,15 @@ impl EvaluationSort {
     }
 }
 
-/// The value of `metric` in an evaluation (its first, if named twice), as a metric sort reads
-/// it.
-pub(crate) fn metric_value(e: &crate::model::Evaluation, metric: &str) -> Option<f64> {
-    e.metrics
-        .iter()
-        .find_map(|(name, value)| (name == metric).then_some(*value))
+/// An evaluation's metrics as stored (`[["name", value], …]`). A value JSON could not hold
+/// (NaN, an infinity: stored as `null`) reads as NaN, so one such value does not hide the
+/// row's other metrics.
+pub(crate) fn metrics_of(json: Option<&str>) -> Vec<(String, f64)> {
+    json.and_then(|m| serde_json::from_str::<Vec<(String, Option<f64>)>>(m).ok())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(name, value)| (name, value.unwrap_or(f64::NAN)))
+        .collect()
 }
 
 impl EvaluationQuery {

@@ -11,7 +11,8 @@ use std::time::Duration;
 /// Counts of what a layer recorded, wrote, dropped and failed to write.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RecorderStats {
-    /// Records queued for the writer.
+    /// Records queued for the writer. (Those still queued when it closed the queue at
+    /// shutdown are counted in `dropped` too.)
     pub sent: u64,
     /// Records written to the store.
     pub written: u64,
@@ -109,8 +110,9 @@ impl XRayGuard {
     }
 
     /// The layer's counts, readable after the guard is dropped (as `tracing-appender`'s
-    /// `ErrorCounter` is): what threads still recording send while the writer stops, or
-    /// after, is counted as dropped there, but no longer reaches the database.
+    /// `ErrorCounter` is). Threads still recording while the writer stops have their records
+    /// counted as dropped: those still queued when it closes the queue are in the database's
+    /// counts too, those sent after it closed are only here.
     ///
     /// ```
     /// let (layer, guard) = xray::layer().memory().build()?;

@@ -17,9 +17,11 @@ use std::time::{Duration, Instant};
 
 /// A request from the guard.
 pub(crate) enum Control {
-    /// Write everything queued before this request, then answer.
+    /// Write everything queued when the writer reads this request (everything sent before
+    /// it, at least), then answer.
     Flush(crossbeam_channel::Sender<()>),
-    /// Write everything queued, answer, and stop.
+    /// Write everything queued when the writer reads this request, close the queue (what is
+    /// still in it, and what is sent after, is counted as dropped), answer, and stop.
     Shutdown(crossbeam_channel::Sender<()>),
 }
 

@@ -355,12 +355,17 @@ fn evaluation(row: &Row) -> Result<(i64, Evaluation), postgres::Error> {
             score: row.try_get(4)?,
             selected: row.try_get(5)?,
             checks: serde_json::from_str::<Vec<Check>>(&checks).unwrap_or_default(),
-            metrics: metrics
-                .and_then(|m| serde_json::from_str(&m).ok())
-                .unwrap_or_default(),
+            metrics: metrics_of(metrics.as_deref()),
             snapshot: json_col(row.try_get(8)?),
         },
     ))
+}
+
+/// [`evaluation`], and the value the page is sorted on (column 9): a cursor is built from what
+/// the database compared, not from the row as decoded.
+fn evaluation_with_key(row: &Row) -> Result<(i64, Evaluation, Option<f64>), postgres::Error> {
+    let (idx, e) = evaluation(row)?;
+    Ok((idx, e, row.try_get(9)?))
 }
 
 /// A step's start time (the partition key of its evaluations), if the step exists.
@@ -388,10 +393,27 @@ pub(super) fn evaluations(
         return Ok(Page::empty());
     };
     let mut f = Filter::default();
-    f.and(
-        "e.step_id = ? AND e.started_at = ?",
-        vec![p(step_id), p(started_at)],
-    );
+    // A metric sort reads the step's rows with their metric's value (from the row's
+    // `[["name", value], …]`) as `sort_key`, once per row (`OFFSET 0` keeps the planner from
+    // pulling the subselect up into the order and the cursor, which would read it at each use).
+    let from = match metric {
+        Some(metric) => {
+            let name = f.param(metric.to_owned());
+            let (step, start) = (f.param(step_id), f.param(started_at));
+            format!(
+                "(SELECT e.*, (SELECT (m->>1)::float8 FROM jsonb_array_elements(e.metrics::jsonb) m \
+                 WHERE m->>0 = {name} LIMIT 1) AS sort_key FROM xray.evaluations e \
+                 WHERE e.step_id = {step} AND e.started_at = {start} OFFSET 0) e"
+            )
+        }
+        None => {
+            f.and(
+                "e.step_id = ? AND e.started_at = ?",
+                vec![p(step_id), p(started_at)],
+            );
+            "xray.evaluations e".to_owned()
+        }
+    };
     if let Some(check) = &q.check {
         if q.passed == Some(true) {
             // Passed this check: it was made, and it is not among the failed ones.
@@ -412,18 +434,11 @@ pub(super) fn evaluations(
     }
     // Scores (and metrics) sort with missing ones last, whatever the direction and whatever
     // the values (as in SQLite: no stand-in number). A cursor's tiebreak is the last value, or
-    // `null`. A metric's value is read from the row's `[["name", value], …]`.
-    let metric_key;
-    let key = match metric {
-        Some(metric) => {
-            let at = f.param(metric.to_owned());
-            metric_key = format!(
-                "(SELECT (m->>1)::float8 FROM jsonb_array_elements(e.metrics::jsonb) m \
-                 WHERE m->>0 = {at} LIMIT 1)"
-            );
-            metric_key.as_str()
-        }
-        None => "e.score",
+    // `null`.
+    let key = match q.sort {
+        EvaluationSort::Recorded => "NULL::float8",
+        EvaluationSort::ScoreDesc | EvaluationSort::ScoreAsc => "e.score",
+        EvaluationSort::MetricDesc | EvaluationSort::MetricAsc => "e.sort_key",
     };
     let (cmp, dir) = match q.sort {
         EvaluationSort::Recorded => ("", ""),
@@ -455,20 +470,23 @@ pub(super) fn evaluations(
         format!("{key} {dir} NULLS LAST, e.idx")
     };
     let sql = format!(
-        "SELECT {EVALUATION_COLUMNS} FROM xray.evaluations e{} ORDER BY {order} LIMIT {}",
+        "SELECT {EVALUATION_COLUMNS}, {key} FROM {from}{} ORDER BY {order} LIMIT {}",
         f.sql,
         limit + 1
     );
-    let page = page(client, &sql, &f.refs(), limit, evaluation, |(idx, e)| {
-        let value = match metric {
-            Some(metric) => metric_value(e, metric),
-            None => e.score,
-        };
-        let value = value.map_or_else(|| NO_SCORE.to_owned(), |v| format!("{v:e}"));
-        Cursor::new('v', *idx, value)
-    })?;
+    let page = page(
+        client,
+        &sql,
+        &f.refs(),
+        limit,
+        evaluation_with_key,
+        |(idx, _, key)| {
+            let value = key.map_or_else(|| NO_SCORE.to_owned(), |v| format!("{v:e}"));
+            Cursor::new('v', *idx, value)
+        },
+    )?;
     Ok(Page {
-        items: page.items.into_iter().map(|(_, e)| e).collect(),
+        items: page.items.into_iter().map(|(_, e, _)| e).collect(),
         next_cursor: page.next_cursor,
     })
 }
@@ -579,10 +597,7 @@ pub(super) fn candidate_lineage(
                     score: r.try_get(11)?,
                     selected: r.try_get(12)?,
                     checks: serde_json::from_str(&checks).unwrap_or_default(),
-                    metrics: r
-                        .try_get::<_, Option<String>>(14)?
-                        .and_then(|m| serde_json::from_str(&m).ok())
-                        .unwrap_or_default(),
+                    metrics: metrics_of(r.try_get::<_, Option<String>>(14)?.as_deref()),
                     snapshot: json_col(r.try_get(15)?),
                     selection_reason: selection_reason(
                         r.try_get::<_, Option<String>>(16)?.as_deref(),

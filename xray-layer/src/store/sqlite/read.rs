@@ -348,12 +348,17 @@ fn evaluation(row: &Row<'_>) -> rusqlite::Result<(i64, Evaluation)> {
             score: row.get(4)?,
             selected: row.get(5)?,
             checks: serde_json::from_str::<Vec<Check>>(&checks).unwrap_or_default(),
-            metrics: metrics
-                .and_then(|m| serde_json::from_str(&m).ok())
-                .unwrap_or_default(),
+            metrics: metrics_of(metrics.as_deref()),
             snapshot: json_col(row.get(8)?),
         },
     ))
+}
+
+/// [`evaluation`], and the value the page is sorted on (column 9): a cursor is built from what
+/// the database compared, not from the row as decoded.
+fn evaluation_with_key(row: &Row<'_>) -> rusqlite::Result<(i64, Evaluation, Option<f64>)> {
+    let (idx, e) = evaluation(row)?;
+    Ok((idx, e, row.get(9)?))
 }
 
 pub(super) fn evaluations(
@@ -371,17 +376,23 @@ pub(super) fn evaluations(
         return Ok(Page::empty());
     };
     let mut f = Filter::default();
-    // A metric sort reads the rows with their metric's value as `sort_key`; its name is the
-    // first parameter, `?1`, before the filters' (numbered on from it).
+    // A metric sort reads the step's rows with their metric's value as `sort_key`, once per
+    // row (`LIMIT -1` keeps SQLite from flattening the subselect into the order and the
+    // cursor, which would read the value at each use). Its parameters come first, `?1` the
+    // metric's name and `?2` the step; the filters' number on from them.
     let from = match metric {
         Some(metric) => {
             f.params.push(text(metric));
+            f.params.push(int(sid));
             "(SELECT e.*, (SELECT json_extract(m.value, '$[1]') FROM json_each(e.metrics) m \
-             WHERE json_extract(m.value, '$[0]') = ?1 LIMIT 1) AS sort_key FROM evaluations e) e"
+             WHERE json_extract(m.value, '$[0]') = ?1 LIMIT 1) AS sort_key \
+             FROM evaluations e WHERE e.step_sid = ?2 LIMIT -1) e"
         }
-        None => "evaluations e",
+        None => {
+            f.and("e.step_sid = ?", [int(sid)]);
+            "evaluations e"
+        }
     };
-    f.and("e.step_sid = ?", [int(sid)]);
     if let Some(check) = &q.check {
         let marker = text(&format!("{SEP}{check}{SEP}"));
         if q.passed == Some(true) {
@@ -409,7 +420,7 @@ pub(super) fn evaluations(
     // as -inf or f64::MAX would sort on the wrong side of). A cursor's tiebreak is the last
     // value, or `null`.
     let (key, cmp, dir) = match q.sort {
-        EvaluationSort::Recorded => ("", "", ""),
+        EvaluationSort::Recorded => ("NULL", "", ""),
         EvaluationSort::ScoreDesc => ("e.score", "<", "DESC"),
         EvaluationSort::ScoreAsc => ("e.score", ">", "ASC"),
         EvaluationSort::MetricDesc => ("e.sort_key", "<", "DESC"),
@@ -438,20 +449,23 @@ pub(super) fn evaluations(
         format!("{key} IS NULL, {key} {dir}, e.idx")
     };
     let sql = format!(
-        "SELECT {EVALUATION_COLUMNS} FROM {from}{} ORDER BY {order} LIMIT {}",
+        "SELECT {EVALUATION_COLUMNS}, {key} FROM {from}{} ORDER BY {order} LIMIT {}",
         f.sql,
         limit + 1
     );
-    let page = page(conn, &sql, f.params, limit, evaluation, |(idx, e)| {
-        let value = match metric {
-            Some(metric) => metric_value(e, metric),
-            None => e.score,
-        };
-        let value = value.map_or_else(|| NO_SCORE.to_owned(), |v| format!("{v:e}"));
-        Cursor::new('v', *idx, value)
-    })?;
+    let page = page(
+        conn,
+        &sql,
+        f.params,
+        limit,
+        evaluation_with_key,
+        |(idx, _, key)| {
+            let value = key.map_or_else(|| NO_SCORE.to_owned(), |v| format!("{v:e}"));
+            Cursor::new('v', *idx, value)
+        },
+    )?;
     Ok(Page {
-        items: page.items.into_iter().map(|(_, e)| e).collect(),
+        items: page.items.into_iter().map(|(_, e, _)| e).collect(),
         next_cursor: page.next_cursor,
     })
 }
@@ -579,10 +593,7 @@ pub(super) fn candidate_lineage(
                     score: r.get(11)?,
                     selected: r.get(12)?,
                     checks: serde_json::from_str(&checks).unwrap_or_default(),
-                    metrics: r
-                        .get::<_, Option<String>>(14)?
-                        .and_then(|m| serde_json::from_str(&m).ok())
-                        .unwrap_or_default(),
+                    metrics: metrics_of(r.get::<_, Option<String>>(14)?.as_deref()),
                     snapshot: json_col(r.get(15)?),
                     selection_reason: selection_reason(
                         r.get::<_, Option<String>>(16)?.as_deref(),

@@ -298,9 +298,10 @@ pub fn evaluations_sort_by_score_missing_last(store: &dyn Store) {
 /// Sorting by a metric (an LLM judge's `confidence`): highest (or lowest) first, ties in
 /// recorded order, evaluations without that metric last in both directions, through every page
 /// size. Another metric of the same rows does not interfere; a metric named twice in one row
-/// sorts by its first value; the other filters still apply.
+/// sorts by its first value; a value JSON cannot hold (NaN, stored as `null`) counts as
+/// missing and does not hide the row's other metrics; the other filters still apply.
 pub fn evaluations_sort_by_metric_missing_last(store: &dyn Store) {
-    let metrics: [&[(&str, f64)]; 9] = [
+    let metrics: [&[(&str, f64)]; 10] = [
         &[("confidence", 0.9), ("price", 10.0)],
         &[("price", 99.0)],
         &[("confidence", 0.2)],
@@ -310,6 +311,7 @@ pub fn evaluations_sort_by_metric_missing_last(store: &dyn Store) {
         &[("confidence", -f64::MAX)],
         &[("confidence", 0.5), ("confidence", 0.1)],
         &[("confidence", 3.0)],
+        &[("confidence", 0.7), ("broken", f64::NAN)],
     ];
     let evaluations: Vec<Evaluation> = metrics
         .iter()
@@ -340,25 +342,35 @@ pub fn evaluations_sort_by_metric_missing_last(store: &dyn Store) {
     for limit in [1, 2, 3, 8, 1000] {
         assert_eq!(
             ids(query(EvaluationSort::MetricDesc, "confidence"), limit),
-            c(&[5, 8, 0, 3, 7, 2, 6, 1, 4]),
+            c(&[5, 8, 0, 3, 9, 7, 2, 6, 1, 4]),
             "highest confidence first, ties in recorded order, missing last (pages of {limit})"
         );
         assert_eq!(
             ids(query(EvaluationSort::MetricAsc, "confidence"), limit),
-            c(&[6, 2, 7, 0, 3, 8, 5, 1, 4]),
+            c(&[6, 2, 7, 9, 0, 3, 8, 5, 1, 4]),
             "lowest confidence first, missing last (pages of {limit})"
         );
         assert_eq!(
             ids(query(EvaluationSort::MetricDesc, "price"), limit),
-            c(&[1, 0, 3, 2, 4, 5, 6, 7, 8]),
+            c(&[1, 0, 3, 2, 4, 5, 6, 7, 8, 9]),
             "another metric of the same rows (pages of {limit})"
+        );
+        assert_eq!(
+            ids(query(EvaluationSort::MetricAsc, "broken"), limit),
+            c(&(0..10).collect::<Vec<_>>()),
+            "a NaN is missing (pages of {limit})"
         );
     }
     assert_eq!(
         ids(query(EvaluationSort::MetricDesc, "no such metric"), 4),
-        c(&(0..9).collect::<Vec<_>>()),
+        c(&(0..10).collect::<Vec<_>>()),
         "a metric no row has: all missing, in recorded order"
     );
+    let read = evaluations_of(store, s.id, EvaluationQuery::default());
+    let names: Vec<&str> = read[9].metrics.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["confidence", "broken"], "the NaN hides no metric");
+    assert_eq!(read[9].metrics[0].1, 0.7);
+    assert!(read[9].metrics[1].1.is_nan());
     assert_eq!(
         ids(
             EvaluationQuery {

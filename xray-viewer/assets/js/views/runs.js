@@ -154,9 +154,10 @@ export default {
     // Each run's input, the fields that differ most between the listed runs of its pipeline
     // first: a pipeline's configuration is mostly the same from run to run, what it was given
     // is not.
-    function updatePreviews() {
+    function updatePreviews(onlyName) {
       const byName = new Map();
       for (const tr of rows.values()) {
+        if (onlyName !== undefined && tr.run.name !== onlyName) continue;
         if (!byName.has(tr.run.name)) byName.set(tr.run.name, []);
         byName.get(tr.run.name).push(tr);
       }
@@ -253,7 +254,7 @@ export default {
           const run = await api.execution(id, { signal });
           if (rows.has(id)) {
             put(run);
-            updatePreviews();
+            updatePreviews(run.name);
           }
         } catch {
           // the next message will try again
@@ -269,7 +270,7 @@ export default {
         const isNew = !newest || run.started_at >= newest.started_at;
         if (rows.has(run.id)) {
           put(run);
-          updatePreviews();
+          updatePreviews(run.name);
         } else if (isNew && matches(f, run)) {
           put(run, { prepend: true });
           syncState();

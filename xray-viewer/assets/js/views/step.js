@@ -43,9 +43,10 @@ function sortParams(sort) {
 
 /** The sort menu value for the page's `sort` and `metric` parameters. */
 function sortOf(query) {
-  const sort = query.get('sort') || 'recorded';
+  const sort = query.get('sort') === 'metric_desc' ? 'metric' : query.get('sort') || 'recorded';
   const metric = query.get('metric');
-  return (sort === 'metric' || sort === 'metric_asc') && metric ? `${sort}:${metric}` : sort;
+  if (sort === 'metric' || sort === 'metric_asc') return metric ? `${sort}:${metric}` : 'recorded';
+  return sort;
 }
 
 function describe(f, total) {
