@@ -154,11 +154,13 @@ impl Worker {
                     }
                 }
             }
-            // What is queued now (with a flush or a shutdown: everything sent before it).
-            // What arrives meanwhile waits for the next round, so that a request is answered,
-            // and the writer stops, even while threads go on recording faster than it writes.
-            let queued = self.rx.len();
-            let written = self.drain(&mut batch, &mut reuse, queued);
+            // A flush or a shutdown writes what is queued now (everything sent before it); what
+            // arrives meanwhile waits, so that the request is answered, and the writer stops,
+            // even while threads go on recording faster than it writes. Otherwise the round
+            // writes until the queue is empty (so it ends between steps, not between a step's
+            // start and its end) or a request comes.
+            let limit = (stop || !answers.is_empty()).then(|| self.rx.len());
+            let written = self.drain(&mut batch, &mut reuse, limit);
             if stop {
                 self.disconnect();
             }
@@ -183,11 +185,16 @@ impl Worker {
         }
     }
 
-    /// Writes up to `limit` records from the channel, in batches of `batch_size`. Returns the
-    /// number of records written.
-    fn drain(&mut self, batch: &mut Batch, reuse: &mut Reuse, limit: usize) -> usize {
+    /// Writes records from the channel in batches of `batch_size`: `limit` of them at most,
+    /// or with no limit until the channel is empty or a request from the guard is waiting.
+    /// Returns the number of records written.
+    fn drain(&mut self, batch: &mut Batch, reuse: &mut Reuse, limit: Option<usize>) -> usize {
         let mut written = 0;
         loop {
+            if limit.is_none() && written > 0 && !self.control.is_empty() {
+                return written;
+            }
+            let limit = limit.unwrap_or(usize::MAX);
             let mut rows = 0usize;
             while batch.records.len() < self.batch_size
                 && rows < self.batch_size * 64
