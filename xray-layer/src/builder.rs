@@ -98,6 +98,7 @@ enum StoreChoice {
 /// | `XRAY_MAX_PAYLOAD_BYTES` | [`Builder::max_payload_bytes`] | bytes, ≥ 64 |
 /// | `XRAY_MAX_LOGS_PER_STEP` | [`Builder::max_logs_per_step`] | log lines |
 /// | `XRAY_SERVICE` | [`Builder::service`] | a name |
+/// | `XRAY_SAMPLE` | [`Builder::sample`] | the share of executions recorded, `0`–`1` (default `1`: all) |
 /// | `XRAY_OTLP_ENDPOINT` | `Builder::otlp` (feature `otlp`) | a collector's OTLP/HTTP URL (`http://localhost:4318`); runs and steps are also sent there as spans |
 /// | `XRAY_OTLP_HEADERS` | `Builder::otlp_header` | `name=value,name=value` sent with each OTLP request (values percent-encoded, as in `OTEL_EXPORTER_OTLP_HEADERS`) |
 ///
@@ -112,6 +113,8 @@ pub struct Builder {
     max_logs_per_step: usize,
     shutdown_timeout: Duration,
     service: Option<String>,
+    /// The share of executions recorded.
+    sample: f64,
     pipeline: Pipeline,
     /// The OTLP endpoint and the headers to send it (used with feature `otlp`).
     #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
@@ -128,6 +131,7 @@ impl std::fmt::Debug for Builder {
             .field("flush_interval", &self.flush_interval)
             .field("backpressure", &self.backpressure)
             .field("capture", &self.capture)
+            .field("sample", &self.sample)
             .finish_non_exhaustive()
     }
 }
@@ -144,6 +148,7 @@ impl Default for Builder {
             max_logs_per_step: DEFAULT_MAX_LOGS_PER_STEP,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             service: None,
+            sample: 1.0,
             otlp_endpoint: None,
             otlp_headers: Vec::new(),
             pipeline: Pipeline {
@@ -270,6 +275,29 @@ impl Builder {
     /// How long dropping the guard waits for the writer.
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Records this share of executions, from `0.0` to `1.0` (default `1.0`: every one). The
+    /// choice is made when an execution starts (an `#[xray::execution]`, or the one a step with
+    /// no execution above it starts) and holds for the whole run: a run is recorded whole or not
+    /// at all, never a part of it. A run left out costs its steps next to nothing: they
+    /// serialize no argument and send no record. How many were left out is in
+    /// [`RecorderStats::sampled_out`](crate::RecorderStats::sampled_out). A value outside the
+    /// range is taken as the nearest end of it (NaN as `1.0`).
+    ///
+    /// ```
+    /// // One run in ten, for a pipeline that runs thousands of times a minute.
+    /// let (layer, _guard) = xray::layer().memory().sample(0.1).build()?;
+    /// # drop(layer);
+    /// # Ok::<(), xray::Error>(())
+    /// ```
+    pub fn sample(mut self, share: f64) -> Self {
+        self.sample = if share.is_nan() {
+            1.0
+        } else {
+            share.clamp(0.0, 1.0)
+        };
         self
     }
 
@@ -458,6 +486,14 @@ impl Builder {
             if let Some(v) = get("XRAY_SERVICE") {
                 b = b.service(v);
             }
+            if let Some(v) = get("XRAY_SAMPLE") {
+                b = b.sample(parse(
+                    "XRAY_SAMPLE",
+                    &v,
+                    "a share of executions from 0 to 1 (0.1 records one run in ten)",
+                    |share: &f64| (0.0..=1.0).contains(share),
+                )?);
+            }
             // Headers apart from the endpoint: the key in the environment, the URL in code.
             if let Some(v) = get("XRAY_OTLP_HEADERS") {
                 let headers = parse_otlp_headers(&v).ok_or(Error::Env {
@@ -549,6 +585,7 @@ impl Builder {
             service: self.service.or_else(executable_name),
             host: host_name(),
             pid: std::process::id(),
+            sample_below: crate::layer::sample_threshold(self.sample),
         });
         let recycler = Arc::new(Recycler::default());
         #[cfg_attr(not(feature = "otlp"), allow(unused_mut))]

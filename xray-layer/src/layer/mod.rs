@@ -69,6 +69,18 @@ pub(crate) struct Defaults {
     pub(crate) service: Option<String>,
     pub(crate) host: Option<String>,
     pub(crate) pid: u32,
+    /// The share of executions recorded (`Builder::sample`), as a threshold on an id's random
+    /// bits: an execution is recorded when they are below it.
+    pub(crate) sample_below: u64,
+}
+
+/// The random bits of a UUID v7 (its last 62), compared with `Defaults::sample_below`.
+const SAMPLE_BITS: u32 = 62;
+
+/// `Defaults::sample_below` for a share of executions (`0.0..=1.0`).
+pub(crate) fn sample_threshold(share: f64) -> u64 {
+    // 2^62 fits an f64 exactly; the product is at most that.
+    (share.clamp(0.0, 1.0) * (1u64 << SAMPLE_BITS) as f64) as u64
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -144,20 +156,34 @@ impl XRayLayer {
         info
     }
 
+    /// A new execution's id, or `None` when sampling leaves the execution out (counted).
+    fn sampled_id(&self, now: i64) -> Option<uuid::Uuid> {
+        let id = ids::new_id(now);
+        let bytes = id.as_bytes();
+        let mut random = [0u8; 8];
+        random.copy_from_slice(&bytes[8..16]);
+        let random = u64::from_be_bytes(random) & ((1u64 << SAMPLE_BITS) - 1);
+        if random < self.defaults.sample_below {
+            Some(id)
+        } else {
+            self.sink
+                .counters
+                .app
+                .sampled_out
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            None
+        }
+    }
+
     fn start_execution(
         &self,
+        id: uuid::Uuid,
         name: ExecutionName,
         tags: Vec<String>,
         implicit: bool,
         now: i64,
     ) -> Arc<ExecutionState> {
-        let state = Arc::new(ExecutionState::new(
-            ids::new_id(now),
-            implicit,
-            name,
-            tags,
-            now,
-        ));
+        let state = Arc::new(ExecutionState::new(id, implicit, name, tags, now));
         // The start record is built on the writer thread from the shared state.
         self.sink
             .send(Envelope::ExecutionStarted(Arc::clone(&state)), 0);
@@ -208,6 +234,11 @@ where
         let now = now_us();
         let node = match role {
             Role::Execution => {
+                let Some(execution_id) = self.sampled_id(now) else {
+                    span.extensions_mut().insert(Node::Skipped);
+                    state::set_created(id.into_u64(), Node::Skipped);
+                    return;
+                };
                 let mut fields = XrayFields::default();
                 attrs.record(&mut fields);
                 let name = fields
@@ -215,6 +246,7 @@ where
                     .take()
                     .unwrap_or_else(|| attrs.metadata().name().to_owned());
                 Node::Execution(self.start_execution(
+                    execution_id,
                     ExecutionName::Named(name),
                     fields.tags,
                     false,
@@ -244,19 +276,31 @@ where
                         found
                     }
                 });
-                let info = self.step_info(attrs);
-                let (execution, parent_id) = match parent {
-                    Some(Node::Step(p)) => (Arc::clone(&p.execution), Some(p.id)),
-                    Some(Node::Execution(e)) => (e, None),
-                    None => (
-                        self.start_execution(
+                let skip = |span: &tracing_subscriber::registry::SpanRef<'_, S>| {
+                    span.extensions_mut().insert(Node::Skipped);
+                    state::set_created(id.into_u64(), Node::Skipped);
+                };
+                let (execution, parent_id, info) = match parent {
+                    Some(Node::Step(p)) => {
+                        (Arc::clone(&p.execution), Some(p.id), self.step_info(attrs))
+                    }
+                    Some(Node::Execution(e)) => (e, None, self.step_info(attrs)),
+                    // Inside an execution sampling left out: left out too.
+                    Some(Node::Skipped) => return skip(&span),
+                    None => {
+                        let Some(execution_id) = self.sampled_id(now) else {
+                            return skip(&span);
+                        };
+                        let info = self.step_info(attrs);
+                        let execution = self.start_execution(
+                            execution_id,
                             ExecutionName::Step(Arc::clone(&info)),
                             Vec::new(),
                             true,
                             now,
-                        ),
-                        None,
-                    ),
+                        );
+                        (execution, None, info)
+                    }
                 };
                 let capture = info.capture.unwrap_or(self.defaults.capture);
                 let step = StepState::start(
@@ -305,10 +349,13 @@ where
             event.parent().and_then(|parent| {
                 ctx.span(parent)?
                     .scope()
+                    // The nearest step, unless sampling left out what the event is in.
                     .find_map(|s| match s.extensions().get::<Node>() {
-                        Some(Node::Step(step)) => Some(Arc::clone(step)),
+                        Some(Node::Step(step)) => Some(Some(Arc::clone(step))),
+                        Some(Node::Skipped) => Some(None),
                         _ => None,
                     })
+                    .flatten()
             })
         };
         let Some(step) = step else {
@@ -369,7 +416,7 @@ where
                     .store(true, std::sync::atomic::Ordering::Release);
                 self.finish_execution(execution, now_us());
             }
-            None => {}
+            Some(Node::Skipped) | None => {}
         }
     }
 }

@@ -13,6 +13,7 @@ impl Node {
         match self {
             Node::Step(step) => step.record(|b| b.input = Some(json)),
             Node::Execution(e) => e.outcome().input = Some(json),
+            Node::Skipped => {}
         }
     }
 
@@ -20,6 +21,7 @@ impl Node {
         match self {
             Node::Step(step) => step.record(|b| b.metadata.extend(pairs)),
             Node::Execution(e) => e.outcome().metadata.extend(pairs),
+            Node::Skipped => {}
         }
     }
 
@@ -47,6 +49,7 @@ impl Node {
                     outcome.error = Some(error);
                 }
             }
+            Node::Skipped => {}
         }
     }
 }

@@ -338,6 +338,9 @@ pub(crate) fn object_of(pairs: &[(String, Json)]) -> Option<Json> {
 pub(crate) enum Node {
     Execution(Arc<ExecutionState>),
     Step(StepRef),
+    /// An execution the layer's sampling leaves out, or a step inside one: nothing of it is
+    /// recorded, and the steps under it are left out too (they start no execution of their own).
+    Skipped,
 }
 
 impl Node {
@@ -355,6 +358,7 @@ impl Node {
         match self {
             Node::Execution(e) => e.ended.load(Ordering::Acquire),
             Node::Step(s) => s.closed.load(Ordering::Acquire),
+            Node::Skipped => false,
         }
     }
 }
@@ -677,7 +681,8 @@ pub(crate) fn current() -> Option<StepRef> {
     with_current(Arc::clone)
 }
 
-/// The innermost entered X-Ray node, if it belongs to span `span`.
+/// The innermost entered X-Ray node, if it belongs to span `span` and is recorded (not left
+/// out by sampling: then nothing is serialized for it).
 pub(crate) fn node_if(span: u64) -> Option<Node> {
     CURRENT
         .try_with(|state| {
@@ -687,6 +692,7 @@ pub(crate) fn node_if(span: u64) -> Option<Node> {
                 .last()
                 .filter(|e| e.span == span)
                 .and_then(|e| e.node.clone())
+                .filter(|node| !matches!(node, Node::Skipped))
         })
         .ok()
         .flatten()

@@ -24,6 +24,9 @@ pub struct RecorderStats {
     pub failed: u64,
     /// Panics caught in hooks and processors (the record was still written).
     pub hook_panics: u64,
+    /// Executions not recorded because the layer samples them
+    /// ([`Builder::sample`](crate::Builder::sample)): not a loss, a choice.
+    pub sampled_out: u64,
     /// Spans accepted by the OTLP collector (feature `otlp`; 0 without an endpoint).
     pub spans_exported: u64,
     /// Spans dropped because the OTLP exporter's queue was full.
@@ -48,6 +51,7 @@ impl StatsHandle {
             dropped: c.app.dropped.load(Ordering::Relaxed),
             failed: c.writer.failed.load(Ordering::Relaxed),
             hook_panics: c.writer.hook_panics.load(Ordering::Relaxed),
+            sampled_out: c.app.sampled_out.load(Ordering::Relaxed),
             spans_exported: c.writer.spans_exported.load(Ordering::Relaxed),
             spans_dropped: c.writer.spans_dropped.load(Ordering::Relaxed),
             spans_failed: c.writer.spans_failed.load(Ordering::Relaxed),

@@ -75,6 +75,8 @@ pub(crate) struct AppCounters {
     /// Evaluation rows queued so far (only grows): a sender wakes the writer each time it
     /// crosses a multiple of [`WAKE_AT_ROWS`], whatever the number of records.
     pub(crate) rows: AtomicUsize,
+    /// Executions the layer's sampling left out.
+    pub(crate) sampled_out: AtomicU64,
 }
 
 /// Written by the writer thread only.
