@@ -17,6 +17,7 @@
 //! | mode | loop | subscriber |
 //! |---|---|---|
 //! | `step` | `#[xray::step]` inside an entered `xray::Execution` | `registry().with(xray)`, a [`NullStore`] |
+//! | `step_sampled_out` | `#[xray::step]` inside an `xray::Execution` that `.sample(0.0)` leaves out | `registry().with(xray)`, a [`NullStore`] |
 //! | `step_root` | `#[xray::step]` with no execution above it (each step starts and ends its own) | `registry().with(xray)`, a [`NullStore`] |
 //! | `step_fmt` | `#[tracing::instrument]` inside an entered span | `registry().with(fmt::layer().with_writer(io::sink))` |
 //! | `step_fmt_root` | `#[tracing::instrument]` with no span above it | `registry().with(fmt::layer().with_writer(io::sink))` |
@@ -63,7 +64,12 @@ fn measured_evaluations(products: &[Product], f: &Filter) -> usize {
 }
 
 fn xray_dispatch() -> (tracing::Dispatch, xray::XRayGuard) {
+    xray_dispatch_sampling(1.0)
+}
+
+fn xray_dispatch_sampling(share: f64) -> (tracing::Dispatch, xray::XRayGuard) {
     let (layer, guard) = xray::layer()
+        .sample(share)
         .store(Arc::new(NullStore::new()) as Arc<dyn xray::store::Store>)
         .queue_capacity(1 << 20)
         .build()
@@ -97,6 +103,15 @@ fn main() {
             assert!(guard.flush(), "the writer caught up");
             assert_eq!(guard.stats().dropped, 0, "{:?}", guard.stats());
         }
+        "step_sampled_out" => {
+            let (dispatch, guard) = xray_dispatch_sampling(0.0);
+            tracing::dispatcher::with_default(&dispatch, || {
+                let _run = xray::Execution::start("bench").enter();
+                black_box(timed(&mut spent, || measured_steps(&query)));
+            });
+            assert!(guard.flush(), "the writer caught up");
+            assert_eq!(guard.stats().sampled_out, 1, "{:?}", guard.stats());
+        }
         "step_root" => {
             let (dispatch, guard) = xray_dispatch();
             tracing::dispatcher::with_default(&dispatch, || {
@@ -129,7 +144,9 @@ fn main() {
             assert!(guard.flush(), "the writer caught up");
         }
         _ => {
-            eprintln!("usage: instructions step|step_root|step_fmt|step_fmt_root|evaluation");
+            eprintln!(
+                "usage: instructions step|step_root|step_sampled_out|step_fmt|step_fmt_root|evaluation"
+            );
             std::process::exit(2);
         }
     }
