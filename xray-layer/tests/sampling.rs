@@ -182,3 +182,148 @@ fn xray_sample_is_read_from_the_environment_and_checked() {
     assert_eq!(guard.stats().sampled_out, 0);
     assert_eq!(calls.load(Ordering::SeqCst), 3);
 }
+
+#[xray::execution(name = "inner_run")]
+fn inner_run(probe: &Counted<'_>) -> usize {
+    plain_helper(probe)
+}
+
+/// A plain `tracing` span between a run and its step: the step's X-Ray parent is found through
+/// the registry, not the thread's stack.
+#[tracing::instrument(skip_all)]
+fn plain_helper(probe: &Counted<'_>) -> usize {
+    pick(probe)
+}
+
+#[xray::step(kind = "filter")]
+fn outer_step(probe: &Counted<'_>) -> usize {
+    let handle = xray::current_step();
+    // A worker, as with rayon: its own thread, recording through the handle.
+    let dispatch = tracing::dispatcher::get_default(|d| d.clone());
+    let on_worker = std::thread::scope(|s| {
+        s.spawn(|| {
+            tracing::dispatcher::with_default(&dispatch, || {
+                (format!("{handle:?}"), handle.in_scope(|| pick(probe)))
+            })
+        })
+        .join()
+    });
+    // On this thread, a run started inside the handle's scope.
+    let nested = handle.in_scope(|| inner_run(probe));
+    on_worker.map_or(0, |(_, n)| n) + nested
+}
+
+#[xray::execution(name = "outer_run")]
+fn outer_run(probe: &Counted<'_>) -> usize {
+    outer_step(probe)
+}
+
+/// A handle taken in a run left out is inert, and a step started in its `in_scope` (on a
+/// worker thread, or under a run started there) is left out with the run: it is never recorded
+/// as a run of its own, nor filed under another run's step.
+#[test]
+fn steps_in_a_handles_scope_follow_the_run_they_are_in() {
+    let calls = AtomicUsize::new(0);
+    let (layer, guard, store) = xray::layer()
+        .memory()
+        .sample(0.5)
+        .build_with_store()
+        .expect("build");
+    const RUNS: usize = 200;
+    let handle_debug = std::sync::Mutex::new(Vec::new());
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        for _ in 0..RUNS {
+            outer_run(&Counted(&calls));
+            let handle = xray::current_step();
+            if let Ok(mut seen) = handle_debug.lock() {
+                seen.push(format!("{handle:?}"));
+            }
+        }
+    });
+    assert!(guard.flush_timeout(Duration::from_secs(30)));
+    let runs = all(|cursor| {
+        store
+            .list_executions(&ExecutionQuery {
+                cursor,
+                ..Default::default()
+            })
+            .expect("runs")
+    });
+    let (mut outer, mut inner) = (0, 0);
+    for summary in &runs {
+        let run = store
+            .execution(summary.id)
+            .expect("the run")
+            .expect("it exists");
+        let names: Vec<&str> = run.steps.iter().map(|s| s.name.as_str()).collect();
+        match summary.name.as_str() {
+            // The worker's `pick` is the outer step's child; the inner run's `pick` is not.
+            "outer_run" => {
+                outer += 1;
+                assert_eq!(names, ["outer_step", "pick"], "{}", summary.id);
+                assert_eq!(run.steps[1].parent_id, Some(run.steps[0].id));
+            }
+            "inner_run" => {
+                inner += 1;
+                assert_eq!(names, ["pick"], "{}", summary.id);
+            }
+            other => panic!("a run of its own: {other}"),
+        }
+    }
+    // Both kinds were recorded and left out (Binomial(200, 0.5) each).
+    assert!((50..=150).contains(&outer), "{outer} outer runs recorded");
+    assert!(inner > 0 && inner < RUNS, "{inner} inner runs recorded");
+    // The inner run is started (and sampled) only in recorded outer runs' scope or not: every
+    // run started is either recorded or counted.
+    let stats = guard.stats();
+    assert_eq!(
+        stats.sampled_out as usize + runs.len(),
+        2 * RUNS,
+        "{stats:?}"
+    );
+    assert!(
+        handle_debug
+            .lock()
+            .map(|seen| seen.iter().all(|d| d == "StepHandle(inert)"))
+            .unwrap_or(false),
+        "outside any step the handle is inert"
+    );
+}
+
+#[test]
+fn a_handle_in_a_run_left_out_says_so() {
+    let (layer, guard) = xray::layer().memory().sample(0.0).build().expect("build");
+    let calls = AtomicUsize::new(0);
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        #[xray::execution(name = "left_out")]
+        fn left_out() -> String {
+            let handle = xray::current_step();
+            assert!(!handle.is_recording());
+            format!("{handle:?}")
+        }
+        #[xray::step]
+        fn step_in_left_out() -> String {
+            let handle = xray::current_step();
+            assert!(!handle.is_recording());
+            format!("{handle:?}")
+        }
+        #[xray::execution(name = "left_out_with_a_step")]
+        fn left_out_with_a_step() -> String {
+            step_in_left_out()
+        }
+        assert_eq!(
+            left_out(),
+            "StepHandle(sampled out)",
+            "in the run, outside its steps"
+        );
+        assert_eq!(left_out_with_a_step(), "StepHandle(sampled out)");
+        // The worker pattern in a run left out: nothing recorded. Two runs counted: the outer
+        // one, and the one started in its step's scope (a run of its own, sampled on its own,
+        // as it would be in a recorded run).
+        outer_run(&Counted(&calls));
+    });
+    let stats = guard.stats();
+    assert_eq!(stats.sampled_out, 4, "{stats:?}");
+    assert_eq!(stats.sent, 0, "{stats:?}");
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+}

@@ -19,10 +19,12 @@ fn judge(batch: u32) -> u32 {
     batch
 }
 
-/// A store whose writes wait until the gate opens, so the queue fills up.
+/// A store whose writes wait until the gate opens, so the queue fills up; then each write takes
+/// `delay` at least (a slow disk).
 struct GatedStore {
     inner: MemoryStore,
     open: AtomicBool,
+    delay: Duration,
 }
 
 impl GatedStore {
@@ -36,6 +38,7 @@ impl GatedStore {
 impl Store for GatedStore {
     fn write(&self, batch: &[Record]) -> Result<(), StoreError> {
         self.wait();
+        std::thread::sleep(self.delay);
         self.inner.write(batch)
     }
     fn add_recorder_counts(&self, c: &RecorderCounts) -> Result<(), StoreError> {
@@ -92,6 +95,7 @@ fn a_full_queue_drops_whole_records_and_counts_every_one() {
     let store = Arc::new(GatedStore {
         inner: MemoryStore::new(),
         open: AtomicBool::new(false),
+        delay: Duration::ZERO,
     });
     let (layer, guard) = xray::layer()
         .store(store.clone())
@@ -340,6 +344,59 @@ fn records_sent_while_the_guard_drops_are_written_or_counted() {
     let persisted = store.recorder_counts().expect("recorder counts");
     assert!(persisted.dropped <= s.dropped, "{persisted:?} {s:?}");
     assert_eq!(persisted.failed, s.failed);
+}
+
+/// While threads record faster than the store writes (the queue never empties), the drops are
+/// still written to the store as they happen, for `xray-server` to report: the writer's rounds
+/// end every flush interval even when the queue does not.
+#[test]
+fn drops_reach_the_store_during_a_flood_not_only_after_it() {
+    let store = Arc::new(GatedStore {
+        inner: MemoryStore::new(),
+        open: AtomicBool::new(true),
+        // ~100,000 records a second at most: two recording threads make more.
+        delay: Duration::from_millis(5),
+    });
+    let (layer, guard) = xray::layer()
+        .store(Arc::clone(&store) as Arc<dyn Store>)
+        .queue_capacity(1024)
+        .flush_interval(Duration::from_millis(10))
+        .build()
+        .expect("build");
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    let stop = Arc::new(AtomicBool::new(false));
+    let threads: Vec<_> = (0..2)
+        .map(|_| {
+            let (dispatch, stop) = (dispatch.clone(), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                tracing::dispatcher::with_default(&dispatch, || {
+                    let mut i = 0;
+                    while !stop.load(Ordering::Relaxed) {
+                        busy(i);
+                        i += 1;
+                    }
+                })
+            })
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    let persisted = loop {
+        let counts = store.recorder_counts().expect("recorder counts");
+        if counts.dropped > 0 || started.elapsed() > Duration::from_secs(30) {
+            break counts;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let flooding = guard.stats();
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().expect("a recording thread");
+    }
+    assert!(flooding.dropped > 0, "the queue overflowed: {flooding:?}");
+    assert!(
+        persisted.dropped > 0,
+        "drops written while the flood went on: {persisted:?}, {flooding:?}"
+    );
 }
 
 #[test]

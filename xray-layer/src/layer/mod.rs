@@ -265,15 +265,16 @@ where
                     if attrs.is_root() {
                         return None;
                     }
-                    let found = span
-                        .scope()
-                        .skip(1)
-                        .find_map(|s| s.extensions().get::<Node>().cloned());
+                    let found = span.scope().skip(1).find_map(|s| {
+                        let node = s.extensions().get::<Node>().cloned()?;
+                        Some((s.id().into_u64(), node))
+                    });
                     if attrs.is_contextual() {
                         // Inside a handle's `in_scope`, which the registry does not see.
-                        state::scope_parent(found.as_ref()).or(found)
+                        state::scope_parent(found.as_ref().map(|(id, _)| *id))
+                            .or(found.map(|(_, node)| node))
                     } else {
-                        found
+                        found.map(|(_, node)| node)
                     }
                 });
                 let skip = |span: &tracing_subscriber::registry::SpanRef<'_, S>| {
@@ -416,7 +417,9 @@ where
                     .store(true, std::sync::atomic::Ordering::Release);
                 self.finish_execution(execution, now_us());
             }
-            Some(Node::Skipped) | None => {}
+            // A skipped span holds nothing, and nothing tells it closed: forget it here.
+            Some(Node::Skipped) => state::forget_created(id.into_u64()),
+            None => {}
         }
     }
 }

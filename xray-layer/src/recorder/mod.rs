@@ -85,11 +85,20 @@ pub fn fail(error: impl Display) {
     current_step().fail(error);
 }
 
-/// A handle to the current step, for recording from other threads. Outside a step it is inert:
-/// everything recorded through it is ignored.
+/// A handle to the current step, for recording from other threads. Outside a step, or in a run
+/// the layer's sampling leaves out, it is inert: everything recorded through it is ignored.
 pub fn current_step() -> StepHandle {
-    StepHandle {
-        step: state::current(),
+    match state::innermost() {
+        Some(state::Node::Step(step)) => StepHandle {
+            step: Some(step),
+            skipped: false,
+        },
+        // A step started in the handle's `in_scope` is left out with the run.
+        Some(state::Node::Skipped) => StepHandle {
+            step: None,
+            skipped: true,
+        },
+        _ => StepHandle::default(),
     }
 }
 
@@ -114,6 +123,8 @@ pub fn current_step() -> StepHandle {
 #[derive(Clone, Default)]
 pub struct StepHandle {
     step: Option<StepRef>,
+    /// Taken in a run the layer's sampling leaves out.
+    skipped: bool,
 }
 
 impl fmt::Debug for StepHandle {
@@ -124,6 +135,7 @@ impl fmt::Debug for StepHandle {
                 .field("id", &step.id)
                 .field("name", &step.info.name)
                 .finish(),
+            None if self.skipped => f.write_str("StepHandle(sampled out)"),
             None => f.write_str("StepHandle(inert)"),
         }
     }
@@ -132,7 +144,8 @@ impl fmt::Debug for StepHandle {
 static SCOPE_IDS: AtomicU64 = AtomicU64::new(0);
 
 impl StepHandle {
-    /// Whether the handle records anything (it is inert outside a step).
+    /// Whether the handle records anything (it is inert outside a step, and in a run the
+    /// layer's sampling leaves out).
     pub fn is_recording(&self) -> bool {
         self.step.is_some()
     }
@@ -151,12 +164,15 @@ impl StepHandle {
     /// ([`evaluate`], [`select`], …) record into it, and a step started in `f` (under a plain
     /// `tracing` span entered in `f` too) is a child of this step.
     pub fn in_scope<R>(&self, f: impl FnOnce() -> R) -> R {
-        let Some(step) = &self.step else {
-            return f();
+        let node = match &self.step {
+            Some(step) => state::Node::Step(step.clone()),
+            // Steps started in `f` are left out with the run, not recorded as runs of their own.
+            None if self.skipped => state::Node::Skipped,
+            None => return f(),
         };
         // Ids from the top of the u64 range never collide with tracing span ids in practice.
         let id = u64::MAX - SCOPE_IDS.fetch_add(1, Ordering::Relaxed);
-        state::push_scope(id, state::Node::Step(step.clone()));
+        state::push_scope(id, node);
         struct Pop(u64);
         impl Drop for Pop {
             fn drop(&mut self) {

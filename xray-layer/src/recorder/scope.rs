@@ -192,7 +192,8 @@ impl Scope {
         }
     }
 
-    /// Whether anything is recorded (an X-Ray layer is installed and the span is enabled).
+    /// Whether anything is recorded (an X-Ray layer is installed, the span is enabled, and the
+    /// layer's sampling keeps the run).
     pub fn is_recording(&self) -> bool {
         self.node.is_some()
     }

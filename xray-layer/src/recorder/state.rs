@@ -344,15 +344,6 @@ pub(crate) enum Node {
 }
 
 impl Node {
-    /// Whether `other` is the same execution or step.
-    fn same(&self, other: &Node) -> bool {
-        match (self, other) {
-            (Node::Execution(a), Node::Execution(b)) => Arc::ptr_eq(a, b),
-            (Node::Step(a), Node::Step(b)) => Arc::ptr_eq(a, b),
-            _ => false,
-        }
-    }
-
     /// Whether its span has closed.
     fn is_closed(&self) -> bool {
         match self {
@@ -653,27 +644,52 @@ pub(crate) fn parent_from_stack(parent: Option<u64>) -> Option<Node> {
 }
 
 /// The X-Ray parent of a new span created in a handle's `in_scope` (on this thread, with the
-/// scope still open) whose registry ancestors, given as `found`, cannot tell: the registry does
-/// not know the scope, so a span entered inside it (a plain `info_span!`) hides it. The scope's
-/// step is the parent, unless `found` was entered inside the scope (it is then nearer).
-/// `None` when this thread is in no scope.
-pub(crate) fn scope_parent(found: Option<&Node>) -> Option<Node> {
+/// scope still open) whose registry ancestors cannot tell: the registry does not know the scope,
+/// so a span entered inside it (a plain `info_span!`) hides it. The scope's node is the parent,
+/// unless the nearest X-Ray ancestor the registry found (span `found`) was entered inside the
+/// scope: it is then nearer, and `None` is returned (the caller keeps it), as when this thread
+/// is in no scope.
+pub(crate) fn scope_parent(found: Option<u64>) -> Option<Node> {
     CURRENT
         .try_with(|state| {
             let state = state.borrow();
             let at = state.stack.iter().rposition(|e| e.scope)?;
             if let Some(found) = found {
-                let inside = state.stack[at + 1..]
-                    .iter()
-                    .any(|e| e.node.as_ref().is_some_and(|n| n.same(found)));
-                if inside {
-                    return Some(found.clone());
+                if state.stack[at + 1..].iter().any(|e| e.span == found) {
+                    return None;
                 }
             }
             state.stack[at].node.clone()
         })
         .ok()
         .flatten()
+}
+
+/// The innermost X-Ray node entered on this thread (a step, an execution, or a run sampling
+/// left out), for a handle that must know which.
+pub(crate) fn innermost() -> Option<Node> {
+    CURRENT
+        .try_with(|state| {
+            state
+                .borrow()
+                .stack
+                .iter()
+                .rev()
+                .find_map(|e| e.node.clone())
+        })
+        .ok()
+        .flatten()
+}
+
+/// Forgets span `span` as the one this thread created last (it closed without being entered
+/// here): a later span with the same id must not be taken for it.
+pub(crate) fn forget_created(span: u64) {
+    let _ = CURRENT.try_with(|state| {
+        let mut state = state.borrow_mut();
+        if state.created.as_ref().is_some_and(|(id, _)| *id == span) {
+            state.created = None;
+        }
+    });
 }
 
 /// A clone of the current step of this thread.

@@ -158,7 +158,7 @@ impl Worker {
             // arrives meanwhile waits, so that the request is answered, and the writer stops,
             // even while threads go on recording faster than it writes. Otherwise the round
             // writes until the queue is empty (so it ends between steps, not between a step's
-            // start and its end) or a request comes.
+            // start and its end), a request comes, or a flush interval has passed.
             let limit = (stop || !answers.is_empty()).then(|| self.rx.len());
             let written = self.drain(&mut batch, &mut reuse, limit);
             if stop {
@@ -186,12 +186,17 @@ impl Worker {
     }
 
     /// Writes records from the channel in batches of `batch_size`: `limit` of them at most,
-    /// or with no limit until the channel is empty or a request from the guard is waiting.
-    /// Returns the number of records written.
+    /// or with no limit until the channel is empty, a request from the guard is waiting, or a
+    /// flush interval has passed (so that the counts are reported while threads record faster
+    /// than the store writes). Returns the number of records written.
     fn drain(&mut self, batch: &mut Batch, reuse: &mut Reuse, limit: Option<usize>) -> usize {
+        let started = Instant::now();
         let mut written = 0;
         loop {
-            if limit.is_none() && written > 0 && !self.control.is_empty() {
+            if limit.is_none()
+                && written > 0
+                && (!self.control.is_empty() || started.elapsed() >= self.flush_interval)
+            {
                 return written;
             }
             let limit = limit.unwrap_or(usize::MAX);
