@@ -2,9 +2,10 @@
 //! and a run left out serializes nothing and sends nothing.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tracing_subscriber::prelude::*;
-use xray::store::{ExecutionQuery, Page, StepQuery};
+use xray::store::{ExecutionQuery, ExecutionSummary, Page, StepQuery, Store};
 
 /// A value whose `Serialize` counts its calls (one counter per test: tests run in parallel).
 struct Counted<'a>(&'a AtomicUsize);
@@ -43,6 +44,27 @@ fn run(i: u32, probe: &Counted<'_>) -> usize {
     judge(&[1, 2, 3, i], probe)
 }
 
+/// A layer that records `share` of the runs into memory, with its guard and store.
+fn sampling(share: f64) -> (xray::XRayLayer, xray::XRayGuard, Arc<dyn Store>) {
+    xray::layer()
+        .memory()
+        .sample(share)
+        .build_with_store()
+        .expect("build")
+}
+
+/// Every run `store` holds.
+fn recorded_runs(store: &dyn Store) -> Vec<ExecutionSummary> {
+    all(|cursor| {
+        store
+            .list_executions(&ExecutionQuery {
+                cursor,
+                ..Default::default()
+            })
+            .expect("runs")
+    })
+}
+
 fn all<T>(mut next: impl FnMut(Option<String>) -> Page<T>) -> Vec<T> {
     let mut out = Vec::new();
     let mut cursor = None;
@@ -59,11 +81,7 @@ fn all<T>(mut next: impl FnMut(Option<String>) -> Page<T>) -> Vec<T> {
 #[test]
 fn sampling_nothing_records_and_serializes_nothing() {
     let calls = AtomicUsize::new(0);
-    let (layer, guard, store) = xray::layer()
-        .memory()
-        .sample(0.0)
-        .build_with_store()
-        .expect("build");
+    let (layer, guard, store) = sampling(0.0);
     tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
         for i in 0..50 {
             assert_eq!(run(i, &Counted(&calls)), 1 + usize::from(i % 2 == 0) + 1);
@@ -88,11 +106,7 @@ fn sampling_nothing_records_and_serializes_nothing() {
 #[test]
 fn a_sampled_run_is_recorded_whole_and_the_others_not_at_all() {
     let calls = AtomicUsize::new(0);
-    let (layer, guard, store) = xray::layer()
-        .memory()
-        .sample(0.5)
-        .build_with_store()
-        .expect("build");
+    let (layer, guard, store) = sampling(0.5);
     const RUNS: usize = 400;
     tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
         for i in 0..RUNS as u32 {
@@ -100,14 +114,7 @@ fn a_sampled_run_is_recorded_whole_and_the_others_not_at_all() {
         }
     });
     assert!(guard.flush_timeout(Duration::from_secs(30)));
-    let runs = all(|cursor| {
-        store
-            .list_executions(&ExecutionQuery {
-                cursor,
-                ..Default::default()
-            })
-            .expect("runs")
-    });
+    let runs = recorded_runs(&*store);
     let recorded = runs.len();
     // Binomial(400, 0.5): mean 200, standard deviation 10.
     assert!(
@@ -224,11 +231,7 @@ fn outer_run(probe: &Counted<'_>) -> usize {
 #[test]
 fn steps_in_a_handles_scope_follow_the_run_they_are_in() {
     let calls = AtomicUsize::new(0);
-    let (layer, guard, store) = xray::layer()
-        .memory()
-        .sample(0.5)
-        .build_with_store()
-        .expect("build");
+    let (layer, guard, store) = sampling(0.5);
     const RUNS: usize = 200;
     let handle_debug = std::sync::Mutex::new(Vec::new());
     tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
@@ -241,14 +244,7 @@ fn steps_in_a_handles_scope_follow_the_run_they_are_in() {
         }
     });
     assert!(guard.flush_timeout(Duration::from_secs(30)));
-    let runs = all(|cursor| {
-        store
-            .list_executions(&ExecutionQuery {
-                cursor,
-                ..Default::default()
-            })
-            .expect("runs")
-    });
+    let runs = recorded_runs(&*store);
     let (mut outer, mut inner) = (0, 0);
     for summary in &runs {
         let run = store

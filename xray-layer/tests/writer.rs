@@ -1,7 +1,7 @@
 //! The writer: a full queue drops whole records and counts them; the guard persists what was
 //! queued; `build()` reports a bad database instead of failing later in the background.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tracing_subscriber::prelude::*;
@@ -271,6 +271,29 @@ fn busy(i: u64) -> u64 {
     i
 }
 
+/// Two threads recording root steps (four records each) as fast as they go, under `dispatch`,
+/// until `stop`; each counts its steps in its counter.
+fn recording_threads(
+    dispatch: &tracing::Dispatch,
+    stop: &Arc<AtomicBool>,
+) -> (Vec<Arc<AtomicU64>>, Vec<std::thread::JoinHandle<()>>) {
+    let counts: Vec<_> = (0..2).map(|_| Arc::new(AtomicU64::new(0))).collect();
+    let threads = counts
+        .iter()
+        .map(|count| {
+            let (dispatch, stop, count) = (dispatch.clone(), Arc::clone(stop), Arc::clone(count));
+            std::thread::spawn(move || {
+                tracing::dispatcher::with_default(&dispatch, || {
+                    while !stop.load(Ordering::Relaxed) {
+                        busy(count.fetch_add(1, Ordering::Relaxed));
+                    }
+                })
+            })
+        })
+        .collect();
+    (counts, threads)
+}
+
 /// Threads still recording while the guard is dropped: every record is written, or counted as
 /// dropped (in the stats and, for what the writer saw before it stopped, in the database):
 /// none is lost uncounted, not even one sent between the writer's last drain and its exit.
@@ -285,23 +308,7 @@ fn records_sent_while_the_guard_drops_are_written_or_counted() {
         .expect("build");
     let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
     let stop = Arc::new(AtomicBool::new(false));
-    let calls: Vec<_> = (0..2)
-        .map(|_| Arc::new(std::sync::atomic::AtomicU64::new(0)))
-        .collect();
-    let threads: Vec<_> = calls
-        .iter()
-        .map(|count| {
-            let (dispatch, stop, count) = (dispatch.clone(), Arc::clone(&stop), Arc::clone(count));
-            std::thread::spawn(move || {
-                tracing::dispatcher::with_default(&dispatch, || {
-                    while !stop.load(Ordering::Relaxed) {
-                        // A root step: its run's start and end, its own start and end.
-                        busy(count.fetch_add(1, Ordering::Relaxed));
-                    }
-                })
-            })
-        })
-        .collect();
+    let (calls, threads) = recording_threads(&dispatch, &stop);
     // Both threads are recording when the guard drops.
     let started = std::time::Instant::now();
     while calls.iter().any(|c| c.load(Ordering::Relaxed) < 2_000) {
@@ -365,20 +372,7 @@ fn drops_reach_the_store_during_a_flood_not_only_after_it() {
         .expect("build");
     let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
     let stop = Arc::new(AtomicBool::new(false));
-    let threads: Vec<_> = (0..2)
-        .map(|_| {
-            let (dispatch, stop) = (dispatch.clone(), Arc::clone(&stop));
-            std::thread::spawn(move || {
-                tracing::dispatcher::with_default(&dispatch, || {
-                    let mut i = 0;
-                    while !stop.load(Ordering::Relaxed) {
-                        busy(i);
-                        i += 1;
-                    }
-                })
-            })
-        })
-        .collect();
+    let (_, threads) = recording_threads(&dispatch, &stop);
     let started = std::time::Instant::now();
     let persisted = loop {
         let counts = store.recorder_counts().expect("recorder counts");

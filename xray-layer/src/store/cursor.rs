@@ -19,6 +19,16 @@ pub struct Cursor {
 }
 
 impl Cursor {
+    /// The tiebreak of an evaluations cursor whose last row has no value to sort on.
+    pub(crate) const NO_VALUE: &'static str = "null";
+
+    /// An evaluations cursor after row `idx`, whose value on the sort (a score, a metric) was
+    /// `value`: kept exactly (`{:e}` round-trips), or [`Cursor::NO_VALUE`].
+    pub(crate) fn after_evaluation(idx: i64, value: Option<f64>) -> Self {
+        let tiebreak = value.map_or_else(|| Self::NO_VALUE.to_owned(), |v| format!("{v:e}"));
+        Cursor::new('v', idx, tiebreak)
+    }
+
     /// A cursor for `list` positioned after (`key`, `tiebreak`).
     pub fn new(list: char, key: i64, tiebreak: impl Into<String>) -> Self {
         Cursor {

@@ -337,9 +337,6 @@ pub(super) fn step(client: &mut Client, id: Uuid) -> Result<Option<StepRecord>, 
     Ok(Some(step))
 }
 
-/// The tiebreak of an evaluations cursor whose last row has no score.
-const NO_SCORE: &str = "null";
-
 const EVALUATION_COLUMNS: &str =
     "e.idx, e.candidate_id, e.label, e.passed, e.score, e.selected, e.checks, e.metrics, e.snapshot";
 
@@ -450,7 +447,7 @@ pub(super) fn evaluations(
         let idx = cursor_idx(c.key)?;
         if cmp.is_empty() {
             f.and("e.idx > ?", vec![p(idx)]);
-        } else if c.tiebreak == NO_SCORE {
+        } else if c.tiebreak == Cursor::NO_VALUE {
             f.and(&format!("({key} IS NULL AND e.idx > ?)"), vec![p(idx)]);
         } else {
             let value: f64 = c
@@ -480,10 +477,7 @@ pub(super) fn evaluations(
         &f.refs(),
         limit,
         evaluation_with_key,
-        |(idx, _, key)| {
-            let value = key.map_or_else(|| NO_SCORE.to_owned(), |v| format!("{v:e}"));
-            Cursor::new('v', *idx, value)
-        },
+        |(idx, _, key)| Cursor::after_evaluation(*idx, *key),
     )?;
     Ok(Page {
         items: page.items.into_iter().map(|(_, e, _)| e).collect(),
