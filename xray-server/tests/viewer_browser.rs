@@ -67,10 +67,11 @@ fn runs_list_filters_and_opens_a_run() {
     // differs between them first (the seller is the same in all three).
     let given = |run: Uuid| page.text(&format!("tr[data-id='{run}'] .input-preview"));
     let title = fixture::seller().title;
+    // A value the other runs do not have comes first (the failing run's judge_fails).
     for (run, differs) in [
         (m.normal, "creative: false · judge_fails: false · "),
         (m.creative, "creative: true · judge_fails: false · "),
-        (m.failing, "creative: false · judge_fails: true · "),
+        (m.failing, "judge_fails: true · creative: false · "),
     ] {
         let preview = given(run);
         assert!(
@@ -287,6 +288,14 @@ fn a_judge_steps_candidates_sort_by_confidence() {
         Some("?sort=metric&metric=confidence"),
         "the address keeps the order"
     );
+    // The page says what the table is sorted by, and each row shows that value first.
+    let count = page.text(".count-line");
+    assert!(
+        count.ends_with("· sorted by confidence, highest first"),
+        "{count}"
+    );
+    let sorted_value = page.text(".vt-spacer .vt-row[data-index='0'] .sorted-metric");
+    assert!(sorted_value.starts_with("confidence "), "{sorted_value}");
     // Reloaded from the address: the same order, the menu showing it.
     page.goto(&format!(
         "{}/steps/{judge}?sort=metric_asc&metric=confidence",
@@ -309,6 +318,15 @@ fn a_judge_steps_candidates_sort_by_confidence() {
     page.wait(
         &format!("{first} === {}", js_str(&highest)),
         "highest first, from sort=metric_desc",
+    );
+    // A metric no row has (a misspelled address): the page says so.
+    page.goto(&format!(
+        "{}/steps/{judge}?sort=metric&metric=confidense",
+        m.server.url()
+    ));
+    page.wait(
+        "document.querySelector('.count-line')?.innerText.includes('no candidate here has a metric “confidense”')",
+        "the note on a metric no row has",
     );
     page.goto(&format!("{}/steps/{judge}?sort=metric", m.server.url()));
     page.wait(

@@ -9,6 +9,7 @@ import { live } from '../live.js';
 import { navigate, setQuery } from '../router.js';
 import { viewShortcuts } from '../shortcuts.js';
 import { state } from '../state.js';
+import { arrangePreviews } from '../preview.js';
 
 const PAGE = 50;
 let firstRenderMarked = false;
@@ -40,12 +41,6 @@ function matches(f, run) {
   if (f.since && run.started_at < f.since) return false;
   if (f.until && run.started_at >= f.until) return false;
   return !f.q;
-}
-
-/** The last name of a preview field's path: `title` for `seller.title`, `id` for `items[0].id`. */
-function leafName(path) {
-  const name = path.split('.').pop().replace(/\[\d+\]$/, '');
-  return name || path;
 }
 
 function runDuration(run) {
@@ -151,9 +146,8 @@ export default {
       if (!names.querySelector(`option[value="${CSS.escape(run.name)}"]`)) names.append(h('option', { value: run.name }));
     }
 
-    // Each run's input, the fields that differ most between the listed runs of its pipeline
-    // first: a pipeline's configuration is mostly the same from run to run, what it was given
-    // is not.
+    // Each run's input, in the order that best tells the listed runs of its pipeline apart
+    // (see preview.js).
     function updatePreviews(onlyName) {
       const byName = new Map();
       for (const tr of rows.values()) {
@@ -162,30 +156,13 @@ export default {
         byName.get(tr.run.name).push(tr);
       }
       for (const group of byName.values()) {
-        const values = new Map();
-        for (const tr of group) {
-          for (const [path, value] of tr.run.input_preview || []) {
-            if (!values.has(path)) values.set(path, { set: new Set(), count: 0 });
-            const v = values.get(path);
-            v.set.add(value);
-            v.count += 1;
-          }
-        }
-        // The more values a field takes across the group, the sooner it comes (an id or a
-        // title before a setting changed once); then text before numbers (a title says more
-        // than a price); ties keep the input's order.
-        const spread = (path) => values.get(path).set.size + (values.get(path).count < group.length ? 1 : 0);
-        const numeric = (value) => (/^-?[\d.,e+]+$/i.test(value) ? 1 : 0);
-        for (const tr of group) {
+        const arranged = arrangePreviews(group.map((tr) => tr.run.input_preview), f.q);
+        group.forEach((tr, i) => {
           const el = tr.querySelector('.input-preview');
-          if (!el) continue;
-          const fields = tr.run.input_preview;
-          const ordered = fields.map((f, i) => [f, i])
-            .sort(([a, i], [b, j]) => spread(b[0]) - spread(a[0]) || numeric(a[1]) - numeric(b[1]) || i - j)
-            .map(([f]) => f);
-          el.textContent = ordered.map(([p, v]) => (p ? `${leafName(p)}: ${v}` : v)).join(' · ');
-          el.title = `Input:\n${fields.map(([p, v]) => (p ? `${p}: ${v}` : v)).join('\n')}`;
-        }
+          if (!el) return;
+          el.textContent = arranged[i].text;
+          el.title = arranged[i].title;
+        });
       }
     }
 

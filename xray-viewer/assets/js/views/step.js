@@ -26,12 +26,20 @@ function knownTotal(summary, f) {
 }
 
 /**
- * The sort menu's choices: recorded order, score, and each metric the rows carry
- * (`metric:confidence` is the API's `sort=metric&metric=confidence`).
+ * The sort menu's choices: recorded order, score (when the rows have one), and each metric the
+ * rows carry (`metric:confidence` is the API's `sort=metric&metric=confidence`).
  */
-function sortChoices(metrics) {
-  return [['recorded', 'recorded order'], ['score', 'score, highest first'], ['score_asc', 'score, lowest first'],
+function sortChoices(metrics, scores = true) {
+  return [['recorded', 'recorded order'],
+    ...(scores ? [['score', 'score, highest first'], ['score_asc', 'score, lowest first']] : []),
     ...metrics.flatMap((m) => [[`metric:${m}`, `${m}, highest first`], [`metric_asc:${m}`, `${m}, lowest first`]])];
+}
+
+/** What a sort menu value says (`confidence, lowest first`). */
+function sortLabel(sort) {
+  const { metric } = sortParams(sort);
+  const choice = sortChoices(metric ? [metric] : []).find(([value]) => value === sort);
+  return choice ? choice[1] : sort;
 }
 
 /** The API's `sort` and `metric` for a sort menu value. */
@@ -49,13 +57,15 @@ function sortOf(query) {
   return sort;
 }
 
-function describe(f, total) {
+function describe(f, total, missingMetric = '') {
   const what = f.check
     ? `${f.verdict === 'passed' ? 'passed' : 'failed'} the “${f.check}” check`
     : f.verdict === 'passed' ? 'passed every check' : f.verdict === 'failed' ? 'failed a check' : '';
   const count = total === null ? 'Candidates' : `${n(total)} ${total === 1 ? 'candidate' : 'candidates'}`;
   const search = f.q ? ` matching “${f.q}”` : '';
-  return `${count}${what ? ` that ${what}` : ''}${search}`;
+  const sorted = f.sort === 'recorded' ? '' : ` · sorted by ${sortLabel(f.sort)}`;
+  const missing = missingMetric ? ` (no candidate here has a metric “${missingMetric}”: recorded order)` : '';
+  return `${count}${what ? ` that ${what}` : ''}${search}${sorted}${missing}`;
 }
 
 function checkCell(check) {
@@ -217,7 +227,9 @@ export default {
       const sortSelect = h('select', { name: 'sort', id: 'sort' }, options(sortChoices([...metricNames]), f.sort));
       api.evaluations(id, { limit: 200 }, { signal }).then((page) => {
         for (const row of page.items) for (const [name] of row.metrics || []) metricNames.add(name);
-        sortSelect.replaceChildren(...options(sortChoices([...metricNames]), f.sort));
+        // A judge's rows have no score: no score sort to offer, unless the address asks for it.
+        const scores = page.items.some((row) => row.score != null) || f.sort.startsWith('score');
+        sortSelect.replaceChildren(...options(sortChoices([...metricNames], scores), f.sort));
       }).catch(() => {});
       const search = h('input', { type: 'search', name: 'q', id: 'candidate-search', value: f.q, placeholder: 'candidate id or label', 'data-search': '', autocomplete: 'off' });
       const countLine = h('p', { class: 'count-line', role: 'status' });
@@ -240,14 +252,31 @@ export default {
         { title: 'Score', min: 5.5, className: 'num', render: (r) => (r.score == null ? h('span', { class: 'muted' }, '—') : num(r.score, 3)) },
         { title: 'Metrics', min: 8, grow: 0.8, render: (r) => {
           const text = metricsText(r.metrics);
-          return text ? h('span', { title: text }, text) : '';
+          if (!text) return '';
+          // The metric the table is sorted by comes first, in bold.
+          const sortedBy = sortParams(f.sort).metric;
+          const first = sortedBy ? (r.metrics || []).filter(([k]) => k === sortedBy).slice(0, 1) : [];
+          if (!first.length) return h('span', { title: text }, text);
+          const rest = (r.metrics || []).filter((m) => m !== first[0]);
+          return h('span', { title: text }, h('strong', { class: 'sorted-metric' }, metricsText(first)),
+            rest.length ? `, ${metricsText(rest)}` : '');
         } },
       ];
       detailPane = h('div', { class: 'detail-pane', 'aria-live': 'polite' }, h('p', { class: 'muted' }, 'Select a row to see every check with its observed value and rule.'));
+      // A metric sort puts the rows that have the metric first: if the first row has none, no
+      // row has it (a misspelled address), and the count line says so.
       const loader = () => (cursor, limit) => api.evaluations(id, {
         passed: f.verdict === 'passed' ? 'true' : f.verdict === 'failed' ? 'false' : '',
         check: f.check, q: f.q, ...sortParams(f.sort), limit, cursor,
-      }, { signal });
+      }, { signal }).then((page) => {
+        const { metric } = sortParams(f.sort);
+        if (!cursor && metric) {
+          const first = page.items[0];
+          const missing = first && !(first.metrics || []).some(([k]) => k === metric) ? metric : '';
+          countLine.textContent = describe(f, knownTotal(summary, f), missing);
+        }
+        return page;
+      });
       table = new VirtualTable({
         columns, label: 'Candidates', load: loader(), total: knownTotal(summary, f),
         empty: 'No candidate matches these filters.',
