@@ -190,6 +190,71 @@ impl XRayLayer {
         state
     }
 
+    /// The node of a new execution span: a started execution, or `Skipped` when sampling
+    /// leaves the run out.
+    fn execution_node(&self, attrs: &Attributes<'_>, now: i64) -> Node {
+        let Some(execution_id) = self.sampled_id(now) else {
+            return Node::Skipped;
+        };
+        let mut fields = XrayFields::default();
+        attrs.record(&mut fields);
+        let name = fields
+            .name
+            .take()
+            .unwrap_or_else(|| attrs.metadata().name().to_owned());
+        Node::Execution(self.start_execution(
+            execution_id,
+            ExecutionName::Named(name),
+            fields.tags,
+            false,
+            now,
+        ))
+    }
+
+    /// The node of a new step span under `parent`: a started step (with an execution of its
+    /// own when it has no parent), or `Skipped` when its run is left out by sampling.
+    fn step_node(&self, attrs: &Attributes<'_>, parent: Option<Node>, now: i64) -> Node {
+        let (execution, parent_id, info) = match parent {
+            Some(Node::Step(p)) => (Arc::clone(&p.execution), Some(p.id), self.step_info(attrs)),
+            Some(Node::Execution(e)) => (e, None, self.step_info(attrs)),
+            // Inside a run sampling left out: left out too.
+            Some(Node::Skipped) => return Node::Skipped,
+            None => {
+                let Some(execution_id) = self.sampled_id(now) else {
+                    return Node::Skipped;
+                };
+                let info = self.step_info(attrs);
+                let execution = self.start_execution(
+                    execution_id,
+                    ExecutionName::Step(Arc::clone(&info)),
+                    Vec::new(),
+                    true,
+                    now,
+                );
+                (execution, None, info)
+            }
+        };
+        let capture = info.capture.unwrap_or(self.defaults.capture);
+        let step = StepState::start(
+            NewStep {
+                id: ids::new_id(now),
+                execution,
+                parent_id,
+                info,
+                started_at: now,
+                capture,
+                max_logs: self.defaults.max_logs_per_step,
+                recycler: &self.sink.recycler,
+                counters: &self.sink.counters,
+            },
+            self.sink.recycler.take_step(),
+        );
+        self.sink.recycler.refill_strings();
+        // The start record is built on the writer thread from the shared state.
+        self.sink.send(Envelope::StepStarted(Arc::clone(&step)), 0);
+        Node::Step(step)
+    }
+
     fn finish_execution(&self, execution: Arc<ExecutionState>, now: i64) {
         execution.outcome().ended_at.get_or_insert(now);
         self.sink.send(Envelope::ExecutionEnded(execution), 0);
@@ -233,26 +298,7 @@ where
         // implicit execution share it.
         let now = now_us();
         let node = match role {
-            Role::Execution => {
-                let Some(execution_id) = self.sampled_id(now) else {
-                    span.extensions_mut().insert(Node::Skipped);
-                    state::set_created(id.into_u64(), Node::Skipped);
-                    return;
-                };
-                let mut fields = XrayFields::default();
-                attrs.record(&mut fields);
-                let name = fields
-                    .name
-                    .take()
-                    .unwrap_or_else(|| attrs.metadata().name().to_owned());
-                Node::Execution(self.start_execution(
-                    execution_id,
-                    ExecutionName::Named(name),
-                    fields.tags,
-                    false,
-                    now,
-                ))
-            }
+            Role::Execution => self.execution_node(attrs, now),
             Role::Step => {
                 // The parent is usually the span on top of this thread's stack; otherwise walk
                 // the registry's scope.
@@ -277,51 +323,7 @@ where
                         found.map(|(_, node)| node)
                     }
                 });
-                let skip = |span: &tracing_subscriber::registry::SpanRef<'_, S>| {
-                    span.extensions_mut().insert(Node::Skipped);
-                    state::set_created(id.into_u64(), Node::Skipped);
-                };
-                let (execution, parent_id, info) = match parent {
-                    Some(Node::Step(p)) => {
-                        (Arc::clone(&p.execution), Some(p.id), self.step_info(attrs))
-                    }
-                    Some(Node::Execution(e)) => (e, None, self.step_info(attrs)),
-                    // Inside an execution sampling left out: left out too.
-                    Some(Node::Skipped) => return skip(&span),
-                    None => {
-                        let Some(execution_id) = self.sampled_id(now) else {
-                            return skip(&span);
-                        };
-                        let info = self.step_info(attrs);
-                        let execution = self.start_execution(
-                            execution_id,
-                            ExecutionName::Step(Arc::clone(&info)),
-                            Vec::new(),
-                            true,
-                            now,
-                        );
-                        (execution, None, info)
-                    }
-                };
-                let capture = info.capture.unwrap_or(self.defaults.capture);
-                let step = StepState::start(
-                    NewStep {
-                        id: ids::new_id(now),
-                        execution,
-                        parent_id,
-                        info,
-                        started_at: now,
-                        capture,
-                        max_logs: self.defaults.max_logs_per_step,
-                        recycler: &self.sink.recycler,
-                        counters: &self.sink.counters,
-                    },
-                    self.sink.recycler.take_step(),
-                );
-                self.sink.recycler.refill_strings();
-                // The start record is built on the writer thread from the shared state.
-                self.sink.send(Envelope::StepStarted(Arc::clone(&step)), 0);
-                Node::Step(step)
+                self.step_node(attrs, parent, now)
             }
         };
         state::set_created(id.into_u64(), node.clone());
