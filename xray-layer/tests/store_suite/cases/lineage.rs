@@ -157,6 +157,30 @@ pub fn candidate_lineage_newest_first_across_executions(store: &dyn Store) {
     assert_eq!(&everything[newer.len() * 2..], &expected[..]);
 }
 
+/// Two runs of "pipeline", each with one filter step that made `a` (and `b`): the steps
+/// the cross-run comparisons compare.
+fn two_filter_steps(
+    store: &dyn Store,
+    a: Vec<Evaluation>,
+    b: Vec<Evaluation>,
+) -> (StepRecord, StepRecord) {
+    let (x, y) = (new_id(), new_id());
+    let mut first = step(x, "filter", T0 + 1, 5);
+    first.evaluations = a;
+    let mut second = step(y, "filter", T0 + 101, 5);
+    second.evaluations = b;
+    write(
+        store,
+        &[
+            begin(x, "pipeline", T0),
+            done(&first),
+            begin(y, "pipeline", T0 + 100),
+            done(&second),
+        ],
+    );
+    (first, second)
+}
+
 /// Two steps compared: the candidates both judged whose verdict differs (passed ↔ failed, or
 /// selected in one only), in the first step's recorded order, through pages.
 pub fn verdict_changes_between_two_steps(store: &dyn Store) {
@@ -168,32 +192,23 @@ pub fn verdict_changes_between_two_steps(store: &dyn Store) {
         e.checks = vec![check("price", passed)];
         e
     };
-    let (x, y) = (new_id(), new_id());
-    let mut a = step(x, "filter", T0 + 1, 5);
-    a.evaluations = vec![
-        verdict("C1", true, false),
-        verdict("C2", false, false),
-        verdict("C3", true, true),
-        verdict("C4", true, false),
-        verdict("C5", false, false),
-        verdict("C7", false, false),
-    ];
-    let mut b = step(y, "filter", T0 + 101, 5);
-    b.evaluations = vec![
-        verdict("C6", true, false),
-        verdict("C4", true, false),
-        verdict("C3", true, false),
-        verdict("C2", true, false),
-        verdict("C1", false, false),
-        verdict("C7", false, true),
-    ];
-    write(
+    let (a, b) = two_filter_steps(
         store,
-        &[
-            begin(x, "pipeline", T0),
-            done(&a),
-            begin(y, "pipeline", T0 + 100),
-            done(&b),
+        vec![
+            verdict("C1", true, false),
+            verdict("C2", false, false),
+            verdict("C3", true, true),
+            verdict("C4", true, false),
+            verdict("C5", false, false),
+            verdict("C7", false, false),
+        ],
+        vec![
+            verdict("C6", true, false),
+            verdict("C4", true, false),
+            verdict("C3", true, false),
+            verdict("C2", true, false),
+            verdict("C1", false, false),
+            verdict("C7", false, true),
         ],
     );
     let of = |e: &Evaluation| Verdict {
@@ -242,7 +257,7 @@ pub fn verdict_changes_between_two_steps(store: &dyn Store) {
         "unknown step"
     );
     assert!(changes_between(store, new_id(), b.id, 10).is_empty());
-    let no_rows = step(x, "empty", T0 + 50, 1);
+    let no_rows = step(a.execution_id, "empty", T0 + 50, 1);
     write(store, &[done(&no_rows)]);
     assert!(changes_between(store, a.id, no_rows.id, 10).is_empty());
     maintain_until_idle(store);
@@ -258,30 +273,21 @@ pub fn candidates_only_in_one_of_two_steps(store: &dyn Store) {
         e.checks = vec![check("category", passed)];
         e
     };
-    let (x, y) = (new_id(), new_id());
-    let mut a = step(x, "filter", T0 + 1, 5);
-    a.evaluations = vec![
-        judged("S1", true, false),
-        judged("A1", false, false),
-        judged("A2", true, false),
-        judged("A3", true, true),
-        judged("S2", false, false),
-        judged("A4", true, false),
-    ];
-    let mut b = step(y, "filter", T0 + 101, 5);
-    b.evaluations = vec![
-        judged("S2", true, false),
-        judged("B1", false, false),
-        judged("S1", false, false),
-        judged("S2", true, false),
-    ];
-    write(
+    let (a, b) = two_filter_steps(
         store,
-        &[
-            begin(x, "pipeline", T0),
-            done(&a),
-            begin(y, "pipeline", T0 + 100),
-            done(&b),
+        vec![
+            judged("S1", true, false),
+            judged("A1", false, false),
+            judged("A2", true, false),
+            judged("A3", true, true),
+            judged("S2", false, false),
+            judged("A4", true, false),
+        ],
+        vec![
+            judged("S2", true, false),
+            judged("B1", false, false),
+            judged("S1", false, false),
+            judged("S2", true, false),
         ],
     );
     let only = |step: Uuid, other: Uuid, limit: usize| {
