@@ -12,11 +12,17 @@
 //! span for the peer) and `root` (a step with no execution above it). X-Ray writes to a
 //! [`NullStore`]; between rounds (not timed) the writer catches up, and every round checks that
 //! nothing was dropped. `XRAY_BENCH_ROUNDS` sets the number of rounds.
+//!
+//! Each round also times two floors of a step ([`xray_benches::floor`]): the same span with its
+//! arguments' and output's JSON and two clock reads, nothing else, through the registry alone
+//! (`floor`) and with a layer that keeps a value in the span's extensions (`floor+ext`). Their
+//! ratios to the peer say how much of the goal is left for what a step does beyond that.
 
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing_subscriber::prelude::*;
+use xray_benches::floor::{floor_dispatch, floor_filter};
 use xray_benches::{instrumented_filter, reference_query, timed_xray_steps, NullStore, Query};
 
 /// Steps per round.
@@ -29,6 +35,17 @@ fn peer_round(query: &Query, nested: bool) -> Duration {
     let start = Instant::now();
     for _ in 0..STEPS {
         black_box(instrumented_filter(black_box(query)));
+    }
+    let elapsed = start.elapsed();
+    drop(parent);
+    elapsed
+}
+
+fn floor_round(query: &Query, nested: bool) -> Duration {
+    let parent = nested.then(|| tracing::info_span!("bench").entered());
+    let start = Instant::now();
+    for _ in 0..STEPS {
+        black_box(floor_filter(black_box(query)));
     }
     let elapsed = start.elapsed();
     drop(parent);
@@ -59,7 +76,11 @@ fn main() {
         tracing_subscriber::registry()
             .with(tracing_subscriber::fmt::layer().with_writer(std::io::sink)),
     );
-    println!("step_ratio: {rounds} rounds of {STEPS} steps each, X-Ray then #[instrument] + fmt");
+    let floors = [floor_dispatch(false), floor_dispatch(true)];
+    println!(
+        "step_ratio: {rounds} rounds of {STEPS} steps each: X-Ray, #[instrument] + fmt, then \
+         the two floors"
+    );
     for (name, nested) in [("nested", true), ("root", false)] {
         if filter.as_deref().is_some_and(|f| !name.contains(f)) {
             continue;
@@ -70,8 +91,12 @@ fn main() {
                 timed_xray_steps(STEPS.into(), &query, nested, &guard)
             });
             tracing::dispatcher::with_default(&fmt, || peer_round(&query, nested));
+            for floor in &floors {
+                tracing::dispatcher::with_default(floor, || floor_round(&query, nested));
+            }
         }
         let (mut ratios, mut ours, mut theirs) = (Vec::new(), Vec::new(), Vec::new());
+        let mut floor_ratios = [Vec::new(), Vec::new()];
         for _ in 0..rounds {
             let x = tracing::dispatcher::with_default(&xray, || {
                 timed_xray_steps(STEPS.into(), &query, nested, &guard)
@@ -81,11 +106,16 @@ fn main() {
                 x.as_nanos() as f64 / f64::from(STEPS),
                 p.as_nanos() as f64 / f64::from(STEPS),
             );
+            for (floor, ratios) in floors.iter().zip(floor_ratios.iter_mut()) {
+                let f = tracing::dispatcher::with_default(floor, || floor_round(&query, nested));
+                ratios.push(f.as_nanos() as f64 / f64::from(STEPS) / p);
+            }
             ratios.push(x / p);
             ours.push(x);
             theirs.push(p);
         }
-        for v in [&mut ratios, &mut ours, &mut theirs] {
+        let [floor, floor_ext] = &mut floor_ratios;
+        for v in [&mut ratios, &mut ours, &mut theirs, floor, floor_ext] {
             v.sort_by(f64::total_cmp);
         }
         println!(
@@ -96,6 +126,16 @@ fn main() {
             quantile(&ratios, 0.75),
             quantile(&ours, 0.5),
             quantile(&theirs, 0.5),
+        );
+        println!(
+            "        floors / instrument+fmt: span + JSON + clock = {:.2}x (quartiles {:.2}..{:.2}); \
+             the same + extensions = {:.2}x ({:.2}..{:.2})",
+            quantile(floor, 0.5),
+            quantile(floor, 0.25),
+            quantile(floor, 0.75),
+            quantile(floor_ext, 0.5),
+            quantile(floor_ext, 0.25),
+            quantile(floor_ext, 0.75),
         );
     }
     println!("  ({} records written to the null store)", store.records());

@@ -5,12 +5,15 @@
 //! - [`catalog`]: a deterministic product catalog, the same on every run and every machine.
 //! - [`Filter`]: the checks the benchmarks apply to a candidate, so that X-Ray and its peers
 //!   compute the same verdicts.
+//! - [`floor`]: the floor of a step (its span, its JSON, its clock reads and nothing else), to
+//!   show what a step's goal leaves for everything else.
 //! - [`NullStore`]: a [`Store`] that discards what it is given, for benchmarks of the
 //!   application thread's cost that must not be throttled (or helped, by dropped records) by
 //!   how fast SQLite writes.
 //!
 //! See `benches/README.md` for the numbers and how to reproduce them.
 
+pub mod floor;
 pub mod runs;
 
 use serde::Serialize;
