@@ -283,7 +283,9 @@ impl Builder {
     /// no execution above it starts) and holds for the whole run: a run is recorded whole or not
     /// at all, never a part of it. A run left out costs its steps next to nothing: they
     /// serialize no argument and send no record. How many were left out is in
-    /// [`RecorderStats::sampled_out`](crate::RecorderStats::sampled_out). A value outside the
+    /// [`RecorderStats::sampled_out`](crate::RecorderStats::sampled_out), and is added to the
+    /// store's [`RecorderCounts`](crate::store::RecorderCounts) (the viewer's runs list says
+    /// so). A value outside the
     /// range is taken as the nearest end of it (NaN as `1.0`).
     ///
     /// ```

@@ -323,3 +323,34 @@ fn a_handle_in_a_run_left_out_says_so() {
     assert_eq!(stats.sent, 0, "{stats:?}");
     assert_eq!(calls.load(Ordering::SeqCst), 0);
 }
+
+#[test]
+fn the_runs_sampling_left_out_are_counted_in_the_database() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("xray.db");
+    let calls = AtomicUsize::new(0);
+    let (layer, guard) = xray::layer()
+        .sqlite(&path)
+        .sample(0.25)
+        .build()
+        .expect("build");
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        for i in 0..200 {
+            run(i, &Counted(&calls));
+        }
+    });
+    let sampled_out = guard.stats().sampled_out;
+    drop(guard); // flushes, and reports the counts
+    assert!(sampled_out > 0, "some runs were left out");
+    // Read back from the file, as the server does: the runs recorded and the count of the rest
+    // add up to every run.
+    let store = xray::store::SqliteStore::open(&path).expect("reopen");
+    let counts = store.recorder_counts().expect("recorder counts");
+    assert_eq!(counts.sampled_out, sampled_out, "{counts:?}");
+    assert_eq!((counts.dropped, counts.failed), (0, 0), "{counts:?}");
+    assert_eq!(
+        recorded_runs(&store).len() as u64 + counts.sampled_out,
+        200,
+        "every run is recorded or counted"
+    );
+}

@@ -9,6 +9,7 @@
 //! | `xray_ingest_lag_seconds` | gauge | age of the newest change when the live tail saw it |
 //! | `xray_recorder_dropped_records` | gauge | records recorders dropped on a full queue or received after their step ended (from the database) |
 //! | `xray_recorder_failed_records` | gauge | records recorders failed to write (from the database) |
+//! | `xray_recorder_sampled_out_executions` | gauge | executions recorders' sampling left out, never recorded (from the database) |
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -43,6 +44,7 @@ pub struct Metrics {
     pub ingest_lag: Gauge<f64, AtomicU64>,
     dropped: Gauge,
     failed: Gauge,
+    sampled_out: Gauge,
 }
 
 impl Default for Metrics {
@@ -57,6 +59,7 @@ impl Default for Metrics {
         let ingest_lag = Gauge::<f64, AtomicU64>::default();
         let dropped = Gauge::default();
         let failed = Gauge::default();
+        let sampled_out = Gauge::default();
         registry.register(
             "xray_http_requests",
             "API requests by route, method and status",
@@ -92,6 +95,11 @@ impl Default for Metrics {
             "Records recorders failed to write",
             failed.clone(),
         );
+        registry.register(
+            "xray_recorder_sampled_out_executions",
+            "Executions recorders' sampling left out (never recorded)",
+            sampled_out.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -101,6 +109,7 @@ impl Default for Metrics {
             ingest_lag,
             dropped,
             failed,
+            sampled_out,
         }
     }
 }
@@ -128,6 +137,8 @@ impl Metrics {
             .set(i64::try_from(counts.dropped).unwrap_or(i64::MAX));
         self.failed
             .set(i64::try_from(counts.failed).unwrap_or(i64::MAX));
+        self.sampled_out
+            .set(i64::try_from(counts.sampled_out).unwrap_or(i64::MAX));
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.push_str("# error: metrics could not be encoded\n");

@@ -506,15 +506,26 @@ fn the_openapi_document_and_the_router_agree() {
 
 #[test]
 fn health_and_metrics_report_the_server() {
-    let (_db, server, _ids) = setup();
+    let (db, server, _ids) = setup();
     let health = server.json("/api/v1/health");
     assert_eq!(health["status"], "ok");
     assert!(health["latest_seq"].as_u64().expect("seq") > 0);
     assert_eq!(
         health["recorder"],
-        serde_json::json!({"dropped": 0, "failed": 0}),
-        "nothing was lost recording these runs"
+        serde_json::json!({"dropped": 0, "failed": 0, "sampled_out": 0}),
+        "nothing was lost recording these runs, nor left out"
     );
+    // A recorder that samples (another process, writing to the same file) reports the runs it
+    // left out; the server reads them from the database on every request.
+    xray::store::Store::add_recorder_counts(
+        &xray::store::SqliteStore::open(&db.path).expect("a second writer"),
+        &xray::store::RecorderCounts {
+            sampled_out: 7,
+            ..Default::default()
+        },
+    )
+    .expect("the count is stored");
+    assert_eq!(server.json("/api/v1/health")["recorder"]["sampled_out"], 7);
     server.get("/api/v1/executions?limit=nope");
     let metrics = server.get("/api/v1/metrics");
     assert_eq!(metrics.status, 200);
@@ -526,5 +537,12 @@ fn health_and_metrics_report_the_server() {
         metrics.body
     );
     assert!(metrics.body.contains("xray_recorder_dropped_records 0"));
+    assert!(
+        metrics
+            .body
+            .contains("xray_recorder_sampled_out_executions 7"),
+        "{}",
+        metrics.body
+    );
     assert!(metrics.body.contains("xray_websocket_clients 0"));
 }

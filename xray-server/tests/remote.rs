@@ -228,3 +228,38 @@ fn rusqlite_count(spool: &Path) -> u64 {
         .map(|n| n as u64)
         .expect("the spool is readable")
 }
+
+#[test]
+fn a_sampling_recorder_tells_the_server_how_many_runs_it_left_out() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let db = dir.path().join("collector.db");
+    drop(SqliteStore::open(&db).expect("the collector's database"));
+    let port = free_port();
+    let mut collector = start_collector(&db, port);
+    let remote = Arc::new(
+        RemoteStore::builder(format!("http://127.0.0.1:{port}"))
+            .spool(dir.path().join("spool.db"))
+            .open()
+            .expect("a remote store"),
+    );
+    let (layer, guard) = xray::layer()
+        .store(Arc::clone(&remote) as Arc<dyn Store>)
+        .sample(0.3)
+        .build()
+        .expect("a layer");
+    let _subscriber = tracing_subscriber::registry().with(layer).set_default();
+    const RUNS: usize = 40;
+    for n in 0..RUNS {
+        record_run(n);
+    }
+    guard.flush();
+    let sampled_out = guard.stats().sampled_out;
+    assert!(sampled_out > 0, "some runs were left out");
+    let reader = SqliteStore::open(&db).expect("a reader");
+    wait_until(Duration::from_secs(60), "the runs and the count", || {
+        reader.recorder_counts().expect("counts").sampled_out == sampled_out
+            && runs_on(&reader).len() as u64 + sampled_out == RUNS as u64
+    });
+    drop(guard);
+    collector.kill();
+}

@@ -973,24 +973,31 @@ fn a_server_with_a_token_prompts_for_it() {
 }
 
 #[test]
-fn the_runs_list_warns_when_recorders_lost_records() {
+fn the_runs_list_warns_when_recorders_lost_records_and_says_when_runs_were_sampled_out() {
     let path = fixture::fresh_db("recorder-loss");
     let (server, store) = fixture::serve(&path, None);
     store
         .add_recorder_counts(&xray::store::RecorderCounts {
             dropped: 1_234,
             failed: 5,
+            sampled_out: 9_000,
         })
         .expect("the counts are stored");
     let page = Page::launch();
     page.goto(&format!("{}/", server.url()));
     page.wait(
-        "document.querySelector('.recorder-loss .notice') !== null",
-        "the warning",
+        "document.querySelector('.recorder-loss').dataset.checked === 'true'",
+        "the server's counts",
     );
-    let text = page.text(".recorder-loss");
+    let text = page.text(".recorder-loss .notice-warn");
     assert!(
         text.contains("1,234 dropped") && text.contains("5 failed to write"),
+        "{text}"
+    );
+    // Sampling is not a loss: said apart, as information, with the way to record every run.
+    let text = page.text(".recorder-loss .sampled-out .notice-info");
+    assert!(
+        text.contains("left out 9,000 runs") && text.contains("XRAY_SAMPLE=1"),
         "{text}"
     );
     page.screenshot("runs-recorder-loss");

@@ -207,8 +207,10 @@ fn send(shared: &Shared, batch: &Pending, counts: &RecorderCounts) -> Outcome {
     }
 }
 
-/// `{"xray_records":1,"batch":…,"dropped":…,"failed":…,"records":[…]}`, gzip-compressed. The
-/// records are spliced in as they were spooled (already JSON).
+/// `{"xray_records":1,"batch":…,"dropped":…,"failed":…,"sampled_out":…,"records":[…]}`,
+/// gzip-compressed. The records are spliced in as they were spooled (already JSON).
+/// `sampled_out` is written only when it is not zero: a server older than that count refuses
+/// a field it does not know, so only a recorder that samples needs a server that reads it.
 fn gzip_body(batch: &Pending, counts: &RecorderCounts) -> std::io::Result<Vec<u8>> {
     let mut gz = flate2::write::GzEncoder::new(
         Vec::with_capacity(batch.records.len() / 4),
@@ -216,11 +218,15 @@ fn gzip_body(batch: &Pending, counts: &RecorderCounts) -> std::io::Result<Vec<u8
     );
     write!(
         gz,
-        "{{\"xray_records\":1,\"batch\":{},\"dropped\":{},\"failed\":{},\"records\":",
+        "{{\"xray_records\":1,\"batch\":{},\"dropped\":{},\"failed\":{},",
         serde_json::Value::from(batch.id.as_str()),
         counts.dropped,
-        counts.failed
+        counts.failed,
     )?;
+    if counts.sampled_out > 0 {
+        write!(gz, "\"sampled_out\":{},", counts.sampled_out)?;
+    }
+    gz.write_all(b"\"records\":")?;
     gz.write_all(batch.records.as_bytes())?;
     gz.write_all(b"}")?;
     gz.finish()

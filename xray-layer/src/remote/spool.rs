@@ -79,12 +79,14 @@ impl Spool {
                  claimed_by    TEXT,
                  claimed_until INTEGER,
                  dropped       INTEGER NOT NULL DEFAULT 0,
-                 failed        INTEGER NOT NULL DEFAULT 0
+                 failed        INTEGER NOT NULL DEFAULT 0,
+                 sampled_out   INTEGER NOT NULL DEFAULT 0
              );
              CREATE TABLE IF NOT EXISTS counts (
-                 k       INTEGER PRIMARY KEY CHECK (k = 0),
-                 dropped INTEGER NOT NULL,
-                 failed  INTEGER NOT NULL
+                 k           INTEGER PRIMARY KEY CHECK (k = 0),
+                 dropped     INTEGER NOT NULL,
+                 failed      INTEGER NOT NULL,
+                 sampled_out INTEGER NOT NULL DEFAULT 0
              );
              INSERT OR IGNORE INTO counts(k, dropped, failed) VALUES (0, 0, 0);
              CREATE TABLE IF NOT EXISTS size (
@@ -111,6 +113,22 @@ impl Spool {
                  ALTER TABLE batches ADD COLUMN failed INTEGER NOT NULL DEFAULT 0;",
             )
             .map_err(|e| error(path, e))?;
+        }
+        // A spool written before sampled-out runs were counted: add their columns.
+        for table in ["batches", "counts"] {
+            let counted: bool = tx
+                .query_row(
+                    "SELECT count(*) > 0 FROM pragma_table_info(?1) WHERE name = 'sampled_out'",
+                    [table],
+                    |r| r.get(0),
+                )
+                .map_err(|e| error(path, e))?;
+            if !counted {
+                tx.execute_batch(&format!(
+                    "ALTER TABLE {table} ADD COLUMN sampled_out INTEGER NOT NULL DEFAULT 0;"
+                ))
+                .map_err(|e| error(path, e))?;
+            }
         }
         tx.commit().map_err(|e| error(path, e))?;
         Ok(Spool {
@@ -179,8 +197,13 @@ impl Spool {
     pub fn add_counts(&self, counts: &RecorderCounts) -> Result<(), StoreError> {
         self.with(|c| {
             c.execute(
-                "UPDATE counts SET dropped = dropped + ?1, failed = failed + ?2 WHERE k = 0",
-                params![counts.dropped as i64, counts.failed as i64],
+                "UPDATE counts SET dropped = dropped + ?1, failed = failed + ?2,
+                 sampled_out = sampled_out + ?3 WHERE k = 0",
+                params![
+                    counts.dropped as i64,
+                    counts.failed as i64,
+                    counts.sampled_out as i64
+                ],
             )
             .map(|_| ())
         })
@@ -194,7 +217,8 @@ impl Spool {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let pending = tx
                 .query_row(
-                    "SELECT seq, id, records, count, claimed_by, dropped, failed FROM batches
+                    "SELECT seq, id, records, count, claimed_by, dropped, failed, sampled_out
+                     FROM batches
                      WHERE claimed_by IS NULL OR claimed_by = ?1 OR claimed_until < ?2
                      ORDER BY seq LIMIT 1",
                     params![self.owner, now],
@@ -210,6 +234,7 @@ impl Spool {
                             RecorderCounts {
                                 dropped: r.get::<_, i64>(5)?.max(0) as u64,
                                 failed: r.get::<_, i64>(6)?.max(0) as u64,
+                                sampled_out: r.get::<_, i64>(7)?.max(0) as u64,
                             },
                         ))
                     },
@@ -218,28 +243,26 @@ impl Spool {
             let Some((pending, claimed_by, mut counts)) = pending else {
                 // No batch to carry the counts waiting (every later batch was dropped): they
                 // go in a batch of their own, with no records.
-                let (dropped, failed): (i64, i64) = tx.query_row(
-                    "SELECT dropped, failed FROM counts WHERE k = 0",
-                    [],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )?;
-                if dropped <= 0 && failed <= 0 {
+                let counts = take_waiting_counts(&tx)?;
+                if counts == RecorderCounts::default() {
                     return Ok(None);
                 }
                 let id = uuid::Uuid::now_v7().to_string();
                 tx.execute(
-                    "INSERT INTO batches(id, count, records, claimed_by, claimed_until, dropped, failed)
-                     VALUES (?1, 0, '[]', ?2, ?3, ?4, ?5)",
-                    params![id, self.owner, now + CLAIM_LEASE_US, dropped, failed],
+                    "INSERT INTO batches(id, count, records, claimed_by, claimed_until, dropped,
+                     failed, sampled_out) VALUES (?1, 0, '[]', ?2, ?3, ?4, ?5, ?6)",
+                    params![
+                        id,
+                        self.owner,
+                        now + CLAIM_LEASE_US,
+                        counts.dropped as i64,
+                        counts.failed as i64,
+                        counts.sampled_out as i64
+                    ],
                 )?;
                 let seq = tx.last_insert_rowid();
-                tx.execute("UPDATE counts SET dropped = 0, failed = 0 WHERE k = 0", [])?;
                 tx.execute("UPDATE size SET bytes = bytes + 2 WHERE k = 0", [])?;
                 tx.commit()?;
-                let counts = RecorderCounts {
-                    dropped: dropped as u64,
-                    failed: failed.max(0) as u64,
-                };
                 let pending = Pending {
                     seq,
                     id,
@@ -250,26 +273,18 @@ impl Spool {
             };
             if claimed_by.is_none() {
                 // First claim: the counts waiting go with this batch from now on.
-                let (dropped, failed): (i64, i64) = tx.query_row(
-                    "SELECT dropped, failed FROM counts WHERE k = 0",
-                    [],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )?;
-                tx.execute("UPDATE counts SET dropped = 0, failed = 0 WHERE k = 0", [])?;
-                counts = RecorderCounts {
-                    dropped: dropped.max(0) as u64,
-                    failed: failed.max(0) as u64,
-                };
+                counts = take_waiting_counts(&tx)?;
             }
             tx.execute(
-                "UPDATE batches SET claimed_by = ?2, claimed_until = ?3, dropped = ?4, failed = ?5
-                 WHERE seq = ?1",
+                "UPDATE batches SET claimed_by = ?2, claimed_until = ?3, dropped = ?4, failed = ?5,
+                 sampled_out = ?6 WHERE seq = ?1",
                 params![
                     pending.seq,
                     self.owner,
                     now + CLAIM_LEASE_US,
                     counts.dropped as i64,
-                    counts.failed as i64
+                    counts.failed as i64,
+                    counts.sampled_out as i64
                 ],
             )?;
             tx.commit()?;
@@ -306,10 +321,30 @@ impl Spool {
     ) -> Result<(), StoreError> {
         self.remove(seq)?;
         self.add_counts(&RecorderCounts {
-            dropped: attached.dropped,
             failed: attached.failed + count,
+            ..*attached
         })
     }
+}
+
+/// The counts waiting for a batch to carry them, reset to zero (they go with it from now on).
+fn take_waiting_counts(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<RecorderCounts> {
+    let counts = tx.query_row(
+        "SELECT dropped, failed, sampled_out FROM counts WHERE k = 0",
+        [],
+        |r| {
+            Ok(RecorderCounts {
+                dropped: r.get::<_, i64>(0)?.max(0) as u64,
+                failed: r.get::<_, i64>(1)?.max(0) as u64,
+                sampled_out: r.get::<_, i64>(2)?.max(0) as u64,
+            })
+        },
+    )?;
+    tx.execute(
+        "UPDATE counts SET dropped = 0, failed = 0, sampled_out = 0 WHERE k = 0",
+        [],
+    )?;
+    Ok(counts)
 }
 
 #[cfg(test)]
@@ -372,7 +407,7 @@ mod tests {
         b.push("[2]", 1).expect("push");
         a.add_counts(&RecorderCounts {
             dropped: 3,
-            failed: 0,
+            ..RecorderCounts::default()
         })
         .expect("counts");
         let (first, counts_a) = a.oldest().expect("read").expect("a batch");
@@ -429,5 +464,48 @@ mod tests {
         let spool = Spool::open(&path, 1 << 20).expect("upgraded");
         let (batch, _) = spool.oldest().expect("read").expect("the old batch");
         assert_eq!((batch.id.as_str(), batch.records.as_str()), ("b1", "[1]"));
+    }
+
+    #[test]
+    fn a_spool_from_before_sampling_counts_keeps_its_counts_and_carries_the_new_one() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("spool.db");
+        let old = Connection::open(&path).expect("old spool");
+        old.execute_batch(
+            "CREATE TABLE batches (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL,
+                 count INTEGER NOT NULL, records TEXT NOT NULL, claimed_by TEXT,
+                 claimed_until INTEGER, dropped INTEGER NOT NULL DEFAULT 0,
+                 failed INTEGER NOT NULL DEFAULT 0);
+             CREATE TABLE counts (k INTEGER PRIMARY KEY CHECK (k = 0), dropped INTEGER NOT NULL,
+                 failed INTEGER NOT NULL);
+             INSERT INTO counts(k, dropped, failed) VALUES (0, 3, 2);
+             INSERT INTO batches(id, count, records) VALUES ('b1', 1, '[1]');",
+        )
+        .expect("the schema before sampled-out counts");
+        drop(old);
+        let spool = Spool::open(&path, 1 << 20).expect("upgraded");
+        spool
+            .add_counts(&RecorderCounts {
+                dropped: 1,
+                failed: 0,
+                sampled_out: 7,
+            })
+            .expect("add counts");
+        let (batch, counts) = spool.oldest().expect("read").expect("the old batch");
+        assert_eq!(batch.id, "b1");
+        assert_eq!(
+            counts,
+            RecorderCounts {
+                dropped: 4,
+                failed: 2,
+                sampled_out: 7
+            },
+            "the waiting counts, old and new, go with the first batch claimed"
+        );
+        // Claimed again (not yet accepted): the same counts, read back from the batch.
+        let (_, again) = spool.oldest().expect("read").expect("the same batch");
+        assert_eq!(again, counts);
+        spool.remove(batch.seq).expect("accepted");
+        assert!(spool.oldest().expect("read").is_none(), "reported once");
     }
 }

@@ -417,6 +417,22 @@ pub struct RecorderCounts {
     pub dropped: u64,
     /// Records the store failed to write.
     pub failed: u64,
+    /// Executions the recorders' sampling left out ([`Builder::sample`](crate::Builder::sample),
+    /// `XRAY_SAMPLE`): not lost, never recorded. A viewer says so, so that a run missing from
+    /// the list is not taken for a fault.
+    #[serde(default)]
+    pub sampled_out: u64,
+}
+
+impl RecorderCounts {
+    /// The counts as `(key, value)` pairs, under the keys the stores keep them by.
+    pub(crate) fn keyed(&self) -> [(&'static str, u64); 3] {
+        [
+            ("dropped", self.dropped),
+            ("failed", self.failed),
+            ("sampled_out", self.sampled_out),
+        ]
+    }
 }
 
 /// What changed, for live tailing.

@@ -330,11 +330,12 @@ impl Worker {
         }
     }
 
-    /// Persists the change in dropped/failed counts since the last report.
+    /// Persists the change in dropped, failed and sampled-out counts since the last report.
     fn report(&self, reported: &mut RecorderCounts) {
         let now = RecorderCounts {
             dropped: self.counters.app.dropped.load(Ordering::Relaxed),
             failed: self.counters.writer.failed.load(Ordering::Relaxed),
+            sampled_out: self.counters.app.sampled_out.load(Ordering::Relaxed),
         };
         if now == *reported {
             return;
@@ -342,6 +343,7 @@ impl Worker {
         let delta = RecorderCounts {
             dropped: now.dropped - reported.dropped,
             failed: now.failed - reported.failed,
+            sampled_out: now.sampled_out - reported.sampled_out,
         };
         if self.store.add_recorder_counts(&delta).is_ok() {
             *reported = now;

@@ -24,8 +24,9 @@ struct Health {
     latest_seq: u64,
     websocket_clients: i64,
     /// What recorders lost, as stored in the database: records dropped (a full queue, or made
-    /// after their step ended) and records they failed to write. `null` when the store keeps no
-    /// counts. The viewer warns when either is not zero.
+    /// after their step ended) and records they failed to write; and the executions their
+    /// sampling left out. `null` when the store keeps no counts. The viewer warns when a loss
+    /// is not zero, and says when runs were sampled out.
     recorder: Option<RecorderCounts>,
 }
 

@@ -35,6 +35,9 @@ struct Batch {
     dropped: u64,
     #[serde(default)]
     failed: u64,
+    /// Executions the recorder's sampling left out (absent from older recorders).
+    #[serde(default)]
+    sampled_out: u64,
     records: Vec<Record>,
 }
 
@@ -82,6 +85,7 @@ pub async fn ingest(app: &Arc<App>, call: Call) -> Result<Response, ApiError> {
     let counts = RecorderCounts {
         dropped: batch.dropped,
         failed: batch.failed,
+        sampled_out: batch.sampled_out,
     };
     let count_them = counts != RecorderCounts::default()
         && match &batch.batch {

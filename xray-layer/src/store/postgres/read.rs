@@ -670,7 +670,7 @@ pub(super) fn step_stats(
 pub(super) fn recorder_counts(client: &mut Client) -> Result<RecorderCounts, StoreError> {
     let rows = client
         .query(
-            "SELECT key, value FROM xray.meta WHERE key IN ('dropped', 'failed')",
+            "SELECT key, value FROM xray.meta WHERE key IN ('dropped', 'failed', 'sampled_out')",
             &[],
         )
         .map_err(pg_error)?;
@@ -679,7 +679,8 @@ pub(super) fn recorder_counts(client: &mut Client) -> Result<RecorderCounts, Sto
         let (key, value): (String, i64) = (row.get(0), row.get(1));
         match key.as_str() {
             "dropped" => counts.dropped = count(value),
-            _ => counts.failed = count(value),
+            "failed" => counts.failed = count(value),
+            _ => counts.sampled_out = count(value),
         }
     }
     Ok(counts)

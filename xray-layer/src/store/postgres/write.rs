@@ -242,9 +242,14 @@ pub(super) fn add_recorder_counts(
     counts: &RecorderCounts,
 ) -> Result<(), StoreError> {
     let mut tx = client.transaction().map_err(pg_error)?;
-    for (key, n) in [("dropped", counts.dropped), ("failed", counts.failed)] {
+    for (key, n) in counts.keyed() {
+        if n == 0 {
+            continue;
+        }
+        // An upsert: a database made before a count was kept has no row for it yet.
         tx.execute(
-            "UPDATE xray.meta SET value = value + $2 WHERE key = $1",
+            "INSERT INTO xray.meta(key, value) VALUES ($1, $2)
+             ON CONFLICT (key) DO UPDATE SET value = xray.meta.value + excluded.value",
             &[&key, &(n as i64)],
         )
         .map_err(pg_error)?;

@@ -681,12 +681,14 @@ pub(super) fn recorder_counts(conn: &Connection) -> Result<RecorderCounts, Store
             params![key],
             |r| r.get::<_, i64>(0),
         )
-        .map(|n| n as u64)
+        .optional()
+        .map(|n| n.unwrap_or(0).max(0) as u64)
         .map_err(sqlite_error)
     };
     Ok(RecorderCounts {
         dropped: get("dropped")?,
         failed: get("failed")?,
+        sampled_out: get("sampled_out")?,
     })
 }
 

@@ -551,9 +551,14 @@ pub(super) fn add_recorder_counts(
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(sqlite_error)?;
-    for (key, n) in [("dropped", counts.dropped), ("failed", counts.failed)] {
+    for (key, n) in counts.keyed() {
+        if n == 0 {
+            continue;
+        }
+        // An upsert: a database made before a count was kept has no row for it yet.
         tx.execute(
-            "UPDATE xray_meta SET value = value + ?2 WHERE key = ?1",
+            "INSERT INTO xray_meta(key, value) VALUES (?1, ?2)
+             ON CONFLICT(key) DO UPDATE SET value = value + excluded.value",
             params![key, n as i64],
         )
         .map_err(sqlite_error)?;

@@ -51,7 +51,10 @@ pub fn second_handle_sees_writes_of_the_first(db: &Db) {
 
     for (store, dropped) in [(&writer, 1), (&reader, 2)] {
         store
-            .add_recorder_counts(&RecorderCounts { dropped, failed: 0 })
+            .add_recorder_counts(&RecorderCounts {
+                dropped,
+                ..RecorderCounts::default()
+            })
             .expect("add recorder counts");
     }
     for store in [&writer, &reader] {
@@ -59,7 +62,7 @@ pub fn second_handle_sees_writes_of_the_first(db: &Db) {
             store.recorder_counts().expect("recorder counts"),
             RecorderCounts {
                 dropped: 3,
-                failed: 0
+                ..RecorderCounts::default()
             },
             "counts of every recorder"
         );
@@ -84,6 +87,7 @@ pub fn reopened_store_keeps_everything(db: &Db) {
         .add_recorder_counts(&RecorderCounts {
             dropped: 4,
             failed: 2,
+            sampled_out: 6,
         })
         .expect("add recorder counts");
     let candidates = ["C1", "C2"];

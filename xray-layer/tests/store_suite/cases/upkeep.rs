@@ -230,27 +230,33 @@ pub fn delete_executions_before_a_time(store: &dyn Store) {
 pub fn recorder_counts_accumulate(store: &dyn Store) {
     let counts = |store: &dyn Store| store.recorder_counts().expect("recorder counts");
     assert_eq!(counts(store), RecorderCounts::default(), "zero at first");
-    let add = |dropped, failed| {
+    let add = |dropped, failed, sampled_out| {
         store
-            .add_recorder_counts(&RecorderCounts { dropped, failed })
+            .add_recorder_counts(&RecorderCounts {
+                dropped,
+                failed,
+                sampled_out,
+            })
             .expect("add recorder counts");
     };
-    add(3, 1);
+    add(3, 1, 0);
     assert_eq!(
         counts(store),
         RecorderCounts {
             dropped: 3,
-            failed: 1
+            failed: 1,
+            sampled_out: 0
         }
     );
-    add(2, 0);
-    add(0, 0);
-    add(0, 4);
+    add(2, 0, 9);
+    add(0, 0, 0);
+    add(0, 4, 1);
     assert_eq!(
         counts(store),
         RecorderCounts {
             dropped: 5,
-            failed: 5
+            failed: 5,
+            sampled_out: 10
         }
     );
     write(store, &[begin(new_id(), "run", T0)]);
@@ -258,7 +264,8 @@ pub fn recorder_counts_accumulate(store: &dyn Store) {
         counts(store),
         RecorderCounts {
             dropped: 5,
-            failed: 5
+            failed: 5,
+            sampled_out: 10
         },
         "records do not count"
     );
@@ -467,6 +474,7 @@ fn a_bit_of_everything(store: &dyn Store, base: i64) -> Vec<StepRecord> {
         .add_recorder_counts(&RecorderCounts {
             dropped: 2,
             failed: 1,
+            sampled_out: 3,
         })
         .expect("add recorder counts");
     written

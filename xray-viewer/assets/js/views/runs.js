@@ -75,13 +75,22 @@ export default {
     const selectionNote = h('span', { class: 'muted' }, 'Tick two runs to compare them.');
     const banner = h('div', { class: 'live-banner', hidden: true });
     // What recorders lost (dropped or failed records), from the server's health: runs may be
-    // incomplete, and the list alone would not say so. `data-checked` once the server answered.
+    // incomplete, and the list alone would not say so. And the runs their sampling left out:
+    // a run missing from the list may never have been recorded. `data-checked` once the
+    // server answered.
     const loss = h('div', { class: 'recorder-loss' });
     api.health({ signal }).then((health) => {
       const r = health && health.recorder;
+      const notices = [];
       if (r && (r.dropped || r.failed)) {
-        replace(loss, notice('warn', `Recorders lost records: ${n(r.dropped)} dropped (queue full, or made after their step had ended) and ${n(r.failed)} failed to write. The runs they belonged to may be incomplete.`));
+        notices.push(notice('warn', `Recorders lost records: ${n(r.dropped)} dropped (queue full, or made after their step had ended) and ${n(r.failed)} failed to write. The runs they belonged to may be incomplete.`));
       }
+      if (r && r.sampled_out) {
+        notices.push(h('div', { class: 'sampled-out' }, notice('info',
+          `Sampling is on: recorders left out ${n(r.sampled_out)} ${r.sampled_out === 1 ? 'run' : 'runs'}, whole, and recorded the rest. `
+          + 'A run missing here may be one of them; to record every run, set XRAY_SAMPLE=1 (or leave out .sample(..)).')));
+      }
+      replace(loss, ...notices);
       loss.dataset.checked = 'true';
     }).catch(() => {});
     const tbody = h('tbody', {});
