@@ -52,11 +52,12 @@
 //! | `GET /steps` | steps across runs by kind, name, elimination ("> 90% eliminated") |
 //! | `GET /candidates/{id}` | where a candidate went in every run |
 //! | `GET /stats` | per step name: count, p50/p95, error rate, mean elimination |
-//! | `GET /compare?a=&b=` | two runs step by step, and the candidates whose verdict changed |
+//! | `GET /compare?a=&b=` | two runs step by step, the candidates whose verdict changed, and the first of those only one run judged |
+//! | `GET /steps/{id}/only-in?other=` | every candidate a step judged that the same step of another run did not, paged |
 //! | `POST /ingest` | runs from another process, in the export's shape |
 //! | `POST /ingest/records` | batches of records from remote recorders (`xray::layer().remote(url)`), gzip accepted |
 //! | `GET /live` | WebSocket of changes (see [`live`]) |
-//! | `GET /health`, `GET /metrics` | liveness; Prometheus text |
+//! | `GET /health`, `GET /metrics` | liveness, and what recorders lost or sampled out; Prometheus text |
 
 pub mod api;
 pub mod app;

@@ -26,6 +26,8 @@ pub enum RouteId {
     GetStep,
     /// `GET /api/v1/steps/{id}/evaluations`
     StepEvaluations,
+    /// `GET /api/v1/steps/{id}/only-in`
+    StepOnlyIn,
     /// `GET /api/v1/candidates/{candidate_id}`
     Candidate,
     /// `GET /api/v1/stats`
@@ -158,6 +160,11 @@ pub static ROUTES: &[Route] = &[
         RouteId::StepEvaluations,
         "/api/v1/steps/{id}/evaluations",
         &["passed", "check", "q", "sort", "metric", "limit", "cursor"],
+    ),
+    get(
+        RouteId::StepOnlyIn,
+        "/api/v1/steps/{id}/only-in",
+        &["other", "limit", "cursor"],
     ),
     get(
         RouteId::Candidate,

@@ -357,6 +357,128 @@ fn compare_lists_the_candidates_whose_verdict_changed() {
 }
 
 #[test]
+fn the_candidates_only_one_run_judged_are_paged_past_the_comparison() {
+    let (_db, server, ids) = setup();
+    let (a, b) = (&ids[2], &ids[1]); // 3.5 then 3.8: A's ranking judged more candidates
+    let cmp = server.json(&format!("/api/v1/compare?a={a}&b={b}"));
+    let rank = cmp["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .find(|s| s["name"] == "rank_and_select")
+        .expect("paired");
+    let only_a = &rank["only_a"];
+    let total = only_a["total"].as_u64().expect("total");
+    let expected: BTreeSet<String> = expected_kept(3.5)
+        .into_iter()
+        .filter(|c| !expected_kept(3.8).contains(c))
+        .collect();
+    assert_eq!(total, expected.len() as u64, "{only_a}");
+    assert!(total > 2, "enough to page: {total}");
+    let first: Vec<&str> = items(only_a)
+        .iter()
+        .map(|e| e["candidate_id"].as_str().expect("id"))
+        .collect();
+    // Every one of them, two at a time, from the step's own route.
+    let (step_a, step_b) = (
+        rank["a"]["id"].as_str().expect("A's step"),
+        rank["b"]["id"].as_str().expect("B's step"),
+    );
+    let (mut paged, mut cursor) = (Vec::<String>::new(), None::<String>);
+    loop {
+        let url = match &cursor {
+            Some(c) => format!("/api/v1/steps/{step_a}/only-in?other={step_b}&limit=2&cursor={c}"),
+            None => format!("/api/v1/steps/{step_a}/only-in?other={step_b}&limit=2"),
+        };
+        let page = server.json(&url);
+        assert_eq!(page["total"], total);
+        assert!(items(&page).len() <= 2);
+        paged.extend(
+            items(&page)
+                .iter()
+                .map(|e| e["candidate_id"].as_str().expect("id").to_owned()),
+        );
+        assert!(paged.len() as u64 <= total, "no page repeats: {paged:?}");
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(paged.len() as u64, total);
+    assert_eq!(paged.iter().cloned().collect::<BTreeSet<_>>(), expected);
+    assert_eq!(
+        &paged[..first.len()],
+        &first[..],
+        "the comparison's first ones are the first pages'"
+    );
+    assert_eq!(
+        only_a["next_cursor"].is_string(),
+        total > first.len() as u64,
+        "a cursor exactly when the comparison did not list them all"
+    );
+    // Bad input: a 4xx naming the parameter.
+    for (url, status, field) in [
+        (format!("/api/v1/steps/{step_a}/only-in"), 400, "other"),
+        (
+            format!("/api/v1/steps/{step_a}/only-in?other={step_b}&cursor=nope"),
+            400,
+            "cursor",
+        ),
+        (
+            format!("/api/v1/steps/{step_a}/only-in?other={step_b}&limit=0"),
+            400,
+            "limit",
+        ),
+        (
+            format!("/api/v1/steps/{step_a}/only-in?other={a}"),
+            404,
+            "other",
+        ),
+    ] {
+        let reply = server.get(&url);
+        assert_eq!(reply.status, status, "{url}: {}", reply.body);
+        assert_eq!(
+            reply.json()["error"]["field"],
+            field,
+            "{url}: {}",
+            reply.body
+        );
+    }
+}
+
+#[test]
+fn a_batch_carries_its_sampled_out_count_in_a_header_counted_once() {
+    let (_db, server, _ids) = setup();
+    let batch = r#"{"xray_records": 1, "batch": "b-1", "dropped": 1, "records": []}"#;
+    let send = |headers: &[(&str, &str)]| {
+        server.call("POST", "/api/v1/ingest/records", headers, Some(batch))
+    };
+    let reply = send(&[("X-XRay-Sampled-Out", "4")]);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let counts = || server.json("/api/v1/health")["recorder"].clone();
+    assert_eq!(
+        counts(),
+        serde_json::json!({"dropped": 1, "failed": 0, "sampled_out": 4})
+    );
+    // The same batch again (its answer was lost): counted once.
+    assert_eq!(send(&[("X-XRay-Sampled-Out", "4")]).status, 200);
+    assert_eq!(counts()["sampled_out"], 4);
+    // A header that is not a count: refused, naming it, and nothing counted.
+    let reply = server.call(
+        "POST",
+        "/api/v1/ingest/records",
+        &[("X-XRay-Sampled-Out", "many")],
+        Some(r#"{"xray_records": 1, "batch": "b-2", "dropped": 5, "records": []}"#),
+    );
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert_eq!(reply.json()["error"]["field"], "X-XRay-Sampled-Out");
+    assert_eq!(
+        counts(),
+        serde_json::json!({"dropped": 1, "failed": 0, "sampled_out": 4})
+    );
+}
+
+#[test]
 fn stats_aggregate_per_step_name() {
     let (_db, server, _ids) = setup();
     let stats = server.json("/api/v1/stats");

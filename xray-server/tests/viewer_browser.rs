@@ -997,8 +997,96 @@ fn the_runs_list_warns_when_recorders_lost_records_and_says_when_runs_were_sampl
     // Sampling is not a loss: said apart, as information, with the way to record every run.
     let text = page.text(".recorder-loss .sampled-out .notice-info");
     assert!(
-        text.contains("left out 9,000 runs") && text.contains("XRAY_SAMPLE=1"),
+        text.contains("left out 9,000 runs")
+            && text.contains("never recorded, not lost")
+            && text.contains(".sample(1.0)"),
         "{text}"
     );
     page.screenshot("runs-recorder-loss");
+}
+
+#[xray::step(kind = "filter")]
+fn judge_range(first: u32, count: u32) -> usize {
+    (first..first + count)
+        .filter(|i| {
+            xray::evaluate(format!("C{i:04}"))
+                .check_min("rating", f64::from(i % 5), 1.0)
+                .passed()
+        })
+        .count()
+}
+
+#[xray::execution(name = "only_in_paging")]
+fn judging_run(first: u32, count: u32) -> usize {
+    judge_range(first, count)
+}
+
+#[test]
+fn compare_pages_through_every_candidate_only_one_run_judged() {
+    let path = fixture::fresh_db("only-in-paging");
+    let (layer, guard) = xray::layer().sqlite(&path).build().expect("a layer");
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        judging_run(0, 130); // A: C0000..C0129
+        judging_run(125, 10); // B: C0125..C0134, so 125 only in A and 5 only in B
+    });
+    assert!(guard.flush(), "recorded");
+    drop(guard);
+    let (server, store) = fixture::serve(&path, None);
+    let runs = store
+        .list_executions(&xray::store::ExecutionQuery::default())
+        .expect("the runs")
+        .items;
+    let id = |count: u64| {
+        runs.iter()
+            .find(|r| r.candidates_in == Some(count))
+            .map(|r| r.id)
+            .expect("the run")
+    };
+    let (a, b) = (id(130), id(10));
+    let page = Page::launch();
+    page.goto(&format!("{}/compare?a={a}&b={b}", server.url()));
+    const A_ROWS: &str =
+        "document.querySelectorAll('table.only-in[data-side=\"A\"] tbody tr').length";
+    page.wait(&format!("{A_ROWS} === 20"), "the comparison's first 20");
+    let caption = page.text("table.only-in[data-side=\"A\"] caption");
+    assert!(
+        caption.contains("125 candidates only run A judged here (the first 20:"),
+        "{caption}"
+    );
+    let more = "document.querySelector('table.only-in[data-side=\"A\"]').closest('.table-wrap').nextElementSibling.querySelector('button')";
+    assert_eq!(
+        page.eval(&format!("{more}.innerText")),
+        "Show 100 more",
+        "a button for the next page"
+    );
+    page.eval(&format!("{more}.click()"));
+    page.wait(&format!("{A_ROWS} === 120"), "the next 100");
+    assert_eq!(page.eval(&format!("{more}.innerText")), "Show 5 more");
+    page.eval(&format!("{more}.click()"));
+    page.wait(&format!("{A_ROWS} === 125"), "every one");
+    page.wait(&format!("{more}.hidden === true"), "no more to show");
+    let ids: Vec<String> = serde_json::from_value(page.eval(
+        "[...document.querySelectorAll('table.only-in[data-side=\"A\"] tbody th a')].map((a) => a.innerText)",
+    ))
+    .expect("the ids");
+    let unique: std::collections::BTreeSet<&String> = ids.iter().collect();
+    assert_eq!(unique.len(), 125, "each once");
+    assert!(
+        !ids.iter().any(|id| id.as_str() >= "C0125"),
+        "none B judged too"
+    );
+    assert!(
+        page.text("table.only-in[data-side=\"A\"] caption")
+            .starts_with("125 candidates only run A judged here (selected"),
+        "the caption no longer says \"the first\""
+    );
+    // B's five fit in the comparison: no button.
+    assert_eq!(
+        page.eval("document.querySelectorAll('table.only-in[data-side=\"B\"] tbody tr').length"),
+        5
+    );
+    assert_eq!(
+        page.eval("document.querySelector('table.only-in[data-side=\"B\"]').closest('.table-wrap').nextElementSibling.hidden"),
+        true
+    );
 }

@@ -29,8 +29,9 @@
 //!   or overloaded (5xx, 429, a timeout) is retried with exponential backoff (100 ms to 30 s);
 //!   records are ids-idempotent on the server, so a batch sent twice is stored once.
 //! - The spool is bounded ([`DEFAULT_MAX_SPOOL_BYTES`]). When it is full, new batches are dropped
-//!   and their records counted; the count (with the queue's own dropped and failed counts) is
-//!   sent with the next batch the server accepts, and the server adds it to its recorder counts
+//!   and their records counted; the count (with the queue's own dropped and failed counts, and
+//!   the executions the layer's sampling left out, in the `X-XRay-Sampled-Out` header) is sent
+//!   with the next batch the server accepts, and the server adds it to its recorder counts
 //!   (`/api/v1/metrics`). Nothing is lost without being counted.
 //! - A batch the server refuses for good (400, 413, 415, 422: it can never be accepted) is removed
 //!   and its records counted as failed; 401 and 403 are retried, so fixing the token loses nothing.

@@ -1,7 +1,7 @@
 //! The sender thread: oldest batch first, gzip, POST, remove on 2xx, back off on failure.
 
 use super::spool::{Pending, Spool};
-use crate::store::RecorderCounts;
+use crate::store::{RecorderCounts, SAMPLED_OUT_HEADER};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
@@ -193,6 +193,11 @@ fn send(shared: &Shared, batch: &Pending, counts: &RecorderCounts) -> Outcome {
     if let Some(token) = &shared.token {
         request = request.set("Authorization", &format!("Bearer {token}"));
     }
+    if counts.sampled_out > 0 {
+        // A header, not a field of the body: a server that predates this count ignores it,
+        // where its body parser would refuse the whole batch for an unknown field.
+        request = request.set(SAMPLED_OUT_HEADER, &counts.sampled_out.to_string());
+    }
     match request.send_bytes(&body) {
         Ok(_) => Outcome::Accepted,
         Err(ureq::Error::Status(code, reply)) => {
@@ -207,10 +212,8 @@ fn send(shared: &Shared, batch: &Pending, counts: &RecorderCounts) -> Outcome {
     }
 }
 
-/// `{"xray_records":1,"batch":…,"dropped":…,"failed":…,"sampled_out":…,"records":[…]}`,
-/// gzip-compressed. The records are spliced in as they were spooled (already JSON).
-/// `sampled_out` is written only when it is not zero: a server older than that count refuses
-/// a field it does not know, so only a recorder that samples needs a server that reads it.
+/// `{"xray_records":1,"batch":…,"dropped":…,"failed":…,"records":[…]}`, gzip-compressed. The
+/// records are spliced in as they were spooled (already JSON).
 fn gzip_body(batch: &Pending, counts: &RecorderCounts) -> std::io::Result<Vec<u8>> {
     let mut gz = flate2::write::GzEncoder::new(
         Vec::with_capacity(batch.records.len() / 4),
@@ -218,15 +221,11 @@ fn gzip_body(batch: &Pending, counts: &RecorderCounts) -> std::io::Result<Vec<u8
     );
     write!(
         gz,
-        "{{\"xray_records\":1,\"batch\":{},\"dropped\":{},\"failed\":{},",
+        "{{\"xray_records\":1,\"batch\":{},\"dropped\":{},\"failed\":{},\"records\":",
         serde_json::Value::from(batch.id.as_str()),
         counts.dropped,
         counts.failed,
     )?;
-    if counts.sampled_out > 0 {
-        write!(gz, "\"sampled_out\":{},", counts.sampled_out)?;
-    }
-    gz.write_all(b"\"records\":")?;
     gz.write_all(batch.records.as_bytes())?;
     gz.write_all(b"}")?;
     gz.finish()

@@ -10,7 +10,8 @@ use super::StoreError;
 /// A decoded cursor: the list it belongs to and the sort key of the last row returned.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Cursor {
-    /// Which list (`e` executions, `v` evaluations, `s` steps, `l` lineage).
+    /// Which list (`e` executions, `v` evaluations, `s` steps, `l` lineage, `c` verdict
+    /// changes, `o` candidates only one step judged).
     pub list: char,
     /// The numeric part of the sort key (a time, a score's bits, an index).
     pub key: i64,

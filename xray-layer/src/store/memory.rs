@@ -86,9 +86,9 @@ impl Store for MemoryStore {
         &self,
         step: Uuid,
         other: Uuid,
-        limit: usize,
+        query: &LineageQuery,
     ) -> Result<OnlyIn, StoreError> {
-        self.inner.candidates_only_in(step, other, limit)
+        self.inner.candidates_only_in(step, other, query)
     }
 
     fn latest_seq(&self) -> Result<u64, StoreError> {

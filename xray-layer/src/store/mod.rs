@@ -63,8 +63,9 @@ pub trait Store: Send + Sync + 'static {
     fn write(&self, batch: &[Record]) -> Result<(), StoreError>;
 
     /// Adds to the recorder counters kept in the store (records dropped on a full queue or made
-    /// after their step had ended, records that failed to be written), so a reader can show
-    /// what was lost.
+    /// after their step had ended, records that failed to be written, executions the
+    /// recorder's sampling left out), so a reader can show what was lost, and that runs were
+    /// sampled.
     fn add_recorder_counts(&self, counts: &RecorderCounts) -> Result<(), StoreError>;
 
     /// Totals of [`Store::add_recorder_counts`] across every recorder that wrote here.
@@ -127,14 +128,15 @@ pub trait Store: Send + Sync + 'static {
         Err(StoreError::Unsupported("verdict_changes"))
     }
 
-    /// The candidates `step` judged that `other` did not: how many, and the first `limit` of
-    /// them (selected first, then passed, in recorded order). With [`Store::verdict_changes`],
-    /// the whole difference between two runs' steps. Unknown steps give none.
+    /// The candidates `step` judged that `other` did not: how many, and a page of them
+    /// (selected first, then passed, in recorded order; `query.limit` of them, from
+    /// `query.cursor`). With [`Store::verdict_changes`], the whole difference between two
+    /// runs' steps. Unknown steps give none.
     fn candidates_only_in(
         &self,
         step: Uuid,
         other: Uuid,
-        limit: usize,
+        query: &LineageQuery,
     ) -> Result<OnlyIn, StoreError> {
         Err(StoreError::Unsupported("candidates_only_in"))
     }

@@ -356,9 +356,18 @@ pub struct VerdictChange {
 pub struct OnlyIn {
     /// How many (a candidate judged twice by the step counts twice).
     pub total: u64,
-    /// The first of them: selected ones first, then those that passed, in recorded order.
+    /// A page of them: selected ones first, then those that passed, in recorded order.
     pub items: Vec<OnlyInEntry>,
+    /// The cursor of the next page, if there is one (pass it in [`LineageQuery::cursor`]).
+    #[serde(default)]
+    pub next_cursor: Option<String>,
 }
+
+/// The sort key of [`OnlyIn`]'s order (selected, then passed, then recorded order) as one
+/// number, for its cursor: the two flags above an evaluation's index.
+pub(crate) const ONLY_IN_SELECTED_BIT: i64 = 1 << 41;
+/// See [`ONLY_IN_SELECTED_BIT`].
+pub(crate) const ONLY_IN_PASSED_BIT: i64 = 1 << 40;
 
 /// A candidate of [`OnlyIn`], with the verdict of the step that judged it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -410,7 +419,8 @@ pub struct ExecutionUpdate {
     pub notes: Option<String>,
 }
 
-/// Counters of what a recorder lost.
+/// Counters of what recorders lost (dropped and failed records), and of the executions their
+/// sampling left out (not a loss: never recorded).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecorderCounts {
     /// Records dropped because the queue was full (or the writer had stopped).
@@ -423,6 +433,12 @@ pub struct RecorderCounts {
     #[serde(default)]
     pub sampled_out: u64,
 }
+
+/// The request header in which a remote recorder sends [`RecorderCounts::sampled_out`] with a
+/// batch (counted once per batch id, like the body's `dropped` and `failed`). A header, not a
+/// field of the body: a server that predates the count ignores it, where its body parser would
+/// refuse the whole batch for a field it does not know.
+pub const SAMPLED_OUT_HEADER: &str = "X-XRay-Sampled-Out";
 
 impl RecorderCounts {
     /// The counts as `(key, value)` pairs, under the keys the stores keep them by.

@@ -3,22 +3,30 @@
 //!
 //! Steps are paired by name and occurrence (the second `score` step of A with the second of B),
 //! which is what "the same step in another run" means for a pipeline whose shape is stable.
+//!
+//! `/api/v1/steps/{id}/only-in?other=`: the candidates one step judged and the other did not,
+//! paged: the comparison lists the first [`MAX_ONLY_IN_ONE`] of each side with their number and
+//! the cursor of the rest.
 
-use super::ok;
+use super::{ok, path};
 use crate::app::{App, Call};
 use crate::error::ApiError;
 use crate::http::Response;
+use crate::params::path_uuid;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Arc;
 use uuid::Uuid;
 use xray::model::{Json, StepRecord};
-use xray::store::{ExecutionSummary, LineageQuery, OnlyIn, StepSummary, VerdictChange};
+use xray::store::{
+    ExecutionSummary, LineageQuery, OnlyIn, StepSummary, VerdictChange, MAX_PAGE_SIZE,
+};
 
 /// The verdict changes listed per step pair; `truncated` says when there are more.
 pub const MAX_CHANGES_PER_STEP: usize = 500;
 
-/// The candidates listed per step pair that only one side judged (their number is exact).
+/// The candidates listed per step pair that only one side judged (their number is exact; the
+/// rest are paged through `/steps/{id}/only-in`).
 pub const MAX_ONLY_IN_ONE: usize = 20;
 
 #[derive(Serialize)]
@@ -129,11 +137,16 @@ async fn pair(
     let changes = app
         .blocking(move |s| s.verdict_changes(ia, ib, &query))
         .await?;
+    let first = || LineageQuery {
+        limit: Some(MAX_ONLY_IN_ONE),
+        cursor: None,
+    };
+    let (qa, qb) = (first(), first());
     let only_a = app
-        .blocking(move |s| s.candidates_only_in(ia, ib, MAX_ONLY_IN_ONE))
+        .blocking(move |s| s.candidates_only_in(ia, ib, &qa))
         .await?;
     let only_b = app
-        .blocking(move |s| s.candidates_only_in(ib, ia, MAX_ONLY_IN_ONE))
+        .blocking(move |s| s.candidates_only_in(ib, ia, &qb))
         .await?;
     Ok(StepPair {
         name,
@@ -149,6 +162,27 @@ async fn pair(
         only_a,
         only_b,
     })
+}
+
+/// `GET /steps/{id}/only-in?other=`: the candidates step `id` judged and step `other` did not
+/// (the same step of another run): their number and a page of them, selected, then passed,
+/// first.
+pub async fn only_in(app: &Arc<App>, call: Call) -> Result<Response, ApiError> {
+    let step = path_uuid(path(&call, 0), "step")?;
+    let other = call.params.required_uuid("other")?;
+    let query = LineageQuery {
+        limit: call.params.limit(MAX_PAGE_SIZE)?,
+        cursor: call.params.text("cursor"),
+    };
+    for (id, name) in [(step, "id"), (other, "other")] {
+        if app.blocking(move |s| s.step(id)).await?.is_none() {
+            return Err(ApiError::not_found(name, format!("no step {id}")));
+        }
+    }
+    let page = app
+        .blocking(move |s| s.candidates_only_in(step, other, &query))
+        .await?;
+    ok(&page)
 }
 
 async fn load(app: &Arc<App>, id: Uuid) -> Result<Option<StepRecord>, ApiError> {

@@ -4,7 +4,8 @@
 //! A batch is `{"xray_records": 1, "batch": "<uuid>", "dropped": n, "failed": n, "records":
 //! [...]}`: the records a recorder's writer produced (execution and step starts and ends, each
 //! step complete with its evaluations), and the records the recorder had to drop or failed to
-//! spool since its last accepted batch. Records are written idempotently by id, so a batch sent
+//! spool since its last accepted batch. The executions its sampling left out in that time come
+//! in the `X-XRay-Sampled-Out` header. Records are written idempotently by id, so a batch sent
 //! again after a lost answer changes nothing; its counts are added once per batch id (the ids of
 //! the last [`RECENT_BATCHES`] batches are remembered; a retry across a restart of this server
 //! could count twice, which the recorder's design makes rare: it retries within seconds).
@@ -17,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use xray::model::Record;
-use xray::store::RecorderCounts;
+use xray::store::{RecorderCounts, SAMPLED_OUT_HEADER};
 
 /// The version of the batch format this server reads.
 pub const RECORDS_VERSION: u32 = 1;
@@ -35,9 +36,6 @@ struct Batch {
     dropped: u64,
     #[serde(default)]
     failed: u64,
-    /// Executions the recorder's sampling left out (absent from older recorders).
-    #[serde(default)]
-    sampled_out: u64,
     records: Vec<Record>,
 }
 
@@ -70,6 +68,24 @@ impl RecentBatches {
     }
 }
 
+/// The executions the recorder's sampling left out, from the `X-XRay-Sampled-Out` header (a
+/// header, so that a server that predates the count ignores it instead of refusing the batch).
+fn sampled_out(call: &Call) -> Result<u64, ApiError> {
+    let Some(value) = call.headers.get(SAMPLED_OUT_HEADER) else {
+        return Ok(0);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .ok_or_else(|| {
+            ApiError::invalid_body(
+                Some(SAMPLED_OUT_HEADER.into()),
+                format!("the {SAMPLED_OUT_HEADER} header must be a whole number of executions"),
+            )
+        })
+}
+
 /// Writes a batch of records and adds its counts to the recorder counts.
 pub async fn ingest(app: &Arc<App>, call: Call) -> Result<Response, ApiError> {
     let batch: Batch = json_body(&call)?;
@@ -85,7 +101,7 @@ pub async fn ingest(app: &Arc<App>, call: Call) -> Result<Response, ApiError> {
     let counts = RecorderCounts {
         dropped: batch.dropped,
         failed: batch.failed,
-        sampled_out: batch.sampled_out,
+        sampled_out: sampled_out(&call)?,
     };
     let count_them = counts != RecorderCounts::default()
         && match &batch.batch {

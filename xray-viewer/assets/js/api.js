@@ -127,6 +127,7 @@ export const api = {
   candidate: (id, query, o = {}) => request('GET', `/candidates/${enc(id)}`, { ...o, query }),
   stats: (query, o = {}) => request('GET', '/stats', { ...o, query }),
   compare: (a, b, o = {}) => request('GET', '/compare', { ...o, query: { a, b } }),
+  onlyIn: (step, query, o = {}) => request('GET', `/steps/${enc(step)}/only-in`, { ...o, query }),
 };
 
 /** Parses a stored JSON payload; a payload cut by the cap is `{"$xray_truncated": true, …}`. */

@@ -347,9 +347,9 @@ impl Store for PostgresStore {
         &self,
         step: Uuid,
         other: Uuid,
-        limit: usize,
+        query: &LineageQuery,
     ) -> Result<OnlyIn, StoreError> {
-        read::candidates_only_in(&mut *self.conn()?, step, other, limit)
+        read::candidates_only_in(&mut *self.conn()?, step, other, query)
     }
 
     fn step_stats(&self, query: &StatsQuery) -> Result<Vec<StepStats>, StoreError> {

@@ -705,11 +705,15 @@ pub(super) fn candidates_only_in(
     client: &mut Client,
     step: Uuid,
     other: Uuid,
-    limit: usize,
+    q: &LineageQuery,
 ) -> Result<OnlyIn, StoreError> {
-    let limit = page_size(Some(limit))? as i64;
+    let limit = page_size(q.limit)?;
     let (Some(at_a), Some(at_b)) = (step_start(client, step)?, step_start(client, other)?) else {
         return Ok(OnlyIn::default());
+    };
+    let after = match &q.cursor {
+        Some(c) => Cursor::decode(c, 'o')?.key,
+        None => -1,
     };
     const ONLY: &str = "FROM xray.evaluations a
          WHERE a.step_id = $1 AND a.started_at = $2
@@ -721,35 +725,44 @@ pub(super) fn candidates_only_in(
         .query_one(&format!("SELECT count(*) {ONLY}"), &params)
         .and_then(|r| r.try_get(0))
         .map_err(pg_error)?;
-    let rows = client
-        .query(
-            &format!(
-                "SELECT a.candidate_id, a.label, a.passed, a.score, a.selected, a.checks {ONLY}
-                 ORDER BY a.selected DESC, a.passed DESC, a.idx LIMIT $5"
-            ),
-            &[&step, &at_a, &other, &at_b, &limit],
-        )
-        .map_err(pg_error)?;
-    let items = rows
-        .iter()
-        .map(|r| {
-            let checks: String = r.try_get(5)?;
-            Ok(OnlyInEntry {
-                candidate_id: r.try_get(0)?,
-                verdict: Verdict {
-                    label: r.try_get(1)?,
-                    passed: r.try_get(2)?,
-                    score: r.try_get(3)?,
-                    selected: r.try_get(4)?,
-                    checks: serde_json::from_str(&checks).unwrap_or_default(),
+    // Selected first, then passed, then in recorded order: one number, for the cursor.
+    let rank = format!(
+        "((CASE WHEN a.selected THEN 0 ELSE 1 END)::bigint * {ONLY_IN_SELECTED_BIT} \
+         + (CASE WHEN a.passed THEN 0 ELSE 1 END)::bigint * {ONLY_IN_PASSED_BIT} + a.idx)"
+    );
+    let sql = format!(
+        "SELECT {rank}, a.candidate_id, a.label, a.passed, a.score, a.selected, a.checks {ONLY}
+           AND {rank} > $5
+         ORDER BY 1 LIMIT {}",
+        limit + 1
+    );
+    let page = page(
+        client,
+        &sql,
+        &[&step, &at_a, &other, &at_b, &after],
+        limit,
+        |r| {
+            let checks: String = r.try_get(6)?;
+            Ok((
+                r.try_get::<_, i64>(0)?,
+                OnlyInEntry {
+                    candidate_id: r.try_get(1)?,
+                    verdict: Verdict {
+                        label: r.try_get(2)?,
+                        passed: r.try_get(3)?,
+                        score: r.try_get(4)?,
+                        selected: r.try_get(5)?,
+                        checks: serde_json::from_str(&checks).unwrap_or_default(),
+                    },
                 },
-            })
-        })
-        .collect::<Result<Vec<_>, postgres::Error>>()
-        .map_err(pg_error)?;
+            ))
+        },
+        |(rank, _)| Cursor::new('o', *rank, ""),
+    )?;
     Ok(OnlyIn {
         total: total.max(0) as u64,
-        items,
+        items: page.items.into_iter().map(|(_, e)| e).collect(),
+        next_cursor: page.next_cursor,
     })
 }
 

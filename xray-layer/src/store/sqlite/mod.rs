@@ -296,9 +296,9 @@ impl Store for SqliteStore {
         &self,
         step: Uuid,
         other: Uuid,
-        limit: usize,
+        query: &LineageQuery,
     ) -> Result<OnlyIn, StoreError> {
-        self.read(|c| read::candidates_only_in(c, step, other, limit))
+        self.read(|c| read::candidates_only_in(c, step, other, query))
     }
 
     fn latest_seq(&self) -> Result<u64, StoreError> {

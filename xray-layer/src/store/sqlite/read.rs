@@ -715,11 +715,15 @@ pub(super) fn candidates_only_in(
     conn: &Connection,
     step: Uuid,
     other: Uuid,
-    limit: usize,
+    q: &LineageQuery,
 ) -> Result<OnlyIn, StoreError> {
-    let limit = page_size(Some(limit))?;
+    let limit = page_size(q.limit)?;
     let (Some(a), Some(b)) = (step_sid(conn, step)?, step_sid(conn, other)?) else {
         return Ok(OnlyIn::default());
+    };
+    let after = match &q.cursor {
+        Some(c) => Cursor::decode(c, 'o')?.key,
+        None => -1,
     };
     // A join, not NOT EXISTS: SQLite indexes `b`'s candidates for the join on the fly (one pass
     // over its rows), where a correlated subquery would scan them once per row of `a`.
@@ -730,31 +734,44 @@ pub(super) fn candidates_only_in(
         .prepare_cached(&format!("SELECT count(*) {ONLY}"))
         .and_then(|mut s| s.query_row(params![a, b], |r| r.get(0)))
         .map_err(sqlite_error)?;
-    let items = conn
-        .prepare_cached(&format!(
-            "SELECT a.candidate_id, a.label, a.passed, a.score, a.selected, a.checks {ONLY}
-             ORDER BY a.selected DESC, a.passed DESC, a.idx LIMIT ?3"
-        ))
-        .and_then(|mut s| {
-            s.query_map(params![a, b, limit as i64], |r| {
-                let checks: String = r.get(5)?;
-                Ok(OnlyInEntry {
-                    candidate_id: r.get(0)?,
+    // Selected first, then passed, then in recorded order: one number, for the cursor.
+    let rank = format!(
+        "((1 - a.selected) * {ONLY_IN_SELECTED_BIT} + (1 - a.passed) * {ONLY_IN_PASSED_BIT} \
+         + a.idx)"
+    );
+    let sql = format!(
+        "SELECT {rank}, a.candidate_id, a.label, a.passed, a.score, a.selected, a.checks {ONLY}
+           AND {rank} > ?3
+         ORDER BY 1 LIMIT {}",
+        limit + 1
+    );
+    let page = page(
+        conn,
+        &sql,
+        vec![int(a), int(b), int(after)],
+        limit,
+        |r| {
+            let checks: String = r.get(6)?;
+            Ok((
+                r.get::<_, i64>(0)?,
+                OnlyInEntry {
+                    candidate_id: r.get(1)?,
                     verdict: Verdict {
-                        label: r.get(1)?,
-                        passed: r.get(2)?,
-                        score: r.get(3)?,
-                        selected: r.get(4)?,
+                        label: r.get(2)?,
+                        passed: r.get(3)?,
+                        score: r.get(4)?,
+                        selected: r.get(5)?,
                         checks: serde_json::from_str(&checks).unwrap_or_default(),
                     },
-                })
-            })?
-            .collect::<Result<Vec<_>, _>>()
-        })
-        .map_err(sqlite_error)?;
+                },
+            ))
+        },
+        |(rank, _)| Cursor::new('o', *rank, ""),
+    )?;
     Ok(OnlyIn {
         total: total.max(0) as u64,
-        items,
+        items: page.items.into_iter().map(|(_, e)| e).collect(),
+        next_cursor: page.next_cursor,
     })
 }
 

@@ -264,8 +264,8 @@ pub fn verdict_changes_between_two_steps(store: &dyn Store) {
     assert_eq!(changes_between(store, a.id, b.id, 2), a_to_b);
 }
 
-/// The candidates one step judged and the other did not: how many, and the first of them,
-/// selected first, then those that passed, in recorded order.
+/// The candidates one step judged and the other did not: how many, and a page of them,
+/// selected first, then those that passed, in recorded order; every page, each once.
 pub fn candidates_only_in_one_of_two_steps(store: &dyn Store) {
     let judged = |id: &str, passed: bool, selected: bool| {
         let mut e = eval(id, passed);
@@ -290,12 +290,34 @@ pub fn candidates_only_in_one_of_two_steps(store: &dyn Store) {
             judged("S2", true, false),
         ],
     );
+    let query = |limit: usize, cursor: Option<String>| LineageQuery {
+        limit: Some(limit),
+        cursor,
+    };
     let only = |step: Uuid, other: Uuid, limit: usize| {
         let found = store
-            .candidates_only_in(step, other, limit)
+            .candidates_only_in(step, other, &query(limit, None))
             .expect("candidates only in one step");
         let ids: Vec<String> = found.items.iter().map(|e| e.candidate_id.clone()).collect();
         (found.total, ids)
+    };
+    // Every page, following the cursors: each candidate once, in the same order as one page.
+    let paged = |step: Uuid, other: Uuid, limit: usize| {
+        let (mut ids, mut cursor, mut pages) = (Vec::new(), None, 0);
+        loop {
+            let found = store
+                .candidates_only_in(step, other, &query(limit, cursor))
+                .expect("a page");
+            assert_eq!(found.total, 4, "the total on every page");
+            assert!(found.items.len() <= limit);
+            ids.extend(found.items.into_iter().map(|e| e.candidate_id));
+            pages += 1;
+            assert!(pages <= 4, "a cursor that does not move on: {ids:?}");
+            match found.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => return (pages, ids),
+            }
+        }
     };
     let ids = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     assert_eq!(only(a.id, b.id, 10), (4, ids(&["A3", "A2", "A4", "A1"])));
@@ -304,8 +326,29 @@ pub fn candidates_only_in_one_of_two_steps(store: &dyn Store) {
         (4, ids(&["A3", "A2"])),
         "the first two"
     );
+    for limit in [1, 3] {
+        assert_eq!(
+            paged(a.id, b.id, limit),
+            (4usize.div_ceil(limit), ids(&["A3", "A2", "A4", "A1"])),
+            "pages of {limit}"
+        );
+    }
+    assert!(
+        store
+            .candidates_only_in(a.id, b.id, &query(10, None))
+            .expect("one page")
+            .next_cursor
+            .is_none(),
+        "no cursor after the last page"
+    );
+    let wrong = store
+        .candidates_only_in(a.id, b.id, &query(10, Some("zz".into())))
+        .expect_err("a cursor that is not one");
+    assert!(wrong.to_string().contains("cursor"), "{wrong}");
     assert_eq!(only(b.id, a.id, 10), (1, ids(&["B1"])));
-    let found = store.candidates_only_in(a.id, b.id, 1).expect("query");
+    let found = store
+        .candidates_only_in(a.id, b.id, &query(1, None))
+        .expect("query");
     assert_eq!(
         found.items[0].verdict,
         Verdict {

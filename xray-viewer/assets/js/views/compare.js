@@ -50,19 +50,65 @@ function pairDetail(p) {
         h('td', {}, verdictText(c.a)), h('td', {}, verdictText(c.b))))))));
     if (p.truncated) parts.push(notice('info', 'More candidates changed verdict than are listed here.'));
   }
-  for (const [side, only] of [['A', p.only_a], ['B', p.only_b]]) {
+  for (const [side, only, step, other] of [['A', p.only_a, p.a, p.b], ['B', p.only_b, p.b, p.a]]) {
     if (!only || !only.total) continue;
-    const shown = only.items.length < only.total ? `the first ${n(only.items.length)}: ` : '';
-    parts.push(h('div', { class: 'table-wrap' }, h('table', { class: 'data only-in', dataset: { side } },
-      h('caption', {}, `${n(only.total)} ${only.total === 1 ? 'candidate' : 'candidates'} only run ${side} judged here (${shown}selected and passed first)`),
-      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Candidate'), h('th', { scope: 'col' }, `In ${side}`))),
-      h('tbody', {}, only.items.map((c) => h('tr', {},
-        h('th', { scope: 'row' }, h('a', { href: `/candidates?id=${encodeURIComponent(c.candidate_id)}`, class: 'mono' }, c.candidate_id),
-          c.verdict.label ? h('div', { class: 'muted cand-label' }, c.verdict.label) : null),
-        h('td', {}, verdictText(c.verdict))))))));
+    parts.push(...onlyInTable(side, only, step, other));
   }
   return parts;
 }
+
+/** Rows of candidates only one side judged. */
+function onlyInRows(items) {
+  return items.map((c) => h('tr', {},
+    h('th', { scope: 'row' }, h('a', { href: `/candidates?id=${encodeURIComponent(c.candidate_id)}`, class: 'mono' }, c.candidate_id),
+      c.verdict.label ? h('div', { class: 'muted cand-label' }, c.verdict.label) : null),
+    h('td', {}, verdictText(c.verdict))));
+}
+
+/** Candidates only run `side` judged here: the comparison's first ones, then "Show more" pages
+ * through `/steps/{id}/only-in` until every one is listed. */
+function onlyInTable(side, only, step, other) {
+  let listed = only.items.length;
+  let cursor = only.next_cursor;
+  const caption = h('caption', {});
+  const tbody = h('tbody', {}, onlyInRows(only.items));
+  const more = h('button', { type: 'button', class: 'only-in-more' });
+  const status = h('span', { class: 'muted', role: 'status' });
+  const actions = h('p', { class: 'only-in-actions' }, more, ' ', status);
+  function update() {
+    const shown = listed < only.total ? `the first ${n(listed)}: ` : '';
+    caption.textContent = `${n(only.total)} ${only.total === 1 ? 'candidate' : 'candidates'} only run ${side} judged here (${shown}selected and passed first)`;
+    more.hidden = !cursor;
+    actions.hidden = !cursor && !status.textContent;
+    more.textContent = `Show ${n(Math.min(PAGE, only.total - listed))} more`;
+  }
+  more.addEventListener('click', async () => {
+    more.disabled = true;
+    status.textContent = 'Loading…';
+    try {
+      const page = await api.onlyIn(step.id, { other: other.id, limit: PAGE, cursor });
+      tbody.append(...onlyInRows(page.items));
+      listed += page.items.length;
+      cursor = page.next_cursor;
+      status.textContent = '';
+    } catch (err) {
+      status.textContent = `Could not load more: ${err.message}`;
+    }
+    more.disabled = false;
+    update();
+  });
+  update();
+  return [
+    h('div', { class: 'table-wrap' }, h('table', { class: 'data only-in', dataset: { side } },
+      caption,
+      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Candidate'), h('th', { scope: 'col' }, `In ${side}`))),
+      tbody)),
+    actions,
+  ];
+}
+
+/** Candidates fetched per "Show more". */
+const PAGE = 100;
 
 /** The number of candidates only one side's step judged, for the steps table. */
 function onlyCount(p) {

@@ -87,8 +87,9 @@ export default {
       }
       if (r && r.sampled_out) {
         notices.push(h('div', { class: 'sampled-out' }, notice('info',
-          `Sampling is on: recorders left out ${n(r.sampled_out)} ${r.sampled_out === 1 ? 'run' : 'runs'}, whole, and recorded the rest. `
-          + 'A run missing here may be one of them; to record every run, set XRAY_SAMPLE=1 (or leave out .sample(..)).')));
+          `Sampling has left out ${n(r.sampled_out)} ${r.sampled_out === 1 ? 'run' : 'runs'} since this database was created: never recorded, not lost. `
+          + 'A run missing from this list may be one of them. To record every run, the recording program builds its layer with .sample(1.0), '
+          + 'or sets XRAY_SAMPLE=1 if it reads the environment (with_default_env).')));
       }
       replace(loss, ...notices);
       loss.dataset.checked = 'true';
