@@ -263,3 +263,84 @@ fn a_sampling_recorder_tells_the_server_how_many_runs_it_left_out() {
     drop(guard);
     collector.kill();
 }
+
+/// A server that refuses every request (400), and when each arrived.
+struct Refusing {
+    url: String,
+    arrivals: Arc<std::sync::Mutex<Vec<Instant>>>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+fn refusing_server() -> Refusing {
+    use hyper::service::service_fn;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("a loopback port");
+    let url = format!("http://{}", listener.local_addr().expect("its address"));
+    let arrivals = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = Arc::clone(&arrivals);
+    runtime.spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let seen = Arc::clone(&seen);
+            tokio::spawn(async move {
+                let service = service_fn(move |_req: hyper::Request<hyper::body::Incoming>| {
+                    seen.lock().expect("arrivals").push(Instant::now());
+                    async move {
+                        let mut refused = hyper::Response::new(String::from("refused"));
+                        *refused.status_mut() = hyper::StatusCode::BAD_REQUEST;
+                        Ok::<_, std::convert::Infallible>(refused)
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    Refusing {
+        url,
+        arrivals,
+        _runtime: runtime,
+    }
+}
+
+#[test]
+fn a_server_that_refuses_everything_is_asked_again_after_a_backoff_not_at_once() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let server = refusing_server();
+    let remote = Arc::new(
+        RemoteStore::builder(&server.url)
+            .spool(dir.path().join("spool.db"))
+            .shutdown_timeout(Duration::from_millis(200))
+            .open()
+            .expect("a remote store"),
+    );
+    let (layer, guard) = xray::layer()
+        .store(Arc::clone(&remote) as Arc<dyn Store>)
+        .build()
+        .expect("a layer");
+    let _subscriber = tracing_subscriber::registry().with(layer).set_default();
+    record_run(0);
+    guard.flush(); // one batch of records
+    let arrivals = || server.arrivals.lock().expect("arrivals").clone();
+    wait_until(Duration::from_secs(30), "four requests", || {
+        arrivals().len() >= 4
+    });
+    let at = arrivals();
+    // 1: the records, refused for good (counted as failed). 2, 3, 4: those counts alone, in a
+    // batch of their own, refused each time: asked again after 100 ms, then 200 ms, not at once.
+    let waited = at[3].duration_since(at[1]);
+    assert!(
+        waited >= Duration::from_millis(250),
+        "the counts were sent again after only {waited:?}: {} requests so far",
+        arrivals().len()
+    );
+    let stats = remote.stats();
+    assert!(stats.refused > 0, "the records were refused: {stats:?}");
+    drop(guard);
+}

@@ -35,6 +35,8 @@
 //!   (`/api/v1/metrics`). Nothing is lost without being counted.
 //! - A batch the server refuses for good (400, 413, 415, 422: it can never be accepted) is removed
 //!   and its records counted as failed; 401 and 403 are retried, so fixing the token loses nothing.
+//!   A server that refuses even a batch of counts alone (a wrong URL, an incompatible server) is
+//!   asked again after the same backoff as one that is down, not in a loop.
 //! - At shutdown the sender tries to empty the spool for [`DEFAULT_SHUTDOWN_TIMEOUT`]; what is
 //!   left stays in the spool file and is sent the next time a program starts with it.
 

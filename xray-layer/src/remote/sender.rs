@@ -150,6 +150,18 @@ pub(super) fn run(spool: &Spool, shared: &Shared, shutdown_timeout: Duration) {
                 if let Err(e) = spool.refuse(batch.seq, &counts, batch.count) {
                     shared.set_error(Some(e.to_string()));
                 }
+                if batch.count == 0 {
+                    // Even a batch of counts alone was refused: this server refuses everything
+                    // (a wrong URL, an incompatible server). The counts come back in a new
+                    // batch each time, so wait as for a server that is down, rather than ask
+                    // again at once, forever.
+                    shared.stats.retries.fetch_add(1, Ordering::Relaxed);
+                    if shared.stopping() {
+                        return; // the counts stay in the spool for next time
+                    }
+                    shared.wait_backoff(backoff);
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
             }
             Outcome::Retry(why) => {
                 shared.set_error(Some(why));
