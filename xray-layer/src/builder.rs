@@ -281,7 +281,8 @@ impl Builder {
     /// Records this share of executions, from `0.0` to `1.0` (default `1.0`: every one). The
     /// choice is made when an execution starts (an `#[xray::execution]`, or the one a step with
     /// no execution above it starts) and holds for the whole run: a run is recorded whole or not
-    /// at all, never a part of it. A run left out costs its steps next to nothing: they
+    /// at all, never a part of it. An execution started inside another run (in one of its
+    /// steps) follows that run's choice. A run left out costs its steps next to nothing: they
     /// serialize no argument and send no record. How many were left out is in
     /// [`RecorderStats::sampled_out`](crate::RecorderStats::sampled_out), and is added to the
     /// store's [`RecorderCounts`](crate::store::RecorderCounts) (the viewer's runs list says

@@ -190,11 +190,18 @@ impl XRayLayer {
         state
     }
 
-    /// The node of a new execution span: a started execution, or `Skipped` when sampling
-    /// leaves the run out.
-    fn execution_node(&self, attrs: &Attributes<'_>, now: i64) -> Node {
-        let Some(execution_id) = self.sampled_id(now) else {
-            return Node::Skipped;
+    /// The node of a new execution span under `parent`: a started execution, or `Skipped`
+    /// when sampling leaves the run out. Sampling decides for a run that starts at the top; an
+    /// execution started inside another run's span follows that run's decision, so the work one
+    /// run does is recorded whole or not at all.
+    fn execution_node(&self, attrs: &Attributes<'_>, parent: Option<Node>, now: i64) -> Node {
+        let execution_id = match parent {
+            Some(Node::Skipped) => return Node::Skipped,
+            Some(_) => ids::new_id(now),
+            None => match self.sampled_id(now) {
+                Some(id) => id,
+                None => return Node::Skipped,
+            },
         };
         let mut fields = XrayFields::default();
         attrs.record(&mut fields);
@@ -297,34 +304,32 @@ where
         // One clock read per span start (and one per end): the ids, the start record and the
         // implicit execution share it.
         let now = now_us();
-        let node = match role {
-            Role::Execution => self.execution_node(attrs, now),
-            Role::Step => {
-                // The parent is usually the span on top of this thread's stack; otherwise walk
-                // the registry's scope.
-                let from_stack = if attrs.is_root() {
-                    None
-                } else {
-                    state::parent_from_stack(attrs.parent().map(Id::into_u64))
-                };
-                let parent = from_stack.or_else(|| {
-                    if attrs.is_root() {
-                        return None;
-                    }
-                    let found = span.scope().skip(1).find_map(|s| {
-                        let node = s.extensions().get::<Node>().cloned()?;
-                        Some((s.id().into_u64(), node))
-                    });
-                    if attrs.is_contextual() {
-                        // Inside a handle's `in_scope`, which the registry does not see.
-                        state::scope_parent(found.as_ref().map(|(id, _)| *id))
-                            .or(found.map(|(_, node)| node))
-                    } else {
-                        found.map(|(_, node)| node)
-                    }
-                });
-                self.step_node(attrs, parent, now)
+        // The parent is usually the span on top of this thread's stack; otherwise walk the
+        // registry's scope.
+        let from_stack = if attrs.is_root() {
+            None
+        } else {
+            state::parent_from_stack(attrs.parent().map(Id::into_u64))
+        };
+        let parent = from_stack.or_else(|| {
+            if attrs.is_root() {
+                return None;
             }
+            let found = span.scope().skip(1).find_map(|s| {
+                let node = s.extensions().get::<Node>().cloned()?;
+                Some((s.id().into_u64(), node))
+            });
+            if attrs.is_contextual() {
+                // Inside a handle's `in_scope`, which the registry does not see.
+                state::scope_parent(found.as_ref().map(|(id, _)| *id))
+                    .or(found.map(|(_, node)| node))
+            } else {
+                found.map(|(_, node)| node)
+            }
+        });
+        let node = match role {
+            Role::Execution => self.execution_node(attrs, parent, now),
+            Role::Step => self.step_node(attrs, parent, now),
         };
         state::set_created(id.into_u64(), node.clone());
         span.extensions_mut().insert(node);
