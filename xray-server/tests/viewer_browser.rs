@@ -603,7 +603,7 @@ fn compare_two_runs_shows_changed_verdicts_with_reasons() {
     );
     assert!(
         caption.as_str().unwrap_or("").contains(&format!(
-            "{} candidates only run B judged here",
+            "{} candidates judged by run B but not by run A",
             thousands(changed.len())
         )),
         "{caption}"
@@ -1050,18 +1050,26 @@ fn compare_pages_through_every_candidate_only_one_run_judged() {
     page.wait(&format!("{A_ROWS} === 20"), "the comparison's first 20");
     let caption = page.text("table.only-in[data-side=\"A\"] caption");
     assert!(
-        caption.contains("125 candidates only run A judged here (the first 20:"),
+        caption.contains("125 candidates judged by run A but not by run B · showing 20:"),
         "{caption}"
     );
     let more = "document.querySelector('table.only-in[data-side=\"A\"]').closest('.table-wrap').nextElementSibling.querySelector('button')";
     assert_eq!(
         page.eval(&format!("{more}.innerText")),
-        "Show 100 more",
+        "Show 100 more (105 left)",
         "a button for the next page"
     );
     page.eval(&format!("{more}.click()"));
     page.wait(&format!("{A_ROWS} === 120"), "the next 100");
-    assert_eq!(page.eval(&format!("{more}.innerText")), "Show 5 more");
+    assert_eq!(
+        page.eval(&format!("{more}.innerText")),
+        "Show 5 more (5 left)"
+    );
+    assert_eq!(
+        page.eval("document.activeElement.innerText"),
+        "C0026",
+        "the keyboard goes on from the first new row"
+    );
     page.eval(&format!("{more}.click()"));
     page.wait(&format!("{A_ROWS} === 125"), "every one");
     page.wait(&format!("{more}.hidden === true"), "no more to show");
@@ -1077,8 +1085,21 @@ fn compare_pages_through_every_candidate_only_one_run_judged() {
     );
     assert!(
         page.text("table.only-in[data-side=\"A\"] caption")
-            .starts_with("125 candidates only run A judged here (selected"),
-        "the caption no longer says \"the first\""
+            .starts_with("125 candidates judged by run A but not by run B · selected"),
+        "the caption no longer says \"showing\""
+    );
+    // The steps table's badge leads to the table: its panel open, the first row focused.
+    page.eval(
+        "document.querySelectorAll('details.cmp-detail').forEach((d) => { d.open = false; })",
+    );
+    page.eval(
+        "[...document.querySelectorAll('.compare-table a.diff-only')].find((a) => a.innerText === '5 only in B').click()",
+    );
+    assert_eq!(
+        page.eval(
+            "document.activeElement.closest('table.only-in')?.dataset.side + ' ' + document.activeElement.closest('details').open"
+        ),
+        "B true"
     );
     // B's five fit in the comparison: no button.
     assert_eq!(

@@ -36,10 +36,14 @@ function sideBySide(title, pair) {
       h('div', {}, h('p', { class: 'cmp-side' }, 'B'), jsonTree(b, { diff: d, label: `${title} in run B` }))));
 }
 
-function pairDetail(p) {
+function pairDetail(p, id) {
   const parts = [];
   if (p.input_differs && p.inputs) parts.push(sideBySide('Input', p.inputs));
   if (p.output_differs && p.outputs) parts.push(sideBySide('Output', p.outputs));
+  for (const [side, only, step, other] of [['A', p.only_a, p.a, p.b], ['B', p.only_b, p.b, p.a]]) {
+    if (!only || !only.total) continue;
+    parts.push(...onlyInTable(side, only, step, other, `${id}-only-${side}`));
+  }
   if (p.verdict_changes.length) {
     parts.push(h('div', { class: 'table-wrap' }, h('table', { class: 'data verdict-changes' },
       h('caption', {}, `${n(p.verdict_changes.length)}${p.truncated ? '+' : ''} candidates judged differently`),
@@ -49,10 +53,6 @@ function pairDetail(p) {
           c.a.label || c.b.label ? h('div', { class: 'muted cand-label' }, c.a.label || c.b.label) : null),
         h('td', {}, verdictText(c.a)), h('td', {}, verdictText(c.b))))))));
     if (p.truncated) parts.push(notice('info', 'More candidates changed verdict than are listed here.'));
-  }
-  for (const [side, only, step, other] of [['A', p.only_a, p.a, p.b], ['B', p.only_b, p.b, p.a]]) {
-    if (!only || !only.total) continue;
-    parts.push(...onlyInTable(side, only, step, other));
   }
   return parts;
 }
@@ -67,8 +67,10 @@ function onlyInRows(items) {
 
 /** Candidates only run `side` judged here: the comparison's first ones, then "Show more" pages
  * through `/steps/{id}/only-in` until every one is listed. */
-function onlyInTable(side, only, step, other) {
+function onlyInTable(side, only, step, other, id) {
+  const otherSide = side === 'A' ? 'B' : 'A';
   let listed = only.items.length;
+  let total = only.total;
   let cursor = only.next_cursor;
   const caption = h('caption', {});
   const tbody = h('tbody', {}, onlyInRows(only.items));
@@ -76,21 +78,27 @@ function onlyInTable(side, only, step, other) {
   const status = h('span', { class: 'muted', role: 'status' });
   const actions = h('p', { class: 'only-in-actions' }, more, ' ', status);
   function update() {
-    const shown = listed < only.total ? `the first ${n(listed)}: ` : '';
-    caption.textContent = `${n(only.total)} ${only.total === 1 ? 'candidate' : 'candidates'} only run ${side} judged here (${shown}selected and passed first)`;
+    const showing = listed < total ? `showing ${n(listed)}: ` : '';
+    caption.textContent = `${n(total)} ${total === 1 ? 'candidate' : 'candidates'} judged by run ${side} but not by run ${otherSide} · ${showing}selected, then passed, then in recorded order`;
+    const left = Math.max(0, total - listed);
     more.hidden = !cursor;
     actions.hidden = !cursor && !status.textContent;
-    more.textContent = `Show ${n(Math.min(PAGE, only.total - listed))} more`;
+    more.textContent = `Show ${n(Math.min(PAGE, left))} more (${n(left)} left)`;
   }
   more.addEventListener('click', async () => {
     more.disabled = true;
     status.textContent = 'Loading…';
     try {
       const page = await api.onlyIn(step.id, { other: other.id, limit: PAGE, cursor });
-      tbody.append(...onlyInRows(page.items));
+      const rows = onlyInRows(page.items);
+      tbody.append(...rows);
       listed += page.items.length;
+      // A run still recording may have judged more since the comparison was made.
+      total = Math.max(page.total, listed);
       cursor = page.next_cursor;
-      status.textContent = '';
+      status.textContent = `Showing ${n(listed)} of ${n(total)}.`;
+      // Keep the keyboard where the reading goes on: the first new row (the button may hide).
+      rows[0]?.querySelector('a')?.focus();
     } catch (err) {
       status.textContent = `Could not load more: ${err.message}`;
     }
@@ -99,7 +107,7 @@ function onlyInTable(side, only, step, other) {
   });
   update();
   return [
-    h('div', { class: 'table-wrap' }, h('table', { class: 'data only-in', dataset: { side } },
+    h('div', { class: 'table-wrap' }, h('table', { class: 'data only-in', id, dataset: { side } },
       caption,
       h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Candidate'), h('th', { scope: 'col' }, `In ${side}`))),
       tbody)),
@@ -157,6 +165,7 @@ export default {
       return undefined;
     }
     let cmp;
+    results.append(h('p', { class: 'muted', role: 'status' }, 'Comparing the two runs…'));
     try {
       cmp = await api.compare(a, b, { signal });
     } catch (e) {
@@ -170,6 +179,23 @@ export default {
         ` · ${n(r.step_count)} steps · ${n(r.candidates_in)} → ${n(r.candidates_out)}`),
       h('p', { class: 'id muted' }, r.id));
     const changed = cmp.steps.filter((p) => p.input_differs || p.output_differs || p.verdict_changes.length || onlyCount(p) || !p.a || !p.b);
+    // Each pair's panel has an id, so the steps table's badges can lead to its tables.
+    const detailed = changed.filter((p) => p.a && p.b);
+    detailed.forEach((p, i) => { p.panelId = `pair-${i}`; });
+    const onlyBadge = (p, side) => {
+      const count = `${n(side === 'A' ? p.only_a.total : p.only_b.total)} only in ${side}`;
+      if (!p.panelId) return h('span', { class: 'diff-badge diff-only' }, count);
+      const link = h('a', { href: `#${p.panelId}-only-${side}`, class: 'diff-badge diff-only' }, count);
+      link.addEventListener('click', (e) => {
+        e.preventDefault();
+        const panel = document.getElementById(p.panelId);
+        if (panel) panel.open = true;
+        const table = document.getElementById(`${p.panelId}-only-${side}`);
+        table?.scrollIntoView({ block: 'start' });
+        table?.querySelector('tbody a')?.focus({ preventScroll: true });
+      });
+      return link;
+    };
     const rows = cmp.steps.map((p) => {
       const diffs = [
         !p.a ? h('span', { class: 'diff-badge' }, 'only in B') : null,
@@ -177,8 +203,8 @@ export default {
         p.input_differs ? h('span', { class: 'diff-badge' }, 'input differs') : null,
         p.output_differs ? h('span', { class: 'diff-badge' }, 'output differs') : null,
         p.verdict_changes.length ? h('span', { class: 'diff-badge diff-verdicts' }, `${n(p.verdict_changes.length)}${p.truncated ? '+' : ''} ${p.verdict_changes.length === 1 ? 'verdict' : 'verdicts'} changed`) : null,
-        p.only_a && p.only_a.total ? h('span', { class: 'diff-badge diff-only' }, `${n(p.only_a.total)} only in A`) : null,
-        p.only_b && p.only_b.total ? h('span', { class: 'diff-badge diff-only' }, `${n(p.only_b.total)} only in B`) : null,
+        p.only_a && p.only_a.total ? onlyBadge(p, 'A') : null,
+        p.only_b && p.only_b.total ? onlyBadge(p, 'B') : null,
       ].filter(Boolean);
       return h('tr', { class: diffs.length ? 'row-differs' : '' },
         h('th', { scope: 'row' }, p.name, p.occurrence ? h('span', { class: 'muted' }, ` #${p.occurrence + 1}`) : null),
@@ -192,9 +218,9 @@ export default {
           h('thead', {}, h('tr', {}, ['Step', 'A', 'B', 'Differences'].map((t) => h('th', { scope: 'col' }, t)))),
           h('tbody', {}, rows)))),
       changed.length === 0 ? notice('info', 'The two runs made the same decisions: no input, output or verdict differs.') : null,
-      changed.filter((p) => p.a && p.b).map((p, i) => h('details', { class: 'panel collapsible cmp-detail', open: i < 3 },
+      detailed.map((p, i) => h('details', { class: 'panel collapsible cmp-detail', id: p.panelId, open: i < 3 },
         h('summary', {}, h('h2', {}, `${p.name}${p.occurrence ? ` #${p.occurrence + 1}` : ''}: what differs`)),
-        pairDetail(p))));
+        pairDetail(p, p.panelId))));
     return undefined;
   },
 };

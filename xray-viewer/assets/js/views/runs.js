@@ -83,13 +83,19 @@ export default {
       const r = health && health.recorder;
       const notices = [];
       if (r && (r.dropped || r.failed)) {
-        notices.push(notice('warn', `Recorders lost records: ${n(r.dropped)} dropped (queue full, or made after their step had ended) and ${n(r.failed)} failed to write. The runs they belonged to may be incomplete.`));
+        const lost = [
+          r.dropped ? `${n(r.dropped)} dropped (queue full, or made after their step had ended)` : null,
+          r.failed ? `${n(r.failed)} failed to write` : null,
+        ].filter(Boolean).join(' and ');
+        notices.push(notice('warn', h('strong', {}, 'Lost records. '),
+          `Recorders lost ${lost}. The runs they belonged to may be incomplete.`));
       }
       if (r && r.sampled_out) {
-        notices.push(h('div', { class: 'sampled-out' }, notice('info',
+        notices.push(h('div', { class: 'sampled-out' }, notice('info', h('strong', {}, 'Sampled runs. '),
           `Sampling has left out ${n(r.sampled_out)} ${r.sampled_out === 1 ? 'run' : 'runs'} since this database was created: never recorded, not lost. `
-          + 'A run missing from this list may be one of them. To record every run, the recording program builds its layer with .sample(1.0), '
-          + 'or sets XRAY_SAMPLE=1 if it reads the environment (with_default_env).')));
+          + 'A run missing from this list may be one of them. To record every run, the recording program builds its layer with ',
+          h('code', {}, '.sample(1.0)'), ', or sets ', h('code', {}, 'XRAY_SAMPLE=1'), ' if it reads the environment (',
+          h('code', {}, 'with_default_env()'), ').')));
       }
       replace(loss, ...notices);
       loss.dataset.checked = 'true';
