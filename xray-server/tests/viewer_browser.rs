@@ -1048,6 +1048,15 @@ fn compare_pages_through_every_candidate_only_one_run_judged() {
     const A_ROWS: &str =
         "document.querySelectorAll('table.only-in[data-side=\"A\"] tbody tr').length";
     page.wait(&format!("{A_ROWS} === 20"), "the comparison's first 20");
+    // The picker tells the two runs of one pipeline apart by their input.
+    let picked = page.eval(
+        "[...document.querySelectorAll('select[name=a], select[name=b]')].map((s) => s.selectedOptions[0].innerText).join(' | ')",
+    );
+    let picked = picked.as_str().unwrap_or("");
+    assert!(
+        picked.contains("count: 130") && picked.contains("count: 10"),
+        "{picked}"
+    );
     let caption = page.text("table.only-in[data-side=\"A\"] caption");
     assert!(
         caption.contains("125 candidates judged by run A but not by run B · showing 20:"),

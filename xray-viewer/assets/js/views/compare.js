@@ -6,6 +6,26 @@ import { h, replace, notice, field, statusBadge } from '../dom.js';
 import { n, duration, time, shortId, num } from '../format.js';
 import { jsonTree, diffPaths } from '../components/json-tree.js';
 import { navigate } from '../router.js';
+import { arrangePreviews } from '../preview.js';
+
+/** Each run's input preview for the picker, keyed by run id: the runs of one pipeline share a
+ * name and often a minute, and their inputs are what tells them apart. */
+function pickerPreviews(runs) {
+  const byName = new Map();
+  for (const r of runs) {
+    if (!byName.has(r.name)) byName.set(r.name, []);
+    byName.get(r.name).push(r);
+  }
+  const out = new Map();
+  for (const group of byName.values()) {
+    const arranged = arrangePreviews(group.map((r) => r.input_preview));
+    group.forEach((r, i) => {
+      const text = arranged[i].text;
+      out.set(r.id, text.length > 90 ? `${text.slice(0, 89)}…` : text);
+    });
+  }
+  return out;
+}
 
 function stepCell(s) {
   if (!s) return h('span', { class: 'muted' }, 'not in this run');
@@ -134,12 +154,15 @@ async function picker(a, b, signal) {
     // By default the newest run (B) and the one before it of the same pipeline (A).
     const newest = runs.find((r) => r.id !== a) || runs[0];
     const previous = newest && (runs.find((r) => r.id !== newest.id && r.name === newest.name) || runs.find((r) => r.id !== newest.id));
+    const previews = pickerPreviews(runs);
     for (const [select, chosen, fallback] of [[selectA, a, previous], [selectB, b, newest]]) {
       select.append(h('option', { value: '' }, 'choose a run'));
       const want = chosen || (fallback && !(a && fallback.id === a) ? fallback.id : '');
       if (chosen && !runs.some((r) => r.id === chosen)) select.append(h('option', { value: chosen, selected: true }, chosen));
       for (const r of runs) {
-        select.append(h('option', { value: r.id, selected: r.id === want }, `${r.name} · ${time(r.started_at)} · ${r.status} · ${shortId(r.id)}`));
+        const preview = previews.get(r.id);
+        select.append(h('option', { value: r.id, selected: r.id === want },
+          `${r.name} · ${time(r.started_at)} · ${r.status} · ${shortId(r.id)}${preview ? ` · ${preview}` : ''}`));
       }
     }
   } catch (e) {
