@@ -327,6 +327,7 @@ impl App {
             RouteId::Stats => api::stats::stats(self, call).await,
             RouteId::Compare => api::compare::compare(self, call).await,
             RouteId::StepOnlyIn => api::compare::only_in(self, call).await,
+            RouteId::StepVerdictChanges => api::compare::verdict_changes(self, call).await,
             RouteId::Ingest => api::export::ingest(self, call).await,
             RouteId::IngestRecords => api::records::ingest(self, call).await,
             RouteId::Live => crate::live::upgrade(self, call),

@@ -54,6 +54,7 @@
 //! | `GET /stats` | per step name: count, p50/p95, error rate, mean elimination |
 //! | `GET /compare?a=&b=` | two runs step by step, the candidates whose verdict changed, and the first of those only one run judged |
 //! | `GET /steps/{id}/only-in?other=` | every candidate a step judged that the same step of another run did not, paged |
+//! | `GET /steps/{id}/verdict-changes?other=` | every candidate both judged differently, with the reasons on both sides, paged |
 //! | `POST /ingest` | runs from another process, in the export's shape |
 //! | `POST /ingest/records` | batches of records from remote recorders (`xray::layer().remote(url)`), gzip accepted |
 //! | `GET /live` | WebSocket of changes (see [`live`]) |

@@ -28,6 +28,8 @@ pub enum RouteId {
     StepEvaluations,
     /// `GET /api/v1/steps/{id}/only-in`
     StepOnlyIn,
+    /// `GET /api/v1/steps/{id}/verdict-changes`
+    StepVerdictChanges,
     /// `GET /api/v1/candidates/{candidate_id}`
     Candidate,
     /// `GET /api/v1/stats`
@@ -164,6 +166,11 @@ pub static ROUTES: &[Route] = &[
     get(
         RouteId::StepOnlyIn,
         "/api/v1/steps/{id}/only-in",
+        &["other", "limit", "cursor"],
+    ),
+    get(
+        RouteId::StepVerdictChanges,
+        "/api/v1/steps/{id}/verdict-changes",
         &["other", "limit", "cursor"],
     ),
     get(

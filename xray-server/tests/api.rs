@@ -345,6 +345,67 @@ fn compare_lists_the_candidates_whose_verdict_changed() {
         .filter(|c| !expected_kept(3.8).contains(c))
         .collect();
     assert_eq!(changed, expected);
+    // The same changes, page by page, from the step's own route (A's recorded order).
+    let listed: Vec<&str> = filter["verdict_changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .map(|c| c["candidate_id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(filter["verdict_changes_cursor"], serde_json::Value::Null);
+    let (step_a, step_b) = (
+        filter["a"]["id"].as_str().expect("A's step"),
+        filter["b"]["id"].as_str().expect("B's step"),
+    );
+    let (mut paged, mut cursor) = (Vec::<String>::new(), None::<String>);
+    loop {
+        let url = format!(
+            "/api/v1/steps/{step_a}/verdict-changes?other={step_b}&limit=2{}",
+            cursor
+                .as_ref()
+                .map(|c| format!("&cursor={c}"))
+                .unwrap_or_default()
+        );
+        let page = server.json(&url);
+        assert!(items(&page).len() <= 2);
+        paged.extend(
+            items(&page)
+                .iter()
+                .map(|c| c["candidate_id"].as_str().expect("id").to_owned()),
+        );
+        assert!(paged.len() <= listed.len(), "no page repeats: {paged:?}");
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(paged, listed);
+    for (url, status, field) in [
+        (
+            format!("/api/v1/steps/{step_a}/verdict-changes"),
+            400,
+            "other",
+        ),
+        (
+            format!("/api/v1/steps/{step_a}/verdict-changes?other={step_b}&cursor=nope"),
+            400,
+            "cursor",
+        ),
+        (
+            format!("/api/v1/steps/{}/verdict-changes?other={step_b}", ids[0]),
+            404,
+            "id",
+        ),
+    ] {
+        let reply = server.get(&url);
+        assert_eq!(reply.status, status, "{url}: {}", reply.body);
+        assert_eq!(
+            reply.json()["error"]["field"],
+            field,
+            "{url}: {}",
+            reply.body
+        );
+    }
     let keywords = steps
         .iter()
         .find(|s| s["name"] == "keyword_generation")

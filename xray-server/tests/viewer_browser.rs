@@ -1021,6 +1021,72 @@ fn judging_run(first: u32, count: u32) -> usize {
     judge_range(first, count)
 }
 
+#[xray::step(kind = "filter")]
+fn judge_all(count: u32, pass: bool) -> usize {
+    (0..count)
+        .filter(|i| {
+            xray::evaluate(format!("V{i:04}"))
+                .check("in stock", pass, "out of stock")
+                .passed()
+        })
+        .count()
+}
+
+#[xray::execution(name = "verdict_paging")]
+fn verdict_run(count: u32, pass: bool) -> usize {
+    judge_all(count, pass)
+}
+
+#[test]
+fn compare_pages_through_every_changed_verdict_past_the_first_500() {
+    let path = fixture::fresh_db("verdict-paging");
+    let (layer, guard) = xray::layer().sqlite(&path).build().expect("a layer");
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        verdict_run(600, true);
+        verdict_run(600, false);
+    });
+    assert!(guard.flush(), "recorded");
+    drop(guard);
+    let (server, store) = fixture::serve(&path, None);
+    let runs = store
+        .list_executions(&xray::store::ExecutionQuery::default())
+        .expect("the runs")
+        .items;
+    let id = |out: u64| {
+        runs.iter()
+            .find(|r| r.candidates_out == Some(out))
+            .map(|r| r.id)
+            .expect("the run")
+    };
+    let (a, b) = (id(600), id(0));
+    let page = Page::launch();
+    page.goto(&format!("{}/compare?a={a}&b={b}", server.url()));
+    const ROWS: &str = "document.querySelectorAll('table.verdict-changes tbody tr').length";
+    page.wait(&format!("{ROWS} === 500"), "the comparison's first 500");
+    let caption = page.text("table.verdict-changes caption");
+    assert!(
+        caption.starts_with("500+ candidates judged differently"),
+        "{caption}"
+    );
+    let more = "document.querySelector('button.changes-more')";
+    assert_eq!(page.eval(&format!("{more}.innerText")), "Show 100 more");
+    page.eval(&format!("{more}.click()"));
+    page.wait(&format!("{ROWS} === 600"), "every change");
+    page.wait(&format!("{more}.hidden === true"), "no more to show");
+    assert_eq!(
+        page.text("table.verdict-changes caption"),
+        "600 candidates judged differently"
+    );
+    let ids: Vec<String> = serde_json::from_value(page.eval(
+        "[...document.querySelectorAll('table.verdict-changes tbody th a')].map((a) => a.innerText)",
+    ))
+    .expect("the ids");
+    let expected: Vec<String> = (0..600).map(|i| format!("V{i:04}")).collect();
+    assert_eq!(ids, expected, "each once, in A's recorded order");
+    let status = page.text(".changes-actions [role=status]");
+    assert_eq!(status, "Showing all 600.");
+}
+
 #[test]
 fn compare_pages_through_every_candidate_only_one_run_judged() {
     let path = fixture::fresh_db("only-in-paging");

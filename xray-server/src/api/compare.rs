@@ -22,7 +22,8 @@ use xray::store::{
     ExecutionSummary, LineageQuery, OnlyIn, StepSummary, VerdictChange, MAX_PAGE_SIZE,
 };
 
-/// The verdict changes listed per step pair; `truncated` says when there are more.
+/// The verdict changes listed per step pair; `truncated` says when there are more, and
+/// `verdict_changes_cursor` pages on through `/steps/{id}/verdict-changes`.
 pub const MAX_CHANGES_PER_STEP: usize = 500;
 
 /// The candidates listed per step pair that only one side judged (their number is exact; the
@@ -50,6 +51,8 @@ struct StepPair {
     outputs: Option<[Option<Json>; 2]>,
     verdict_changes: Vec<VerdictChange>,
     truncated: bool,
+    /// Where the verdict changes go on (`GET /steps/{a}/verdict-changes?other={b}&cursor=`).
+    verdict_changes_cursor: Option<String>,
     /// Candidates A's step judged and B's did not (none when a side has no such step).
     only_a: OnlyIn,
     /// Candidates B's step judged and A's did not.
@@ -117,6 +120,7 @@ async fn pair(
             outputs: None,
             verdict_changes: Vec::new(),
             truncated: false,
+            verdict_changes_cursor: None,
             only_a: OnlyIn::default(),
             only_b: OnlyIn::default(),
         });
@@ -159,16 +163,27 @@ async fn pair(
         outputs: output_differs.then_some([out_a, out_b]),
         verdict_changes: changes.items,
         truncated: changes.next_cursor.is_some(),
+        verdict_changes_cursor: changes.next_cursor,
         only_a,
         only_b,
     })
 }
 
-/// `GET /steps/{id}/only-in?other=`: the candidates step `id` judged and step `other` did not
-/// (the same step of another run): their number and a page of them, selected, then passed,
-/// first.
-pub async fn only_in(app: &Arc<App>, call: Call) -> Result<Response, ApiError> {
-    let step = path_uuid(path(&call, 0), "step")?;
+/// `GET /steps/{id}/verdict-changes?other=`: the candidates step `id` and step `other` (the
+/// same step of another run) both judged, with a different verdict (or selection), paged in
+/// `id`'s recorded order, with the reasons on both sides.
+pub async fn verdict_changes(app: &Arc<App>, call: Call) -> Result<Response, ApiError> {
+    let (step, other, query) = pair_query(app, &call).await?;
+    let page = app
+        .blocking(move |s| s.verdict_changes(step, other, &query))
+        .await?;
+    ok(&page)
+}
+
+/// The two steps and the page of a `/steps/{id}/…?other=` request; 404 naming the one that
+/// does not exist.
+async fn pair_query(app: &Arc<App>, call: &Call) -> Result<(Uuid, Uuid, LineageQuery), ApiError> {
+    let step = path_uuid(path(call, 0), "step")?;
     let other = call.params.required_uuid("other")?;
     let query = LineageQuery {
         limit: call.params.limit(MAX_PAGE_SIZE)?,
@@ -179,6 +194,14 @@ pub async fn only_in(app: &Arc<App>, call: Call) -> Result<Response, ApiError> {
             return Err(ApiError::not_found(name, format!("no step {id}")));
         }
     }
+    Ok((step, other, query))
+}
+
+/// `GET /steps/{id}/only-in?other=`: the candidates step `id` judged and step `other` did not
+/// (the same step of another run): their number and a page of them, selected, then passed,
+/// first.
+pub async fn only_in(app: &Arc<App>, call: Call) -> Result<Response, ApiError> {
+    let (step, other, query) = pair_query(app, &call).await?;
     let page = app
         .blocking(move |s| s.candidates_only_in(step, other, &query))
         .await?;

@@ -128,6 +128,7 @@ export const api = {
   stats: (query, o = {}) => request('GET', '/stats', { ...o, query }),
   compare: (a, b, o = {}) => request('GET', '/compare', { ...o, query: { a, b } }),
   onlyIn: (step, query, o = {}) => request('GET', `/steps/${enc(step)}/only-in`, { ...o, query }),
+  verdictChanges: (step, query, o = {}) => request('GET', `/steps/${enc(step)}/verdict-changes`, { ...o, query }),
 };
 
 /** Parses a stored JSON payload; a payload cut by the cap is `{"$xray_truncated": true, …}`. */

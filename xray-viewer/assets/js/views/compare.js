@@ -64,17 +64,59 @@ function pairDetail(p, id) {
     if (!only || !only.total) continue;
     parts.push(...onlyInTable(side, only, step, other, `${id}-only-${side}`));
   }
-  if (p.verdict_changes.length) {
-    parts.push(h('div', { class: 'table-wrap' }, h('table', { class: 'data verdict-changes' },
-      h('caption', {}, `${n(p.verdict_changes.length)}${p.truncated ? '+' : ''} candidates judged differently`),
-      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Candidate'), h('th', { scope: 'col' }, 'In A'), h('th', { scope: 'col' }, 'In B'))),
-      h('tbody', {}, p.verdict_changes.map((c) => h('tr', {},
-        h('th', { scope: 'row' }, h('a', { href: `/candidates?id=${encodeURIComponent(c.candidate_id)}`, class: 'mono' }, c.candidate_id),
-          c.a.label || c.b.label ? h('div', { class: 'muted cand-label' }, c.a.label || c.b.label) : null),
-        h('td', {}, verdictText(c.a)), h('td', {}, verdictText(c.b))))))));
-    if (p.truncated) parts.push(notice('info', 'More candidates changed verdict than are listed here.'));
-  }
+  if (p.verdict_changes.length) parts.push(...verdictChangesTable(p));
   return parts;
+}
+
+/** Rows of candidates judged differently, with the reasons on each side. */
+function changeRows(changes) {
+  return changes.map((c) => h('tr', {},
+    h('th', { scope: 'row' }, h('a', { href: `/candidates?id=${encodeURIComponent(c.candidate_id)}`, class: 'mono' }, c.candidate_id),
+      c.a.label || c.b.label ? h('div', { class: 'muted cand-label' }, c.a.label || c.b.label) : null),
+    h('td', {}, verdictText(c.a)), h('td', {}, verdictText(c.b))));
+}
+
+/** The candidates judged differently: the comparison's first ones, then "Show more" pages
+ * through `/steps/{id}/verdict-changes` (their number is known only once all are listed). */
+function verdictChangesTable(p) {
+  let listed = p.verdict_changes.length;
+  let cursor = p.verdict_changes_cursor;
+  const caption = h('caption', {});
+  const tbody = h('tbody', {}, changeRows(p.verdict_changes));
+  const more = h('button', { type: 'button', class: 'changes-more' });
+  const status = h('span', { class: 'muted', role: 'status' });
+  const actions = h('p', { class: 'changes-actions' }, more, ' ', status);
+  function update() {
+    caption.textContent = `${n(listed)}${cursor ? '+' : ''} candidates judged differently${cursor ? ` · showing the first ${n(listed)}, in A's recorded order` : ''}`;
+    more.hidden = !cursor;
+    actions.hidden = !cursor && !status.textContent;
+    more.textContent = `Show ${n(PAGE)} more`;
+  }
+  more.addEventListener('click', async () => {
+    more.disabled = true;
+    status.textContent = 'Loading…';
+    try {
+      const page = await api.verdictChanges(p.a.id, { other: p.b.id, limit: PAGE, cursor });
+      const rows = changeRows(page.items);
+      tbody.append(...rows);
+      listed += page.items.length;
+      cursor = page.next_cursor;
+      status.textContent = cursor ? `Showing ${n(listed)}.` : `Showing all ${n(listed)}.`;
+      rows[0]?.querySelector('a')?.focus();
+    } catch (err) {
+      status.textContent = `Could not load more: ${err.message}`;
+    }
+    more.disabled = false;
+    update();
+  });
+  update();
+  return [
+    h('div', { class: 'table-wrap' }, h('table', { class: 'data verdict-changes' },
+      caption,
+      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Candidate'), h('th', { scope: 'col' }, 'In A'), h('th', { scope: 'col' }, 'In B'))),
+      tbody)),
+    actions,
+  ];
 }
 
 /** Rows of candidates only one side judged. */
