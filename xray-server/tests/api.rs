@@ -309,6 +309,37 @@ fn a_candidates_lineage_shows_each_verdict_with_its_reasons() {
     assert!(items(&unknown).is_empty());
 }
 
+/// Every item of a paged list, following `next_cursor` from `first` (a URL that sets `limit`):
+/// at most `expected` items in all, so a cursor that does not move on fails instead of looping.
+fn every_page(server: &Server, first: &str, expected: usize) -> Vec<serde_json::Value> {
+    let (mut all, mut cursor) = (Vec::new(), None::<String>);
+    loop {
+        let url = match &cursor {
+            Some(c) => format!("{first}&cursor={c}"),
+            None => first.to_owned(),
+        };
+        let page = server.json(&url);
+        all.extend(items(&page).iter().cloned());
+        assert!(all.len() <= expected, "a page repeats: {url}");
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => return all,
+        }
+    }
+}
+
+/// `url` is answered `status`, with an error naming `field`.
+fn refused(server: &Server, url: &str, status: u16, field: &str) {
+    let reply = server.get(url);
+    assert_eq!(reply.status, status, "{url}: {}", reply.body);
+    assert_eq!(
+        reply.json()["error"]["field"],
+        field,
+        "{url}: {}",
+        reply.body
+    );
+}
+
 #[test]
 fn compare_lists_the_candidates_whose_verdict_changed() {
     let (_db, server, ids) = setup();
@@ -357,28 +388,14 @@ fn compare_lists_the_candidates_whose_verdict_changed() {
         filter["a"]["id"].as_str().expect("A's step"),
         filter["b"]["id"].as_str().expect("B's step"),
     );
-    let (mut paged, mut cursor) = (Vec::<String>::new(), None::<String>);
-    loop {
-        let url = format!(
-            "/api/v1/steps/{step_a}/verdict-changes?other={step_b}&limit=2{}",
-            cursor
-                .as_ref()
-                .map(|c| format!("&cursor={c}"))
-                .unwrap_or_default()
-        );
-        let page = server.json(&url);
-        assert!(items(&page).len() <= 2);
-        paged.extend(
-            items(&page)
-                .iter()
-                .map(|c| c["candidate_id"].as_str().expect("id").to_owned()),
-        );
-        assert!(paged.len() <= listed.len(), "no page repeats: {paged:?}");
-        match page["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_owned()),
-            None => break,
-        }
-    }
+    let paged: Vec<String> = every_page(
+        &server,
+        &format!("/api/v1/steps/{step_a}/verdict-changes?other={step_b}&limit=2"),
+        listed.len(),
+    )
+    .iter()
+    .map(|c| c["candidate_id"].as_str().expect("id").to_owned())
+    .collect();
     assert_eq!(paged, listed);
     for (url, status, field) in [
         (
@@ -397,14 +414,7 @@ fn compare_lists_the_candidates_whose_verdict_changed() {
             "id",
         ),
     ] {
-        let reply = server.get(&url);
-        assert_eq!(reply.status, status, "{url}: {}", reply.body);
-        assert_eq!(
-            reply.json()["error"]["field"],
-            field,
-            "{url}: {}",
-            reply.body
-        );
+        refused(&server, &url, status, field);
     }
     let keywords = steps
         .iter()
@@ -445,26 +455,15 @@ fn the_candidates_only_one_run_judged_are_paged_past_the_comparison() {
         rank["a"]["id"].as_str().expect("A's step"),
         rank["b"]["id"].as_str().expect("B's step"),
     );
-    let (mut paged, mut cursor) = (Vec::<String>::new(), None::<String>);
-    loop {
-        let url = match &cursor {
-            Some(c) => format!("/api/v1/steps/{step_a}/only-in?other={step_b}&limit=2&cursor={c}"),
-            None => format!("/api/v1/steps/{step_a}/only-in?other={step_b}&limit=2"),
-        };
-        let page = server.json(&url);
-        assert_eq!(page["total"], total);
-        assert!(items(&page).len() <= 2);
-        paged.extend(
-            items(&page)
-                .iter()
-                .map(|e| e["candidate_id"].as_str().expect("id").to_owned()),
-        );
-        assert!(paged.len() as u64 <= total, "no page repeats: {paged:?}");
-        match page["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_owned()),
-            None => break,
-        }
-    }
+    let pages = every_page(
+        &server,
+        &format!("/api/v1/steps/{step_a}/only-in?other={step_b}&limit=2"),
+        total as usize,
+    );
+    let paged: Vec<String> = pages
+        .iter()
+        .map(|e| e["candidate_id"].as_str().expect("id").to_owned())
+        .collect();
     assert_eq!(paged.len() as u64, total);
     assert_eq!(paged.iter().cloned().collect::<BTreeSet<_>>(), expected);
     assert_eq!(
@@ -496,14 +495,7 @@ fn the_candidates_only_one_run_judged_are_paged_past_the_comparison() {
             "other",
         ),
     ] {
-        let reply = server.get(&url);
-        assert_eq!(reply.status, status, "{url}: {}", reply.body);
-        assert_eq!(
-            reply.json()["error"]["field"],
-            field,
-            "{url}: {}",
-            reply.body
-        );
+        refused(&server, &url, status, field);
     }
 }
 

@@ -1021,6 +1021,27 @@ fn judging_run(first: u32, count: u32) -> usize {
     judge_range(first, count)
 }
 
+/// A server over a fresh database holding the two runs `record` records, with their ids in the
+/// order they were recorded (A, then B).
+fn serve_two_runs(
+    name: &str,
+    record: impl FnOnce(),
+) -> (xray_server::BackgroundServer, Uuid, Uuid) {
+    let path = fixture::fresh_db(name);
+    let (layer, guard) = xray::layer().sqlite(&path).build().expect("a layer");
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), record);
+    assert!(guard.flush(), "recorded");
+    drop(guard);
+    let (server, store) = fixture::serve(&path, None);
+    let runs = store
+        .list_executions(&xray::store::ExecutionQuery::default())
+        .expect("the runs")
+        .items;
+    assert_eq!(runs.len(), 2, "two runs");
+    // Newest first.
+    (server, runs[1].id, runs[0].id)
+}
+
 #[xray::step(kind = "filter")]
 fn judge_all(count: u32, pass: bool) -> usize {
     (0..count)
@@ -1039,26 +1060,10 @@ fn verdict_run(count: u32, pass: bool) -> usize {
 
 #[test]
 fn compare_pages_through_every_changed_verdict_past_the_first_500() {
-    let path = fixture::fresh_db("verdict-paging");
-    let (layer, guard) = xray::layer().sqlite(&path).build().expect("a layer");
-    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+    let (server, a, b) = serve_two_runs("verdict-paging", || {
         verdict_run(600, true);
         verdict_run(600, false);
     });
-    assert!(guard.flush(), "recorded");
-    drop(guard);
-    let (server, store) = fixture::serve(&path, None);
-    let runs = store
-        .list_executions(&xray::store::ExecutionQuery::default())
-        .expect("the runs")
-        .items;
-    let id = |out: u64| {
-        runs.iter()
-            .find(|r| r.candidates_out == Some(out))
-            .map(|r| r.id)
-            .expect("the run")
-    };
-    let (a, b) = (id(600), id(0));
     let page = Page::launch();
     page.goto(&format!("{}/compare?a={a}&b={b}", server.url()));
     const ROWS: &str = "document.querySelectorAll('table.verdict-changes tbody tr').length";
@@ -1089,26 +1094,10 @@ fn compare_pages_through_every_changed_verdict_past_the_first_500() {
 
 #[test]
 fn compare_pages_through_every_candidate_only_one_run_judged() {
-    let path = fixture::fresh_db("only-in-paging");
-    let (layer, guard) = xray::layer().sqlite(&path).build().expect("a layer");
-    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+    let (server, a, b) = serve_two_runs("only-in-paging", || {
         judging_run(0, 130); // A: C0000..C0129
         judging_run(125, 10); // B: C0125..C0134, so 125 only in A and 5 only in B
     });
-    assert!(guard.flush(), "recorded");
-    drop(guard);
-    let (server, store) = fixture::serve(&path, None);
-    let runs = store
-        .list_executions(&xray::store::ExecutionQuery::default())
-        .expect("the runs")
-        .items;
-    let id = |count: u64| {
-        runs.iter()
-            .find(|r| r.candidates_in == Some(count))
-            .map(|r| r.id)
-            .expect("the run")
-    };
-    let (a, b) = (id(130), id(10));
     let page = Page::launch();
     page.goto(&format!("{}/compare?a={a}&b={b}", server.url()));
     const A_ROWS: &str =

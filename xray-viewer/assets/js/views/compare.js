@@ -76,46 +76,65 @@ function changeRows(changes) {
     h('td', {}, verdictText(c.a)), h('td', {}, verdictText(c.b))));
 }
 
-/** The candidates judged differently: the comparison's first ones, then "Show more" pages
- * through `/steps/{id}/verdict-changes` (their number is known only once all are listed). */
-function verdictChangesTable(p) {
-  let listed = p.verdict_changes.length;
-  let cursor = p.verdict_changes_cursor;
-  const caption = h('caption', {});
-  const tbody = h('tbody', {}, changeRows(p.verdict_changes));
-  const more = h('button', { type: 'button', class: 'changes-more' });
+/**
+ * A "Show more" button under a paged table, with a status line. `load(cursor)` fetches the page
+ * at `cursor`, appends its rows and resolves to `{ cursor, status, focus }`: the next cursor,
+ * what to announce, and the element to move the keyboard to (the first new row: the button may
+ * hide). `label()` is the button's text; `changed()` runs after every page.
+ */
+function pager(cls, cursor, load, label, changed) {
+  const more = h('button', { type: 'button', class: `${cls}-more` });
   const status = h('span', { class: 'muted', role: 'status' });
-  const actions = h('p', { class: 'changes-actions' }, more, ' ', status);
-  function update() {
-    caption.textContent = `${n(listed)}${cursor ? '+' : ''} candidates judged differently${cursor ? ` · showing the first ${n(listed)}, in A's recorded order` : ''}`;
+  const actions = h('p', { class: `${cls}-actions` }, more, ' ', status);
+  const update = () => {
     more.hidden = !cursor;
     actions.hidden = !cursor && !status.textContent;
-    more.textContent = `Show ${n(PAGE)} more`;
-  }
+    more.textContent = label();
+  };
   more.addEventListener('click', async () => {
     more.disabled = true;
     status.textContent = 'Loading…';
     try {
-      const page = await api.verdictChanges(p.a.id, { other: p.b.id, limit: PAGE, cursor });
-      const rows = changeRows(page.items);
-      tbody.append(...rows);
-      listed += page.items.length;
-      cursor = page.next_cursor;
-      status.textContent = cursor ? `Showing ${n(listed)}.` : `Showing all ${n(listed)}.`;
-      rows[0]?.querySelector('a')?.focus();
+      const page = await load(cursor);
+      cursor = page.cursor;
+      status.textContent = page.status;
+      page.focus?.focus();
     } catch (err) {
       status.textContent = `Could not load more: ${err.message}`;
     }
     more.disabled = false;
+    changed();
     update();
   });
   update();
+  return { actions, more: () => Boolean(cursor) };
+}
+
+/** The candidates judged differently: the comparison's first ones, then "Show more" pages
+ * through `/steps/{id}/verdict-changes` (their number is known only once all are listed). */
+function verdictChangesTable(p) {
+  let listed = p.verdict_changes.length;
+  const caption = h('caption', {});
+  const tbody = h('tbody', {}, changeRows(p.verdict_changes));
+  const paging = pager('changes', p.verdict_changes_cursor, async (cursor) => {
+    const page = await api.verdictChanges(p.a.id, { other: p.b.id, limit: PAGE, cursor });
+    const rows = changeRows(page.items);
+    tbody.append(...rows);
+    listed += page.items.length;
+    const next = page.next_cursor;
+    return { cursor: next, status: next ? `Showing ${n(listed)}.` : `Showing all ${n(listed)}.`, focus: rows[0]?.querySelector('a') };
+  }, () => `Show ${n(PAGE)} more`, () => captionText());
+  function captionText() {
+    const more = paging.more();
+    caption.textContent = `${n(listed)}${more ? '+' : ''} candidates judged differently${more ? ` · showing the first ${n(listed)}, in A's recorded order` : ''}`;
+  }
+  captionText();
   return [
     h('div', { class: 'table-wrap' }, h('table', { class: 'data verdict-changes' },
       caption,
       h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Candidate'), h('th', { scope: 'col' }, 'In A'), h('th', { scope: 'col' }, 'In B'))),
       tbody)),
-    actions,
+    paging.actions,
   ];
 }
 
@@ -133,47 +152,29 @@ function onlyInTable(side, only, step, other, id) {
   const otherSide = side === 'A' ? 'B' : 'A';
   let listed = only.items.length;
   let total = only.total;
-  let cursor = only.next_cursor;
   const caption = h('caption', {});
   const tbody = h('tbody', {}, onlyInRows(only.items));
-  const more = h('button', { type: 'button', class: 'only-in-more' });
-  const status = h('span', { class: 'muted', role: 'status' });
-  const actions = h('p', { class: 'only-in-actions' }, more, ' ', status);
-  function update() {
+  const left = () => Math.max(0, total - listed);
+  const paging = pager('only-in', only.next_cursor, async (cursor) => {
+    const page = await api.onlyIn(step.id, { other: other.id, limit: PAGE, cursor });
+    const rows = onlyInRows(page.items);
+    tbody.append(...rows);
+    listed += page.items.length;
+    // A run still recording may have judged more since the comparison was made.
+    total = Math.max(page.total, listed);
+    return { cursor: page.next_cursor, status: `Showing ${n(listed)} of ${n(total)}.`, focus: rows[0]?.querySelector('a') };
+  }, () => `Show ${n(Math.min(PAGE, left()))} more (${n(left())} left)`, () => captionText());
+  function captionText() {
     const showing = listed < total ? `showing ${n(listed)}: ` : '';
     caption.textContent = `${n(total)} ${total === 1 ? 'candidate' : 'candidates'} judged by run ${side} but not by run ${otherSide} · ${showing}selected, then passed, then in recorded order`;
-    const left = Math.max(0, total - listed);
-    more.hidden = !cursor;
-    actions.hidden = !cursor && !status.textContent;
-    more.textContent = `Show ${n(Math.min(PAGE, left))} more (${n(left)} left)`;
   }
-  more.addEventListener('click', async () => {
-    more.disabled = true;
-    status.textContent = 'Loading…';
-    try {
-      const page = await api.onlyIn(step.id, { other: other.id, limit: PAGE, cursor });
-      const rows = onlyInRows(page.items);
-      tbody.append(...rows);
-      listed += page.items.length;
-      // A run still recording may have judged more since the comparison was made.
-      total = Math.max(page.total, listed);
-      cursor = page.next_cursor;
-      status.textContent = `Showing ${n(listed)} of ${n(total)}.`;
-      // Keep the keyboard where the reading goes on: the first new row (the button may hide).
-      rows[0]?.querySelector('a')?.focus();
-    } catch (err) {
-      status.textContent = `Could not load more: ${err.message}`;
-    }
-    more.disabled = false;
-    update();
-  });
-  update();
+  captionText();
   return [
     h('div', { class: 'table-wrap' }, h('table', { class: 'data only-in', id, dataset: { side } },
       caption,
       h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Candidate'), h('th', { scope: 'col' }, `In ${side}`))),
       tbody)),
-    actions,
+    paging.actions,
   ];
 }
 
