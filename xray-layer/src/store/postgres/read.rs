@@ -742,18 +742,11 @@ pub(super) fn candidates_only_in(
         &[&step, &at_a, &other, &at_b, &after],
         limit,
         |r| {
-            let checks: String = r.try_get(6)?;
             Ok((
                 r.try_get::<_, i64>(0)?,
                 OnlyInEntry {
                     candidate_id: r.try_get(1)?,
-                    verdict: Verdict {
-                        label: r.try_get(2)?,
-                        passed: r.try_get(3)?,
-                        score: r.try_get(4)?,
-                        selected: r.try_get(5)?,
-                        checks: serde_json::from_str(&checks).unwrap_or_default(),
-                    },
+                    verdict: verdict_at(r, 2)?,
                 },
             ))
         },
@@ -763,6 +756,18 @@ pub(super) fn candidates_only_in(
         total: total.max(0) as u64,
         items: page.items.into_iter().map(|(_, e)| e).collect(),
         next_cursor: page.next_cursor,
+    })
+}
+
+/// A verdict from five columns from `at`: label, passed, score, selected, checks.
+fn verdict_at(r: &Row, at: usize) -> Result<Verdict, postgres::Error> {
+    let checks: String = r.try_get(at + 4)?;
+    Ok(Verdict {
+        label: r.try_get(at)?,
+        passed: r.try_get(at + 1)?,
+        score: r.try_get(at + 2)?,
+        selected: r.try_get(at + 3)?,
+        checks: serde_json::from_str(&checks).unwrap_or_default(),
     })
 }
 
@@ -793,16 +798,6 @@ pub(super) fn verdict_changes(
          ORDER BY a.idx, b.idx LIMIT {}",
         limit + 1
     );
-    let verdict = |r: &Row, at: usize| -> Result<Verdict, postgres::Error> {
-        let checks: String = r.try_get(at + 4)?;
-        Ok(Verdict {
-            label: r.try_get(at)?,
-            passed: r.try_get(at + 1)?,
-            score: r.try_get(at + 2)?,
-            selected: r.try_get(at + 3)?,
-            checks: serde_json::from_str(&checks).unwrap_or_default(),
-        })
-    };
     let page = page(
         client,
         &sql,
@@ -813,8 +808,8 @@ pub(super) fn verdict_changes(
                 i64::from(r.try_get::<_, i32>(0)?),
                 VerdictChange {
                     candidate_id: r.try_get(1)?,
-                    a: verdict(r, 2)?,
-                    b: verdict(r, 7)?,
+                    a: verdict_at(r, 2)?,
+                    b: verdict_at(r, 7)?,
                 },
             ))
         },

@@ -751,18 +751,11 @@ pub(super) fn candidates_only_in(
         vec![int(a), int(b), int(after)],
         limit,
         |r| {
-            let checks: String = r.get(6)?;
             Ok((
                 r.get::<_, i64>(0)?,
                 OnlyInEntry {
                     candidate_id: r.get(1)?,
-                    verdict: Verdict {
-                        label: r.get(2)?,
-                        passed: r.get(3)?,
-                        score: r.get(4)?,
-                        selected: r.get(5)?,
-                        checks: serde_json::from_str(&checks).unwrap_or_default(),
-                    },
+                    verdict: verdict_at(r, 2)?,
                 },
             ))
         },
@@ -772,6 +765,18 @@ pub(super) fn candidates_only_in(
         total: total.max(0) as u64,
         items: page.items.into_iter().map(|(_, e)| e).collect(),
         next_cursor: page.next_cursor,
+    })
+}
+
+/// A verdict from five columns from `at`: label, passed, score, selected, checks.
+fn verdict_at(r: &Row<'_>, at: usize) -> rusqlite::Result<Verdict> {
+    let checks: String = r.get(at + 4)?;
+    Ok(Verdict {
+        label: r.get(at)?,
+        passed: r.get(at + 1)?,
+        score: r.get(at + 2)?,
+        selected: r.get(at + 3)?,
+        checks: serde_json::from_str(&checks).unwrap_or_default(),
     })
 }
 
@@ -801,16 +806,6 @@ pub(super) fn verdict_changes(
          ORDER BY a.idx LIMIT {}",
         limit + 1
     );
-    let verdict = |r: &Row<'_>, at: usize| -> rusqlite::Result<Verdict> {
-        let checks: String = r.get(at + 4)?;
-        Ok(Verdict {
-            label: r.get(at)?,
-            passed: r.get(at + 1)?,
-            score: r.get(at + 2)?,
-            selected: r.get(at + 3)?,
-            checks: serde_json::from_str(&checks).unwrap_or_default(),
-        })
-    };
     let page = page(
         conn,
         &sql,
@@ -821,8 +816,8 @@ pub(super) fn verdict_changes(
                 r.get::<_, i64>(0)?,
                 VerdictChange {
                     candidate_id: r.get(1)?,
-                    a: verdict(r, 2)?,
-                    b: verdict(r, 7)?,
+                    a: verdict_at(r, 2)?,
+                    b: verdict_at(r, 7)?,
                 },
             ))
         },
