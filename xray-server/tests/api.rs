@@ -309,9 +309,16 @@ fn a_candidates_lineage_shows_each_verdict_with_its_reasons() {
     assert!(items(&unknown).is_empty());
 }
 
-/// Every item of a paged list, following `next_cursor` from `first` (a URL that sets `limit`):
-/// at most `expected` items in all, so a cursor that does not move on fails instead of looping.
-fn every_page(server: &Server, first: &str, expected: usize) -> Vec<serde_json::Value> {
+/// Every item of a paged list, following `next_cursor` from `first` (a URL that sets `limit`),
+/// with `each` called on every page: pages of `limit` at most, `expected` items at most in all,
+/// so a cursor that does not move on fails instead of looping.
+fn every_page(
+    server: &Server,
+    first: &str,
+    limit: usize,
+    expected: usize,
+    each: impl Fn(&serde_json::Value),
+) -> Vec<serde_json::Value> {
     let (mut all, mut cursor) = (Vec::new(), None::<String>);
     loop {
         let url = match &cursor {
@@ -319,6 +326,11 @@ fn every_page(server: &Server, first: &str, expected: usize) -> Vec<serde_json::
             None => first.to_owned(),
         };
         let page = server.json(&url);
+        assert!(
+            items(&page).len() <= limit,
+            "{url}: a page of {limit} at most"
+        );
+        each(&page);
         all.extend(items(&page).iter().cloned());
         assert!(all.len() <= expected, "a page repeats: {url}");
         match page["next_cursor"].as_str() {
@@ -391,7 +403,9 @@ fn compare_lists_the_candidates_whose_verdict_changed() {
     let paged: Vec<String> = every_page(
         &server,
         &format!("/api/v1/steps/{step_a}/verdict-changes?other={step_b}&limit=2"),
+        2,
         listed.len(),
+        |_| {},
     )
     .iter()
     .map(|c| c["candidate_id"].as_str().expect("id").to_owned())
@@ -411,7 +425,7 @@ fn compare_lists_the_candidates_whose_verdict_changed() {
         (
             format!("/api/v1/steps/{}/verdict-changes?other={step_b}", ids[0]),
             404,
-            "id",
+            "step",
         ),
     ] {
         refused(&server, &url, status, field);
@@ -458,7 +472,9 @@ fn the_candidates_only_one_run_judged_are_paged_past_the_comparison() {
     let pages = every_page(
         &server,
         &format!("/api/v1/steps/{step_a}/only-in?other={step_b}&limit=2"),
+        2,
         total as usize,
+        |page| assert_eq!(page["total"], total, "the total on every page"),
     );
     let paged: Vec<String> = pages
         .iter()

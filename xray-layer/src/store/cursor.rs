@@ -50,6 +50,25 @@ impl Cursor {
         out
     }
 
+    /// The cursor after a verdict change: A's evaluation index, then B's (a candidate B's
+    /// step judged twice makes two changes with the same index in A).
+    pub(crate) fn after_change(a_idx: i64, b_idx: i64) -> Self {
+        Cursor::new('c', a_idx, b_idx.to_string())
+    }
+
+    /// The two indexes of [`Cursor::after_change`]; `(-1, -1)` without a cursor.
+    pub(crate) fn change_position(cursor: Option<&str>) -> Result<(i64, i64), StoreError> {
+        let Some(text) = cursor else {
+            return Ok((-1, -1));
+        };
+        let c = Cursor::decode(text, 'c')?;
+        let b = c
+            .tiebreak
+            .parse::<i64>()
+            .map_err(|_| StoreError::invalid("cursor", "not a cursor returned by this list"))?;
+        Ok((c.key, b))
+    }
+
     /// Decodes `text`, which must be a cursor of `list`; anything else is an error naming `cursor`.
     pub fn decode(text: &str, list: char) -> Result<Cursor, StoreError> {
         let bad = || StoreError::invalid("cursor", "not a cursor returned by this list");

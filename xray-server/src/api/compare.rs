@@ -180,8 +180,9 @@ pub async fn verdict_changes(app: &Arc<App>, call: Call) -> Result<Response, Api
     ok(&page)
 }
 
-/// The two steps and the page of a `/steps/{id}/…?other=` request; 404 naming the one that
-/// does not exist.
+/// The two steps and the page of a `/steps/{id}/…?other=` request. The first page answers 404,
+/// naming the parameter, for a step that does not exist (later pages carry a cursor the first
+/// one gave, and skip the lookups).
 async fn pair_query(app: &Arc<App>, call: &Call) -> Result<(Uuid, Uuid, LineageQuery), ApiError> {
     let step = path_uuid(path(call, 0), "step")?;
     let other = call.params.required_uuid("other")?;
@@ -189,9 +190,11 @@ async fn pair_query(app: &Arc<App>, call: &Call) -> Result<(Uuid, Uuid, LineageQ
         limit: call.params.limit(MAX_PAGE_SIZE)?,
         cursor: call.params.text("cursor"),
     };
-    for (id, name) in [(step, "id"), (other, "other")] {
-        if app.blocking(move |s| s.step(id)).await?.is_none() {
-            return Err(ApiError::not_found(name, format!("no step {id}")));
+    if query.cursor.is_none() {
+        for (id, name) in [(step, "step"), (other, "other")] {
+            if app.blocking(move |s| s.step(id)).await?.is_none() {
+                return Err(ApiError::not_found(name, format!("no step {id}")));
+            }
         }
     }
     Ok((step, other, query))

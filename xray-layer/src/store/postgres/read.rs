@@ -782,18 +782,16 @@ pub(super) fn verdict_changes(
     else {
         return Ok(Page::empty());
     };
-    let after = match &q.cursor {
-        Some(c) => cursor_idx(Cursor::decode(c, 'c')?.key)?,
-        None => -1,
-    };
+    let (after_a, after_b) = Cursor::change_position(q.cursor.as_deref())?;
+    let (after_a, after_b) = (cursor_idx(after_a)?, cursor_idx(after_b)?);
     let sql = format!(
         "SELECT a.idx, a.candidate_id,
                 a.label, a.passed, a.score, a.selected, a.checks,
-                b.label, b.passed, b.score, b.selected, b.checks
+                b.label, b.passed, b.score, b.selected, b.checks, b.idx
          FROM xray.evaluations a
          JOIN xray.evaluations b ON b.step_id = $3 AND b.started_at = $4
               AND b.candidate_id = a.candidate_id
-         WHERE a.step_id = $1 AND a.started_at = $2 AND a.idx > $5
+         WHERE a.step_id = $1 AND a.started_at = $2 AND (a.idx > $5 OR (a.idx = $5 AND b.idx > $6))
            AND (a.passed <> b.passed OR a.selected <> b.selected)
          ORDER BY a.idx, b.idx LIMIT {}",
         limit + 1
@@ -801,11 +799,14 @@ pub(super) fn verdict_changes(
     let page = page(
         client,
         &sql,
-        &[&step_a, &at_a, &step_b, &at_b, &after],
+        &[&step_a, &at_a, &step_b, &at_b, &after_a, &after_b],
         limit,
         |r| {
             Ok((
-                i64::from(r.try_get::<_, i32>(0)?),
+                (
+                    i64::from(r.try_get::<_, i32>(0)?),
+                    i64::from(r.try_get::<_, i32>(12)?),
+                ),
                 VerdictChange {
                     candidate_id: r.try_get(1)?,
                     a: verdict_at(r, 2)?,
@@ -813,7 +814,7 @@ pub(super) fn verdict_changes(
                 },
             ))
         },
-        |(idx, _)| Cursor::new('c', *idx, ""),
+        |((a_idx, b_idx), _)| Cursor::after_change(*a_idx, *b_idx),
     )?;
     Ok(Page {
         items: page.items.into_iter().map(|(_, c)| c).collect(),

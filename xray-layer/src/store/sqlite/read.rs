@@ -790,30 +790,29 @@ pub(super) fn verdict_changes(
     let (Some(a), Some(b)) = (step_sid(conn, step_a)?, step_sid(conn, step_b)?) else {
         return Ok(Page::empty());
     };
-    let after = match &q.cursor {
-        Some(c) => Cursor::decode(c, 'c')?.key,
-        None => -1,
-    };
+    let (after_a, after_b) = Cursor::change_position(q.cursor.as_deref())?;
     // The join on candidate_id has no index of its own on `b`'s side: SQLite builds a transient
     // one for the query (one pass over `b`'s rows), which is what a comparison needs anyway.
+    // A candidate B judged twice is two rows with one `a.idx`: `b.idx` orders and pages them.
     let sql = format!(
         "SELECT a.idx, a.candidate_id,
                 a.label, a.passed, a.score, a.selected, a.checks,
-                b.label, b.passed, b.score, b.selected, b.checks
+                b.label, b.passed, b.score, b.selected, b.checks, b.idx
          FROM evaluations a
          JOIN evaluations b ON b.step_sid = ?2 AND b.candidate_id = a.candidate_id
-         WHERE a.step_sid = ?1 AND a.idx > ?3 AND (a.passed != b.passed OR a.selected != b.selected)
-         ORDER BY a.idx LIMIT {}",
+         WHERE a.step_sid = ?1 AND (a.idx > ?3 OR (a.idx = ?3 AND b.idx > ?4))
+           AND (a.passed != b.passed OR a.selected != b.selected)
+         ORDER BY a.idx, b.idx LIMIT {}",
         limit + 1
     );
     let page = page(
         conn,
         &sql,
-        vec![int(a), int(b), int(after)],
+        vec![int(a), int(b), int(after_a), int(after_b)],
         limit,
         |r| {
             Ok((
-                r.get::<_, i64>(0)?,
+                (r.get::<_, i64>(0)?, r.get::<_, i64>(12)?),
                 VerdictChange {
                     candidate_id: r.get(1)?,
                     a: verdict_at(r, 2)?,
@@ -821,7 +820,7 @@ pub(super) fn verdict_changes(
                 },
             ))
         },
-        |(idx, _)| Cursor::new('c', *idx, ""),
+        |((a_idx, b_idx), _)| Cursor::after_change(*a_idx, *b_idx),
     )?;
     Ok(Page {
         items: page.items.into_iter().map(|(_, c)| c).collect(),

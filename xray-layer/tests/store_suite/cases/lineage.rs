@@ -262,6 +262,30 @@ pub fn verdict_changes_between_two_steps(store: &dyn Store) {
     assert!(changes_between(store, a.id, no_rows.id, 10).is_empty());
     maintain_until_idle(store);
     assert_eq!(changes_between(store, a.id, b.id, 2), a_to_b);
+
+    // A candidate B's step judged twice, against one verdict in A: two changes with one index
+    // in A, neither lost at a page's end.
+    let (c, d) = two_filter_steps(
+        store,
+        vec![verdict("D1", false, false), verdict("D2", true, false)],
+        vec![
+            verdict("D1", true, false),
+            verdict("D2", false, false),
+            verdict("D1", true, true),
+        ],
+    );
+    for limit in [1, 2, 1000] {
+        let changes = changes_between(store, c.id, d.id, limit);
+        let seen: Vec<(&str, bool)> = changes
+            .iter()
+            .map(|c| (c.candidate_id.as_str(), c.b.selected))
+            .collect();
+        assert_eq!(
+            seen,
+            [("D1", false), ("D1", true), ("D2", false)],
+            "pages of {limit}: A's order, then B's"
+        );
+    }
 }
 
 /// The candidates one step judged and the other did not: how many, and a page of them,

@@ -94,17 +94,21 @@ function pager(cls, cursor, load, label, changed) {
   more.addEventListener('click', async () => {
     more.disabled = true;
     status.textContent = 'Loading…';
+    let focus = null;
     try {
       const page = await load(cursor);
       cursor = page.cursor;
       status.textContent = page.status;
-      page.focus?.focus();
+      focus = page.focus;
     } catch (err) {
       status.textContent = `Could not load more: ${err.message}`;
     }
     more.disabled = false;
     changed();
     update();
+    // Disabling the focused button dropped the keyboard's place: the first new row, else the
+    // button again.
+    (focus || (more.hidden ? null : more))?.focus();
   });
   update();
   return { actions, more: () => Boolean(cursor) };
@@ -163,7 +167,7 @@ function onlyInTable(side, only, step, other, id) {
     // A run still recording may have judged more since the comparison was made.
     total = Math.max(page.total, listed);
     return { cursor: page.next_cursor, status: `Showing ${n(listed)} of ${n(total)}.`, focus: rows[0]?.querySelector('a') };
-  }, () => `Show ${n(Math.min(PAGE, left()))} more (${n(left())} left)`, () => captionText());
+  }, () => (left() > 0 ? `Show ${n(Math.min(PAGE, left()))} more (${n(left())} left)` : 'Show more'), () => captionText());
   function captionText() {
     const showing = listed < total ? `showing ${n(listed)}: ` : '';
     caption.textContent = `${n(total)} ${total === 1 ? 'candidate' : 'candidates'} judged by run ${side} but not by run ${otherSide} · ${showing}selected, then passed, then in recorded order`;

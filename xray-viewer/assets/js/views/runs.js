@@ -88,7 +88,7 @@ export default {
           r.failed ? `${n(r.failed)} failed to write` : null,
         ].filter(Boolean).join(' and ');
         notices.push(notice('warn', h('strong', {}, 'Lost records. '),
-          `Recorders lost ${lost}. The runs they belonged to may be incomplete.`));
+          `Recorders lost ${n(r.dropped + r.failed)} ${r.dropped + r.failed === 1 ? 'record' : 'records'}: ${lost}. The runs they belonged to may be incomplete.`));
       }
       if (r && r.sampled_out) {
         notices.push(h('div', { class: 'sampled-out' }, notice('info', h('strong', {}, 'Sampled runs. '),
