@@ -36,7 +36,9 @@ pub(crate) fn guarded<R>(what: &str, f: impl FnOnce() -> R) -> Result<R, String>
 /// The text of a user's `Display` value (a selection's reason, a step's error), with a panic
 /// in its `Display` caught: the text then says so.
 pub(crate) fn display(value: impl std::fmt::Display) -> String {
-    text("Display", || value.to_string())
+    let mut out = String::new();
+    crate::recorder::text::write_display(&mut out, "Display", value);
+    out
 }
 
 /// The text `f` builds from a user's value, with a panic caught: the text then says so.

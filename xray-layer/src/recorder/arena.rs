@@ -192,7 +192,7 @@ impl EvalArena {
     #[inline]
     pub(crate) fn push_display(&mut self, value: impl fmt::Display) -> Text {
         let start = self.text.len();
-        crate::unwind::write_guarded(&mut self.text, "Display", |text| write!(text, "{value}"));
+        super::text::write_display(&mut self.text, "Display", value);
         text_span(start, self.text.len())
     }
 

@@ -43,6 +43,10 @@ impl Reason for Cow<'_, str> {
 
 impl Reason for fmt::Arguments<'_> {
     fn write_reason(self, out: &mut String) {
+        if let Some(text) = self.as_str() {
+            out.push_str(text); // no arguments: nothing to format
+            return;
+        }
         // Its arguments' `Display` runs only because X-Ray records the check (see `unwind`).
         crate::unwind::write_guarded(out, "a reason", |out| out.write_fmt(self));
     }
@@ -56,7 +60,9 @@ where
     fn write_reason(self, out: &mut String) {
         // The closure runs only because X-Ray records the check: a panic in it must not reach
         // the program (see `unwind`).
-        crate::unwind::write_guarded(out, "a reason", |out| write!(out, "{}", self()));
+        crate::unwind::write_guarded(out, "a reason", |out| {
+            super::text::write_unguarded(out, self())
+        });
     }
 }
 

@@ -23,6 +23,7 @@ pub(crate) mod arena;
 pub(crate) mod evaluation;
 pub(crate) mod scope;
 pub(crate) mod state;
+pub(crate) mod text;
 
 use crate::model::{Json, Selection, Status};
 use crate::unwind::Watch;
