@@ -25,8 +25,9 @@
 #![allow(missing_docs)]
 
 use crate::model::Json;
+use crate::recorder::current;
 use crate::recorder::scope::node_of;
-use crate::recorder::state::{self, Node};
+use crate::recorder::state::Node;
 use crate::unwind::Watch;
 use serde::Serialize;
 use std::any::Any;
@@ -121,7 +122,7 @@ impl StepGuard {
     /// Enters `span` for the rest of the function.
     pub fn enter(span: Span) -> Self {
         let span = span.entered();
-        let node = span.id().and_then(|id| state::node_if(id.into_u64()));
+        let node = span.id().and_then(|id| current::node_if(id.into_u64()));
         StepGuard {
             span,
             recording: Recording {

@@ -20,8 +20,9 @@ mod fields;
 use crate::capture::Capture;
 use crate::ids;
 use crate::model::{now_us, LogLine};
+use crate::recorder::current;
 use crate::recorder::state::SpanInfo;
-use crate::recorder::state::{self, ExecutionName, ExecutionState, NewStep, Node, StepState};
+use crate::recorder::state::{ExecutionName, ExecutionState, NewStep, Node, StepState};
 use crate::writer::{Envelope, Sink};
 use fields::{EventFields, SameAs, XrayFields};
 use std::cell::RefCell;
@@ -295,7 +296,7 @@ where
         let Some(role) = role_of(attrs.metadata()) else {
             return;
         };
-        if state::claimed(id.into_u64()) {
+        if current::claimed(id.into_u64()) {
             return; // another X-Ray layer of this subscriber records it
         }
         let Some(span) = ctx.span(id) else {
@@ -309,7 +310,7 @@ where
         let from_stack = if attrs.is_root() {
             None
         } else {
-            state::parent_from_stack(attrs.parent().map(Id::into_u64))
+            current::parent_from_stack(attrs.parent().map(Id::into_u64))
         };
         let parent = from_stack.or_else(|| {
             if attrs.is_root() {
@@ -321,7 +322,7 @@ where
             });
             if attrs.is_contextual() {
                 // Inside a handle's `in_scope`, which the registry does not see.
-                state::scope_parent(found.as_ref().map(|(id, _)| *id))
+                current::scope_parent(found.as_ref().map(|(id, _)| *id))
                     .or(found.map(|(_, node)| node))
             } else {
                 found.map(|(_, node)| node)
@@ -331,28 +332,28 @@ where
             Role::Execution => self.execution_node(attrs, parent, now),
             Role::Step => self.step_node(attrs, parent, now),
         };
-        state::set_created(id.into_u64(), node.clone());
+        current::set_created(id.into_u64(), node.clone());
         span.extensions_mut().insert(node);
     }
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
-        if state::enter_created(id.into_u64()) {
+        if current::enter_created(id.into_u64()) {
             return;
         }
         let Some(span) = ctx.span(id) else {
             return;
         };
         let node = span.extensions().get::<Node>().cloned();
-        state::push_current(id.into_u64(), node);
+        current::push_current(id.into_u64(), node);
     }
 
     fn on_exit(&self, id: &Id, _ctx: Context<'_, S>) {
-        state::pop_current(id.into_u64());
+        current::pop_current(id.into_u64());
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let step = if event.is_contextual() {
-            state::current()
+            current::current()
         } else {
             event.parent().and_then(|parent| {
                 ctx.span(parent)?
@@ -425,7 +426,7 @@ where
                 self.finish_execution(execution, now_us());
             }
             // A skipped span holds nothing, and nothing tells it closed: forget it here.
-            Some(Node::Skipped) => state::forget_created(id.into_u64()),
+            Some(Node::Skipped) => current::forget_created(id.into_u64()),
             None => {}
         }
     }

@@ -1,7 +1,8 @@
 //! [`Evaluation`]: the verdict of the current step on one candidate, check by check.
 
 use super::arena::{EvalArena, NewCheck, Op, Text, NO_NAME, SET_SEP};
-use super::state::{self, Begin, Local, StepRef};
+use super::current::{self, Begin, Local};
+use super::state::StepRef;
 use serde::Serialize;
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -174,7 +175,7 @@ impl fmt::Debug for Evaluation {
 impl Evaluation {
     /// Starts an evaluation in the current step of this thread.
     pub(crate) fn current(candidate_id: impl Display) -> Self {
-        let target = match state::begin_local() {
+        let target = match current::begin_local() {
             Begin::Local { serial, mut local } => {
                 let id = local.arena.push_display(candidate_id);
                 local.arena.begin_row(id);
@@ -377,7 +378,7 @@ impl Evaluation {
         let verdict = self.verdict.unwrap_or(self.all_passed);
         match std::mem::replace(&mut self.target, Target::Off) {
             Target::Off => {}
-            Target::Local { serial, local } => state::end_local(serial, local, verdict),
+            Target::Local { serial, local } => current::end_local(serial, local, verdict),
             Target::Scratch(mut scratch) => {
                 scratch.arena.set_passed(verdict);
                 if let Some(step) = &scratch.step {

@@ -20,6 +20,7 @@
 //! [`StepHandle::in_scope`].
 
 pub(crate) mod arena;
+pub(crate) mod current;
 pub(crate) mod evaluation;
 pub(crate) mod scope;
 pub(crate) mod state;
@@ -89,7 +90,7 @@ pub fn fail(error: impl Display) {
 /// A handle to the current step, for recording from other threads. Outside a step, or in a run
 /// the layer's sampling leaves out, it is inert: everything recorded through it is ignored.
 pub fn current_step() -> StepHandle {
-    match state::innermost() {
+    match current::innermost() {
         Some(state::Node::Step(step)) => StepHandle {
             step: Some(step),
             skipped: false,
@@ -173,11 +174,11 @@ impl StepHandle {
         };
         // Ids from the top of the u64 range never collide with tracing span ids in practice.
         let id = u64::MAX - SCOPE_IDS.fetch_add(1, Ordering::Relaxed);
-        state::push_scope(id, node);
+        current::push_scope(id, node);
         struct Pop(u64);
         impl Drop for Pop {
             fn drop(&mut self) {
-                state::pop_current(self.0);
+                current::pop_current(self.0);
             }
         }
         let _pop = Pop(id);

@@ -1,6 +1,7 @@
 //! Executions and steps for code that cannot take an attribute: [`Execution`] and [`Step`].
 
-use super::state::{self, Node};
+use super::current;
+use super::state::Node;
 use crate::model::{Json, Status};
 use serde::Serialize;
 use std::fmt::Display;
@@ -58,7 +59,7 @@ impl Node {
 pub(crate) fn node_of(span: &Span) -> Option<Node> {
     let id = span.id()?;
     let _entered = span.enter();
-    state::node_if(id.into_u64())
+    current::node_if(id.into_u64())
 }
 
 /// Starts an execution without an attribute.
@@ -185,7 +186,7 @@ pub struct Scope {
 impl Scope {
     fn new(span: Span) -> Self {
         let span = span.entered();
-        let node = span.id().and_then(|id| state::node_if(id.into_u64()));
+        let node = span.id().and_then(|id| current::node_if(id.into_u64()));
         Scope {
             span: Some(span),
             node,
