@@ -21,16 +21,21 @@ thread_local! {
 pub(crate) fn guarded<R>(what: &str, f: impl FnOnce() -> R) -> Result<R, String> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(value) => Ok(value),
-        Err(payload) => {
-            let message = format!("{what} panicked: {}", panic_message(&*payload));
-            let _ = CAUGHT.try_with(|caught| {
-                let mut caught = caught.borrow_mut();
-                caught.0 += 1;
-                caught.1.clone_from(&message);
-            });
-            Err(message)
-        }
+        Err(payload) => Err(caught(format!(
+            "{what} panicked: {}",
+            panic_message(&*payload)
+        ))),
     }
+}
+
+/// Counts a failure of a user's impl on this thread (for [`Watch`]) and returns its message.
+fn caught(message: String) -> String {
+    let _ = CAUGHT.try_with(|caught| {
+        let mut caught = caught.borrow_mut();
+        caught.0 += 1;
+        caught.1.clone_from(&message);
+    });
+    message
 }
 
 /// The text of a user's `Display` value (a selection's reason, a step's error), with a panic
@@ -47,7 +52,9 @@ pub(crate) fn text(what: &str, f: impl FnOnce() -> String) -> String {
 }
 
 /// Appends what `write` writes (a user's `Display`, through `write!`) to `out`. If it panics,
-/// what it wrote is taken back and `out` says the text was not recorded instead.
+/// or returns an error (which `Display` must not do: `to_string()` panics on it), what it wrote
+/// is taken back and `out` says the text was not recorded instead; either counts for a
+/// [`Watch`].
 #[inline]
 pub(crate) fn write_guarded(
     out: &mut String,
@@ -55,12 +62,15 @@ pub(crate) fn write_guarded(
     write: impl FnOnce(&mut String) -> std::fmt::Result,
 ) {
     let len = out.len();
-    if let Err(panic) = guarded(what, || write(&mut *out)) {
-        out.truncate(len);
-        out.push_str("<not recorded: ");
-        out.push_str(&panic);
-        out.push('>');
-    }
+    let failed = match guarded(what, || write(&mut *out)) {
+        Ok(Ok(())) => return,
+        Ok(Err(std::fmt::Error)) => caught(format!("{what} returned an error")),
+        Err(panic) => panic,
+    };
+    out.truncate(len);
+    out.push_str("<not recorded: ");
+    out.push_str(&failed);
+    out.push('>');
 }
 
 /// Notices a panic caught by [`guarded`] on this thread after the watch started: the code that

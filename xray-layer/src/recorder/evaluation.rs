@@ -44,10 +44,6 @@ impl Reason for Cow<'_, str> {
 
 impl Reason for fmt::Arguments<'_> {
     fn write_reason(self, out: &mut String) {
-        if let Some(text) = self.as_str() {
-            out.push_str(text); // no arguments: nothing to format
-            return;
-        }
         // Its arguments' `Display` runs only because X-Ray records the check (see `unwind`).
         crate::unwind::write_guarded(out, "a reason", |out| out.write_fmt(self));
     }

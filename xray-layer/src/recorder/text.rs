@@ -7,14 +7,15 @@
 //! Stable Rust cannot specialize `Display`, so [`write_display`] compares the value's type,
 //! lifetimes aside (the `typeid` crate), with the types that ids, labels and reasons usually
 //! have, and writes those itself; any other type goes through its `Display`, with a panic there
-//! caught ([`crate::unwind`]). The comparisons are between constants: once the function is
-//! compiled for one type, all but the one that matches are gone.
+//! caught ([`crate::unwind`]). The comparisons are between constants: in an optimized build,
+//! once the function is compiled for one type, all but the one that matches are gone (a debug
+//! build makes them all, a few dozen comparisons).
 //!
-//! | type (and a reference to it) | written as |
+//! | types copied | written as |
 //! |---|---|
-//! | `str`, `String`, `Cow<str>`, `Box<str>`, `Arc<str>` | the string |
-//! | `u64`, `u32`, `usize`, `i64`, `i32` | `itoa`'s digits (what `Display` prints) |
-//! | `uuid::Uuid` | hyphenated, lower case (what `Display` prints) |
+//! | `&str`, `&&str`, `String`, `&String`, `&&String`, `Cow<str>`, `&Cow<str>`, `Box<str>`, `Arc<str>`, `&Arc<str>` | the string |
+//! | `u64`, `u32`, `usize`, `i64`, `i32`, and a reference to each | `itoa`'s digits (what `Display` prints) |
+//! | `uuid::Uuid`, `&uuid::Uuid` | hyphenated, lower case (what `Display` prints) |
 
 use std::borrow::Cow;
 use std::fmt::{self, Display, Write as _};
@@ -46,65 +47,100 @@ fn same<T, U>() -> bool {
     typeid::of::<T>() == typeid::of::<U>()
 }
 
+/// `value` read as a `U`, as a string borrowed no longer than `value` is.
+///
+/// # Safety
+///
+/// `T` must be `U` but for lifetimes ([`same`]).
+#[inline(always)]
+unsafe fn as_str<'v, T, U: AsRef<str> + 'v>(value: &'v T) -> &'v str {
+    // SAFETY: the caller checked that `T` is `U` but for lifetimes, and lifetimes do not change
+    // a type's layout, so this reads `value` as its own type, through a shared reference (none
+    // of these types changes through one). The `&str` returned is tied to `'v`, the borrow of
+    // `value`, which whatever `T` borrows outlives (`T: 'v`): nothing is extended.
+    let value: &'v U = unsafe { &*(value as *const T).cast::<U>() };
+    value.as_ref()
+}
+
+/// `value` read as a `U` (a number or a UUID: `Copy`, no lifetimes), copied out.
+///
+/// # Safety
+///
+/// `T` must be `U` ([`same`]).
+#[inline(always)]
+unsafe fn as_copy<T, U: Copy + 'static>(value: &T) -> U {
+    // SAFETY: the caller checked that `T` is `U`, which has no lifetimes: the same type.
+    unsafe { *(value as *const T).cast::<U>() }
+}
+
+/// `value` read as a `&U` (a reference to a number or a UUID), the `U` copied out.
+///
+/// # Safety
+///
+/// `T` must be `&U` but for its lifetime ([`same`]).
+#[inline(always)]
+unsafe fn as_deref_copy<'v, T, U: Copy + 'static>(value: &'v T) -> U {
+    // SAFETY: the caller checked that `T` is `&'x U` for some `'x`; `T: 'v`, so `'x` outlives
+    // `'v` and reading it as a `&'v U` only shortens it.
+    unsafe { **(value as *const T).cast::<&'v U>() }
+}
+
 /// Writes `value` and returns `true` if its type is one of the table's; `false` (nothing
 /// written) otherwise.
 #[inline(always)]
 fn write_known<T>(out: &mut String, value: &T) -> bool {
-    /// `$v` is `value` as a `&$ty`, if `T` is `$ty`.
-    macro_rules! when {
-        ($ty:ty, |$v:ident| $write:expr) => {
+    macro_rules! strings {
+        ($($ty:ty),*) => {$(
             if same::<T, $ty>() {
-                // SAFETY: `T` is `$ty` but for lifetimes (`typeid::of` compares types with their
-                // lifetimes erased), so this reads `value` as its own type. Lifetimes are not
-                // extended: what the cast type leaves unnamed is inferred from its use, which
-                // is only within this call, while `value` (and whatever `T` borrows, which
-                // outlives it) is borrowed.
-                let $v: &$ty = unsafe { &*(value as *const T).cast::<$ty>() };
-                $write;
+                // SAFETY: just checked.
+                out.push_str(unsafe { as_str::<T, $ty>(value) });
                 return true;
             }
-        };
-    }
-    let mut text = |s: &str| out.push_str(s);
-    when!(&str, |v| text(v));
-    when!(String, |v| text(v));
-    when!(&String, |v| text(v));
-    when!(&&str, |v| text(v));
-    when!(&&String, |v| text(v));
-    when!(Cow<'_, str>, |v| text(v));
-    when!(&Cow<'_, str>, |v| text(v));
-    when!(Box<str>, |v| text(v));
-    when!(Arc<str>, |v| text(v));
-    when!(&Arc<str>, |v| text(v));
-    macro_rules! integer {
-        ($($int:ty),*) => {$(
-            when!($int, |v| text(itoa::Buffer::new().format(*v)));
-            when!(&$int, |v| text(itoa::Buffer::new().format(**v)));
         )*};
     }
-    integer!(u64, u32, usize, i64, i32);
-    when!(uuid::Uuid, |v| text(
-        v.hyphenated()
-            .encode_lower(&mut uuid::Uuid::encode_buffer())
-    ));
-    when!(&uuid::Uuid, |v| text(
-        v.hyphenated()
-            .encode_lower(&mut uuid::Uuid::encode_buffer())
-    ));
-    false
+    strings!(&str, &&str, String, &String, &&String);
+    strings!(Cow<'_, str>, &Cow<'_, str>, Box<str>, Arc<str>, &Arc<str>);
+    macro_rules! integers {
+        ($($int:ty),*) => {$(
+            if same::<T, $int>() {
+                // SAFETY: just checked.
+                out.push_str(itoa::Buffer::new().format(unsafe { as_copy::<T, $int>(value) }));
+                return true;
+            }
+            if same::<T, &$int>() {
+                // SAFETY: just checked.
+                let n = unsafe { as_deref_copy::<T, $int>(value) };
+                out.push_str(itoa::Buffer::new().format(n));
+                return true;
+            }
+        )*};
+    }
+    integers!(u64, u32, usize, i64, i32);
+    let uuid = if same::<T, uuid::Uuid>() {
+        // SAFETY: just checked.
+        unsafe { as_copy::<T, uuid::Uuid>(value) }
+    } else if same::<T, &uuid::Uuid>() {
+        // SAFETY: just checked.
+        unsafe { as_deref_copy::<T, uuid::Uuid>(value) }
+    } else {
+        return false;
+    };
+    out.push_str(
+        uuid.hyphenated()
+            .encode_lower(&mut uuid::Uuid::encode_buffer()),
+    );
+    true
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// `write_display`'s text, and whether it took the copy (not `Display`).
+    /// What `write_display` appends, and whether the type is one it copies (not `Display`).
     fn written<T: Display>(value: T) -> (String, bool) {
+        let known = write_known(&mut String::new(), &value);
         let mut out = String::from(">");
-        let known = write_known(&mut out, &value);
-        if !known {
-            write_display(&mut out, "Display", value);
-        }
+        write_display(&mut out, "Display", value);
         (out, known)
     }
 
@@ -159,8 +195,46 @@ mod tests {
         assert_eq!(written(by_reference), (">SKU-00007".to_owned(), false));
         assert_eq!(written(2.5f64), (">2.5".to_owned(), false));
         assert_eq!(written('x'), (">x".to_owned(), false));
-        // A type whose name looks like a copied one is still formatted by its own `Display`.
+        // Strings of types not in the table still print, through `Display`.
+        let boxed: Box<str> = "boxed".into();
+        assert_eq!(written(&boxed), (">boxed".to_owned(), false));
+        assert_eq!(
+            written(std::rc::Rc::<str>::from("rc")),
+            (">rc".to_owned(), false)
+        );
         assert_eq!(written(format_args!("{}", 5)), (">5".to_owned(), false));
+        // A number as `{value}` prints it, whatever its type.
+        assert_eq!(written(7u8), (">7".to_owned(), false));
+    }
+
+    #[test]
+    fn a_reason_closure_writes_what_it_returns() {
+        let mut out = String::new();
+        write_unguarded(&mut out, String::from("8.99 < 14.99")).unwrap_or_default();
+        write_unguarded(&mut out, " and ").unwrap_or_default();
+        write_unguarded(&mut out, 3.5f64).unwrap_or_default();
+        assert_eq!(out, "8.99 < 14.99 and 3.5");
+    }
+
+    #[test]
+    fn a_display_that_returns_an_error_is_recorded_as_not_recorded_and_counted() {
+        struct Failing;
+        impl Display for Failing {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("half")?;
+                Err(fmt::Error)
+            }
+        }
+        let watch = crate::unwind::Watch::start();
+        let (text, known) = written(Failing);
+        assert!(!known);
+        assert_eq!(text, "><not recorded: Display returned an error>");
+        let caught = watch.caught().unwrap_or_default();
+        assert!(caught.contains("Display returned an error"), "{caught}");
+        assert_eq!(
+            crate::unwind::display(Failing),
+            "<not recorded: Display returned an error>"
+        );
     }
 
     #[test]
