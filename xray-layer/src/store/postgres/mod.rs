@@ -28,6 +28,7 @@
 //! Connections come from a pool ([`DEFAULT_POOL_SIZE`]); TLS is not built in (`sslmode=disable`
 //! or a local socket; put a TLS proxy such as PgBouncer in front for remote databases).
 
+mod candidates;
 mod read;
 mod records;
 mod schema;
@@ -331,7 +332,7 @@ impl Store for PostgresStore {
         candidate_id: &str,
         query: &LineageQuery,
     ) -> Result<Page<LineageEntry>, StoreError> {
-        read::candidate_lineage(&mut *self.conn()?, candidate_id, query)
+        candidates::candidate_lineage(&mut *self.conn()?, candidate_id, query)
     }
 
     fn verdict_changes(
@@ -340,7 +341,7 @@ impl Store for PostgresStore {
         step_b: Uuid,
         query: &LineageQuery,
     ) -> Result<Page<VerdictChange>, StoreError> {
-        read::verdict_changes(&mut *self.conn()?, step_a, step_b, query)
+        candidates::verdict_changes(&mut *self.conn()?, step_a, step_b, query)
     }
 
     fn candidates_only_in(
@@ -349,7 +350,7 @@ impl Store for PostgresStore {
         other: Uuid,
         query: &LineageQuery,
     ) -> Result<OnlyIn, StoreError> {
-        read::candidates_only_in(&mut *self.conn()?, step, other, query)
+        candidates::candidates_only_in(&mut *self.conn()?, step, other, query)
     }
 
     fn step_stats(&self, query: &StatsQuery) -> Result<Vec<StepStats>, StoreError> {

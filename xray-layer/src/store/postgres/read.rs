@@ -17,20 +17,20 @@ type Param = Box<dyn ToSql + Sync>;
 
 /// A WHERE clause under construction, with its parameters (`$n` numbered as they are added).
 #[derive(Default)]
-struct Filter {
-    sql: String,
-    params: Vec<Param>,
+pub(super) struct Filter {
+    pub(super) sql: String,
+    pub(super) params: Vec<Param>,
 }
 
 impl Filter {
     /// Adds the parameter `value`; returns its placeholder.
-    fn param(&mut self, value: impl ToSql + Sync + 'static) -> String {
+    pub(super) fn param(&mut self, value: impl ToSql + Sync + 'static) -> String {
         self.params.push(Box::new(value));
         format!("${}", self.params.len())
     }
 
     /// Adds `clause`, in which each `?` is replaced by the next of `values`.
-    fn and(&mut self, clause: &str, values: Vec<Param>) {
+    pub(super) fn and(&mut self, clause: &str, values: Vec<Param>) {
         self.sql.push_str(if self.sql.is_empty() {
             " WHERE "
         } else {
@@ -51,12 +51,12 @@ impl Filter {
         }
     }
 
-    fn refs(&self) -> Vec<&(dyn ToSql + Sync)> {
+    pub(super) fn refs(&self) -> Vec<&(dyn ToSql + Sync)> {
         self.params.iter().map(|p| &**p as _).collect()
     }
 }
 
-fn p(value: impl ToSql + Sync + 'static) -> Param {
+pub(super) fn p(value: impl ToSql + Sync + 'static) -> Param {
     Box::new(value)
 }
 
@@ -78,7 +78,7 @@ fn status(s: &str) -> Status {
     Status::parse(s).unwrap_or(Status::Lost)
 }
 
-fn json_col(s: Option<String>) -> Option<Json> {
+pub(super) fn json_col(s: Option<String>) -> Option<Json> {
     s.and_then(|s| Json::parse(&s))
 }
 
@@ -152,7 +152,7 @@ fn step_summary(row: &Row) -> Result<StepSummary, postgres::Error> {
 }
 
 /// Runs `sql` (which must select `limit + 1` rows) and splits off the next cursor.
-fn page<T>(
+pub(super) fn page<T>(
     client: &mut Client,
     sql: &str,
     params: &[&(dyn ToSql + Sync)],
@@ -366,7 +366,7 @@ fn evaluation_with_key(row: &Row) -> Result<(i64, Evaluation, Option<f64>), post
 }
 
 /// A step's start time (the partition key of its evaluations), if the step exists.
-fn step_start(client: &mut Client, id: Uuid) -> Result<Option<i64>, StoreError> {
+pub(super) fn step_start(client: &mut Client, id: Uuid) -> Result<Option<i64>, StoreError> {
     Ok(client
         .query_opt("SELECT started_at FROM xray.steps WHERE id = $1", &[&id])
         .map_err(pg_error)?
@@ -374,7 +374,7 @@ fn step_start(client: &mut Client, id: Uuid) -> Result<Option<i64>, StoreError> 
 }
 
 /// An evaluation's position in a cursor (PostgreSQL's `integer`).
-fn cursor_idx(key: i64) -> Result<i32, StoreError> {
+pub(super) fn cursor_idx(key: i64) -> Result<i32, StoreError> {
     i32::try_from(key)
         .map_err(|_| StoreError::invalid("cursor", "not a cursor returned by this list"))
 }
@@ -534,80 +534,6 @@ pub(super) fn find_steps(
     })
 }
 
-pub(super) fn candidate_lineage(
-    client: &mut Client,
-    candidate_id: &str,
-    q: &LineageQuery,
-) -> Result<Page<LineageEntry>, StoreError> {
-    let limit = page_size(q.limit)?;
-    let mut f = Filter::default();
-    f.and("e.candidate_id = ?", vec![p(candidate_id.to_owned())]);
-    if let Some(c) = &q.cursor {
-        let c = Cursor::decode(c, 'l')?;
-        let (sid, idx) = c
-            .tiebreak
-            .split_once(':')
-            .and_then(|(a, b)| Some((a.parse::<i64>().ok()?, b.parse::<i32>().ok()?)))
-            .ok_or_else(|| StoreError::invalid("cursor", "not a cursor returned by this list"))?;
-        let (at, sid, idx) = (f.param(c.key), f.param(sid), f.param(idx));
-        f.and(
-            &format!(
-                "(s.started_at < {at} OR (s.started_at = {at} AND (s.sid < {sid} OR (s.sid = {sid} AND e.idx > {idx}))))"
-            ),
-            vec![],
-        );
-    }
-    let sql = format!(
-        "SELECT x.id, x.name, x.started_at, s.id, s.name, s.kind, s.started_at, s.sid,
-                e.idx, e.label, e.passed, e.score, e.selected, e.checks, e.metrics, e.snapshot,
-                CASE WHEN e.selected THEN s.selection END
-         FROM xray.evaluations e
-         JOIN xray.steps s ON s.id = e.step_id AND s.started_at = e.started_at
-         JOIN xray.executions x ON x.id = s.execution_id{}
-         ORDER BY s.started_at DESC, s.sid DESC, e.idx LIMIT {}",
-        f.sql,
-        limit + 1
-    );
-    let page = page(
-        client,
-        &sql,
-        &f.refs(),
-        limit,
-        |r| {
-            let checks: String = r.try_get(13)?;
-            Ok((
-                r.try_get::<_, i64>(7)?,
-                r.try_get::<_, i32>(8)?,
-                LineageEntry {
-                    execution_id: r.try_get(0)?,
-                    execution_name: r.try_get(1)?,
-                    execution_started_at: r.try_get(2)?,
-                    step_id: r.try_get(3)?,
-                    step_name: r.try_get(4)?,
-                    step_kind: r.try_get(5)?,
-                    step_started_at: r.try_get(6)?,
-                    label: r.try_get(9)?,
-                    passed: r.try_get(10)?,
-                    score: r.try_get(11)?,
-                    selected: r.try_get(12)?,
-                    checks: serde_json::from_str(&checks).unwrap_or_default(),
-                    metrics: metrics_of(r.try_get::<_, Option<String>>(14)?.as_deref()),
-                    snapshot: json_col(r.try_get(15)?),
-                    selection_reason: selection_reason(
-                        r.try_get::<_, Option<String>>(16)?.as_deref(),
-                        candidate_id,
-                    ),
-                },
-            ))
-        },
-        |(sid, idx, e)| Cursor::new('l', e.step_started_at, format!("{sid}:{idx}")),
-    )?;
-    Ok(Page {
-        items: page.items.into_iter().map(|(_, _, e)| e).collect(),
-        next_cursor: page.next_cursor,
-    })
-}
-
 pub(super) fn step_stats(
     client: &mut Client,
     q: &StatsQuery,
@@ -699,127 +625,6 @@ pub(super) fn execution_ids_before(
         .iter()
         .map(|r| r.get(0))
         .collect())
-}
-
-pub(super) fn candidates_only_in(
-    client: &mut Client,
-    step: Uuid,
-    other: Uuid,
-    q: &LineageQuery,
-) -> Result<OnlyIn, StoreError> {
-    let limit = page_size(q.limit)?;
-    let (Some(at_a), Some(at_b)) = (step_start(client, step)?, step_start(client, other)?) else {
-        return Ok(OnlyIn::default());
-    };
-    let after = match &q.cursor {
-        Some(c) => Cursor::decode(c, 'o')?.key,
-        None => -1,
-    };
-    const ONLY: &str = "FROM xray.evaluations a
-         WHERE a.step_id = $1 AND a.started_at = $2
-           AND NOT EXISTS (SELECT 1 FROM xray.evaluations b
-                           WHERE b.step_id = $3 AND b.started_at = $4
-                             AND b.candidate_id = a.candidate_id)";
-    let params: [&(dyn ToSql + Sync); 4] = [&step, &at_a, &other, &at_b];
-    let total: i64 = client
-        .query_one(&format!("SELECT count(*) {ONLY}"), &params)
-        .and_then(|r| r.try_get(0))
-        .map_err(pg_error)?;
-    // Selected first, then passed, then in recorded order: one number, for the cursor.
-    let rank = format!(
-        "((CASE WHEN a.selected THEN 0 ELSE 1 END)::bigint * {ONLY_IN_SELECTED_BIT} \
-         + (CASE WHEN a.passed THEN 0 ELSE 1 END)::bigint * {ONLY_IN_PASSED_BIT} + a.idx)"
-    );
-    let sql = format!(
-        "SELECT {rank}, a.candidate_id, a.label, a.passed, a.score, a.selected, a.checks {ONLY}
-           AND {rank} > $5
-         ORDER BY 1 LIMIT {}",
-        limit + 1
-    );
-    let page = page(
-        client,
-        &sql,
-        &[&step, &at_a, &other, &at_b, &after],
-        limit,
-        |r| {
-            Ok((
-                r.try_get::<_, i64>(0)?,
-                OnlyInEntry {
-                    candidate_id: r.try_get(1)?,
-                    verdict: verdict_at(r, 2)?,
-                },
-            ))
-        },
-        |(rank, _)| Cursor::new('o', *rank, ""),
-    )?;
-    Ok(OnlyIn {
-        total: total.max(0) as u64,
-        items: page.items.into_iter().map(|(_, e)| e).collect(),
-        next_cursor: page.next_cursor,
-    })
-}
-
-/// A verdict from five columns from `at`: label, passed, score, selected, checks.
-fn verdict_at(r: &Row, at: usize) -> Result<Verdict, postgres::Error> {
-    let checks: String = r.try_get(at + 4)?;
-    Ok(Verdict {
-        label: r.try_get(at)?,
-        passed: r.try_get(at + 1)?,
-        score: r.try_get(at + 2)?,
-        selected: r.try_get(at + 3)?,
-        checks: serde_json::from_str(&checks).unwrap_or_default(),
-    })
-}
-
-pub(super) fn verdict_changes(
-    client: &mut Client,
-    step_a: Uuid,
-    step_b: Uuid,
-    q: &LineageQuery,
-) -> Result<Page<VerdictChange>, StoreError> {
-    let limit = page_size(q.limit)?;
-    let (Some(at_a), Some(at_b)) = (step_start(client, step_a)?, step_start(client, step_b)?)
-    else {
-        return Ok(Page::empty());
-    };
-    let (after_a, after_b) = Cursor::change_position(q.cursor.as_deref())?;
-    let (after_a, after_b) = (cursor_idx(after_a)?, cursor_idx(after_b)?);
-    let sql = format!(
-        "SELECT a.idx, a.candidate_id,
-                a.label, a.passed, a.score, a.selected, a.checks,
-                b.label, b.passed, b.score, b.selected, b.checks, b.idx
-         FROM xray.evaluations a
-         JOIN xray.evaluations b ON b.step_id = $3 AND b.started_at = $4
-              AND b.candidate_id = a.candidate_id
-         WHERE a.step_id = $1 AND a.started_at = $2 AND (a.idx > $5 OR (a.idx = $5 AND b.idx > $6))
-           AND (a.passed <> b.passed OR a.selected <> b.selected)
-         ORDER BY a.idx, b.idx LIMIT {}",
-        limit + 1
-    );
-    let page = page(
-        client,
-        &sql,
-        &[&step_a, &at_a, &step_b, &at_b, &after_a, &after_b],
-        limit,
-        |r| {
-            Ok((
-                (
-                    i64::from(r.try_get::<_, i32>(0)?),
-                    i64::from(r.try_get::<_, i32>(12)?),
-                ),
-                VerdictChange {
-                    candidate_id: r.try_get(1)?,
-                    a: verdict_at(r, 2)?,
-                    b: verdict_at(r, 7)?,
-                },
-            ))
-        },
-        |((a_idx, b_idx), _)| Cursor::after_change(*a_idx, *b_idx),
-    )?;
-    Ok(Page {
-        items: page.items.into_iter().map(|(_, c)| c).collect(),
-        next_cursor: page.next_cursor,
-    })
 }
 
 pub(super) fn latest_seq(client: &mut Client) -> Result<u64, StoreError> {

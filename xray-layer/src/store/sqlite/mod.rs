@@ -4,6 +4,7 @@
 //! Writes go through one connection, one transaction per batch, with cached statements; reads
 //! use a small pool of their own connections, so a reader never waits for a batch to commit.
 
+mod candidates;
 mod identity;
 mod read;
 mod schema;
@@ -280,7 +281,7 @@ impl Store for SqliteStore {
         candidate_id: &str,
         query: &LineageQuery,
     ) -> Result<Page<LineageEntry>, StoreError> {
-        self.read(|c| read::candidate_lineage(c, candidate_id, query))
+        self.read(|c| candidates::candidate_lineage(c, candidate_id, query))
     }
 
     fn verdict_changes(
@@ -289,7 +290,7 @@ impl Store for SqliteStore {
         step_b: Uuid,
         query: &LineageQuery,
     ) -> Result<Page<VerdictChange>, StoreError> {
-        self.read(|c| read::verdict_changes(c, step_a, step_b, query))
+        self.read(|c| candidates::verdict_changes(c, step_a, step_b, query))
     }
 
     fn candidates_only_in(
@@ -298,7 +299,7 @@ impl Store for SqliteStore {
         other: Uuid,
         query: &LineageQuery,
     ) -> Result<OnlyIn, StoreError> {
-        self.read(|c| read::candidates_only_in(c, step, other, query))
+        self.read(|c| candidates::candidates_only_in(c, step, other, query))
     }
 
     fn latest_seq(&self) -> Result<u64, StoreError> {
