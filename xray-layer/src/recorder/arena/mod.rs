@@ -23,7 +23,7 @@ mod num;
 mod rows;
 
 pub(crate) use num::Num;
-pub(crate) use rows::StepRows;
+pub(crate) use rows::{json_into, StepRows};
 
 /// A slice of [`EvalArena::text`]; `start == u32::MAX` means absent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -4,7 +4,7 @@ use super::sqlite_error;
 use crate::model::{
     elimination, Evaluation, ExecutionEnd, ExecutionStart, Record, StepRecord, StepStart,
 };
-use crate::recorder::arena::StepRows;
+use crate::recorder::arena::{json_into, StepRows};
 use crate::store::{ExecutionUpdate, RecorderCounts, StoreError};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use std::collections::{BTreeSet, HashSet};
@@ -439,18 +439,6 @@ fn encode_checks(e: &Evaluation, checks: &mut String, failed: &mut String, scrat
         }
         failed.push_str(&c.name);
         failed.push(SEP);
-    }
-}
-
-/// Appends `value` as JSON to `out`, through `scratch` (serde_json writes bytes).
-fn json_into<T: serde::Serialize + ?Sized>(out: &mut String, scratch: &mut Vec<u8>, value: &T) {
-    scratch.clear();
-    match serde_json::to_writer(&mut *scratch, value)
-        .ok()
-        .and_then(|()| std::str::from_utf8(scratch).ok())
-    {
-        Some(text) => out.push_str(text),
-        None => out.push_str("null"),
     }
 }
 
