@@ -233,11 +233,25 @@ pub fn keyword_generation(seller: &Product, creative: bool) -> Vec<String> {
     keywords
 }
 
-/// Step 2: keyword search over the catalog; thousands of candidates.
+/// Step 2: keyword search over the catalog; thousands of candidates, each recorded with the
+/// keyword that found it, so that a candidate's history starts where it entered the run.
 #[xray::step(kind = "search", skip(catalog), output = false)]
 pub fn candidate_search(keywords: &[String], catalog: &Catalog) -> Vec<Product> {
     let (hits, total) = catalog.search(keywords, SEARCH_LIMIT);
     xray::candidates(None, Some(hits.len() as u64));
+    let lowered: Vec<String> = keywords.iter().map(|k| k.to_lowercase()).collect();
+    for p in &hits {
+        let title = p.title.to_lowercase();
+        // Every hit's title contains one of the keywords: the first names why it was found.
+        let keyword = lowered
+            .iter()
+            .find(|k| title.contains(k.as_str()))
+            .map_or("", String::as_str);
+        xray::evaluate(&p.asin)
+            .label(&p.title)
+            .check_in("keyword", keyword, &lowered)
+            .record();
+    }
     xray::output(&serde_json::json!({
         "total_matches": total,
         "returned": hits.len(),

@@ -89,6 +89,15 @@ fn the_demo_serves_runs_in_which_the_bad_match_and_the_harsh_filter_are_findable
             .find(|l| l["step_name"] == name)
             .unwrap_or_else(|| panic!("the phone case went through {name}: {in_bad_run:?}"))
     };
+    // It entered the run through the search, found by the keyword the keyword step added.
+    let found = step("candidate_search")["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .find(|c| c["name"] == "keyword")
+        .cloned()
+        .unwrap_or_else(|| panic!("the search says which keyword found it: {in_bad_run:?}"));
+    assert_eq!(found["observed"], "phone case", "{found}");
     let filtered = step("apply_filters");
     assert_eq!(filtered["passed"], true);
     let category = filtered["checks"]

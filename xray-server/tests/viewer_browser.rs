@@ -480,6 +480,21 @@ fn filter_step_candidates_failed_by_rating_then_a_candidates_lineage() {
         rule("price", " within ") && rule("rating", " ≥ 3.8 minimum") && rule("category", " in ["),
         "each passed check with the rule it met: {checks:?}"
     );
+    // The step's link opens its table searched for this candidate, not all of its rows.
+    page.eval(
+        "[...document.querySelectorAll('.lineage-step .lineage-head a')].find((a) => a.textContent === 'apply_filters').id = 'follow-filter'",
+    );
+    page.click("#follow-filter");
+    let rows = page.wait(
+        "(() => { const rows = [...document.querySelectorAll('.vt-spacer .vt-row .cand-id')].map((c) => c.innerText); \
+          return location.pathname.startsWith('/steps/') && rows.length ? rows : null; })()",
+        "the filter step's table, searched",
+    );
+    assert_eq!(
+        rows,
+        serde_json::json!([kept.candidate_id]),
+        "only the candidate followed from its lineage"
+    );
 
     // The candidate a run selected: why it was selected, and what the judge said of it.
     let selected = m

@@ -39,6 +39,11 @@ function notes(e) {
   return parts.length ? h('p', { class: 'lineage-notes muted' }, parts.flatMap((p, i) => (i ? [' — ', p] : [p]))) : null;
 }
 
+/** A step's page, its table searched for the candidate (the step judged it among thousands). */
+function stepHref(entry, id) {
+  return `/steps/${entry.step_id}?q=${encodeURIComponent(id)}`;
+}
+
 /** One run's steps, in the order they ran, and the sentence that answers "why?". */
 function runBlock(runEntries, id) {
   const first = runEntries[0];
@@ -51,7 +56,7 @@ function runBlock(runEntries, id) {
     answer = h('p', { class: 'answer answer-rejected' }, 'Rejected by ', h('a', { href: `/steps/${rejectedAt.step_id}?verdict=failed&q=${encodeURIComponent(id)}` }, rejectedAt.step_name),
       reasons ? [' — ', h('strong', {}, reasons)] : ' (no reason recorded)');
   } else if (selectedAt) {
-    answer = h('p', { class: 'answer answer-selected' }, 'Selected by ', h('a', { href: `/steps/${selectedAt.step_id}` }, selectedAt.step_name),
+    answer = h('p', { class: 'answer answer-selected' }, 'Selected by ', h('a', { href: stepHref(selectedAt, id) }, selectedAt.step_name),
       selectedAt.selection_reason ? [' — ', h('strong', {}, selectedAt.selection_reason)] : '.');
   } else {
     answer = h('p', { class: 'answer' }, 'Passed every step that judged it, and no step selected it.');
@@ -64,7 +69,7 @@ function runBlock(runEntries, id) {
     answer,
     h('ol', { class: 'lineage' }, steps.map((e) => h('li', { class: ['lineage-step', e.passed ? 'ok' : 'rejected', e.selected && 'chosen'] },
       h('div', { class: 'lineage-head' },
-        h('a', { href: `/steps/${e.step_id}` }, e.step_name), ' ', kindBadge(e.step_kind), ' ', verdict(e),
+        h('a', { href: stepHref(e, id) }, e.step_name), ' ', kindBadge(e.step_kind), ' ', verdict(e),
         e.score != null ? h('span', { class: 'muted' }, ` score ${num(e.score, 3)}`) : null,
         e.label ? h('span', { class: 'muted cand-label' }, ` ${e.label}`) : null),
       notes(e),
