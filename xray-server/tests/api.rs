@@ -179,6 +179,29 @@ fn a_step_has_everything_it_recorded() {
 }
 
 #[test]
+fn a_check_the_step_never_made_is_a_400_naming_its_checks() {
+    let (_db, server, ids) = setup();
+    let step = step_id(&server, &ids[1], "apply_filters");
+    let reply = server.get(&format!(
+        "/api/v1/steps/{step}/evaluations?passed=false&check=ratng"
+    ));
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    let error = &reply.json()["error"];
+    assert_eq!(error["field"], "check", "{error}");
+    let message = error["message"].as_str().unwrap_or("");
+    assert!(
+        message.contains("\"ratng\"") && message.contains("rating") && message.contains("price"),
+        "names the check asked for and the step's own: {message}"
+    );
+    // A check the step made is answered, even when no candidate failed it.
+    let reply = server.get(&format!(
+        "/api/v1/steps/{step}/evaluations?passed=false&check=price&q=no-such-candidate"
+    ));
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(items(&reply.json()).is_empty());
+}
+
+#[test]
 fn the_candidates_that_failed_the_rating_check_page_through() {
     let (_db, server, ids) = setup();
     let step = step_id(&server, &ids[1], "apply_filters");
@@ -653,6 +676,17 @@ fn tags_and_notes_are_editable_and_runs_deletable() {
     assert_eq!(items(&tagged)[0]["notes"], "selected a phone case");
     let by_notes = server.json("/api/v1/executions?q=phone%20case");
     assert_eq!(items(&by_notes).len(), 1, "notes are searched");
+
+    // A body that is not JSON: a 400 that names no made-up field.
+    let reply = server.call("PATCH", &path, &[], Some("{x"));
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    let error = &reply.json()["error"];
+    assert_eq!(error["code"], "invalid_body", "{error}");
+    assert!(error["field"].is_null(), "{error}");
+    // A field of the wrong type is named by its path.
+    let reply = server.call("PATCH", &path, &[], Some(r#"{"tags": "one"}"#));
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert_eq!(reply.json()["error"]["field"], "tags", "{}", reply.body);
 
     let body = format!(r#"{{"ids": ["{}", "{}"]}}"#, ids[0], ids[1]);
     let reply = server.call("DELETE", "/api/v1/executions", &[], Some(&body));

@@ -60,8 +60,10 @@ pub fn json_body<T: DeserializeOwned>(call: &Call) -> Result<T, ApiError> {
     }
     let mut de = serde_json::Deserializer::from_slice(&call.body);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        // serde_path_to_error says "." for the whole body and "?" where the JSON itself did
+        // not parse: neither names a field.
         let path = e.path().to_string();
-        let field = (path != ".").then_some(path);
+        let field = (path != "." && path != "?").then_some(path);
         ApiError::invalid_body(field, e.inner().to_string())
     })?;
     de.end()

@@ -101,12 +101,29 @@ pub async fn evaluations(app: &Arc<App>, call: Call) -> Result<Response, ApiErro
         cursor: p.text("cursor"),
     };
     let first_page = query.cursor.is_none();
+    let check = query.check.clone();
     let page = app.blocking(move |s| s.evaluations(id, &query)).await?;
     if page.items.is_empty() && first_page {
-        // An empty first page: a step with no matching rows, or no step at all.
-        let exists = app.blocking(move |s| s.step(id)).await?.is_some();
-        if !exists {
+        // An empty first page: a step with no matching rows, no step at all, or a check the
+        // step never made (a misspelled name must not read as "nothing failed it").
+        let Some(step) = app.blocking(move |s| s.step(id)).await? else {
             return Err(ApiError::not_found("step", format!("no step {id}")));
+        };
+        if let (Some(check), Some(summary)) = (check, &step.summary) {
+            if !summary.checks.iter().any(|c| c.name == check) {
+                let names: Vec<&str> = summary.checks.iter().map(|c| c.name.as_str()).collect();
+                return Err(ApiError::invalid(
+                    "check",
+                    if names.is_empty() {
+                        format!("step {id} made no checks, so none is named {check:?}")
+                    } else {
+                        format!(
+                            "step {id} made no check named {check:?}; its checks: {}",
+                            names.join(", ")
+                        )
+                    },
+                ));
+            }
         }
     }
     ok(&page)
