@@ -495,6 +495,29 @@ fn filter_step_candidates_failed_by_rating_then_a_candidates_lineage() {
         serde_json::json!([kept.candidate_id]),
         "only the candidate followed from its lineage"
     );
+    // Its detail says, for each check it passed, the rule it met (as the candidate view does).
+    page.click(".vt-spacer .vt-row[data-index='0'] .vt-cell:nth-child(2)");
+    let reasons = page.wait(
+        "(() => { const rows = [...document.querySelectorAll('.candidate-detail table tbody tr')]; \
+          return rows.length ? rows.map((r) => `${r.cells[0].innerText}: ${r.cells[2].innerText}`) : null; })()",
+        "the kept candidate's checks in the step's detail",
+    );
+    let reasons: Vec<&str> = reasons
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter_map(|r| r.as_str())
+        .collect();
+    assert!(
+        reasons.len() == 3
+            && reasons[0].starts_with("price: ")
+            && reasons[0].contains(" within ")
+            && reasons[1].starts_with("rating: ")
+            && reasons[1].contains(" ≥ 3.8 minimum")
+            && reasons[2].starts_with("category: ")
+            && reasons[2].contains(" in ["),
+        "each passed check with the rule it met: {reasons:?}"
+    );
 
     // The candidate a run selected: why it was selected, and what the judge said of it.
     let selected = m
@@ -533,6 +556,27 @@ fn filter_step_candidates_failed_by_rating_then_a_candidates_lineage() {
         run.contains(&format!("…{}", &id[id.len() - 8..])),
         "the run's short id tells it from the pipeline's other runs: {run}"
     );
+    assert!(
+        run.contains("rationale: the product itself"),
+        "what the judge said of it: {run}"
+    );
+    // The judge's step, searched for it: the row's detail says the same, on one line.
+    page.eval(&format!(
+        "[...document.querySelectorAll('.lineage-run')].find((b) => b.querySelector('h2 a')?.getAttribute('href') === '/runs/{}') \
+           .querySelectorAll('.lineage-head a').forEach((a) => {{ if (a.textContent === 'relevance_check') a.id = 'follow-judge'; }})",
+        m.normal
+    ));
+    page.click("#follow-judge");
+    page.wait(
+        "location.pathname.startsWith('/steps/') && document.querySelectorAll('.vt-spacer .vt-row .cand-id').length === 1",
+        "the judge's table, searched for the selected candidate",
+    );
+    page.click(".vt-spacer .vt-row[data-index='0'] .vt-cell:nth-child(2)");
+    let said = page.wait(
+        "document.querySelector('.candidate-detail .snapshot-line')?.innerText",
+        "the judge's rationale in the row's detail",
+    );
+    assert_eq!(said, "rationale: the product itself");
 }
 
 #[test]

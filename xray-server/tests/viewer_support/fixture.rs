@@ -196,6 +196,9 @@ fn relevance_check(candidates: Vec<Product>, fails: bool) -> Result<Vec<Product>
             xray::evaluate(&c.asin)
                 .label(&c.title)
                 .metric("confidence", judge_confidence(c))
+                .snapshot(&serde_json::json!({
+                    "rationale": if accessory { "an accessory" } else { "the product itself" }
+                }))
                 .check("relevant", !accessory, || {
                     format!("judged an accessory: {}", c.title)
                 })

@@ -99,6 +99,14 @@ export function passedRule(check) {
   }
 }
 
+/** A snapshot on one line: `rationale: …; price: 12.5` for an object, else its JSON. */
+export function snapshotText(snapshot) {
+  if (snapshot && typeof snapshot === 'object' && !Array.isArray(snapshot)) {
+    return Object.entries(snapshot).map(([k, v]) => `${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`).join('; ');
+  }
+  return JSON.stringify(snapshot);
+}
+
 /** A JSON value on one line, cut to `max` characters. */
 export function brief(value, max = 80) {
   let text = typeof value === 'string' ? value : JSON.stringify(value);

@@ -3,7 +3,7 @@
 
 import { api } from '../api.js';
 import { h, replace, notice, field, kindBadge } from '../dom.js';
-import { n, time, num, brief, passedRule, shortId, metricsText } from '../format.js';
+import { n, time, num, brief, passedRule, shortId, metricsText, snapshotText } from '../format.js';
 import { navigate } from '../router.js';
 
 function failing(entry) {
@@ -19,14 +19,6 @@ function verdict(entry) {
 function checkWhy(c) {
   const why = c.reason || (c.passed ? passedRule(c) : '');
   return why ? h('span', { class: c.passed ? 'muted' : 'reason-text' }, ` — ${why}`) : null;
-}
-
-/** A snapshot on one line: `rationale: …; price: 12.5` for an object, else its JSON. */
-function snapshotText(snapshot) {
-  if (snapshot && typeof snapshot === 'object' && !Array.isArray(snapshot)) {
-    return Object.entries(snapshot).map(([k, v]) => `${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`).join('; ');
-  }
-  return JSON.stringify(snapshot);
 }
 
 /** What else the step said about the candidate: its metrics (a judge's confidence), its

@@ -3,7 +3,7 @@
 
 import { api, truncation } from '../api.js';
 import { h, replace, statusBadge, kindBadge, notice, section, collapsible, field, options, debounce } from '../dom.js';
-import { n, pct, duration, time, num, brief, topReasons, metricsText } from '../format.js';
+import { n, pct, duration, time, num, brief, topReasons, metricsText, passedRule, snapshotText } from '../format.js';
 import { jsonTree } from '../components/json-tree.js';
 import { VirtualTable } from '../components/virtual-table.js';
 import { bar } from '../components/funnel.js';
@@ -96,16 +96,21 @@ function detail(row, selects) {
     h('tbody', {}, (row.checks || []).map((c) => h('tr', { class: c.passed ? '' : 'row-fail' },
       h('th', { scope: 'row' }, c.name),
       h('td', {}, h('span', { class: ['badge', c.passed ? 'pass' : 'fail'] }, c.passed ? 'passed' : 'failed')),
-      h('td', {}, c.reason || h('span', { class: 'muted' }, '—')),
-      h('td', {}, c.observed !== undefined ? brief(c.observed, 60) : '—'),
-      h('td', {}, c.op ? `${c.op} ${brief(c.threshold, 60)}` : '—')))));
+      // A passed check has no reason; a structured one says the rule it met, as the candidate
+      // view does. Observed values and rules are shown whole: this is the row's detail.
+      h('td', {}, c.reason || (c.passed && passedRule(c) ? h('span', { class: 'muted' }, passedRule(c)) : h('span', { class: 'muted' }, '—'))),
+      h('td', {}, c.observed !== undefined ? brief(c.observed, 500) : '—'),
+      h('td', {}, c.op ? `${c.op} ${brief(c.threshold, 500)}` : '—')))));
   return h('div', { class: 'candidate-detail' },
     h('h3', {}, h('a', { href: `/candidates?id=${encodeURIComponent(row.candidate_id)}` }, row.candidate_id), ' ',
       row.label ? h('span', { class: 'muted' }, row.label) : null, ' ', verdictCell(row, selects)),
     (row.checks || []).length ? checks : h('p', { class: 'muted' }, 'No checks were recorded for this candidate.'),
     row.score != null ? h('p', {}, 'Score: ', h('strong', {}, num(row.score, 4))) : null,
     (row.metrics || []).length ? h('p', {}, 'Metrics: ', row.metrics.map(([k, v]) => h('span', { class: 'metric' }, `${k} ${num(v, 4)}`))) : null,
-    row.snapshot !== undefined && row.snapshot !== null ? h('div', {}, h('h4', {}, 'Snapshot'), jsonTree(row.snapshot, { label: 'Candidate snapshot' })) : null,
+    row.snapshot !== undefined && row.snapshot !== null ? h('div', {}, h('h4', {}, 'Snapshot'),
+      // On one line first (a judge's rationale is what the row is about), then as a tree.
+      h('p', { class: 'snapshot-line' }, brief(snapshotText(row.snapshot), 500)),
+      jsonTree(row.snapshot, { label: 'Candidate snapshot' })) : null,
     h('p', {}, h('a', { href: `/candidates?id=${encodeURIComponent(row.candidate_id)}` }, 'Follow this candidate through every run →')));
 }
 
