@@ -343,6 +343,16 @@ fn filter_step_candidates_failed_by_rating_then_a_candidates_lineage() {
     let url = m.server.url();
     let page = Page::launch();
     page.goto(&format!("{url}/runs/{}", m.normal));
+    // What the run was given reads without a click: the seller's fields, not "seller {7 keys}".
+    let input = page.wait(
+        "[...document.querySelectorAll('details.collapsible')].find((d) => d.querySelector('summary h2')?.textContent === 'Input')?.innerText",
+        "the run's input",
+    );
+    let seller = fixture::seller().title;
+    assert!(
+        input.as_str().unwrap_or("").contains(&seller),
+        "the seller's title in the run's input: {input}"
+    );
     let filter_step = step_id(m.store.as_ref(), m.normal, "apply_filters");
     page.click(&format!(".wf-row[data-step='{filter_step}'] a.wf-link"));
     page.wait(

@@ -133,8 +133,10 @@ export default {
         drawnStatus = run.status;
         replace(payloads,
           // What the run was given and what it decided: open when short enough to read at once.
-          collapsible('Input', short(run.input), jsonTree(parse(run.input), { label: 'Run input' })),
-          collapsible('Output', short(run.output), jsonTree(parse(run.output), { label: 'Run output' })),
+          // What the run was given and what it decided, open one level deeper when short: the
+          // selected product's fields, not just "competitor {7 keys}".
+          collapsible('Input', short(run.input), jsonTree(parse(run.input), { label: 'Run input', open: short(run.input) ? 2 : 1 })),
+          collapsible('Output', short(run.output), jsonTree(parse(run.output), { label: 'Run output', open: short(run.output) ? 2 : 1 })),
           collapsible('Metadata', false, jsonTree(parse(run.metadata), { label: 'Run metadata' })));
       }
       if (selected >= 0) highlight(selected, false);
