@@ -590,6 +590,32 @@ fn filter_step_candidates_failed_by_rating_then_a_candidates_lineage() {
 }
 
 #[test]
+fn compare_with_from_a_run_picks_the_run_whose_input_is_most_alike() {
+    let m = main();
+    let url = m.server.url();
+    let page = Page::launch();
+    // The creative run's "Compare with…": not the newest run (another pipeline's), nor the run
+    // whose judge failed (it differs in two settings), but the normal run (one).
+    page.goto(&format!("{url}/runs/{}", m.creative));
+    page.click("a.button[href^='/compare?a=']");
+    let b = page.wait(
+        "document.querySelector('select[name=b]')?.value || null",
+        "run B chosen",
+    );
+    assert_eq!(b, m.normal.to_string(), "the run most like A");
+    page.click("form[aria-label='Pick two runs'] button[type=submit]");
+    let cards = page.wait(
+        "(() => { const c = [...document.querySelectorAll('.cmp-card .cmp-input')].map((p) => p.innerText); return c.length === 2 ? c : null; })()",
+        "what each run was given",
+    );
+    assert!(
+        cards[0].as_str().unwrap_or("").starts_with("creative: true")
+            && cards[1].as_str().unwrap_or("").starts_with("creative: false"),
+        "each card says what its run was given, what differs first: {cards}"
+    );
+}
+
+#[test]
 fn compare_two_runs_shows_changed_verdicts_with_reasons() {
     let m = main();
     let url = m.server.url();

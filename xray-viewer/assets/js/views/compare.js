@@ -27,6 +27,32 @@ function pickerPreviews(runs) {
   return out;
 }
 
+/**
+ * The run to compare `run` with by default: of the listed runs of the same pipeline, the one
+ * whose input shares the most with `run`'s, a value counting more the fewer runs have it (the
+ * same seller's category, not the configuration every run has); the newest among equals.
+ */
+export function similarRun(run, runs) {
+  const same = runs.filter((r) => r.id !== run.id && r.name === run.name);
+  const pair = ([path, value]) => `${path}\u0000${value}`;
+  const counts = new Map();
+  for (const r of same) for (const f of r.input_preview || []) counts.set(pair(f), (counts.get(pair(f)) || 0) + 1);
+  let best = null;
+  let bestScore = -1;
+  for (const r of same) {
+    const has = new Set((r.input_preview || []).map(pair));
+    let score = 0;
+    for (const f of run.input_preview || []) {
+      if (has.has(pair(f))) score += Math.log((same.length + 1) / counts.get(pair(f)));
+    }
+    if (score > bestScore + 1e-9) {
+      best = r;
+      bestScore = score;
+    }
+  }
+  return best;
+}
+
 function stepCell(s) {
   if (!s) return h('span', { class: 'muted' }, 'not in this run');
   return h('span', { class: 'cmp-step' },
@@ -198,8 +224,10 @@ async function picker(a, b, signal) {
   try {
     const page = await api.executions({ limit: 200 }, { signal });
     const runs = page.items;
-    // By default the newest run (B) and the one before it of the same pipeline (A).
-    const newest = runs.find((r) => r.id !== a) || runs[0];
+    // By default the newest run (B) and the one before it of the same pipeline (A); with A
+    // chosen (a run's "Compare with…"), the run of its pipeline whose input is most like A's.
+    const chosenA = a && runs.find((r) => r.id === a);
+    const newest = (chosenA && similarRun(chosenA, runs)) || runs.find((r) => r.id !== a) || runs[0];
     const previous = newest && (runs.find((r) => r.id !== newest.id && r.name === newest.name) || runs.find((r) => r.id !== newest.id));
     const previews = pickerPreviews(runs);
     for (const [select, chosen, fallback] of [[selectA, a, previous], [selectB, b, newest]]) {
@@ -242,11 +270,14 @@ export default {
       if (e.name !== 'AbortError') replace(results, notice('error', `Could not compare: ${e.message}`));
       return undefined;
     }
-    const card = (label, r) => h('div', { class: 'panel cmp-card' },
+    // Each card says what its run was given, the values that differ between the two first.
+    const inputs = arrangePreviews([cmp.a.input_preview, cmp.b.input_preview]);
+    const card = (label, r, input) => h('div', { class: 'panel cmp-card' },
       h('p', { class: 'cmp-side' }, label),
       h('h2', {}, h('a', { href: `/runs/${r.id}` }, r.name), ' ', statusBadge(r.status)),
       h('p', { class: 'meta' }, time(r.started_at), ' · ', r.completed_at ? duration(r.completed_at - r.started_at) : 'running',
         ` · ${n(r.step_count)} steps · ${n(r.candidates_in)} → ${n(r.candidates_out)}`),
+      input.text ? h('p', { class: 'cmp-input muted', title: input.title || input.text }, input.text.length > 160 ? `${input.text.slice(0, 159)}…` : input.text) : null,
       h('p', { class: 'id muted' }, r.id));
     const changed = cmp.steps.filter((p) => p.input_differs || p.output_differs || p.verdict_changes.length || onlyCount(p) || !p.a || !p.b);
     // Each pair's panel has an id, so the steps table's badges can lead to its tables.
@@ -282,7 +313,7 @@ export default {
         h('td', {}, diffs.length ? diffs : h('span', { class: 'muted' }, 'same')));
     });
     replace(results,
-      h('div', { class: 'cmp-cards' }, card('A', cmp.a), card('B', cmp.b)),
+      h('div', { class: 'cmp-cards' }, card('A', cmp.a, inputs[0]), card('B', cmp.b, inputs[1])),
       h('section', { class: 'panel' }, h('h2', {}, 'Steps side by side'),
         h('div', { class: 'table-wrap' }, h('table', { class: 'data compare-table' },
           h('thead', {}, h('tr', {}, ['Step', 'A', 'B', 'Differences'].map((t) => h('th', { scope: 'col' }, t)))),
