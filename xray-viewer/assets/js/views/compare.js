@@ -30,11 +30,16 @@ function pickerPreviews(runs) {
 /**
  * The run to compare `run` with by default: of the listed runs of the same pipeline, the one
  * whose input shares the most with `run`'s, a value counting more the fewer runs have it (the
- * same seller's category, not the configuration every run has); the newest among equals.
+ * same seller's category, not the configuration every run has); the newest among equals. A run
+ * given the very same input is passed over while another is listed: comparing with it shows
+ * nothing that explains a result.
  */
 export function similarRun(run, runs) {
-  const same = runs.filter((r) => r.id !== run.id && r.name === run.name);
   const pair = ([path, value]) => `${path}\u0000${value}`;
+  const inputOf = (r) => (r.input_preview || []).map(pair).sort().join('\u0001');
+  const pipeline = runs.filter((r) => r.id !== run.id && r.name === run.name);
+  const other = pipeline.filter((r) => inputOf(r) !== inputOf(run));
+  const same = other.length ? other : pipeline;
   const counts = new Map();
   for (const r of same) for (const f of r.input_preview || []) counts.set(pair(f), (counts.get(pair(f)) || 0) + 1);
   let best = null;
