@@ -609,9 +609,53 @@ fn compare_with_from_a_run_picks_the_run_whose_input_is_most_alike() {
         "what each run was given",
     );
     assert!(
-        cards[0].as_str().unwrap_or("").starts_with("creative: true")
-            && cards[1].as_str().unwrap_or("").starts_with("creative: false"),
+        cards[0]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("creative: true")
+            && cards[1]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("creative: false"),
         "each card says what its run was given, what differs first: {cards}"
+    );
+}
+
+#[xray::execution(name = "alike")]
+fn alike_run(category: &str, scope: &str, market: &str) -> usize {
+    judge_all(3, scope == "exact")
+}
+
+#[test]
+fn compare_with_passes_over_a_run_given_the_very_same_input() {
+    let path = fixture::fresh_db("alike");
+    let (layer, guard) = xray::layer().sqlite(&path).build().expect("a layer");
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        alike_run("Laptop Stands", "department", "US"); // A
+        alike_run("Laptop Stands", "department", "US"); // the same input again
+        alike_run("Laptop Stands", "exact", "US"); // one setting apart
+        alike_run("Water Bottles", "department", "EU"); // another seller, the newest
+    });
+    assert!(guard.flush(), "recorded");
+    drop(guard);
+    let (server, store) = fixture::serve(&path, None);
+    let runs = store
+        .list_executions(&xray::store::ExecutionQuery::default())
+        .expect("the runs")
+        .items;
+    assert_eq!(runs.len(), 4);
+    // Newest first.
+    let (a, one_apart) = (runs[3].id, runs[1].id);
+    let page = Page::launch();
+    page.goto(&format!("{}/compare?a={a}", server.url()));
+    let b = page.wait(
+        "document.querySelector('select[name=b]')?.value || null",
+        "run B chosen",
+    );
+    assert_eq!(
+        b,
+        one_apart.to_string(),
+        "the run one setting apart, not the repeat of A's input"
     );
 }
 
