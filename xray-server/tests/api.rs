@@ -193,6 +193,14 @@ fn a_check_the_step_never_made_is_a_400_naming_its_checks() {
         message.contains("\"ratng\"") && message.contains("rating") && message.contains("price"),
         "names the check asked for and the step's own: {message}"
     );
+    // `check=` with no value (a form's "any check") is no filter, also when nothing matches.
+    let reply = server.get(&format!("/api/v1/steps/{step}/evaluations?check=&limit=1"));
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(items(&reply.json()).len(), 1);
+    let reply = server.get(&format!(
+        "/api/v1/steps/{step}/evaluations?check=&q=no-such-candidate"
+    ));
+    assert_eq!(reply.status, 200, "{}", reply.body);
     // A check the step made is answered, even when no candidate failed it.
     let reply = server.get(&format!(
         "/api/v1/steps/{step}/evaluations?passed=false&check=price&q=no-such-candidate"
@@ -687,6 +695,20 @@ fn tags_and_notes_are_editable_and_runs_deletable() {
     let reply = server.call("PATCH", &path, &[], Some(r#"{"tags": "one"}"#));
     assert_eq!(reply.status, 400, "{}", reply.body);
     assert_eq!(reply.json()["error"]["field"], "tags", "{}", reply.body);
+    // JSON that breaks off inside a part of the body names that part, and no more.
+    let reply = server.call(
+        "POST",
+        "/api/v1/ingest/records",
+        &[],
+        Some(r#"{"xray_records": 1, "records": [{x}]}"#),
+    );
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert_eq!(
+        reply.json()["error"]["field"],
+        "records[0]",
+        "{}",
+        reply.body
+    );
 
     let body = format!(r#"{{"ids": ["{}", "{}"]}}"#, ids[0], ids[1]);
     let reply = server.call("DELETE", "/api/v1/executions", &[], Some(&body));

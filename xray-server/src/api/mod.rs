@@ -60,10 +60,15 @@ pub fn json_body<T: DeserializeOwned>(call: &Call) -> Result<T, ApiError> {
     }
     let mut de = serde_json::Deserializer::from_slice(&call.body);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        // serde_path_to_error says "." for the whole body and "?" where the JSON itself did
-        // not parse: neither names a field.
+        // serde_path_to_error says "." for the whole body and "?" for a part of it where the
+        // JSON itself did not parse (`records[0].?`): the field is what comes before the first
+        // `?`, if anything does.
         let path = e.path().to_string();
-        let field = (path != "." && path != "?").then_some(path);
+        let path = match path.find('?') {
+            Some(at) => path[..at].trim_end_matches('.').to_owned(),
+            None => path,
+        };
+        let field = (!path.is_empty() && path != ".").then_some(path);
         ApiError::invalid_body(field, e.inner().to_string())
     })?;
     de.end()

@@ -31,9 +31,11 @@ function notes(e) {
   return parts.length ? h('p', { class: 'lineage-notes muted' }, parts.flatMap((p, i) => (i ? [' — ', p] : [p]))) : null;
 }
 
-/** A step's page, its table searched for the candidate (the step judged it among thousands). */
+/** A step's page, its table searched for the candidate (the step judged it among thousands).
+ * The search matches ids and labels that contain the text, so a short id may bring a few other
+ * rows along; an id longer than the search accepts (200 characters) links to the whole table. */
 function stepHref(entry, id) {
-  return `/steps/${entry.step_id}?q=${encodeURIComponent(id)}`;
+  return id.length <= 200 ? `/steps/${entry.step_id}?q=${encodeURIComponent(id)}` : `/steps/${entry.step_id}`;
 }
 
 /** One run's steps, in the order they ran, and the sentence that answers "why?". */

@@ -32,7 +32,8 @@ function pickerPreviews(runs) {
  * whose input shares the most with `run`'s, a value counting more the fewer runs have it (the
  * same seller's category, not the configuration every run has); the newest among equals. A run
  * given the very same input is passed over while another is listed: comparing with it shows
- * nothing that explains a result.
+ * nothing that explains a result. (Inputs are compared through their previews, the first 24
+ * fields: two runs that differ only past them count as the same input.)
  */
 export function similarRun(run, runs) {
   const pair = ([path, value]) => `${path}\u0000${value}`;
