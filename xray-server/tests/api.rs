@@ -419,6 +419,7 @@ fn compare_lists_the_candidates_whose_verdict_changed() {
         .filter(|c| !expected_kept(3.8).contains(c))
         .collect();
     assert_eq!(changed, expected);
+    assert_eq!(filter["verdict_changes_total"], expected.len());
     // The same changes, page by page, from the step's own route (A's recorded order).
     let listed: Vec<&str> = filter["verdict_changes"]
         .as_array()

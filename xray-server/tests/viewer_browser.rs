@@ -27,6 +27,13 @@ fn step_id(store: &dyn Store, run: Uuid, name: &str) -> Uuid {
         .id
 }
 
+/// A JSON list of strings, as the page returned it (other values left out).
+fn strings(list: &serde_json::Value) -> Vec<&str> {
+    list.as_array()
+        .map(|items| items.iter().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default()
+}
+
 fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
@@ -474,12 +481,7 @@ fn filter_step_candidates_failed_by_rating_then_a_candidates_lineage() {
           return step ? [...step.querySelectorAll('.lineage-checks li')].map((li) => li.innerText) : null; })()",
         "the filter step in the kept candidate's lineage",
     );
-    let checks: Vec<&str> = checks
-        .as_array()
-        .expect("checks")
-        .iter()
-        .filter_map(|c| c.as_str())
-        .collect();
+    let checks: Vec<&str> = strings(&checks);
     assert_eq!(checks.len(), 3, "{checks:?}");
     let rule = |name: &str, rule: &str| {
         checks
@@ -512,12 +514,7 @@ fn filter_step_candidates_failed_by_rating_then_a_candidates_lineage() {
           return rows.length ? rows.map((r) => `${r.cells[0].innerText}: ${r.cells[2].innerText}`) : null; })()",
         "the kept candidate's checks in the step's detail",
     );
-    let reasons: Vec<&str> = reasons
-        .as_array()
-        .expect("rows")
-        .iter()
-        .filter_map(|r| r.as_str())
-        .collect();
+    let reasons: Vec<&str> = strings(&reasons);
     assert!(
         reasons.len() == 3
             && reasons[0].starts_with("price: ")
@@ -1207,13 +1204,21 @@ fn compare_pages_through_every_changed_verdict_past_the_first_500() {
     page.goto(&format!("{}/compare?a={a}&b={b}", server.url()));
     const ROWS: &str = "document.querySelectorAll('table.verdict-changes tbody tr').length";
     page.wait(&format!("{ROWS} === 500"), "the comparison's first 500");
+    // The number is known before every page is listed.
     let caption = page.text("table.verdict-changes caption");
-    assert!(
-        caption.starts_with("500+ candidates judged differently"),
-        "{caption}"
+    assert_eq!(
+        caption,
+        "600 candidates judged differently · showing the first 500, in A's recorded order"
     );
+    let badge = page.eval(
+        "[...document.querySelectorAll('.compare-table tbody tr')].find((r) => r.innerText.startsWith('judge_all'))?.querySelector('.diff-verdicts')?.innerText",
+    );
+    assert_eq!(badge, "600 verdicts changed");
     let more = "document.querySelector('button.changes-more')";
-    assert_eq!(page.eval(&format!("{more}.innerText")), "Show 100 more");
+    assert_eq!(
+        page.eval(&format!("{more}.innerText")),
+        "Show 100 more (100 left)"
+    );
     page.eval(&format!("{more}.click()"));
     page.wait(&format!("{ROWS} === 600"), "every change");
     page.wait(&format!("{more}.hidden === true"), "no more to show");

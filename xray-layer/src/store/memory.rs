@@ -82,6 +82,10 @@ impl Store for MemoryStore {
     ) -> Result<Page<VerdictChange>, StoreError> {
         self.inner.verdict_changes(step_a, step_b, query)
     }
+
+    fn count_verdict_changes(&self, step_a: Uuid, step_b: Uuid) -> Result<u64, StoreError> {
+        self.inner.count_verdict_changes(step_a, step_b)
+    }
     fn candidates_only_in(
         &self,
         step: Uuid,

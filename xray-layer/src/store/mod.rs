@@ -128,6 +128,13 @@ pub trait Store: Send + Sync + 'static {
         Err(StoreError::Unsupported("verdict_changes"))
     }
 
+    /// How many candidates [`Store::verdict_changes`] lists in all for the two steps (rows, as
+    /// it pages them): the number a comparison states before every page is listed. Unknown
+    /// steps give 0.
+    fn count_verdict_changes(&self, step_a: Uuid, step_b: Uuid) -> Result<u64, StoreError> {
+        Err(StoreError::Unsupported("count_verdict_changes"))
+    }
+
     /// The candidates `step` judged that `other` did not: how many, and a page of them
     /// (selected first, then passed, in recorded order; `query.limit` of them, from
     /// `query.cursor`). With [`Store::verdict_changes`], the whole difference between two

@@ -50,6 +50,9 @@ struct StepPair {
     /// Both outputs, when they differ.
     outputs: Option<[Option<Json>; 2]>,
     verdict_changes: Vec<VerdictChange>,
+    /// How many candidates were judged differently in all (as many as `verdict_changes` lists,
+    /// unless `truncated`).
+    verdict_changes_total: u64,
     truncated: bool,
     /// Where the verdict changes go on (`GET /steps/{a}/verdict-changes?other={b}&cursor=`).
     verdict_changes_cursor: Option<String>,
@@ -119,6 +122,7 @@ async fn pair(
             inputs: None,
             outputs: None,
             verdict_changes: Vec::new(),
+            verdict_changes_total: 0,
             truncated: false,
             verdict_changes_cursor: None,
             only_a: OnlyIn::default(),
@@ -141,6 +145,14 @@ async fn pair(
     let changes = app
         .blocking(move |s| s.verdict_changes(ia, ib, &query))
         .await?;
+    // Counted only when the list is cut: otherwise the list is the count.
+    let total = match changes.next_cursor {
+        Some(_) => {
+            app.blocking(move |s| s.count_verdict_changes(ia, ib))
+                .await?
+        }
+        None => changes.items.len() as u64,
+    };
     let first = || LineageQuery {
         limit: Some(MAX_ONLY_IN_ONE),
         cursor: None,
@@ -162,6 +174,7 @@ async fn pair(
         inputs: input_differs.then_some([in_a, in_b]),
         outputs: output_differs.then_some([out_a, out_b]),
         verdict_changes: changes.items,
+        verdict_changes_total: total,
         truncated: changes.next_cursor.is_some(),
         verdict_changes_cursor: changes.next_cursor,
         only_a,

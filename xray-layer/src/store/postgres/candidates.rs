@@ -154,6 +154,30 @@ fn verdict_at(r: &Row, at: usize) -> Result<Verdict, postgres::Error> {
     })
 }
 
+/// [`verdict_changes`]' rows, counted.
+pub(super) fn count_verdict_changes(
+    client: &mut Client,
+    step_a: Uuid,
+    step_b: Uuid,
+) -> Result<u64, StoreError> {
+    let (Some(at_a), Some(at_b)) = (step_start(client, step_a)?, step_start(client, step_b)?)
+    else {
+        return Ok(0);
+    };
+    let row = client
+        .query_one(
+            "SELECT count(*) FROM xray.evaluations a
+             JOIN xray.evaluations b ON b.step_id = $3 AND b.started_at = $4
+                  AND b.candidate_id = a.candidate_id
+             WHERE a.step_id = $1 AND a.started_at = $2
+               AND (a.passed <> b.passed OR a.selected <> b.selected)",
+            &[&step_a, &at_a, &step_b, &at_b],
+        )
+        .map_err(pg_error)?;
+    let n: i64 = row.try_get(0).map_err(pg_error)?;
+    Ok(n.max(0) as u64)
+}
+
 pub(super) fn verdict_changes(
     client: &mut Client,
     step_a: Uuid,

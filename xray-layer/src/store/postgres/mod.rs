@@ -344,6 +344,10 @@ impl Store for PostgresStore {
         candidates::verdict_changes(&mut *self.conn()?, step_a, step_b, query)
     }
 
+    fn count_verdict_changes(&self, step_a: Uuid, step_b: Uuid) -> Result<u64, StoreError> {
+        candidates::count_verdict_changes(&mut *self.conn()?, step_a, step_b)
+    }
+
     fn candidates_only_in(
         &self,
         step: Uuid,

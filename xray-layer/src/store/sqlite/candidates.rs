@@ -203,6 +203,29 @@ pub(super) fn verdict_changes(
     })
 }
 
+/// [`verdict_changes`]' rows, counted: the pairs found as its page query finds them.
+pub(super) fn count_verdict_changes(
+    conn: &Connection,
+    step_a: Uuid,
+    step_b: Uuid,
+) -> Result<u64, StoreError> {
+    let (Some(a), Some(b)) = (step_sid(conn, step_a)?, step_sid(conn, step_b)?) else {
+        return Ok(0);
+    };
+    conn.prepare_cached(COUNT_CHANGES)
+        .and_then(|mut s| s.query_row(params![a, b], |r| r.get::<_, i64>(0)))
+        .map(|n| n.max(0) as u64)
+        .map_err(sqlite_error)
+}
+
+/// The candidates steps `?1` and `?2` both judged, differently: counted against `b`'s
+/// candidates indexed for the query, as [`verdict_changes_sql`] finds them.
+const COUNT_CHANGES: &str = "WITH b AS MATERIALIZED (
+         SELECT candidate_id, passed, selected FROM evaluations WHERE step_sid = ?2
+     )
+     SELECT count(*) FROM evaluations a CROSS JOIN b ON b.candidate_id = a.candidate_id
+     WHERE a.step_sid = ?1 AND (a.passed != b.passed OR a.selected != b.selected)";
+
 /// The page query of [`verdict_changes`]: `?1`, `?2` the steps, `?3`, `?4` the cursor's
 /// position (`a.idx`, `b.idx`).
 ///
@@ -307,6 +330,16 @@ mod tests {
             "changes from c1200 on (cursor: a.idx 1200, before any b.idx)"
         );
         assert!(i64::from(work) < 100 * N, "{work} VM steps");
+
+        let (_, work) = run(&conn, COUNT_CHANGES, &[1, 2]);
+        assert!(
+            i64::from(work) < 100 * N,
+            "counting them took {work} VM steps"
+        );
+        let counted: i64 = conn
+            .query_row(COUNT_CHANGES, params![1, 2], |r| r.get(0))
+            .expect("a count");
+        assert_eq!(counted, 500, "as many as the pages list");
 
         let (_, work) = run(&conn, &format!("SELECT count(*) {ONLY}"), &[1, 2]);
         assert!(i64::from(work) < 100 * N, "only-in took {work} VM steps");

@@ -293,6 +293,10 @@ impl Store for SqliteStore {
         self.read(|c| candidates::verdict_changes(c, step_a, step_b, query))
     }
 
+    fn count_verdict_changes(&self, step_a: Uuid, step_b: Uuid) -> Result<u64, StoreError> {
+        self.read(|c| candidates::count_verdict_changes(c, step_a, step_b))
+    }
+
     fn candidates_only_in(
         &self,
         step: Uuid,

@@ -248,6 +248,12 @@ pub fn verdict_changes_between_two_steps(store: &dyn Store) {
             "the other way, pages of {limit}"
         );
     }
+    // Counted as the pages list them, either way; nothing for unknown steps.
+    let count = |x: Uuid, y: Uuid| store.count_verdict_changes(x, y).expect("a count");
+    assert_eq!(count(a.id, b.id), 4);
+    assert_eq!(count(b.id, a.id), 4);
+    assert_eq!(count(a.id, a.id), 0);
+    assert_eq!(count(a.id, new_id()), 0);
     assert!(
         changes_between(store, a.id, a.id, 10).is_empty(),
         "a step agrees with itself"
@@ -286,6 +292,7 @@ pub fn verdict_changes_between_two_steps(store: &dyn Store) {
             "pages of {limit}: A's order, then B's"
         );
     }
+    assert_eq!(count(c.id, d.id), 3, "a row per change, as listed");
 }
 
 /// The candidates one step judged and the other did not: how many, and a page of them,

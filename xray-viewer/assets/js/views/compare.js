@@ -146,8 +146,18 @@ function pager(cls, cursor, load, label, changed) {
   return { actions, more: () => Boolean(cursor) };
 }
 
+/** How many candidates a pair's steps judged differently: the server's count (an older
+ * server sends none: then the listed ones, "+" when there are more). */
+function changedTotal(p) {
+  return p.verdict_changes_total ?? p.verdict_changes.length;
+}
+
+function changedCount(p) {
+  return p.verdict_changes_total != null ? n(p.verdict_changes_total) : `${n(p.verdict_changes.length)}${p.truncated ? '+' : ''}`;
+}
+
 /** The candidates judged differently: the comparison's first ones, then "Show more" pages
- * through `/steps/{id}/verdict-changes` (their number is known only once all are listed). */
+ * through `/steps/{id}/verdict-changes`. */
 function verdictChangesTable(p) {
   let listed = p.verdict_changes.length;
   const caption = h('caption', {});
@@ -159,10 +169,14 @@ function verdictChangesTable(p) {
     listed += page.items.length;
     const next = page.next_cursor;
     return { cursor: next, status: next ? `Showing ${n(listed)}.` : `Showing all ${n(listed)}.`, focus: rows[0]?.querySelector('a') };
-  }, () => `Show ${n(PAGE)} more`, () => captionText());
+  }, () => {
+    const left = p.verdict_changes_total != null ? Math.max(0, p.verdict_changes_total - listed) : null;
+    return `Show ${n(left != null ? Math.min(PAGE, left) : PAGE)} more${left != null ? ` (${n(left)} left)` : ''}`;
+  }, () => captionText());
   function captionText() {
     const more = paging.more();
-    caption.textContent = `${n(listed)}${more ? '+' : ''} candidates judged differently${more ? ` · showing the first ${n(listed)}, in A's recorded order` : ''}`;
+    const total = p.verdict_changes_total != null ? n(p.verdict_changes_total) : `${n(listed)}${more ? '+' : ''}`;
+    caption.textContent = `${total} candidates judged differently${more ? ` · showing the first ${n(listed)}, in A's recorded order` : ''}`;
   }
   captionText();
   return [
@@ -309,7 +323,7 @@ export default {
         !p.b ? h('span', { class: 'diff-badge' }, 'only in A') : null,
         p.input_differs ? h('span', { class: 'diff-badge' }, 'input differs') : null,
         p.output_differs ? h('span', { class: 'diff-badge' }, 'output differs') : null,
-        p.verdict_changes.length ? h('span', { class: 'diff-badge diff-verdicts' }, `${n(p.verdict_changes.length)}${p.truncated ? '+' : ''} ${p.verdict_changes.length === 1 ? 'verdict' : 'verdicts'} changed`) : null,
+        p.verdict_changes.length ? h('span', { class: 'diff-badge diff-verdicts' }, `${changedCount(p)} ${changedTotal(p) === 1 ? 'verdict' : 'verdicts'} changed`) : null,
         p.only_a && p.only_a.total ? onlyBadge(p, 'A') : null,
         p.only_b && p.only_b.total ? onlyBadge(p, 'B') : null,
       ].filter(Boolean);
