@@ -794,3 +794,113 @@ fn health_and_metrics_report_the_server() {
     );
     assert!(metrics.body.contains("xray_websocket_clients 0"));
 }
+
+/// A store of the program's own that answers what a comparison asks, but cannot count.
+struct CannotCount(xray::store::SqliteStore);
+
+impl xray::store::Store for CannotCount {
+    fn write(&self, batch: &[xray::model::Record]) -> Result<(), xray::store::StoreError> {
+        self.0.write(batch)
+    }
+    fn add_recorder_counts(
+        &self,
+        counts: &xray::store::RecorderCounts,
+    ) -> Result<(), xray::store::StoreError> {
+        self.0.add_recorder_counts(counts)
+    }
+    fn execution(
+        &self,
+        id: uuid::Uuid,
+    ) -> Result<Option<xray::store::ExecutionDetail>, xray::store::StoreError> {
+        self.0.execution(id)
+    }
+    fn step(
+        &self,
+        id: uuid::Uuid,
+    ) -> Result<Option<xray::model::StepRecord>, xray::store::StoreError> {
+        self.0.step(id)
+    }
+    fn verdict_changes(
+        &self,
+        a: uuid::Uuid,
+        b: uuid::Uuid,
+        query: &xray::store::LineageQuery,
+    ) -> Result<xray::store::Page<xray::store::VerdictChange>, xray::store::StoreError> {
+        self.0.verdict_changes(a, b, query)
+    }
+    fn candidates_only_in(
+        &self,
+        step: uuid::Uuid,
+        other: uuid::Uuid,
+        query: &xray::store::LineageQuery,
+    ) -> Result<xray::store::OnlyIn, xray::store::StoreError> {
+        self.0.candidates_only_in(step, other, query)
+    }
+}
+
+#[xray::step(kind = "filter")]
+fn judge_all(count: u32, pass: bool) -> usize {
+    (0..count)
+        .filter(|i| {
+            xray::evaluate(format!("V{i:04}"))
+                .check("in stock", pass, "out of stock")
+                .passed()
+        })
+        .count()
+}
+
+#[xray::execution(name = "verdict_count")]
+fn verdict_run(count: u32, pass: bool) -> usize {
+    judge_all(count, pass)
+}
+
+#[test]
+fn compare_counts_every_changed_verdict_or_says_it_cannot() {
+    use tracing_subscriber::prelude::*;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("count.db");
+    let (layer, guard) = xray::layer().sqlite(&path).build().expect("a layer");
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        verdict_run(600, true);
+        verdict_run(600, false);
+    });
+    assert!(guard.flush());
+    drop(guard);
+    let server = serve(&path, |_| {});
+    let ids = execution_ids(&server);
+    let (a, b) = (&ids[1], &ids[0]);
+    let pair = |server: &Server| {
+        let cmp = server.json(&format!("/api/v1/compare?a={a}&b={b}"));
+        cmp["steps"]
+            .as_array()
+            .expect("steps")
+            .iter()
+            .find(|s| s["name"] == "judge_all")
+            .cloned()
+            .expect("paired")
+    };
+    let counted = pair(&server);
+    assert_eq!(counted["truncated"], true);
+    assert_eq!(
+        counted["verdict_changes"].as_array().map(Vec::len),
+        Some(500)
+    );
+    assert_eq!(counted["verdict_changes_total"], 600);
+
+    // A store that cannot count: the comparison still answers, the total unknown.
+    let store = xray::store::SqliteStore::open(&path).expect("open the database");
+    let config = xray_server::Config {
+        addr: "127.0.0.1:0".parse().expect("address"),
+        ..xray_server::Config::default()
+    };
+    let inner =
+        xray_server::BackgroundServer::start(std::sync::Arc::new(CannotCount(store)), config)
+            .expect("start the server");
+    let own = Server {
+        base: inner.url(),
+        inner,
+    };
+    let unknown = pair(&own);
+    assert_eq!(unknown["truncated"], true);
+    assert!(unknown["verdict_changes_total"].is_null(), "{unknown}");
+}

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 use xray::model::{Json, StepRecord};
 use xray::store::{
-    ExecutionSummary, LineageQuery, OnlyIn, StepSummary, VerdictChange, MAX_PAGE_SIZE,
+    ExecutionSummary, LineageQuery, OnlyIn, StepSummary, StoreError, VerdictChange, MAX_PAGE_SIZE,
 };
 
 /// The verdict changes listed per step pair; `truncated` says when there are more, and
@@ -51,8 +51,8 @@ struct StepPair {
     outputs: Option<[Option<Json>; 2]>,
     verdict_changes: Vec<VerdictChange>,
     /// How many candidates were judged differently in all (as many as `verdict_changes` lists,
-    /// unless `truncated`).
-    verdict_changes_total: u64,
+    /// unless `truncated`); `None` from a store that cannot count them.
+    verdict_changes_total: Option<u64>,
     truncated: bool,
     /// Where the verdict changes go on (`GET /steps/{a}/verdict-changes?other={b}&cursor=`).
     verdict_changes_cursor: Option<String>,
@@ -122,7 +122,7 @@ async fn pair(
             inputs: None,
             outputs: None,
             verdict_changes: Vec::new(),
-            verdict_changes_total: 0,
+            verdict_changes_total: Some(0),
             truncated: false,
             verdict_changes_cursor: None,
             only_a: OnlyIn::default(),
@@ -145,13 +145,18 @@ async fn pair(
     let changes = app
         .blocking(move |s| s.verdict_changes(ia, ib, &query))
         .await?;
-    // Counted only when the list is cut: otherwise the list is the count.
+    // Counted only when the list is cut: otherwise the list is the count. A store of the
+    // program's own that cannot count leaves it unknown ("500+"), not the comparison failed.
     let total = match changes.next_cursor {
         Some(_) => {
-            app.blocking(move |s| s.count_verdict_changes(ia, ib))
-                .await?
+            app.blocking(move |s| match s.count_verdict_changes(ia, ib) {
+                Ok(n) => Ok(Some(n)),
+                Err(StoreError::Unsupported(_)) => Ok(None),
+                Err(e) => Err(e),
+            })
+            .await?
         }
-        None => changes.items.len() as u64,
+        None => Some(changes.items.len() as u64),
     };
     let first = || LineageQuery {
         limit: Some(MAX_ONLY_IN_ONE),
