@@ -4,6 +4,7 @@
 mod support;
 
 use std::collections::BTreeSet;
+use support::verdicts::verdict_run;
 use support::*;
 
 /// Three runs with minimum ratings 3.5, 3.8 and 4.8 (listed newest first: 4.8, 3.8, 3.5).
@@ -836,22 +837,6 @@ impl xray::store::Store for CannotCount {
     ) -> Result<xray::store::OnlyIn, xray::store::StoreError> {
         self.0.candidates_only_in(step, other, query)
     }
-}
-
-#[xray::step(kind = "filter")]
-fn judge_all(count: u32, pass: bool) -> usize {
-    (0..count)
-        .filter(|i| {
-            xray::evaluate(format!("V{i:04}"))
-                .check("in stock", pass, "out of stock")
-                .passed()
-        })
-        .count()
-}
-
-#[xray::execution(name = "verdict_count")]
-fn verdict_run(count: u32, pass: bool) -> usize {
-    judge_all(count, pass)
 }
 
 #[test]

@@ -12,6 +12,7 @@ use tracing_subscriber::prelude::*;
 use uuid::Uuid;
 use viewer_support::browser::{js_str, Page};
 use viewer_support::fixture::{self, expected_rating_failures, main};
+use viewer_support::verdicts::{judge_all, verdict_run};
 use xray::store::Store;
 
 /// The id of the step called `name` in run `run`.
@@ -1176,22 +1177,6 @@ fn serve_two_runs(
     assert_eq!(runs.len(), 2, "two runs");
     // Newest first.
     (server, runs[1].id, runs[0].id)
-}
-
-#[xray::step(kind = "filter")]
-fn judge_all(count: u32, pass: bool) -> usize {
-    (0..count)
-        .filter(|i| {
-            xray::evaluate(format!("V{i:04}"))
-                .check("in stock", pass, "out of stock")
-                .passed()
-        })
-        .count()
-}
-
-#[xray::execution(name = "verdict_paging")]
-fn verdict_run(count: u32, pass: bool) -> usize {
-    judge_all(count, pass)
 }
 
 #[test]

@@ -3,6 +3,8 @@
 //! HTTP client that returns 4xx/5xx responses instead of failing on them.
 #![allow(dead_code)]
 
+pub mod verdicts;
+
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -3,3 +3,5 @@
 
 pub mod browser;
 pub mod fixture;
+#[path = "../support/verdicts.rs"]
+pub mod verdicts;

@@ -1,0 +1,20 @@
+//! A run whose one filter step judges `count` candidates (`V0000`, `V0001`, …), all passing or
+//! all failing: two such runs differ in every verdict, to page and count the changes through.
+
+/// Judges `count` candidates, each with the verdict `pass`.
+#[xray::step(kind = "filter")]
+pub fn judge_all(count: u32, pass: bool) -> usize {
+    (0..count)
+        .filter(|i| {
+            xray::evaluate(format!("V{i:04}"))
+                .check("in stock", pass, "out of stock")
+                .passed()
+        })
+        .count()
+}
+
+/// A run of [`judge_all`].
+#[xray::execution(name = "verdicts")]
+pub fn verdict_run(count: u32, pass: bool) -> usize {
+    judge_all(count, pass)
+}
