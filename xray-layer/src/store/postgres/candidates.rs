@@ -1,8 +1,9 @@
 //! Where a candidate went: its verdicts across steps and runs (lineage), and the differences
 //! between two runs' verdicts in the same step (the compare view's pages).
 
+use super::evaluations::{cursor_idx, step_start};
 use super::pg_error;
-use super::read::{cursor_idx, json_col, p, page, step_start, Filter};
+use super::read::{json_col, p, page, Filter};
 use crate::store::cursor::Cursor;
 use crate::store::query::*;
 use crate::store::StoreError;

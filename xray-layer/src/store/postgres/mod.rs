@@ -29,6 +29,7 @@
 //! or a local socket; put a TLS proxy such as PgBouncer in front for remote databases).
 
 mod candidates;
+mod evaluations;
 mod read;
 mod records;
 mod schema;
@@ -320,7 +321,7 @@ impl Store for PostgresStore {
         step_id: Uuid,
         query: &EvaluationQuery,
     ) -> Result<Page<Evaluation>, StoreError> {
-        read::evaluations(&mut *self.conn()?, step_id, query)
+        evaluations::evaluations(&mut *self.conn()?, step_id, query)
     }
 
     fn find_steps(&self, query: &StepQuery) -> Result<Page<StepSummary>, StoreError> {

@@ -5,6 +5,7 @@
 //! use a small pool of their own connections, so a reader never waits for a batch to commit.
 
 mod candidates;
+mod evaluations;
 mod identity;
 mod read;
 mod schema;
@@ -269,7 +270,7 @@ impl Store for SqliteStore {
         step_id: Uuid,
         query: &EvaluationQuery,
     ) -> Result<Page<Evaluation>, StoreError> {
-        self.read(|c| read::evaluations(c, step_id, query))
+        self.read(|c| evaluations::evaluations(c, step_id, query))
     }
 
     fn find_steps(&self, query: &StepQuery) -> Result<Page<StepSummary>, StoreError> {
