@@ -73,10 +73,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let seller = &plan.seller;
         let result = match outcome {
             Ok(s) if s.competitor.category != seller.category => format!(
-                "{} ({})   <- wrong category",
-                s.competitor.title, s.competitor.category
+                "{} {} ({})   <- wrong category",
+                s.competitor.asin, s.competitor.title, s.competitor.category
             ),
-            Ok(s) => s.competitor.title.clone(),
+            Ok(s) => format!("{} {}", s.competitor.asin, s.competitor.title),
             Err(e) => format!("failed: {e}"),
         };
         let id = ids.get(i);

@@ -98,6 +98,25 @@ fn the_demo_serves_runs_in_which_the_bad_match_and_the_harsh_filter_are_findable
         .cloned()
         .unwrap_or_else(|| panic!("the search says which keyword found it: {in_bad_run:?}"));
     assert_eq!(found["observed"], "phone case", "{found}");
+    // The search's funnel counts the matches its limit cut, not only those it returned.
+    let search = get_json(&format!(
+        "{api}/steps/{}",
+        step("candidate_search")["step_id"]
+            .as_str()
+            .expect("step id")
+    ));
+    assert_eq!(
+        search["candidates_in"], search["output"]["total_matches"],
+        "{search}"
+    );
+    assert_eq!(
+        search["candidates_out"], search["output"]["returned"],
+        "{search}"
+    );
+    assert!(
+        search["candidates_in"].as_u64() > search["candidates_out"].as_u64(),
+        "the demo's search is cut by its limit: {search}"
+    );
     let filtered = step("apply_filters");
     assert_eq!(filtered["passed"], true);
     let category = filtered["checks"]
