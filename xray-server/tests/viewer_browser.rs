@@ -87,6 +87,28 @@ fn runs_list_filters_and_opens_a_run() {
             "{differs:?} first, then the seller: {preview}"
         );
     }
+    // And what each returned, below what it was given: the winner's id. The failing run
+    // returned nothing, and says nothing.
+    for run in [m.normal, m.creative] {
+        let output = m
+            .store
+            .execution(run)
+            .expect("the store reads")
+            .and_then(|r| r.output)
+            .expect("the run returned its winner");
+        let winner: String = serde_json::from_str(output.as_str()).expect("the winner's id");
+        assert_eq!(
+            page.text(&format!("tr[data-id='{run}'] .output-preview")),
+            format!("→ {winner}")
+        );
+    }
+    assert_eq!(
+        page.eval(&format!(
+            "document.querySelectorAll(\"tr[data-id='{}'] .output-preview\").length",
+            m.failing
+        )),
+        0
+    );
     // Nothing was lost recording these runs: no warning, once the server has said so.
     page.wait(
         "document.querySelector('.recorder-loss').dataset.checked === 'true'",

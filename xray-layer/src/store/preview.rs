@@ -1,7 +1,7 @@
-//! A run's input in a few fields, for lists of runs.
+//! A run's input (and output) in a few fields, for lists of runs.
 //!
 //! The runs of one pipeline share a name; what tells them apart is what each was given (the
-//! seller's product, the query). [`input_preview`] turns the start of a run's input JSON into
+//! seller's product, the query). [`json_preview`] turns the start of a run's input JSON into
 //! its first values, each with its path:
 //!
 //! ```text
@@ -33,7 +33,7 @@ pub const MAX_PREVIEW_PATH_CHARS: usize = 120;
 /// The scalar values of `json` in document order, each with its path (`seller.title`,
 /// `items[0].id`; empty for a document that is a single value). An array of scalars is one
 /// field, its values joined by ", ". Nulls are left out.
-pub(crate) fn input_preview(json: &str) -> Vec<(String, String)> {
+pub(crate) fn json_preview(json: &str) -> Vec<(String, String)> {
     let mut scan = Scan {
         chars: json.chars().peekable(),
         fields: Vec::new(),
@@ -267,7 +267,7 @@ mod tests {
     use super::*;
 
     fn fields(json: &str) -> Vec<(String, String)> {
-        input_preview(json)
+        json_preview(json)
     }
 
     fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {

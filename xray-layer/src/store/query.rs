@@ -114,6 +114,11 @@ pub struct ExecutionSummary {
     /// recorded no input. Runs of one pipeline share a name: these tell them apart in a list.
     #[serde(default)]
     pub input_preview: Vec<(String, String)>,
+    /// What the run returned, the same way: the first values of its output (the selected
+    /// competitor's title and category), so that a list shows a laptop stand's run that ended
+    /// in a phone case without opening it. Empty when it recorded no output.
+    #[serde(default)]
+    pub output_preview: Vec<(String, String)>,
 }
 
 /// An execution with its steps.

@@ -27,8 +27,12 @@ function twoNames(path) {
  * 3. those that take more values across the runs (a title, an id), prose before a single
  *    word, words before numbers;
  * 4. the input's own order.
+ *
+ * For what the runs returned (`output_preview`: `label` 'Output' names it in the tooltip),
+ * `proseFirst` puts values with words (a title, a category) before the rest: what a run
+ * selected reads by its name, not by its score, which differs in every run.
  */
-export function arrangePreviews(previews, search = '') {
+export function arrangePreviews(previews, search = '', { label = 'Input', proseFirst = false } = {}) {
   const runs = previews.length;
   const counts = new Map();
   for (const fields of previews) {
@@ -50,7 +54,11 @@ export function arrangePreviews(previews, search = '') {
       const spread = values.size + (present < runs ? 1 : 0);
       const matched = needle !== '' && value.toLowerCase().includes(needle);
       const outlier = runs >= 3 && mode * 2 >= runs && values.get(value) < mode;
-      return [matched ? 0 : 1, outlier ? 0 : 1, -spread, /\s/.test(value) ? 0 : 1, numeric(value) ? 1 : 0, index];
+      const prose = /\s/.test(value) ? 0 : 1;
+      const number = numeric(value) ? 1 : 0;
+      return proseFirst
+        ? [matched ? 0 : 1, prose, number, -spread, outlier ? 0 : 1, index]
+        : [matched ? 0 : 1, outlier ? 0 : 1, -spread, prose, number, index];
     };
     const ordered = fields.map((field, i) => [field, key(field, i)])
       .sort(([, a], [, b]) => {
@@ -61,7 +69,7 @@ export function arrangePreviews(previews, search = '') {
     const label = (path) => (leaves.get(leafName(path)) > 1 ? twoNames(path) : leafName(path));
     return {
       text: ordered.map(([p, v]) => (p ? `${label(p)}: ${v}` : v)).join(' · '),
-      title: `Input:\n${fields.map(([p, v]) => (p ? `${p}: ${v}` : v)).join('\n')}`,
+      title: `${label}:\n${fields.map(([p, v]) => (p ? `${p}: ${v}` : v)).join('\n')}`,
     };
   });
 }

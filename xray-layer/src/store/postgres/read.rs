@@ -4,7 +4,7 @@
 use super::pg_error;
 use crate::model::{elimination, EvaluationSummary, Json, LogLine, Selection, Status, StepRecord};
 use crate::store::cursor::Cursor;
-use crate::store::preview::{input_preview, INPUT_PREFIX_CHARS};
+use crate::store::preview::{json_preview, INPUT_PREFIX_CHARS};
 use crate::store::query::*;
 use crate::store::{Change, StoreError};
 use postgres::types::ToSql;
@@ -84,11 +84,14 @@ fn count(n: i64) -> u64 {
     n.max(0) as u64
 }
 
-/// The columns of an [`ExecutionSummary`], the last a prefix of the input for its preview
-/// ([`INPUT_PREFIX_CHARS`] characters: the literal below).
+/// The columns of an [`ExecutionSummary`], the last two prefixes of the input and the output
+/// for their previews ([`INPUT_PREFIX_CHARS`] characters: the literal below).
 const EXECUTION_COLUMNS: &str = "e.id, e.name, e.status, e.started_at, e.completed_at, e.tags, e.notes, e.error,
     e.step_count, e.error_steps, e.candidates_in, e.candidates_out, e.dropped_records, e.service, e.host, e.pid, e.seq,
-    left(e.input, 1000)";
+    left(e.input, 1000), left(e.output, 1000)";
+
+/// How many columns [`EXECUTION_COLUMNS`] has: what a query selects after them starts here.
+const EXECUTION_COLUMN_COUNT: usize = 19;
 
 const _: () = assert!(
     INPUT_PREFIX_CHARS == 1000,
@@ -117,7 +120,12 @@ fn execution_summary(row: &Row) -> Result<ExecutionSummary, postgres::Error> {
         input_preview: row
             .try_get::<_, Option<String>>(17)?
             .as_deref()
-            .map(input_preview)
+            .map(json_preview)
+            .unwrap_or_default(),
+        output_preview: row
+            .try_get::<_, Option<String>>(18)?
+            .as_deref()
+            .map(json_preview)
             .unwrap_or_default(),
     })
 }
@@ -248,9 +256,9 @@ pub(super) fn execution(
         return Ok(None);
     };
     let execution = execution_summary(&row).map_err(pg_error)?;
-    let metadata: String = row.try_get(18).map_err(pg_error)?;
-    let input = json_col(row.try_get(19).map_err(pg_error)?);
-    let output = json_col(row.try_get(20).map_err(pg_error)?);
+    let metadata: String = row.try_get(EXECUTION_COLUMN_COUNT).map_err(pg_error)?;
+    let input = json_col(row.try_get(EXECUTION_COLUMN_COUNT + 1).map_err(pg_error)?);
+    let output = json_col(row.try_get(EXECUTION_COLUMN_COUNT + 2).map_err(pg_error)?);
     let sql = format!(
         "SELECT {STEP_COLUMNS} FROM xray.steps s JOIN xray.executions x ON x.id = s.execution_id
          WHERE s.execution_id = $1 ORDER BY s.started_at, s.sid"

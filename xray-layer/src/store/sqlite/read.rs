@@ -4,7 +4,7 @@
 use super::sqlite_error;
 use crate::model::{elimination, EvaluationSummary, Json, LogLine, Selection, Status, StepRecord};
 use crate::store::cursor::Cursor;
-use crate::store::preview::{input_preview, INPUT_PREFIX_CHARS};
+use crate::store::preview::{json_preview, INPUT_PREFIX_CHARS};
 use crate::store::query::*;
 use crate::store::StoreError;
 use rusqlite::types::Value;
@@ -64,11 +64,14 @@ pub(super) fn json_col(s: Option<String>) -> Option<Json> {
     s.and_then(|s| Json::parse(&s))
 }
 
-/// The columns of an [`ExecutionSummary`], the last a prefix of the input for its preview
-/// ([`INPUT_PREFIX_CHARS`] characters: the literal below).
+/// The columns of an [`ExecutionSummary`], the last two prefixes of the input and the output
+/// for their previews ([`INPUT_PREFIX_CHARS`] characters: the literal below).
 const EXECUTION_COLUMNS: &str = "e.id, e.name, e.status, e.started_at, e.completed_at, e.tags, e.notes, e.error,
     e.step_count, e.error_steps, e.candidates_in, e.candidates_out, e.dropped_records, e.service, e.host, e.pid, e.seq,
-    substr(e.input, 1, 1000)";
+    substr(e.input, 1, 1000), substr(e.output, 1, 1000)";
+
+/// How many columns [`EXECUTION_COLUMNS`] has: what a query selects after them starts here.
+const EXECUTION_COLUMN_COUNT: usize = 19;
 
 const _: () = assert!(
     INPUT_PREFIX_CHARS == 1000,
@@ -98,7 +101,12 @@ fn execution_summary(row: &Row<'_>) -> rusqlite::Result<ExecutionSummary> {
         input_preview: row
             .get::<_, Option<String>>(17)?
             .as_deref()
-            .map(input_preview)
+            .map(json_preview)
+            .unwrap_or_default(),
+        output_preview: row
+            .get::<_, Option<String>>(18)?
+            .as_deref()
+            .map(json_preview)
             .unwrap_or_default(),
     })
 }
@@ -228,9 +236,9 @@ pub(super) fn execution(
             s.query_row([id.to_string()], |r| {
                 Ok((
                     execution_summary(r)?,
-                    r.get::<_, String>(18)?,
-                    json_col(r.get(19)?),
-                    json_col(r.get(20)?),
+                    r.get::<_, String>(EXECUTION_COLUMN_COUNT)?,
+                    json_col(r.get(EXECUTION_COLUMN_COUNT + 1)?),
+                    json_col(r.get(EXECUTION_COLUMN_COUNT + 2)?),
                 ))
             })
             .optional()

@@ -225,12 +225,16 @@ pub fn list_executions_filters(store: &dyn Store) {
 /// A run's input, as its first values with their paths, in the list of runs: what tells apart
 /// the runs of one pipeline. The list reads only the start of the input, however large it is.
 pub fn list_executions_preview_their_input(store: &dyn Store) {
-    let [e1, e2, ..] = six_executions(store);
+    let [e1, e2, _, _, e5, _] = six_executions(store);
     let (big, none) = (new_id(), new_id());
     let mut big_end = end(big, T0 + 900, Status::Ok);
     let candidates: Vec<String> = (0..20_000).map(|i| format!("B0{i:08}")).collect();
     big_end.input = Some(raw(&format!(
         r#"{{"query":"phone case","candidates":{},"after_the_candidates":"never shown"}}"#,
+        serde_json::to_string(&candidates).expect("JSON")
+    )));
+    big_end.output = Some(raw(&format!(
+        r#"{{"kept":{},"selected":"never shown"}}"#,
         serde_json::to_string(&candidates).expect("JSON")
     )));
     write(
@@ -266,22 +270,46 @@ pub fn list_executions_preview_their_input(store: &dyn Store) {
     );
     assert!(preview(e2).is_empty(), "no input, no preview");
     assert!(preview(none).is_empty());
-    let big = preview(big);
-    assert_eq!(big.len(), 2, "{big:?}");
-    assert_eq!(big[0], field("query", "phone case"));
-    assert_eq!(big[1].0, "candidates");
+    let big_input = preview(big);
+    assert_eq!(big_input.len(), 2, "{big_input:?}");
+    assert_eq!(big_input[0], field("query", "phone case"));
+    assert_eq!(big_input[1].0, "candidates");
     assert!(
-        big[1].1.starts_with("B000000000, B000000001, ") && big[1].1.ends_with('…'),
-        "{big:?}"
+        big_input[1].1.starts_with("B000000000, B000000001, ") && big_input[1].1.ends_with('…'),
+        "{big_input:?}"
     );
     assert_eq!(
-        big[1].1.chars().count(),
+        big_input[1].1.chars().count(),
         xray::store::MAX_PREVIEW_VALUE_CHARS
     );
     // The run's own page has the whole input.
     let detail = store.execution(e1).expect("the run").expect("it exists");
     assert_eq!(detail.execution.input_preview, preview(e1));
     assert!(detail.input.is_some());
+
+    // And what each run returned, the same way: a list shows what a run selected.
+    let output = |id: Uuid| {
+        runs.iter()
+            .find(|r| r.id == id)
+            .map(|r| r.output_preview.clone())
+            .expect("the run is listed")
+    };
+    assert_eq!(
+        output(e5),
+        [
+            field("selected", "B0C4SZXKIG"),
+            field("title", "Slim Phone Case")
+        ]
+    );
+    assert!(output(e1).is_empty(), "no output, no preview");
+    let big_output = output(big);
+    assert_eq!(
+        big_output.len(),
+        1,
+        "only the start is read: {big_output:?}"
+    );
+    assert_eq!(big_output[0].0, "kept");
+    assert_eq!(detail.execution.output_preview, output(e1));
 }
 
 pub fn list_executions_search_text(store: &dyn Store) {

@@ -128,6 +128,7 @@ export default {
         h('td', {}, h('a', { href: `/runs/${run.id}`, class: 'run-link' }, run.name),
           h('span', { class: 'id muted', title: run.id }, shortId(run.id)),
           run.input_preview?.length ? h('div', { class: 'input-preview muted' }) : null,
+          run.output_preview?.length ? h('div', { class: 'output-preview' }, h('span', { class: 'arrow', 'aria-hidden': 'true' }, '→ '), h('span', { class: 'preview-text' })) : null,
           run.error ? h('div', { class: 'error-text', title: run.error }, run.error) : null),
         h('td', {}, statusBadge(run.status)),
         h('td', {}, h('time', { datetime: new Date(run.started_at / 1000).toISOString(), title: time(run.started_at) }, time(run.started_at)),
@@ -162,8 +163,9 @@ export default {
       if (!names.querySelector(`option[value="${CSS.escape(run.name)}"]`)) names.append(h('option', { value: run.name }));
     }
 
-    // Each run's input, in the order that best tells the listed runs of its pipeline apart
-    // (see preview.js).
+    // Each run's input and output, in the order that best tells the listed runs of its
+    // pipeline apart (see preview.js): a laptop stand's run that returned a phone case reads so
+    // in the list.
     function updatePreviews(onlyName) {
       const byName = new Map();
       for (const tr of rows.values()) {
@@ -173,11 +175,18 @@ export default {
       }
       for (const group of byName.values()) {
         const arranged = arrangePreviews(group.map((tr) => tr.run.input_preview), f.q);
+        const returned = arrangePreviews(group.map((tr) => tr.run.output_preview), f.q, { label: 'Output', proseFirst: true });
         group.forEach((tr, i) => {
           const el = tr.querySelector('.input-preview');
-          if (!el) return;
-          el.textContent = arranged[i].text;
-          el.title = arranged[i].title;
+          if (el) {
+            el.textContent = arranged[i].text;
+            el.title = arranged[i].title;
+          }
+          const out = tr.querySelector('.output-preview');
+          if (out) {
+            out.querySelector('.preview-text').textContent = returned[i].text;
+            out.title = returned[i].title;
+          }
         });
       }
     }
