@@ -937,6 +937,47 @@ fn a_100000_evaluation_step_scrolls_to_its_end() {
     );
 }
 
+/// Steps across runs by elimination: the form is in percent, and so may a typed URL be.
+#[test]
+fn steps_across_runs_take_the_elimination_as_a_fraction_or_a_percent() {
+    let m = main();
+    let url = m.server.url();
+    let expected = m
+        .store
+        .find_steps(&xray::store::StepQuery {
+            kind: Some("filter".into()),
+            min_elimination: Some(0.5),
+            limit: Some(100),
+            ..Default::default()
+        })
+        .expect("the store answers")
+        .items
+        .len();
+    assert!(
+        expected > 0,
+        "the fixture has a filter that eliminated half"
+    );
+    let page = Page::launch();
+    for typed in ["0.5", "50"] {
+        page.goto(&format!("{url}/steps?kind=filter&min_elimination={typed}"));
+        page.wait(
+            "document.querySelector('main').dataset.ready === '1' && document.documentElement.dataset.requests === '0'",
+            "the steps",
+        );
+        assert_eq!(
+            page.eval("document.querySelector('input[name=min_elimination]').value"),
+            "50",
+            "min_elimination={typed}"
+        );
+        assert_eq!(
+            page.texts(".steps-table tbody tr").len(),
+            expected,
+            "min_elimination={typed}: {}",
+            page.text(".list-status")
+        );
+    }
+}
+
 #[test]
 fn every_view_loads_without_console_errors_or_failed_requests() {
     let m = main();

@@ -9,6 +9,17 @@ import { setQuery } from '../router.js';
 
 const KINDS = ['llm', 'search', 'filter', 'rank', 'select', 'transform'];
 
+/**
+ * The URL's `min_elimination` as the API takes it, a fraction: `0.9`, or `90` read as a percent
+ * (the form shows percents, and a hand-typed `?min_elimination=90` means 90%, not an error).
+ * Anything else goes to the API as typed, which names the parameter in its error.
+ */
+function asFraction(value) {
+  if (value === null || value.trim() === '') return '';
+  const x = Number(value);
+  return Number.isFinite(x) && x > 1 && x <= 100 ? String(x / 100) : value;
+}
+
 export default {
   title: 'Steps',
   async render({ outlet, query, signal }) {
@@ -16,7 +27,7 @@ export default {
       kind: query.get('kind') || '',
       name: query.get('name') || '',
       execution_name: query.get('execution_name') || '',
-      min_elimination: query.get('min_elimination') || '',
+      min_elimination: asFraction(query.get('min_elimination')),
       status: query.get('status') || '',
       since: query.get('since') ? Number(query.get('since')) : null,
       until: query.get('until') ? Number(query.get('until')) : null,
