@@ -93,6 +93,11 @@ fn bad_input_gets_a_4xx_naming_the_parameter_and_changes_nothing() {
         .as_str()
         .expect("step")
         .to_owned();
+    let rank = run_detail["steps"][3]["id"]
+        .as_str()
+        .expect("the rank step")
+        .to_owned();
+    let other_run = &ids[1];
     let unknown = "01900000-0000-7000-8000-000000000000";
     let steps_cursor = {
         let page = server
@@ -227,6 +232,32 @@ fn bad_input_gets_a_4xx_naming_the_parameter_and_changes_nothing() {
             format!("/api/v1/steps/{step}/evaluations?metric=confidence"),
             400,
             Some("metric"),
+        ),
+        // A metric no evaluation has: a misspelling must not read as "sorted".
+        case(
+            "GET",
+            format!("/api/v1/steps/{step}/evaluations?sort=metric&metric=confidence"),
+            400,
+            Some("metric"),
+        ),
+        case(
+            "GET",
+            format!("/api/v1/steps/{rank}/evaluations?sort=metric_asc&metric=pricee"),
+            400,
+            Some("metric"),
+        ),
+        // The other step of a comparison: a run's id is not one.
+        case(
+            "GET",
+            format!("/api/v1/steps/{step}/verdict-changes?other={other_run}"),
+            400,
+            Some("other"),
+        ),
+        case(
+            "GET",
+            format!("/api/v1/steps/{step}/only-in?other={unknown}"),
+            404,
+            Some("other"),
         ),
         case(
             "GET",
@@ -408,6 +439,39 @@ fn bad_input_gets_a_4xx_naming_the_parameter_and_changes_nothing() {
             }
         }
     }
+
+    // Those two errors say what to give instead.
+    let message = |path: String| {
+        let reply = server.call("GET", &path, &auth, None);
+        reply.json()["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let said = message(format!(
+        "/api/v1/steps/{rank}/evaluations?sort=metric&metric=pricee"
+    ));
+    assert!(said.ends_with("its metrics: price"), "{said}");
+    let same_step = server
+        .call(
+            "GET",
+            &format!("/api/v1/executions/{other_run}"),
+            &auth,
+            None,
+        )
+        .json()["steps"][2]["id"]
+        .as_str()
+        .expect("the other run's filter step")
+        .to_owned();
+    let said = message(format!(
+        "/api/v1/steps/{step}/verdict-changes?other={other_run}"
+    ));
+    assert!(
+        said.ends_with(&format!(
+            "is a run, not a step: its apply_filters step is {same_step}"
+        )),
+        "{said}"
+    );
 
     // The token: missing, wrong, or almost right.
     for header in [

@@ -209,13 +209,39 @@ async fn pair_query(app: &Arc<App>, call: &Call) -> Result<(Uuid, Uuid, LineageQ
         cursor: call.params.text("cursor"),
     };
     if query.cursor.is_none() {
-        for (id, name) in [(step, "step"), (other, "other")] {
-            if app.blocking(move |s| s.step(id)).await?.is_none() {
-                return Err(ApiError::not_found(name, format!("no step {id}")));
-            }
+        let Some(first) = load(app, step).await? else {
+            return Err(ApiError::not_found("step", format!("no step {step}")));
+        };
+        if load(app, other).await?.is_none() {
+            return Err(not_a_step(app, other, &first.name).await?);
         }
     }
     Ok((step, other, query))
+}
+
+/// The error for an `other` that is no step: a run's id (an easy mistake, from the runs list
+/// or a compare URL) gets a 400 that names the step to give instead.
+async fn not_a_step(app: &Arc<App>, other: Uuid, name: &str) -> Result<ApiError, ApiError> {
+    let Some(run) = app.blocking(move |s| s.execution(other)).await? else {
+        return Ok(ApiError::not_found("other", format!("no step {other}")));
+    };
+    let same: Vec<String> = run
+        .steps
+        .iter()
+        .filter(|s| s.name == name)
+        .map(|s| s.id.to_string())
+        .collect();
+    Ok(ApiError::invalid(
+        "other",
+        match same.as_slice() {
+            [] => format!("{other} is a run, not a step, and it has no step named {name}"),
+            [id] => format!("{other} is a run, not a step: its {name} step is {id}"),
+            ids => format!(
+                "{other} is a run, not a step: its {name} steps are {}",
+                ids.join(", ")
+            ),
+        },
+    ))
 }
 
 /// `GET /steps/{id}/only-in?other=`: the candidates step `id` judged and step `other` did not

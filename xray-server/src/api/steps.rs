@@ -102,7 +102,16 @@ pub async fn evaluations(app: &Arc<App>, call: Call) -> Result<Response, ApiErro
     };
     let first_page = query.cursor.is_none();
     let check = query.check.clone();
+    let metric = query.metric.clone().filter(|_| query.sort.by_metric());
     let page = app.blocking(move |s| s.evaluations(id, &query)).await?;
+    if let (Some(metric), true) = (metric, first_page) {
+        // Rows with the metric sort first: a first row without it may mean a misspelled
+        // name, which would otherwise read as "sorted" in recorded order.
+        let has = |e: &xray::model::Evaluation| e.metrics.iter().any(|(name, _)| *name == metric);
+        if page.items.first().is_some_and(|e| !has(e)) {
+            unknown_metric(app, id, metric).await?;
+        }
+    }
     if page.items.is_empty() && first_page {
         // An empty first page: a step with no matching rows, no step at all, or a check the
         // step never made (a misspelled name must not read as "nothing failed it").
@@ -127,4 +136,42 @@ pub async fn evaluations(app: &Arc<App>, call: Call) -> Result<Response, ApiErro
         }
     }
     ok(&page)
+}
+
+/// Fails, naming `metric` and the metrics the step did record, when no evaluation of step `id`
+/// has `metric` (whatever the page's other filters).
+async fn unknown_metric(app: &Arc<App>, id: uuid::Uuid, metric: String) -> Result<(), ApiError> {
+    let probe = EvaluationQuery {
+        sort: EvaluationSort::MetricDesc,
+        metric: Some(metric.clone()),
+        limit: Some(MAX_PAGE_SIZE),
+        ..EvaluationQuery::default()
+    };
+    let rows = app.blocking(move |s| s.evaluations(id, &probe)).await?;
+    if rows
+        .items
+        .first()
+        .is_some_and(|e| e.metrics.iter().any(|(name, _)| *name == metric))
+    {
+        return Ok(());
+    }
+    let mut names: Vec<&str> = Vec::new();
+    for e in &rows.items {
+        for (name, _) in &e.metrics {
+            if !names.contains(&name.as_str()) {
+                names.push(name);
+            }
+        }
+    }
+    Err(ApiError::invalid(
+        "metric",
+        if names.is_empty() {
+            format!("step {id} recorded no metrics, so none is named {metric:?}")
+        } else {
+            format!(
+                "step {id} recorded no metric named {metric:?}; its metrics: {}",
+                names.join(", ")
+            )
+        },
+    ))
 }
