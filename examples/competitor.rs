@@ -331,6 +331,9 @@ pub fn relevance_evaluation(
         "prompt": "Is this candidate a competing product, not an accessory or a replacement part? \
                    Answer yes/no, a confidence and one line of rationale.",
     }));
+    // What reached the judge, whether or not it got through them all (a timeout half way
+    // leaves the rest unjudged: the step then reads 515 in, 300 judged, nothing out).
+    xray::candidates(Some(candidates.len() as u64), None);
     let batches = candidates.len().div_ceil(JUDGE_BATCH);
     let mut kept = Vec::new();
     for (b, batch) in candidates.chunks(JUDGE_BATCH).enumerate() {

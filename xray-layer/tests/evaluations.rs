@@ -517,3 +517,58 @@ fn a_candidate_whose_display_records_is_recorded_without_a_panic() {
     assert_eq!(odd.label.as_deref(), Some("chatty-11-true"));
     assert!(odd.passed);
 }
+
+/// A judge that times out half way: it passed some candidates before it failed.
+#[xray::step(kind = "llm", skip_all)]
+fn judge_that_times_out(ids: Vec<u32>, count_in: bool) -> Result<Vec<u32>, String> {
+    if count_in {
+        xray::candidates(Some(ids.len() as u64), None);
+    }
+    let mut kept = Vec::new();
+    for &id in &ids {
+        if id == 30 {
+            return Err("judge timed out after 30 candidates".into());
+        }
+        if xray::evaluate(id)
+            .check("relevant", id % 3 != 0, "not relevant")
+            .passed()
+        {
+            kept.push(id);
+        }
+    }
+    Ok(kept)
+}
+
+#[test]
+fn a_step_that_fails_half_way_lets_nothing_through() {
+    let (layer, guard, store) = xray::layer().memory().build_with_store().expect("build");
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        assert!(judge_that_times_out((0..50).collect(), true).is_err());
+    });
+    assert!(guard.flush());
+    let judged = step(&store, "judge_that_times_out");
+    assert_eq!(judged.status, xray::model::Status::Error);
+    // 50 reached it (its own count), 30 were judged (20 passed), none left it.
+    assert_eq!(
+        (judged.candidates_in, judged.candidates_out),
+        (Some(50), None)
+    );
+    let summary = judged
+        .summary
+        .as_ref()
+        .expect("a summary of the 30 verdicts");
+    assert_eq!((summary.total, summary.passed), (30, 20));
+    assert_eq!(judged.elimination(), None, "no share eliminated is claimed");
+
+    // Without a count of its own, what it judged is what reached it.
+    let (layer, guard, store) = xray::layer().memory().build_with_store().expect("build");
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        assert!(judge_that_times_out((0..50).collect(), false).is_err());
+    });
+    assert!(guard.flush());
+    let judged = step(&store, "judge_that_times_out");
+    assert_eq!(
+        (judged.candidates_in, judged.candidates_out),
+        (Some(30), None)
+    );
+}

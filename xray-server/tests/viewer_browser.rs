@@ -69,6 +69,14 @@ fn runs_list_filters_and_opens_a_run() {
     );
     let failing_row = page.text(&format!("tr[data-id='{}']", m.failing));
     assert!(failing_row.contains("error"), "status shown: {failing_row}");
+    // A failed run returned nothing: its funnel does not end in a count as if it had.
+    let funnel = |run: Uuid| page.text(&format!("tr[data-id='{run}'] .mini-funnel"));
+    assert!(
+        funnel(m.failing).ends_with("→ failed"),
+        "{}",
+        funnel(m.failing)
+    );
+    assert!(!funnel(m.normal).contains("failed"), "{}", funnel(m.normal));
     let bulk_row = page.text(&format!("tr[data-id='{}']", m.bulk));
     assert!(bulk_row.contains("3,000 → "), "mini funnel: {bulk_row}");
     // The three competitor-selection runs share a name; each says what it was given, what

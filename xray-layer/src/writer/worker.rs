@@ -408,13 +408,17 @@ fn finish_step(
             summary
         };
         record.candidates_in.get_or_insert(summary.total);
-        // A step that selects keeps what it selected; a filter keeps what passed.
+        // A step that selects keeps what it selected; a filter keeps what passed. A step
+        // that failed let nothing through, whatever it had passed before it failed (a judge
+        // that timed out half way): its own count, if it set one, is kept.
         let out = if record.selection.is_empty() {
             summary.passed
         } else {
             record.selection.len() as u64
         };
-        record.candidates_out.get_or_insert(out);
+        if record.status != Status::Error {
+            record.candidates_out.get_or_insert(out);
+        }
         record.summary = Some(summary);
     } else if record.candidates_out.is_none() {
         // A step with no evaluations that returns a list: its length is what it let through.

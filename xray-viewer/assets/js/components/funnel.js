@@ -12,8 +12,15 @@ export function bar(value, max, className = '') {
   return h('span', { class: ['bar', className] }, fill);
 }
 
-/** The mini funnel of a run in the runs list: "5,000 → 1". */
-export function miniFunnel(candidatesIn, candidatesOut) {
+/**
+ * The mini funnel of a run in the runs list: "5,000 → 1". A run that `failed` returned nothing,
+ * whatever its last counting step let through before the failure: "1,080 → failed".
+ */
+export function miniFunnel(candidatesIn, candidatesOut, failed = false) {
+  if (failed) {
+    return h('span', { class: 'mini-funnel mf-failed', title: `${n(candidatesIn)} candidates in; the run failed before it returned a result${candidatesOut != null ? ` (${n(candidatesOut)} had got through its last counted step)` : ''}` },
+      h('span', { class: 'mf-text' }, `${candidatesIn != null ? n(candidatesIn) : '—'} → `, h('span', { class: 'error-text' }, 'failed')));
+  }
   if (candidatesIn == null && candidatesOut == null) return h('span', { class: 'muted' }, '—');
   const share = candidatesIn ? (candidatesOut ?? 0) / candidatesIn : 1;
   return h('span', { class: 'mini-funnel', title: `${n(candidatesIn)} candidates in, ${n(candidatesOut)} out` },

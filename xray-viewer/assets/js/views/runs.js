@@ -135,7 +135,7 @@ export default {
           h('span', { class: 'muted ago' }, ago(run.started_at))),
         h('td', { class: 'num duration' }, runDuration(run)),
         h('td', { class: 'num' }, n(run.step_count), run.error_steps ? h('span', { class: 'error-text', title: 'steps that failed' }, ` (${n(run.error_steps)} failed)`) : null),
-        h('td', {}, miniFunnel(run.candidates_in, run.candidates_out)),
+        h('td', {}, miniFunnel(run.candidates_in, run.candidates_out, run.status === 'error')),
         h('td', { class: 'tags' }, run.tags.map((t) => h('a', { class: 'tag', href: `/?tag=${encodeURIComponent(t)}` }, t))));
       tr.run = run;
       return tr;
