@@ -538,9 +538,10 @@ fn the_candidates_only_one_run_judged_are_paged_past_the_comparison() {
             400,
             "limit",
         ),
+        // A run's id where a step's belongs: refused, naming the run's step to give instead.
         (
             format!("/api/v1/steps/{step_a}/only-in?other={a}"),
-            404,
+            400,
             "other",
         ),
     ] {

@@ -16,7 +16,9 @@ export class VirtualTable {
    * `columns`: [{ title, min (rem), grow (share of the spare width, 0 = fixed), render(row, index) →
    * node|string, className }]. Every row gets the same tracks whatever its content.
    * `load(cursor, limit)` → Promise<{ items, next_cursor }>. `total`: the row count if known.
-   * `onSelect(row, index)`: a row was chosen (click or Enter). `label`: the table's name.
+   * `onSelect(row, index)`: a row was chosen (click or Enter), or is the only row there is
+   * (`onSelect(row, 0, { only: true })`: a search for one candidate opens its detail at once).
+   * `label`: the table's name.
    */
   constructor({ columns, load, total = null, rowHeight = 36, label, onSelect, empty = 'Nothing to show.' }) {
     this.columns = columns;
@@ -88,6 +90,8 @@ export class VirtualTable {
   draw() {
     const count = this.count();
     this.spacer.style.height = `${Math.max(count, 1) * this.rowHeight}px`;
+    // A short list takes the room of its rows, not the table's full height.
+    this.scroller.style.maxHeight = this.done ? `${Math.max(count, 1) * this.rowHeight + 2}px` : '';
     this.element.setAttribute('aria-rowcount', String(count + 1));
     const top = this.scroller.scrollTop;
     const height = this.scroller.clientHeight || 400;
@@ -166,6 +170,7 @@ export class VirtualTable {
         this.cursor = page.next_cursor;
         this.done = !page.next_cursor;
         this.schedule();
+        if (this.done && this.rows.length === 1 && this.selected === -1) this.select(0, { only: true });
         // Scrolling may have moved on while the page was in flight.
         upTo = Math.max(upTo, this.visibleEnd() + OVERSCAN);
       }
@@ -194,7 +199,7 @@ export class VirtualTable {
     }
   }
 
-  select(i) {
+  select(i, how = {}) {
     if (i < 0 || i >= this.rows.length) return;
     const before = this.rendered.get(this.selected);
     if (before) before.classList.remove('selected');
@@ -206,7 +211,7 @@ export class VirtualTable {
     else if (top + this.rowHeight > this.scroller.scrollTop + this.scroller.clientHeight) {
       this.scroller.scrollTop = top + this.rowHeight - this.scroller.clientHeight;
     }
-    if (this.onSelect) this.onSelect(this.rows[i], i);
+    if (this.onSelect) this.onSelect(this.rows[i], i, how);
   }
 
   key(e) {

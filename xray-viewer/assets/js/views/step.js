@@ -268,24 +268,30 @@ export default {
         } },
       ];
       detailPane = h('div', { class: 'detail-pane', 'aria-live': 'polite' }, h('p', { class: 'muted' }, 'Select a row to see every check with its observed value and rule.'));
-      // A metric sort puts the rows that have the metric first: if the first row has none, no
-      // row has it (a misspelled address), and the count line says so.
-      const loader = () => (cursor, limit) => api.evaluations(id, {
-        passed: f.verdict === 'passed' ? 'true' : f.verdict === 'failed' ? 'false' : '',
-        check: f.check, q: f.q, ...sortParams(f.sort), limit, cursor,
-      }, { signal }).then((page) => {
-        const { metric } = sortParams(f.sort);
-        if (!cursor && metric) {
-          const first = page.items[0];
-          const missing = first && !(first.metrics || []).some(([k]) => k === metric) ? metric : '';
-          countLine.textContent = describe(f, knownTotal(summary, f), missing);
-        }
-        return page;
-      });
+      // A metric no row has (a misspelled address) is a 400 naming `metric`: the rows then come
+      // in recorded order, and the count line says why.
+      const loader = () => {
+        let unsorted = false;
+        const get = (cursor, limit) => api.evaluations(id, {
+          passed: f.verdict === 'passed' ? 'true' : f.verdict === 'failed' ? 'false' : '',
+          check: f.check, q: f.q, ...(unsorted ? {} : sortParams(f.sort)), limit, cursor,
+        }, { signal });
+        return (cursor, limit) => get(cursor, limit).catch((e) => {
+          const { metric } = sortParams(f.sort);
+          if (cursor || unsorted || !metric || e.field !== 'metric') throw e;
+          unsorted = true;
+          countLine.textContent = describe(f, knownTotal(summary, f), metric);
+          return get(cursor, limit);
+        });
+      };
       table = new VirtualTable({
         columns, label: 'Candidates', load: loader(), total: knownTotal(summary, f),
         empty: 'No candidate matches these filters.',
-        onSelect: (row) => replace(detailPane, detail(row, step.selection.length > 0)),
+        onSelect: (row, i, { only } = {}) => {
+          replace(detailPane, detail(row, step.selection.length > 0));
+          // The one candidate searched for (a link from its history): its checks, in view.
+          if (only && f.q) detailPane.scrollIntoView({ block: 'nearest' });
+        },
       });
       const refresh = () => {
         countLine.textContent = describe(f, knownTotal(summary, f));
