@@ -497,6 +497,27 @@ fn filter_step_candidates_failed_by_rating_then_a_candidates_lineage() {
             "why it was rejected, in every run: {text}"
         );
     }
+    // Each run says what it was given: runs of one pipeline are told apart without opening them.
+    let given = |run: Uuid| {
+        page.eval(&format!(
+            "[...document.querySelectorAll('.lineage-run')].find((b) => b.querySelector('h2 a')?.getAttribute('href') === '/runs/{run}')?.querySelector('.input-preview')?.innerText"
+        ))
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+    };
+    let title = fixture::seller().title;
+    for (run, setting) in [
+        (m.normal, "creative: false"),
+        (m.creative, "creative: true"),
+        (m.failing, "judge_fails: true"),
+    ] {
+        let preview = given(run);
+        assert!(
+            preview.contains(setting) && preview.contains(&format!("title: {title}")),
+            "{setting} and the seller: {preview:?}"
+        );
+    }
     page.screenshot("candidate");
 
     // A candidate the filter let through: each check says which rule it met.

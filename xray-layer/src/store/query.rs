@@ -315,6 +315,11 @@ pub struct LineageEntry {
     /// Why the step selected it, when it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selection_reason: Option<String>,
+    /// What the run was given, as [`ExecutionSummary::input_preview`]: one candidate's history
+    /// runs through many runs of one pipeline, and this tells them apart (the laptop stand's
+    /// run from the phone case seller's).
+    #[serde(default)]
+    pub execution_input_preview: Vec<(String, String)>,
 }
 
 /// The reason `selection` (a step's, as stored: a JSON list of [`Selection`]s) gives for

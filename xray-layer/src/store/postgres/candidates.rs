@@ -5,6 +5,7 @@ use super::evaluations::{cursor_idx, step_start};
 use super::pg_error;
 use super::read::{json_col, p, page, Filter};
 use crate::store::cursor::Cursor;
+use crate::store::preview::json_preview;
 use crate::store::query::*;
 use crate::store::StoreError;
 use postgres::types::ToSql;
@@ -37,7 +38,7 @@ pub(super) fn candidate_lineage(
     let sql = format!(
         "SELECT x.id, x.name, x.started_at, s.id, s.name, s.kind, s.started_at, s.sid,
                 e.idx, e.label, e.passed, e.score, e.selected, e.checks, e.metrics, e.snapshot,
-                CASE WHEN e.selected THEN s.selection END
+                CASE WHEN e.selected THEN s.selection END, left(x.input, 1000)
          FROM xray.evaluations e
          JOIN xray.steps s ON s.id = e.step_id AND s.started_at = e.started_at
          JOIN xray.executions x ON x.id = s.execution_id{}
@@ -74,6 +75,11 @@ pub(super) fn candidate_lineage(
                         r.try_get::<_, Option<String>>(16)?.as_deref(),
                         candidate_id,
                     ),
+                    execution_input_preview: r
+                        .try_get::<_, Option<String>>(17)?
+                        .as_deref()
+                        .map(json_preview)
+                        .unwrap_or_default(),
                 },
             ))
         },

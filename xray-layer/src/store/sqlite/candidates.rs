@@ -4,6 +4,7 @@
 use super::read::{int, json_col, page, parse_uuid, text};
 use super::sqlite_error;
 use crate::store::cursor::Cursor;
+use crate::store::preview::json_preview;
 use crate::store::query::*;
 use crate::store::StoreError;
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -50,7 +51,7 @@ pub(super) fn candidate_lineage(
          )
          SELECT x.id, x.name, x.started_at, s.id, s.name, s.kind, s.started_at, s.sid,
                 e.idx, e.label, e.passed, e.score, e.selected, e.checks, e.metrics, e.snapshot,
-                CASE WHEN e.selected THEN s.selection END
+                CASE WHEN e.selected THEN s.selection END, substr(x.input, 1, 1000)
          FROM hits h
          CROSS JOIN steps s ON s.sid = h.step_sid
          CROSS JOIN evaluations e ON e.step_sid = h.step_sid AND e.idx = h.idx
@@ -87,6 +88,11 @@ pub(super) fn candidate_lineage(
                         r.get::<_, Option<String>>(16)?.as_deref(),
                         candidate_id,
                     ),
+                    execution_input_preview: r
+                        .get::<_, Option<String>>(17)?
+                        .as_deref()
+                        .map(json_preview)
+                        .unwrap_or_default(),
                 },
             ))
         },

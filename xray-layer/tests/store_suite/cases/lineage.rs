@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::fixtures::*;
-use xray::model::{Evaluation, Status, StepRecord};
+use xray::model::{Evaluation, ExecutionEnd, Record, Status, StepRecord};
 use xray::store::Verdict;
 
 /// One run of a pipeline that judges B01 in two steps (twice in the second on run 2), with its
@@ -50,10 +50,20 @@ fn run(store: &dyn Store, n: i64) -> (Uuid, [StepRecord; 3]) {
             done(&filter),
             done(&rank),
             done(&other),
-            finish(x, at + 50, Status::Ok),
+            Record::ExecutionFinished(ExecutionEnd {
+                input: Some(payload(
+                    serde_json::json!({ "seller": { "title": seller(n) } }),
+                )),
+                ..end(x, at + 50, Status::Ok)
+            }),
         ],
     );
     (x, [filter, rank, other])
+}
+
+/// What run `n` was given: its seller's title.
+fn seller(n: i64) -> String {
+    format!("Seller {n}")
 }
 
 /// The lineage entry of `evaluation` (row of `step` in execution `x` started at `at`).
@@ -78,6 +88,8 @@ fn entry(x: Uuid, at: i64, step: &StepRecord, evaluation: &Evaluation) -> Lineag
             .iter()
             .find(|s| evaluation.selected && s.candidate_id == evaluation.candidate_id)
             .map(|s| s.reason.clone()),
+        // The run's input, which tells its runs apart (`run` is at T0 + n seconds).
+        execution_input_preview: vec![("seller.title".into(), seller((at - T0) / 1_000))],
     }
 }
 

@@ -5,6 +5,13 @@ import { api } from '../api.js';
 import { h, replace, notice, field, kindBadge } from '../dom.js';
 import { n, time, num, brief, passedRule, shortId, metricsText, snapshotText } from '../format.js';
 import { navigate } from '../router.js';
+import { arrangePreviews } from '../preview.js';
+
+/** Each run's block, each saying what its run was given, what differs between them first. */
+function runBlocks(runs, id) {
+  const given = arrangePreviews(runs.map((list) => list[0].execution_input_preview || []));
+  return runs.map((list, i) => runBlock(list, id, given[i]));
+}
 
 function failing(entry) {
   return entry.checks.filter((c) => !c.passed);
@@ -38,8 +45,11 @@ function stepHref(entry, id) {
   return id.length <= 200 ? `/steps/${entry.step_id}?q=${encodeURIComponent(id)}` : `/steps/${entry.step_id}`;
 }
 
-/** One run's steps, in the order they ran, and the sentence that answers "why?". */
-function runBlock(runEntries, id) {
+/**
+ * One run's steps, in the order they ran, and the sentence that answers "why?". `given`: what
+ * the run was given (`arrangePreviews`), which tells apart runs of one pipeline.
+ */
+function runBlock(runEntries, id, given) {
   const first = runEntries[0];
   const steps = [...runEntries].sort((a, b) => a.step_started_at - b.step_started_at);
   const rejectedAt = steps.find((e) => !e.passed);
@@ -60,6 +70,7 @@ function runBlock(runEntries, id) {
       // Runs of one pipeline share a name (and often a second): the id tells them apart.
       h('span', { class: 'mono muted run-short-id', title: first.execution_id }, shortId(first.execution_id)), ' ',
       h('span', { class: 'muted' }, time(first.execution_started_at))),
+    given && given.text ? h('p', { class: 'input-preview muted', title: given.title }, given.text) : null,
     answer,
     h('ol', { class: 'lineage' }, steps.map((e) => h('li', { class: ['lineage-step', e.passed ? 'ok' : 'rejected', e.selected && 'chosen'] },
       h('div', { class: 'lineage-head' },
@@ -106,7 +117,7 @@ export default {
         entries.length === 0
           ? notice('info', `No step recorded an evaluation of “${id}”. Check the id (it is matched exactly).`)
           : h('p', { class: 'count-line' }, `Seen by ${n(entries.length)} ${entries.length === 1 ? 'step' : 'steps'} in ${n(byRun.size)} ${byRun.size === 1 ? 'run' : 'runs'}, newest run first.`),
-        [...byRun.values()].map((list) => runBlock(list, id)),
+        runBlocks([...byRun.values()], id),
         cursor ? more : null);
     };
     const load = async () => {
