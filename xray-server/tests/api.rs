@@ -397,6 +397,16 @@ fn compare_lists_the_candidates_whose_verdict_changed() {
     assert_eq!(filter["input_differs"], true, "min_rating differs");
     assert_eq!(filter["inputs"][0]["min_rating"], 3.5);
     assert_eq!(filter["inputs"][1]["min_rating"], 3.8);
+    // The rule itself, as the step's filters recorded it: the change that explains the verdicts.
+    assert_eq!(filter["filters_differ"], true);
+    assert_eq!(filter["filters"][0]["min_rating"], 3.5);
+    assert_eq!(filter["filters"][1]["min_rating"], 3.8);
+    let search = steps
+        .iter()
+        .find(|s| s["name"] == "candidate_search")
+        .expect("paired");
+    assert_eq!(search["filters_differ"], false, "{search}");
+    assert!(search["filters"].is_null());
     let changed: BTreeSet<String> = filter["verdict_changes"]
         .as_array()
         .expect("changes")

@@ -777,6 +777,14 @@ fn compare_two_runs_shows_changed_verdicts_with_reasons() {
     );
     let row = row.as_str().unwrap_or("");
     assert!(row.contains("input differs"), "{row}");
+    // The rule that changed: B's filter allowed phone cases. Both sides' filters are shown.
+    assert!(row.contains("filters differ"), "{row}");
+    let filters = page.wait(
+        "[...document.querySelectorAll('.cmp-payload')].find((p) => p.querySelector('h4')?.innerText === 'Filters')?.innerText",
+        "the two filters side by side",
+    );
+    let filters = filters.as_str().unwrap_or("");
+    assert!(filters.contains("Phone Cases"), "{filters}");
     assert!(
         row.contains(&format!("{} verdicts changed", changed.len())),
         "{row}"

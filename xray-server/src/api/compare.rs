@@ -49,6 +49,11 @@ struct StepPair {
     inputs: Option<[Option<Json>; 2]>,
     /// Both outputs, when they differ.
     outputs: Option<[Option<Json>; 2]>,
+    /// The filters each step applied (`xray::filters`) differ: the rule that changed, often
+    /// the answer to why their verdicts did.
+    filters_differ: bool,
+    /// Both filters, when they differ.
+    filters: Option<[Option<Json>; 2]>,
     verdict_changes: Vec<VerdictChange>,
     /// How many candidates were judged differently in all (as many as `verdict_changes` lists,
     /// unless `truncated`); `None` from a store that cannot count them.
@@ -121,6 +126,8 @@ async fn pair(
             output_differs: false,
             inputs: None,
             outputs: None,
+            filters_differ: false,
+            filters: None,
             verdict_changes: Vec::new(),
             verdict_changes_total: Some(0),
             truncated: false,
@@ -136,8 +143,11 @@ async fn pair(
     let output = |s: &Option<StepRecord>| s.as_ref().and_then(|s| s.output.clone());
     let (in_a, in_b) = (input(&full_a), input(&full_b));
     let (out_a, out_b) = (output(&full_a), output(&full_b));
+    let filters = |s: &Option<StepRecord>| s.as_ref().and_then(|s| s.filters.clone());
+    let (filters_a, filters_b) = (filters(&full_a), filters(&full_b));
     let input_differs = !same_json(&in_a, &in_b);
     let output_differs = !same_json(&out_a, &out_b);
+    let filters_differ = !same_json(&filters_a, &filters_b);
     let query = LineageQuery {
         limit: Some(MAX_CHANGES_PER_STEP),
         cursor: None,
@@ -178,6 +188,8 @@ async fn pair(
         output_differs,
         inputs: input_differs.then_some([in_a, in_b]),
         outputs: output_differs.then_some([out_a, out_b]),
+        filters_differ,
+        filters: filters_differ.then_some([filters_a, filters_b]),
         verdict_changes: changes.items,
         verdict_changes_total: total,
         truncated: changes.next_cursor.is_some(),

@@ -92,6 +92,8 @@ function pairDetail(p, id) {
   const parts = [];
   if (p.input_differs && p.inputs) parts.push(sideBySide('Input', p.inputs));
   if (p.output_differs && p.outputs) parts.push(sideBySide('Output', p.outputs));
+  // The rules the step applied: when they differ, usually why its verdicts did.
+  if (p.filters_differ && p.filters) parts.push(sideBySide('Filters', p.filters));
   for (const [side, only, step, other] of [['A', p.only_a, p.a, p.b], ['B', p.only_b, p.b, p.a]]) {
     if (!only || !only.total) continue;
     parts.push(...onlyInTable(side, only, step, other, `${id}-only-${side}`));
@@ -299,7 +301,7 @@ export default {
         ` · ${n(r.step_count)} steps · ${n(r.candidates_in)} → ${n(r.candidates_out)}`),
       input.text ? h('p', { class: 'cmp-input muted', title: input.title || input.text }, input.text.length > 160 ? `${input.text.slice(0, 159)}…` : input.text) : null,
       h('p', { class: 'id muted' }, r.id));
-    const changed = cmp.steps.filter((p) => p.input_differs || p.output_differs || p.verdict_changes.length || onlyCount(p) || !p.a || !p.b);
+    const changed = cmp.steps.filter((p) => p.input_differs || p.output_differs || p.filters_differ || p.verdict_changes.length || onlyCount(p) || !p.a || !p.b);
     // Each pair's panel has an id, so the steps table's badges can lead to its tables.
     const detailed = changed.filter((p) => p.a && p.b);
     detailed.forEach((p, i) => { p.panelId = `pair-${i}`; });
@@ -323,6 +325,7 @@ export default {
         !p.b ? h('span', { class: 'diff-badge' }, 'only in A') : null,
         p.input_differs ? h('span', { class: 'diff-badge' }, 'input differs') : null,
         p.output_differs ? h('span', { class: 'diff-badge' }, 'output differs') : null,
+        p.filters_differ ? h('span', { class: 'diff-badge' }, 'filters differ') : null,
         p.verdict_changes.length ? h('span', { class: 'diff-badge diff-verdicts' }, `${changedCount(p)} ${changedTotal(p) === 1 ? 'verdict' : 'verdicts'} changed`) : null,
         p.only_a && p.only_a.total ? onlyBadge(p, 'A') : null,
         p.only_b && p.only_b.total ? onlyBadge(p, 'B') : null,
@@ -338,7 +341,7 @@ export default {
         h('div', { class: 'table-wrap' }, h('table', { class: 'data compare-table' },
           h('thead', {}, h('tr', {}, ['Step', 'A', 'B', 'Differences'].map((t) => h('th', { scope: 'col' }, t)))),
           h('tbody', {}, rows)))),
-      changed.length === 0 ? notice('info', 'The two runs made the same decisions: no input, output or verdict differs.') : null,
+      changed.length === 0 ? notice('info', 'The two runs made the same decisions: no input, output, filter or verdict differs.') : null,
       detailed.map((p, i) => h('details', { class: 'panel collapsible cmp-detail', id: p.panelId, open: i < 3 },
         h('summary', {}, h('h2', {}, `${p.name}${p.occurrence ? ` #${p.occurrence + 1}` : ''}: what differs`)),
         pairDetail(p, p.panelId))));
