@@ -95,6 +95,15 @@ impl Store for MemoryStore {
         self.inner.candidates_only_in(step, other, query)
     }
 
+    fn check_values(
+        &self,
+        step: Uuid,
+        check: &str,
+        limit: usize,
+    ) -> Result<CheckValues, StoreError> {
+        self.inner.check_values(step, check, limit)
+    }
+
     fn latest_seq(&self) -> Result<u64, StoreError> {
         self.inner.latest_seq()
     }

@@ -148,6 +148,19 @@ pub trait Store: Send + Sync + 'static {
         Err(StoreError::Unsupported("candidates_only_in"))
     }
 
+    /// The values check `check` of step `step` observed, the `limit` most frequent with how
+    /// many passed and failed: which keyword found the candidates, which categories a category
+    /// check let through. Counts the rows kept (a sampled step's sample). An unknown step or
+    /// check gives no values.
+    fn check_values(
+        &self,
+        step: Uuid,
+        check: &str,
+        limit: usize,
+    ) -> Result<CheckValues, StoreError> {
+        Err(StoreError::Unsupported("check_values"))
+    }
+
     /// Per step name: count, duration percentiles, error rate, mean elimination.
     fn step_stats(&self, query: &StatsQuery) -> Result<Vec<StepStats>, StoreError> {
         Err(StoreError::Unsupported("step_stats"))

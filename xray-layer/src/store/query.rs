@@ -388,6 +388,40 @@ pub struct OnlyInEntry {
     pub verdict: Verdict,
 }
 
+/// How often one check of a step saw each value: "`category`: Phone Cases 1,405 passed", or
+/// "`keyword`: phone case 1,405, laptop stand 483". What [`Store::check_values`](super::Store::check_values) gives.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CheckValues {
+    /// Evaluations of the step that made the check (among the rows kept).
+    pub evaluations: u64,
+    /// How many different values it saw.
+    pub distinct: u64,
+    /// The most frequent values, most frequent first (ties by value).
+    pub values: Vec<CheckValue>,
+}
+
+/// One value a check saw, with its verdicts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CheckValue {
+    /// The observed value as text (`"Phone Cases"`, `"4.1"`); `None` for checks that recorded
+    /// no observed value.
+    pub observed: Option<String>,
+    /// Evaluations with this value that passed the check.
+    pub passed: u64,
+    /// Evaluations with this value that failed it.
+    pub failed: u64,
+}
+
+/// A check's observed value (its JSON text, as the stores group by it) as [`CheckValue`]
+/// shows it: a string's text, any other value as written, nothing for no value or `null`.
+pub(crate) fn observed_text(json: Option<&str>) -> Option<String> {
+    match serde_json::from_str::<serde_json::Value>(json?) {
+        Ok(serde_json::Value::Null) => None,
+        Ok(serde_json::Value::String(s)) => Some(s),
+        _ => Some(json?.to_owned()),
+    }
+}
+
 /// Which step names to aggregate.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct StatsQuery {

@@ -53,6 +53,7 @@ macro_rules! suite {
             candidate_lineage_newest_first_across_executions,
             verdict_changes_between_two_steps,
             candidates_only_in_one_of_two_steps,
+            check_values_count_each_observed_value,
             update_execution_sets_tags_and_notes,
             delete_executions_removes_everything,
             delete_executions_before_a_time,

@@ -157,3 +157,48 @@ pub(super) fn evaluations(
         next_cursor: page.next_cursor,
     })
 }
+
+/// See [`Store::check_values`](crate::store::Store::check_values): one pass over the step's
+/// rows, the checks of each unpacked by `jsonb_array_elements`.
+pub(super) fn check_values(
+    client: &mut Client,
+    step_id: Uuid,
+    check: &str,
+    limit: usize,
+) -> Result<CheckValues, StoreError> {
+    let limit = page_size(Some(limit))?;
+    let Some(started_at) = step_start(client, step_id)? else {
+        return Ok(CheckValues::default());
+    };
+    let rows = client
+        .query(
+            "SELECT v, passed, n FROM (
+                SELECT (c->'observed')::text AS v,
+                       count(*) FILTER (WHERE (c->>'passed')::boolean) AS passed, count(*) AS n
+                FROM xray.evaluations e, jsonb_array_elements(e.checks::jsonb) c
+                WHERE e.step_id = $1 AND e.started_at = $2 AND c->>'name' = $3
+                GROUP BY 1
+             ) t ORDER BY n DESC, v IS NULL, v COLLATE \"C\"",
+            &[&step_id, &started_at, &check],
+        )
+        .map_err(pg_error)?;
+    let mut out = CheckValues::default();
+    for row in &rows {
+        let passed = row.try_get::<_, i64>(1).map_err(pg_error)? as u64;
+        let count = row.try_get::<_, i64>(2).map_err(pg_error)? as u64;
+        out.evaluations += count;
+        out.distinct += 1;
+        if out.values.len() < limit {
+            out.values.push(CheckValue {
+                observed: observed_text(
+                    row.try_get::<_, Option<String>>(0)
+                        .map_err(pg_error)?
+                        .as_deref(),
+                ),
+                passed,
+                failed: count.saturating_sub(passed),
+            });
+        }
+    }
+    Ok(out)
+}

@@ -349,6 +349,15 @@ impl Store for PostgresStore {
         candidates::count_verdict_changes(&mut *self.conn()?, step_a, step_b)
     }
 
+    fn check_values(
+        &self,
+        step: Uuid,
+        check: &str,
+        limit: usize,
+    ) -> Result<CheckValues, StoreError> {
+        evaluations::check_values(&mut *self.conn()?, step, check, limit)
+    }
+
     fn candidates_only_in(
         &self,
         step: Uuid,

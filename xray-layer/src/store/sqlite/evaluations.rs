@@ -9,7 +9,7 @@ use crate::store::cursor::Cursor;
 use crate::store::query::*;
 use crate::store::StoreError;
 use rusqlite::types::Value;
-use rusqlite::{Connection, OptionalExtension, Row};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 use uuid::Uuid;
 
 const EVALUATION_COLUMNS: &str =
@@ -144,4 +144,54 @@ pub(super) fn evaluations(
         items: page.items.into_iter().map(|(_, e, _)| e).collect(),
         next_cursor: page.next_cursor,
     })
+}
+
+/// See [`Store::check_values`](crate::store::Store::check_values): one pass over the step's
+/// rows, the checks of each unpacked by `json_each`.
+pub(super) fn check_values(
+    conn: &Connection,
+    step_id: Uuid,
+    check: &str,
+    limit: usize,
+) -> Result<CheckValues, StoreError> {
+    let limit = page_size(Some(limit))?;
+    let Some(sid) = conn
+        .prepare_cached("SELECT sid FROM steps WHERE id = ?1")
+        .and_then(|mut s| {
+            s.query_row([step_id.to_string()], |r| r.get::<_, i64>(0))
+                .optional()
+        })
+        .map_err(sqlite_error)?
+    else {
+        return Ok(CheckValues::default());
+    };
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT c.value -> '$.observed' AS v,
+                    sum(json_extract(c.value, '$.passed')), count(*)
+             FROM evaluations e, json_each(e.checks) c
+             WHERE e.step_sid = ?1 AND json_extract(c.value, '$.name') = ?2
+             GROUP BY v ORDER BY count(*) DESC, v IS NULL, v",
+        )
+        .map_err(sqlite_error)?;
+    let mut rows = stmt.query(params![sid, check]).map_err(sqlite_error)?;
+    let mut out = CheckValues::default();
+    while let Some(row) = rows.next().map_err(sqlite_error)? {
+        let passed = row
+            .get::<_, Option<i64>>(1)
+            .map_err(sqlite_error)?
+            .unwrap_or(0) as u64;
+        let count = row.get::<_, i64>(2).map_err(sqlite_error)? as u64;
+        out.evaluations += count;
+        out.distinct += 1;
+        if out.values.len() < limit {
+            let json: Option<String> = row.get(0).map_err(sqlite_error)?;
+            out.values.push(CheckValue {
+                observed: observed_text(json.as_deref()),
+                passed,
+                failed: count.saturating_sub(passed),
+            });
+        }
+    }
+    Ok(out)
 }

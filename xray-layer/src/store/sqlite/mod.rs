@@ -298,6 +298,15 @@ impl Store for SqliteStore {
         self.read(|c| candidates::count_verdict_changes(c, step_a, step_b))
     }
 
+    fn check_values(
+        &self,
+        step: Uuid,
+        check: &str,
+        limit: usize,
+    ) -> Result<CheckValues, StoreError> {
+        self.read(|c| evaluations::check_values(c, step, check, limit))
+    }
+
     fn candidates_only_in(
         &self,
         step: Uuid,

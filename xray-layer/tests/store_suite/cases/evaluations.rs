@@ -4,6 +4,7 @@ use super::*;
 use crate::fixtures::*;
 use serde_json::json;
 use xray::model::{Check, Evaluation, Status, StepRecord};
+use xray::store::{CheckValue, CheckValues};
 
 /// Writes one step of `evaluations` in a new execution; returns the step.
 fn step_with(store: &dyn Store, evaluations: Vec<Evaluation>) -> StepRecord {
@@ -575,4 +576,68 @@ pub fn evaluations_paginate_every_sort_exactly_once(store: &dyn Store) {
             assert_eq!(got, expected_passed, "{sort:?}, passed, pages of {limit}");
         }
     }
+}
+
+/// How often each value was seen by one check, with its verdicts: text and numbers, most
+/// frequent first (ties by value, no value last); other checks' values are not counted, a
+/// limit keeps the most frequent, and an unknown check or step has none.
+pub fn check_values_count_each_observed_value(store: &dyn Store) {
+    let seen = |id: &str, keyword: Option<serde_json::Value>, passed: bool| {
+        let mut e = eval(id, passed);
+        e.checks = vec![
+            Check {
+                observed: Some(json!(4.5)),
+                ..check("rating", true)
+            },
+            Check {
+                observed: keyword,
+                ..check("keyword", passed)
+            },
+        ];
+        e
+    };
+    let s = step_with(
+        store,
+        vec![
+            seen("A", Some(json!("phone case")), true),
+            seen("B", Some(json!("laptop stand")), true),
+            seen("C", Some(json!("phone case")), true),
+            seen("D", None, false),
+            seen("E", Some(json!("phone case")), false),
+            seen("F", Some(json!(24)), false),
+            seen("G", Some(json!("Phone \"Case\" é")), true),
+        ],
+    );
+    // Another step's rows with the same check are not this step's.
+    step_with(store, vec![seen("A", Some(json!("phone case")), true)]);
+    let value = |observed: Option<&str>, passed: u64, failed: u64| CheckValue {
+        observed: observed.map(str::to_owned),
+        passed,
+        failed,
+    };
+    let all = store.check_values(s.id, "keyword", 10).expect("values");
+    assert_eq!((all.evaluations, all.distinct), (7, 5));
+    assert_eq!(
+        all.values,
+        [
+            value(Some("phone case"), 2, 1),
+            value(Some("Phone \"Case\" é"), 1, 0),
+            value(Some("laptop stand"), 1, 0),
+            value(Some("24"), 0, 1),
+            value(None, 0, 1),
+        ]
+    );
+    let top = store.check_values(s.id, "keyword", 1).expect("values");
+    assert_eq!((top.evaluations, top.distinct), (7, 5), "counted whole");
+    assert_eq!(top.values, all.values[..1]);
+    let rating = store.check_values(s.id, "rating", 10).expect("values");
+    assert_eq!(rating.values, [value(Some("4.5"), 7, 0)]);
+    assert_eq!(
+        store.check_values(s.id, "colour", 10).expect("values"),
+        CheckValues::default()
+    );
+    assert_eq!(
+        store.check_values(new_id(), "keyword", 10).expect("values"),
+        CheckValues::default()
+    );
 }
