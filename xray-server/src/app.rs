@@ -323,6 +323,7 @@ impl App {
             RouteId::FindSteps => api::steps::find(self, call).await,
             RouteId::GetStep => api::steps::get(self, call).await,
             RouteId::StepEvaluations => api::steps::evaluations(self, call).await,
+            RouteId::StepCheckValues => api::steps::check_values(self, call).await,
             RouteId::Candidate => api::candidates::lineage(self, call).await,
             RouteId::Stats => api::stats::stats(self, call).await,
             RouteId::Compare => api::compare::compare(self, call).await,

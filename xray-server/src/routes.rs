@@ -26,6 +26,8 @@ pub enum RouteId {
     GetStep,
     /// `GET /api/v1/steps/{id}/evaluations`
     StepEvaluations,
+    /// `GET /api/v1/steps/{id}/check-values`
+    StepCheckValues,
     /// `GET /api/v1/steps/{id}/only-in`
     StepOnlyIn,
     /// `GET /api/v1/steps/{id}/verdict-changes`
@@ -162,6 +164,11 @@ pub static ROUTES: &[Route] = &[
         RouteId::StepEvaluations,
         "/api/v1/steps/{id}/evaluations",
         &["passed", "check", "q", "sort", "metric", "limit", "cursor"],
+    ),
+    get(
+        RouteId::StepCheckValues,
+        "/api/v1/steps/{id}/check-values",
+        &["check", "limit"],
     ),
     get(
         RouteId::StepOnlyIn,

@@ -900,3 +900,83 @@ fn compare_counts_every_changed_verdict_or_says_it_cannot() {
     assert_eq!(unknown["truncated"], true);
     assert!(unknown["verdict_changes_total"].is_null(), "{unknown}");
 }
+
+/// The values one check saw, each with how many passed and failed it: the category check of
+/// the filter step passed every laptop stand and failed every other category.
+#[test]
+fn a_checks_values_say_what_it_saw_and_how_each_fared() {
+    let (_db, server, ids) = setup();
+    let run = server.json(&format!("/api/v1/executions/{}", ids[0]));
+    let filter = run["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .find(|s| s["name"] == "apply_filters")
+        .and_then(|s| s["id"].as_str())
+        .expect("the filter step")
+        .to_owned();
+    let catalog = catalog();
+    let mut expected: Vec<(String, u64, u64)> = CATEGORIES
+        .iter()
+        .map(|c| {
+            let n = catalog.iter().filter(|p| p.category == *c).count() as u64;
+            let passed = if *c == "Laptop Stands" { n } else { 0 };
+            (c.to_string(), passed, n - passed)
+        })
+        .collect();
+    expected.sort_by(|a, b| (b.1 + b.2).cmp(&(a.1 + a.2)).then(a.0.cmp(&b.0)));
+    let values = server.json(&format!(
+        "/api/v1/steps/{filter}/check-values?check=category"
+    ));
+    assert_eq!(values["evaluations"], catalog.len(), "{values}");
+    assert_eq!(values["distinct"], 3, "{values}");
+    let got: Vec<(String, u64, u64)> = values["values"]
+        .as_array()
+        .expect("values")
+        .iter()
+        .map(|v| {
+            (
+                v["observed"].as_str().expect("a category").to_owned(),
+                v["passed"].as_u64().expect("passed"),
+                v["failed"].as_u64().expect("failed"),
+            )
+        })
+        .collect();
+    assert_eq!(got, expected);
+    let top = server.json(&format!(
+        "/api/v1/steps/{filter}/check-values?check=category&limit=1"
+    ));
+    assert_eq!(top["values"].as_array().map(Vec::len), Some(1));
+    assert_eq!(top["distinct"], 3);
+
+    // Bad input names the parameter; a misspelled check lists the step's checks.
+    refused(
+        &server,
+        &format!("/api/v1/steps/{filter}/check-values"),
+        400,
+        "check",
+    );
+    let reply = server.get(&format!(
+        "/api/v1/steps/{filter}/check-values?check=categroy"
+    ));
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert!(
+        reply.json()["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.ends_with("its checks: price, rating, category")),
+        "{}",
+        reply.body
+    );
+    refused(
+        &server,
+        &format!("/api/v1/steps/{filter}/check-values?check=category&limit=0"),
+        400,
+        "limit",
+    );
+    refused(
+        &server,
+        "/api/v1/steps/01900000-0000-7000-8000-000000000000/check-values?check=category",
+        404,
+        "step",
+    );
+}

@@ -999,6 +999,56 @@ fn a_100000_evaluation_step_scrolls_to_its_end() {
     );
 }
 
+/// A check's values, from the step's checks table: what the category check saw, with how
+/// many passed and failed each, as the store counts them.
+#[test]
+fn a_checks_values_open_under_it_in_the_checks_table() {
+    let m = main();
+    let url = m.server.url();
+    let filter = step_id(m.store.as_ref(), m.creative, "apply_filters");
+    let expected: Vec<String> = m
+        .store
+        .check_values(filter, "category", 20)
+        .expect("the store counts")
+        .values
+        .iter()
+        .map(|v| {
+            format!(
+                "{}|{}|{}",
+                v.observed.as_deref().unwrap_or("no value recorded"),
+                thousands(v.passed as usize),
+                thousands(v.failed as usize)
+            )
+        })
+        .collect();
+    assert!(
+        expected.len() >= 2,
+        "the fixture's search finds several categories"
+    );
+    let page = Page::launch();
+    page.goto(&format!("{url}/steps/{filter}"));
+    page.wait(
+        "document.querySelector(\".checks-table tr[data-check='category'] .check-values-toggle\")",
+        "the category check's row",
+    );
+    page.click(".checks-table tr[data-check='category'] .check-values-toggle");
+    let rows = page.wait(
+        "(() => { const t = document.querySelector('.check-values-row table.check-values'); if (!t) return null; \
+          return [...t.querySelectorAll(':scope > tbody > tr')].map((r) => [...r.cells].slice(0, 3).map((c) => c.innerText).join('|')); })()",
+        "the values the category check saw",
+    );
+    assert_eq!(rows, serde_json::json!(expected));
+    let caption = page.text(".check-values-row p");
+    assert!(caption.starts_with("category saw "), "{caption}");
+    page.screenshot("check-values");
+    // Clicked again, it closes.
+    page.click(".checks-table tr[data-check='category'] .check-values-toggle");
+    page.wait(
+        "!document.querySelector('.check-values-row')",
+        "the values closed",
+    );
+}
+
 /// Steps across runs by elimination: the form is in percent, and so may a typed URL be.
 #[test]
 fn steps_across_runs_take_the_elimination_as_a_fraction_or_a_percent() {

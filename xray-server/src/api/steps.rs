@@ -118,21 +118,8 @@ pub async fn evaluations(app: &Arc<App>, call: Call) -> Result<Response, ApiErro
         let Some(step) = app.blocking(move |s| s.step(id)).await? else {
             return Err(ApiError::not_found("step", format!("no step {id}")));
         };
-        if let (Some(check), Some(summary)) = (check, &step.summary) {
-            if !summary.checks.iter().any(|c| c.name == check) {
-                let names: Vec<&str> = summary.checks.iter().map(|c| c.name.as_str()).collect();
-                return Err(ApiError::invalid(
-                    "check",
-                    if names.is_empty() {
-                        format!("step {id} made no checks, so none is named {check:?}")
-                    } else {
-                        format!(
-                            "step {id} made no check named {check:?}; its checks: {}",
-                            names.join(", ")
-                        )
-                    },
-                ));
-            }
+        if let Some(check) = check {
+            known_check(&step, &check)?;
         }
     }
     ok(&page)
@@ -174,4 +161,56 @@ async fn unknown_metric(app: &Arc<App>, id: uuid::Uuid, metric: String) -> Resul
             )
         },
     ))
+}
+
+/// Fails, naming `check` and the step's checks, when the step made no check of that name (a
+/// misspelled name must not read as "nothing failed it").
+fn known_check(step: &StepRecord, check: &str) -> Result<(), ApiError> {
+    let names: Vec<&str> = step
+        .summary
+        .iter()
+        .flat_map(|s| s.checks.iter().map(|c| c.name.as_str()))
+        .collect();
+    if names.contains(&check) {
+        return Ok(());
+    }
+    let id = step.id;
+    Err(ApiError::invalid(
+        "check",
+        if names.is_empty() {
+            format!("step {id} made no checks, so none is named {check:?}")
+        } else {
+            format!(
+                "step {id} made no check named {check:?}; its checks: {}",
+                names.join(", ")
+            )
+        },
+    ))
+}
+
+/// Values listed by `/check-values` when the request names no `limit`.
+const DEFAULT_CHECK_VALUES: usize = 20;
+
+/// `GET /steps/{id}/check-values?check=`: the values one check observed, the most frequent
+/// first, each with how many passed and failed it ("keyword: phone case 1,405").
+pub async fn check_values(app: &Arc<App>, call: Call) -> Result<Response, ApiError> {
+    let id = path_uuid(path(&call, 0), "step")?;
+    let p = &call.params;
+    let check = p.text("check").filter(|c| !c.is_empty()).ok_or_else(|| {
+        ApiError::invalid("check", "required: the name of one of the step's checks")
+    })?;
+    let limit = p.limit(MAX_PAGE_SIZE)?.unwrap_or(DEFAULT_CHECK_VALUES);
+    let step = app
+        .blocking(move |s| s.step(id))
+        .await?
+        .ok_or_else(|| ApiError::not_found("step", format!("no step {id}")))?;
+    known_check(&step, &check)?;
+    let values = app
+        .blocking(move |s| s.check_values(id, &check, limit))
+        .await?;
+    if step.status == Status::Running {
+        ok(&values)
+    } else {
+        cacheable(&call, &values)
+    }
 }

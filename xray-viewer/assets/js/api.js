@@ -127,6 +127,7 @@ export const api = {
   candidate: (id, query, o = {}) => request('GET', `/candidates/${enc(id)}`, { ...o, query }),
   stats: (query, o = {}) => request('GET', '/stats', { ...o, query }),
   compare: (a, b, o = {}) => request('GET', '/compare', { ...o, query: { a, b } }),
+  checkValues: (step, query, o = {}) => request('GET', `/steps/${enc(step)}/check-values`, { ...o, query }),
   onlyIn: (step, query, o = {}) => request('GET', `/steps/${enc(step)}/only-in`, { ...o, query }),
   verdictChanges: (step, query, o = {}) => request('GET', `/steps/${enc(step)}/verdict-changes`, { ...o, query }),
 };

@@ -162,6 +162,34 @@ export default {
     }
     if (step.reasoning) blocks.push(section('Reasoning', h('p', { class: 'pre reasoning' }, step.reasoning)));
 
+    // The values one check saw (`GET /steps/{id}/check-values`), in a row under the check's.
+    const toggleValues = async (row, button, check) => {
+      const open = row.nextElementSibling?.classList.contains('check-values-row') ? row.nextElementSibling : null;
+      if (open) {
+        open.remove();
+        button.setAttribute('aria-expanded', 'false');
+        return;
+      }
+      button.setAttribute('aria-expanded', 'true');
+      const cell = h('td', { colspan: '6' }, h('p', { class: 'muted' }, `Loading the values ${check} saw…`));
+      row.after(h('tr', { class: 'check-values-row' }, cell));
+      try {
+        const v = await api.checkValues(id, { check, limit: 20 }, { signal });
+        const most = Math.max(1, ...v.values.map((x) => x.passed + x.failed));
+        replace(cell,
+          h('p', { class: 'muted' }, `${check} saw ${n(v.distinct)} ${v.distinct === 1 ? 'value' : 'different values'} in ${n(v.evaluations)} evaluations${v.distinct > v.values.length ? `; the ${n(v.values.length)} most frequent` : ''}${summary && summary.kept < summary.total ? ' (among the rows kept)' : ''}:`),
+          h('table', { class: 'data compact check-values' },
+            h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Value'), h('th', { scope: 'col', class: 'num' }, 'Passed'), h('th', { scope: 'col', class: 'num' }, 'Failed'), h('th', { scope: 'col' }, h('span', { class: 'visually-hidden' }, 'Share')))),
+            h('tbody', {}, v.values.map((x) => h('tr', {},
+              h('td', {}, x.observed == null ? h('span', { class: 'muted' }, 'no value recorded') : x.observed),
+              h('td', { class: 'num' }, n(x.passed)),
+              h('td', { class: 'num' }, x.failed ? h('span', { class: 'error-text' }, n(x.failed)) : '0'),
+              h('td', {}, bar(x.passed + x.failed, most, x.failed > x.passed ? 'fail-bar' : 'pass-bar')))))));
+      } catch (e) {
+        if (e.name !== 'AbortError') replace(cell, notice('error', `Could not load the values ${check} saw: ${e.message}`));
+      }
+    };
+
     // The exact per-check summary, each count a way into the table.
     let table = null;
     const candidatesSection = h('section', { class: 'panel candidates', id: 'candidates' });
@@ -173,12 +201,16 @@ export default {
           setFilters({ verdict: 'failed', check: c.name });
           candidatesSection.scrollIntoView({ block: 'start' });
         });
-        return h('tr', {},
+        const valuesButton = h('button', { type: 'button', class: 'link-button check-values-toggle', 'aria-expanded': 'false', 'aria-label': `Values the ${c.name} check saw` }, 'values');
+        const row = h('tr', { dataset: { check: c.name } },
           h('th', { scope: 'row' }, c.name),
           h('td', { class: 'num' }, n(c.passed)),
           h('td', { class: 'num' }, c.failed ? show : '0', ' ', bar(c.failed, maxFailed, 'fail-bar')),
           h('td', { class: 'num' }, n(c.first_failed)),
-          h('td', {}, h('span', { class: 'reasons' }, topReasons(c.top_reasons).map(([r, k]) => h('span', { class: 'reason' }, r, h('span', { class: 'muted' }, ` ×${n(k)}`))))));
+          h('td', {}, h('span', { class: 'reasons' }, topReasons(c.top_reasons).map(([r, k]) => h('span', { class: 'reason' }, r, h('span', { class: 'muted' }, ` ×${n(k)}`))))),
+          h('td', {}, valuesButton));
+        valuesButton.addEventListener('click', () => toggleValues(row, valuesButton, c.name));
+        return row;
       });
       if (summary.checks.length) blocks.push(section('Checks',
         h('p', { class: 'muted' }, `${n(summary.total)} evaluations: ${n(summary.passed)} passed, ${n(summary.failed)} failed (exact counts).`),
@@ -187,7 +219,8 @@ export default {
             h('th', { scope: 'col' }, 'Check'), h('th', { scope: 'col', class: 'num' }, 'Passed'),
             h('th', { scope: 'col', class: 'num' }, 'Failed'),
             h('th', { scope: 'col', class: 'num', title: 'Candidates for which this was the first failed check: the loss attributed to it' }, 'Eliminated first'),
-            h('th', { scope: 'col' }, 'Most frequent reasons'))),
+            h('th', { scope: 'col' }, 'Most frequent reasons'),
+            h('th', { scope: 'col', title: 'The values each check saw, with how many passed and failed: which keyword found the candidates, which categories passed' }, 'Seen'))),
           h('tbody', {}, checkRows)))));
       blocks.push(candidatesSection);
     }
