@@ -131,6 +131,19 @@ fn the_demo_serves_runs_in_which_the_bad_match_and_the_harsh_filter_are_findable
         filtered["step_id"].as_str().expect("step id")
     ));
     assert_eq!(filter_step["filters"]["category_scope"], "department");
+    // What its category check let through, value by value: phone cases, none failed.
+    let seen = get_json(&format!(
+        "{api}/steps/{}/check-values?check=category",
+        filtered["step_id"].as_str().expect("step id")
+    ));
+    let phone_cases = seen["values"]
+        .as_array()
+        .expect("values")
+        .iter()
+        .find(|v| v["observed"] == "Phone Cases")
+        .unwrap_or_else(|| panic!("the category check saw phone cases: {seen}"));
+    assert!(phone_cases["passed"].as_u64() > Some(0), "{seen}");
+    assert_eq!(phone_cases["failed"], 0, "{seen}");
     let judged = step("relevance_evaluation");
     assert_eq!(judged["passed"], true);
     let verdicts = get_json(&format!(
