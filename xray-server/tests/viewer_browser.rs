@@ -571,6 +571,26 @@ fn filter_step_candidates_failed_by_rating_then_a_candidates_lineage() {
         serde_json::json!([kept.candidate_id]),
         "only the candidate followed from its lineage"
     );
+    // Its passed checks say what they saw, without opening the row: its category.
+    let category = kept
+        .checks
+        .iter()
+        .find(|c| c.name == "category")
+        .and_then(|c| c.observed.as_ref())
+        .and_then(|v| v.as_str())
+        .expect("the category check saw a category")
+        .to_owned();
+    let cells = page.eval(
+        "[...document.querySelectorAll('.vt-spacer .vt-row[data-index=\"0\"] .col-check')].map((c) => c.innerText.replace(/\\s+/g, ' ').trim())",
+    );
+    assert_eq!(
+        cells
+            .as_array()
+            .and_then(|c| c.last())
+            .and_then(|c| c.as_str()),
+        Some(format!("✓ {category}").as_str()),
+        "{cells}"
+    );
     // The one row is the answer: its detail opens without a click, in view, under a table
     // that takes the room of one row. It says, for each check it passed, the rule it met (as
     // the candidate view does).

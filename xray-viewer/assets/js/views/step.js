@@ -68,12 +68,20 @@ function describe(f, total, missingMetric = '') {
   return `${count}${what ? ` that ${what}` : ''}${search}${sorted}${missing}`;
 }
 
+/**
+ * A check's cell: a failed check with its reason; a passed one with what it saw (the keyword
+ * that found the candidate, its category), so the column reads without opening each row.
+ */
 function checkCell(check) {
   if (!check) return h('span', { class: 'muted' }, '·');
   const reason = check.reason || '';
-  return h('span', { class: ['check', check.passed ? 'check-pass' : 'check-fail'], title: `${check.name}: ${check.passed ? 'passed' : 'failed'}${reason ? ` — ${reason}` : ''}` },
+  const seen = check.passed && check.observed !== undefined && check.observed !== null
+    ? (typeof check.observed === 'number' ? num(check.observed, 4) : brief(check.observed, 60)) : '';
+  const rule = check.passed ? passedRule(check) : '';
+  return h('span', { class: ['check', check.passed ? 'check-pass' : 'check-fail'], title: `${check.name}: ${check.passed ? 'passed' : 'failed'}${reason ? ` — ${reason}` : rule ? ` — ${rule}` : ''}` },
     h('span', { class: 'check-mark', 'aria-label': check.passed ? 'passed' : 'failed' }, check.passed ? '✓' : '✗'),
-    !check.passed && reason ? h('span', { class: 'check-reason' }, reason) : null);
+    !check.passed && reason ? h('span', { class: 'check-reason' }, reason) : null,
+    seen ? h('span', { class: 'check-reason check-seen muted' }, seen) : null);
 }
 
 /**
