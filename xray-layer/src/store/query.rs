@@ -412,9 +412,25 @@ pub struct CheckValue {
     pub failed: u64,
 }
 
+impl CheckValues {
+    /// Counts one group of the stores' query (in their order): a value as its JSON text, with
+    /// how many evaluations passed and how many there were; listed if fewer than `limit` are.
+    pub(crate) fn add(&mut self, json: Option<&str>, passed: u64, count: u64, limit: usize) {
+        self.evaluations += count;
+        self.distinct += 1;
+        if self.values.len() < limit {
+            self.values.push(CheckValue {
+                observed: observed_text(json),
+                passed,
+                failed: count.saturating_sub(passed),
+            });
+        }
+    }
+}
+
 /// A check's observed value (its JSON text, as the stores group by it) as [`CheckValue`]
 /// shows it: a string's text, any other value as written, nothing for no value or `null`.
-pub(crate) fn observed_text(json: Option<&str>) -> Option<String> {
+fn observed_text(json: Option<&str>) -> Option<String> {
     match serde_json::from_str::<serde_json::Value>(json?) {
         Ok(serde_json::Value::Null) => None,
         Ok(serde_json::Value::String(s)) => Some(s),

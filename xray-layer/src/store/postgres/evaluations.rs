@@ -184,21 +184,10 @@ pub(super) fn check_values(
         .map_err(pg_error)?;
     let mut out = CheckValues::default();
     for row in &rows {
-        let passed = row.try_get::<_, i64>(1).map_err(pg_error)? as u64;
-        let count = row.try_get::<_, i64>(2).map_err(pg_error)? as u64;
-        out.evaluations += count;
-        out.distinct += 1;
-        if out.values.len() < limit {
-            out.values.push(CheckValue {
-                observed: observed_text(
-                    row.try_get::<_, Option<String>>(0)
-                        .map_err(pg_error)?
-                        .as_deref(),
-                ),
-                passed,
-                failed: count.saturating_sub(passed),
-            });
-        }
+        let json: Option<String> = row.try_get(0).map_err(pg_error)?;
+        let passed = row.try_get::<_, i64>(1).map_err(pg_error)?;
+        let count = row.try_get::<_, i64>(2).map_err(pg_error)?;
+        out.add(json.as_deref(), passed as u64, count as u64, limit);
     }
     Ok(out)
 }

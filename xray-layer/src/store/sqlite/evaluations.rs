@@ -177,21 +177,13 @@ pub(super) fn check_values(
     let mut rows = stmt.query(params![sid, check]).map_err(sqlite_error)?;
     let mut out = CheckValues::default();
     while let Some(row) = rows.next().map_err(sqlite_error)? {
+        let json: Option<String> = row.get(0).map_err(sqlite_error)?;
         let passed = row
             .get::<_, Option<i64>>(1)
             .map_err(sqlite_error)?
-            .unwrap_or(0) as u64;
-        let count = row.get::<_, i64>(2).map_err(sqlite_error)? as u64;
-        out.evaluations += count;
-        out.distinct += 1;
-        if out.values.len() < limit {
-            let json: Option<String> = row.get(0).map_err(sqlite_error)?;
-            out.values.push(CheckValue {
-                observed: observed_text(json.as_deref()),
-                passed,
-                failed: count.saturating_sub(passed),
-            });
-        }
+            .unwrap_or(0);
+        let count = row.get::<_, i64>(2).map_err(sqlite_error)?;
+        out.add(json.as_deref(), passed as u64, count as u64, limit);
     }
     Ok(out)
 }
