@@ -109,6 +109,21 @@ fn runs_list_filters_and_opens_a_run() {
             page.text(&format!("tr[data-id='{run}'] .output-preview")),
             format!("→ {winner}")
         );
+        // The tooltips name what they list, every field on its own line.
+        let tip = |class: &str| {
+            page.eval(&format!(
+                "document.querySelector(\"tr[data-id='{run}'] .{class}\").title"
+            ))
+        };
+        assert_eq!(tip("output-preview"), format!("Output:\n{winner}"));
+        let input = tip("input-preview");
+        assert!(
+            input
+                .as_str()
+                .is_some_and(|t| t.starts_with("Input:\n")
+                    && t.contains(&format!("\nseller.title: {title}"))),
+            "{input}"
+        );
     }
     assert_eq!(
         page.eval(&format!(

@@ -32,7 +32,7 @@ function twoNames(path) {
  * `proseFirst` puts values with words (a title, a category) before the rest: what a run
  * selected reads by its name, not by its score, which differs in every run.
  */
-export function arrangePreviews(previews, search = '', { label = 'Input', proseFirst = false } = {}) {
+export function arrangePreviews(previews, search = '', { label: heading = 'Input', proseFirst = false } = {}) {
   const runs = previews.length;
   const counts = new Map();
   for (const fields of previews) {
@@ -69,7 +69,7 @@ export function arrangePreviews(previews, search = '', { label = 'Input', proseF
     const label = (path) => (leaves.get(leafName(path)) > 1 ? twoNames(path) : leafName(path));
     return {
       text: ordered.map(([p, v]) => (p ? `${label(p)}: ${v}` : v)).join(' · '),
-      title: `${label}:\n${fields.map(([p, v]) => (p ? `${p}: ${v}` : v)).join('\n')}`,
+      title: `${heading}:\n${fields.map(([p, v]) => (p ? `${p}: ${v}` : v)).join('\n')}`,
     };
   });
 }
