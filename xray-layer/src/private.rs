@@ -99,7 +99,7 @@ impl Recording {
     pub fn err(&self, error: String) {
         self.finished.store(true, Ordering::Relaxed);
         if let Some(node) = &self.node {
-            node.finish(None, Some(error));
+            node.end_without_result(error);
         }
     }
 
@@ -107,7 +107,7 @@ impl Recording {
     pub fn panicked(&self, payload: &(dyn Any + Send)) {
         self.finished.store(true, Ordering::Relaxed);
         if let Some(node) = &self.node {
-            node.finish(None, Some(format!("panicked: {}", panic_message(payload))));
+            node.end_without_result(format!("panicked: {}", panic_message(payload)));
         }
     }
 }
@@ -193,7 +193,7 @@ impl Drop for AsyncStepGuard {
     fn drop(&mut self) {
         if let Some(node) = &self.recording.node {
             if !self.recording.finished.load(Ordering::Relaxed) {
-                node.finish(None, Some(CANCELLED.to_owned()));
+                node.end_without_result(CANCELLED.to_owned());
             }
         }
     }

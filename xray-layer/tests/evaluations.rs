@@ -571,4 +571,32 @@ fn a_step_that_fails_half_way_lets_nothing_through() {
         (judged.candidates_in, judged.candidates_out),
         (Some(30), None)
     );
+
+    // Marked failed with `xray::fail` but returning what it kept: that is what it let through.
+    let (layer, guard, store) = xray::layer().memory().build_with_store().expect("build");
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        assert_eq!(judge_that_falls_back((0..50).collect()).len(), 33);
+    });
+    assert!(guard.flush());
+    let judged = step(&store, "judge_that_falls_back");
+    assert_eq!(judged.status, xray::model::Status::Error);
+    assert_eq!(
+        (judged.candidates_in, judged.candidates_out),
+        (Some(50), Some(33))
+    );
+}
+
+/// A judge that times out on some candidates, keeps them with a default verdict, and says so.
+#[xray::step(kind = "llm", skip_all)]
+fn judge_that_falls_back(ids: Vec<u32>) -> Vec<u32> {
+    let kept: Vec<u32> = ids
+        .into_iter()
+        .filter(|&id| {
+            xray::evaluate(id)
+                .check("relevant", id % 3 != 0, "not relevant")
+                .passed()
+        })
+        .collect();
+    xray::fail("judge timed out on 10 candidates; kept them with the default verdict");
+    kept
 }

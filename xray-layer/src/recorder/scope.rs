@@ -26,6 +26,15 @@ impl Node {
         }
     }
 
+    /// Records that the function ended without a result, with `error` (it returned an error,
+    /// panicked, or its future was dropped): a step that ends so lets no candidate through.
+    pub(crate) fn end_without_result(&self, error: String) {
+        if let Node::Step(step) = self {
+            step.record(|b| b.no_result = true);
+        }
+        self.finish(None, Some(error));
+    }
+
     /// Records how the function ended. An error set earlier (by [`crate::fail`]) is kept.
     ///
     /// A step's end time is read when its span closes, right after; an execution's likewise.
@@ -224,8 +233,11 @@ impl Scope {
 impl Drop for Scope {
     fn drop(&mut self) {
         if let Some(node) = &self.node {
-            let error = std::thread::panicking().then(|| "panicked".to_owned());
-            node.finish(None, error);
+            if std::thread::panicking() {
+                node.end_without_result("panicked".to_owned());
+            } else {
+                node.finish(None, None);
+            }
         }
         drop(self.span.take());
     }

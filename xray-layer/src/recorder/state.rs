@@ -161,6 +161,10 @@ pub(crate) struct StepBuffer {
     pub(crate) evaluations: EvalArena,
     pub(crate) logs: Vec<LogLine>,
     pub(crate) logs_dropped: u64,
+    /// The function ended without a result (returned an error, panicked, was cancelled): it let
+    /// no candidate through, whatever it passed before. (`xray::fail` marks a step failed that
+    /// still returns its result: not this.)
+    pub(crate) no_result: bool,
 }
 
 /// A shared reference to a running step.

@@ -367,6 +367,7 @@ fn finish_step(
     native: bool,
 ) -> (StepRecord, Option<Box<StepRows>>) {
     let arena = buffer.evaluations;
+    let no_result = buffer.no_result;
     let capture = state.capture;
     let mut record = StepRecord {
         id: state.id,
@@ -409,18 +410,19 @@ fn finish_step(
         };
         record.candidates_in.get_or_insert(summary.total);
         // A step that selects keeps what it selected; a filter keeps what passed. A step
-        // that failed let nothing through, whatever it had passed before it failed (a judge
-        // that timed out half way): its own count, if it set one, is kept.
+        // that ended without a result (returned an error, panicked) let nothing through,
+        // whatever it had passed before (a judge that timed out half way): its own count, if
+        // it set one, is kept. (One marked failed by `xray::fail` returned its result.)
         let out = if record.selection.is_empty() {
             summary.passed
         } else {
             record.selection.len() as u64
         };
-        if record.status != Status::Error {
+        if !no_result {
             record.candidates_out.get_or_insert(out);
         }
         record.summary = Some(summary);
-    } else if record.candidates_out.is_none() {
+    } else if record.candidates_out.is_none() && !no_result {
         // A step with no evaluations that returns a list: its length is what it let through.
         if let Some(output) = &record.output {
             record.candidates_out = top_level_array_len(output.as_str());
