@@ -242,4 +242,36 @@ fn the_demo_serves_runs_in_which_the_bad_match_and_the_harsh_filter_are_findable
             .contains("timed out"),
         "{row}"
     );
+    // What reached the judge (more than it judged), nothing out of it, and nothing out of the
+    // run: it failed on its way, whatever the filter had let through.
+    let judge_step = get_json(&format!(
+        "{api}/steps/{}",
+        judge["id"].as_str().expect("id")
+    ));
+    let judged = judge_step["summary"]["total"]
+        .as_u64()
+        .expect("its verdicts");
+    assert!(
+        judge_step["candidates_in"].as_u64() > Some(judged),
+        "{judge_step}"
+    );
+    assert!(judge_step["candidates_out"].is_null(), "{judge_step}");
+    assert!(
+        detail["candidates_out"].is_null(),
+        "{}",
+        detail["candidates_out"]
+    );
+
+    // The runs list says what each run returned: the bad run's line names the phone case.
+    let listed = runs
+        .iter()
+        .find(|r| r["id"] == bad["id"])
+        .expect("the bad run is listed");
+    let returned: Vec<&str> = listed["output_preview"]
+        .as_array()
+        .expect("output preview")
+        .iter()
+        .filter_map(|f| f[1].as_str())
+        .collect();
+    assert!(returned.contains(&"Phone Cases"), "{listed}");
 }

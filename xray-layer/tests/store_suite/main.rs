@@ -54,6 +54,7 @@ macro_rules! suite {
             verdict_changes_between_two_steps,
             candidates_only_in_one_of_two_steps,
             check_values_count_each_observed_value,
+            a_run_that_failed_on_its_way_returns_no_candidates,
             update_execution_sets_tags_and_notes,
             delete_executions_removes_everything,
             delete_executions_before_a_time,

@@ -309,7 +309,9 @@ pub fn list_executions_preview_their_input(store: &dyn Store) {
         "only the start is read: {big_output:?}"
     );
     assert_eq!(big_output[0].0, "kept");
-    assert_eq!(detail.execution.output_preview, output(e1));
+    let detail = store.execution(e5).expect("the run").expect("it exists");
+    assert!(!output(e5).is_empty());
+    assert_eq!(detail.execution.output_preview, output(e5));
 }
 
 pub fn list_executions_search_text(store: &dyn Store) {
@@ -867,4 +869,33 @@ pub fn execution_detail_steps_payloads_and_funnel(store: &dyn Store) {
         store.execution(new_id()).expect("read").is_none(),
         "an unknown id is None"
     );
+}
+
+/// A run's funnel ends with its last top-level step that counted candidates, unless a step
+/// that failed came after it: a run that failed on its way returned nothing.
+pub fn a_run_that_failed_on_its_way_returns_no_candidates(store: &dyn Store) {
+    let run = |failing_last: bool| {
+        let x = new_id();
+        let mut filter = step(x, "filter", T0 + 10, 5);
+        (filter.candidates_in, filter.candidates_out) = (Some(1_080), Some(515));
+        let mut judge = step(x, "judge", T0 + 20, 5);
+        judge.candidates_in = Some(515);
+        let mut fallback = step(x, "fallback", T0 + 30, 5);
+        (fallback.candidates_in, fallback.candidates_out) = (Some(515), Some(300));
+        if failing_last {
+            judge.status = Status::Error;
+            judge.error = Some("judge timed out".into());
+        }
+        let mut records = vec![begin(x, "pipeline", T0), done(&filter), done(&judge)];
+        if !failing_last {
+            // A step with no counts after the filter, then one that counts again.
+            records.push(done(&fallback));
+        }
+        records.push(finish(x, T0 + 50, Status::Ok));
+        write(store, &records);
+        let run = store.execution(x).expect("read").expect("the run");
+        (run.execution.candidates_in, run.execution.candidates_out)
+    };
+    assert_eq!(run(true), (Some(1_080), None));
+    assert_eq!(run(false), (Some(1_080), Some(300)));
 }

@@ -18,7 +18,7 @@ export function bar(value, max, className = '') {
  */
 export function miniFunnel(candidatesIn, candidatesOut, failed = false) {
   if (failed) {
-    return h('span', { class: 'mini-funnel mf-failed', title: `${n(candidatesIn)} candidates in; the run failed before it returned a result${candidatesOut != null ? ` (${n(candidatesOut)} had got through its last counted step)` : ''}` },
+    return h('span', { class: 'mini-funnel mf-failed', title: `${n(candidatesIn)} candidates in; the run failed before it returned a result` },
       h('span', { class: 'mf-text' }, `${candidatesIn != null ? n(candidatesIn) : '—'} → `, h('span', { class: 'error-text' }, 'failed')));
   }
   if (candidatesIn == null && candidatesOut == null) return h('span', { class: 'muted' }, '—');

@@ -298,7 +298,7 @@ export default {
       h('p', { class: 'cmp-side' }, label),
       h('h2', {}, h('a', { href: `/runs/${r.id}` }, r.name), ' ', statusBadge(r.status)),
       h('p', { class: 'meta' }, time(r.started_at), ' · ', r.completed_at ? duration(r.completed_at - r.started_at) : 'running',
-        ` · ${n(r.step_count)} steps · ${n(r.candidates_in)} → ${n(r.candidates_out)}`),
+        ` · ${n(r.step_count)} steps · ${n(r.candidates_in)} → ${r.status === 'error' ? 'failed' : n(r.candidates_out)}`),
       input.text ? h('p', { class: 'cmp-input muted', title: input.title || input.text }, input.text.length > 160 ? `${input.text.slice(0, 159)}…` : input.text) : null,
       h('p', { class: 'id muted' }, r.id));
     const changed = cmp.steps.filter((p) => p.input_differs || p.output_differs || p.filters_differ || p.verdict_changes.length || onlyCount(p) || !p.a || !p.b);

@@ -451,7 +451,8 @@ fn refresh_execution(tx: &Transaction<'_>, id: Uuid, seq: i64) -> Result<(), Sto
             candidates_in = (SELECT candidates_in FROM steps WHERE execution_id = ?1
                              AND candidates_in IS NOT NULL ORDER BY started_at, sid LIMIT 1),
             candidates_out = (SELECT candidates_out FROM steps WHERE execution_id = ?1
-                              AND candidates_out IS NOT NULL AND parent_id IS NULL
+                              AND parent_id IS NULL
+                              AND (candidates_out IS NOT NULL OR status = 'error')
                               ORDER BY started_at DESC, sid DESC LIMIT 1),
             seq = ?2
          WHERE id = ?1",
