@@ -125,23 +125,34 @@ pub async fn evaluations(app: &Arc<App>, call: Call) -> Result<Response, ApiErro
     ok(&page)
 }
 
+/// Rows of a step read for the names of its metrics, when a request names one it lacks.
+const METRIC_NAMES_FROM: usize = 200;
+
 /// Fails, naming `metric` and the metrics the step did record, when no evaluation of step `id`
 /// has `metric` (whatever the page's other filters).
 async fn unknown_metric(app: &Arc<App>, id: uuid::Uuid, metric: String) -> Result<(), ApiError> {
+    // The step's first row by the metric has it, if any row does.
     let probe = EvaluationQuery {
         sort: EvaluationSort::MetricDesc,
         metric: Some(metric.clone()),
-        limit: Some(MAX_PAGE_SIZE),
+        limit: Some(1),
         ..EvaluationQuery::default()
     };
-    let rows = app.blocking(move |s| s.evaluations(id, &probe)).await?;
-    if rows
+    let name = metric.clone();
+    let first = app.blocking(move |s| s.evaluations(id, &probe)).await?;
+    if first
         .items
         .first()
-        .is_some_and(|e| e.metrics.iter().any(|(name, _)| *name == metric))
+        .is_some_and(|e| e.metrics.iter().any(|(n, _)| *n == name))
     {
         return Ok(());
     }
+    // The names to suggest, from the step's first rows.
+    let sample = EvaluationQuery {
+        limit: Some(METRIC_NAMES_FROM),
+        ..EvaluationQuery::default()
+    };
+    let rows = app.blocking(move |s| s.evaluations(id, &sample)).await?;
     let mut names: Vec<&str> = Vec::new();
     for e in &rows.items {
         for (name, _) in &e.metrics {
@@ -164,13 +175,13 @@ async fn unknown_metric(app: &Arc<App>, id: uuid::Uuid, metric: String) -> Resul
 }
 
 /// Fails, naming `check` and the step's checks, when the step made no check of that name (a
-/// misspelled name must not read as "nothing failed it").
+/// misspelled name must not read as "nothing failed it"). A step without a summary of its
+/// evaluations (still running, or it made none) has nothing to check against.
 fn known_check(step: &StepRecord, check: &str) -> Result<(), ApiError> {
-    let names: Vec<&str> = step
-        .summary
-        .iter()
-        .flat_map(|s| s.checks.iter().map(|c| c.name.as_str()))
-        .collect();
+    let Some(summary) = &step.summary else {
+        return Ok(());
+    };
+    let names: Vec<&str> = summary.checks.iter().map(|c| c.name.as_str()).collect();
     if names.contains(&check) {
         return Ok(());
     }

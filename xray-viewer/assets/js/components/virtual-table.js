@@ -17,11 +17,12 @@ export class VirtualTable {
    * node|string, className }]. Every row gets the same tracks whatever its content.
    * `load(cursor, limit)` → Promise<{ items, next_cursor }>. `total`: the row count if known.
    * `onSelect(row, index)`: a row was chosen (click or Enter), or is the only row there is
-   * (`onSelect(row, 0, { only: true })`: a search for one candidate opens its detail at once).
-   * `label`: the table's name.
+   * and `selectOnly()` says to choose it (`onSelect(row, 0, { only: true })`: a search for one
+   * candidate opens its detail at once). `label`: the table's name.
    */
-  constructor({ columns, load, total = null, rowHeight = 36, label, onSelect, empty = 'Nothing to show.' }) {
+  constructor({ columns, load, total = null, rowHeight = 36, label, onSelect, selectOnly = () => false, empty = 'Nothing to show.' }) {
     this.columns = columns;
+    this.selectOnly = selectOnly;
     this.rowHeight = rowHeight;
     this.onSelect = onSelect;
     this.emptyText = empty;
@@ -57,7 +58,8 @@ export class VirtualTable {
     this.total = total;
     this.rows = [];
     this.cursor = null;
-    this.done = false;
+    // A list known to be empty needs no request: its message shows at once.
+    this.done = total === 0;
     this.loading = false;
     this.error = null;
     this.generation = (this.generation || 0) + 1;
@@ -90,8 +92,11 @@ export class VirtualTable {
   draw() {
     const count = this.count();
     this.spacer.style.height = `${Math.max(count, 1) * this.rowHeight}px`;
-    // A short list takes the room of its rows, not the table's full height.
-    this.scroller.style.maxHeight = this.done ? `${Math.max(count, 1) * this.rowHeight + 2}px` : '';
+    // A short list takes the room of its rows, not the table's full height (an empty one, of
+    // its message). While a new list loads, the last height stays, so that the page does not
+    // jump at each filter; a long list gets the full height once its first page is in.
+    if (this.done) this.scroller.style.maxHeight = count > 0 ? `${count * this.rowHeight + 2}px` : '5rem';
+    else if (this.rows.length > 0) this.scroller.style.maxHeight = '';
     this.element.setAttribute('aria-rowcount', String(count + 1));
     const top = this.scroller.scrollTop;
     const height = this.scroller.clientHeight || 400;
@@ -170,7 +175,7 @@ export class VirtualTable {
         this.cursor = page.next_cursor;
         this.done = !page.next_cursor;
         this.schedule();
-        if (this.done && this.rows.length === 1 && this.selected === -1) this.select(0, { only: true });
+        if (this.done && this.rows.length === 1 && this.selected === -1 && this.selectOnly()) this.select(0, { only: true });
         // Scrolling may have moved on while the page was in flight.
         upTo = Math.max(upTo, this.visibleEnd() + OVERSCAN);
       }

@@ -309,16 +309,24 @@ export default {
         } },
       ];
       detailPane = h('div', { class: 'detail-pane', 'aria-live': 'polite' }, h('p', { class: 'muted' }, 'Select a row to see every check with its observed value and rule.'));
-      // A metric no row has (a misspelled address) is a 400 naming `metric`: the rows then come
-      // in recorded order, and the count line says why.
+      // A metric no row of the step has (a misspelled address) is a 400 naming `metric`: the
+      // rows then come in recorded order. A metric only the rows filtered out have comes back
+      // sorted with the rows lacking it first in recorded order. Either way the count line says
+      // why the rows are not in the metric's order.
       const loader = () => {
         let unsorted = false;
         const get = (cursor, limit) => api.evaluations(id, {
           passed: f.verdict === 'passed' ? 'true' : f.verdict === 'failed' ? 'false' : '',
           check: f.check, q: f.q, ...(unsorted ? {} : sortParams(f.sort)), limit, cursor,
         }, { signal });
-        return (cursor, limit) => get(cursor, limit).catch((e) => {
-          const { metric } = sortParams(f.sort);
+        const { metric } = sortParams(f.sort);
+        return (cursor, limit) => get(cursor, limit).then((page) => {
+          const first = page.items[0];
+          if (!cursor && metric && first && !(first.metrics || []).some(([k]) => k === metric)) {
+            countLine.textContent = describe(f, knownTotal(summary, f), metric);
+          }
+          return page;
+        }, (e) => {
           if (cursor || unsorted || !metric || e.field !== 'metric') throw e;
           unsorted = true;
           countLine.textContent = describe(f, knownTotal(summary, f), metric);
@@ -328,6 +336,8 @@ export default {
       table = new VirtualTable({
         columns, label: 'Candidates', load: loader(), total: knownTotal(summary, f),
         empty: 'No candidate matches these filters.',
+        // A search for one candidate opens its detail at once (a link from its history).
+        selectOnly: () => Boolean(f.q),
         onSelect: (row, i, { only } = {}) => {
           replace(detailPane, detail(row, step.selection.length > 0));
           // The one candidate searched for (a link from its history): its checks, in view.
