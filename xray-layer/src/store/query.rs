@@ -94,7 +94,9 @@ pub struct ExecutionSummary {
     pub error_steps: u64,
     /// Candidates entering the first step that counts them.
     pub candidates_in: Option<u64>,
-    /// Candidates leaving the last step that counts them.
+    /// Candidates leaving the last top-level step that counts them; `None` when a step that
+    /// failed came after it (a run that failed on its way returned no candidates, whatever an
+    /// earlier step let through).
     pub candidates_out: Option<u64>,
     /// Records of this execution dropped on a full queue.
     pub dropped_records: u64,
@@ -392,7 +394,8 @@ pub struct OnlyInEntry {
 /// "`keyword`: phone case 1,405, laptop stand 483". What [`Store::check_values`](super::Store::check_values) gives.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct CheckValues {
-    /// Evaluations of the step that made the check (among the rows kept).
+    /// Evaluations of the step that made the check (among the rows kept; a check made twice
+    /// in one evaluation counts twice).
     pub evaluations: u64,
     /// How many different values it saw.
     pub distinct: u64,
@@ -429,12 +432,14 @@ impl CheckValues {
 }
 
 /// A check's observed value (its JSON text, as the stores group by it) as [`CheckValue`]
-/// shows it: a string's text, any other value as written, nothing for no value or `null`.
+/// shows it: a string's text, any other value as `serde_json` writes it (the same whichever
+/// database spaced or spelled it), nothing for no value or `null`.
 fn observed_text(json: Option<&str>) -> Option<String> {
     match serde_json::from_str::<serde_json::Value>(json?) {
         Ok(serde_json::Value::Null) => None,
         Ok(serde_json::Value::String(s)) => Some(s),
-        _ => Some(json?.to_owned()),
+        Ok(other) => Some(other.to_string()),
+        Err(_) => Some(json?.to_owned()),
     }
 }
 

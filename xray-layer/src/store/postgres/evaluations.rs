@@ -173,7 +173,7 @@ pub(super) fn check_values(
     let rows = client
         .query(
             "SELECT v, passed, n FROM (
-                SELECT (c->'observed')::text AS v,
+                SELECT NULLIF(c->'observed', 'null'::jsonb)::text AS v,
                        count(*) FILTER (WHERE (c->>'passed')::boolean) AS passed, count(*) AS n
                 FROM xray.evaluations e, jsonb_array_elements(e.checks::jsonb) c
                 WHERE e.step_id = $1 AND e.started_at = $2 AND c->>'name' = $3

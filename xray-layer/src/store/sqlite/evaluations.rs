@@ -167,7 +167,8 @@ pub(super) fn check_values(
     };
     let mut stmt = conn
         .prepare_cached(
-            "SELECT c.value -> '$.observed' AS v,
+            "SELECT CASE json_type(c.value, '$.observed') WHEN 'null' THEN NULL
+                    ELSE c.value -> '$.observed' END AS v,
                     sum(json_extract(c.value, '$.passed')), count(*)
              FROM evaluations e, json_each(e.checks) c
              WHERE e.step_sid = ?1 AND json_extract(c.value, '$.name') = ?2

@@ -12,6 +12,7 @@ const KINDS = ['llm', 'search', 'filter', 'rank', 'select', 'transform'];
 /**
  * The URL's `min_elimination` as the API takes it, a fraction: `0.9`, or `90` read as a percent
  * (the form shows percents, and a hand-typed `?min_elimination=90` means 90%, not an error).
+ * A value up to 1 is a fraction (`1` is 100%; 1% is `0.01`), one above it up to 100 a percent.
  * Anything else goes to the API as typed, which names the parameter in its error.
  */
 function asFraction(value) {
