@@ -94,9 +94,8 @@ pub struct ExecutionSummary {
     pub error_steps: u64,
     /// Candidates entering the first step that counts them.
     pub candidates_in: Option<u64>,
-    /// Candidates leaving the last top-level step that counts them; `None` when a step that
-    /// failed came after it (a run that failed on its way returned no candidates, whatever an
-    /// earlier step let through).
+    /// Candidates leaving the last top-level step that counts them; `None` for a run that
+    /// failed (it returned no candidates, whatever a step let through before it failed).
     pub candidates_out: Option<u64>,
     /// Records of this execution dropped on a full queue.
     pub dropped_records: u64,

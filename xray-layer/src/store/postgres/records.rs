@@ -431,10 +431,10 @@ fn refresh(tx: &mut Transaction<'_>, touched: &[(Uuid, i64)]) -> Result<(), Stor
             error_steps = (SELECT count(*) FROM xray.steps WHERE execution_id = e.id AND status = 'error'),
             candidates_in = (SELECT candidates_in FROM xray.steps WHERE execution_id = e.id
                              AND candidates_in IS NOT NULL ORDER BY started_at, sid LIMIT 1),
-            candidates_out = (SELECT candidates_out FROM xray.steps WHERE execution_id = e.id
-                              AND parent_id IS NULL
-                              AND (candidates_out IS NOT NULL OR status = 'error')
-                              ORDER BY started_at DESC, sid DESC LIMIT 1),
+            candidates_out = CASE WHEN e.status = 'error' THEN NULL ELSE
+                             (SELECT candidates_out FROM xray.steps WHERE execution_id = e.id
+                              AND candidates_out IS NOT NULL AND parent_id IS NULL
+                              ORDER BY started_at DESC, sid DESC LIMIT 1) END,
             seq = u.seq
          FROM unnest($1::uuid[], $2::int8[]) AS u(id, seq)
          WHERE e.id = u.id",

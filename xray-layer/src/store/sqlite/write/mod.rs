@@ -450,10 +450,11 @@ fn refresh_execution(tx: &Transaction<'_>, id: Uuid, seq: i64) -> Result<(), Sto
             error_steps = (SELECT count(*) FROM steps WHERE execution_id = ?1 AND status = 'error'),
             candidates_in = (SELECT candidates_in FROM steps WHERE execution_id = ?1
                              AND candidates_in IS NOT NULL ORDER BY started_at, sid LIMIT 1),
-            candidates_out = (SELECT candidates_out FROM steps WHERE execution_id = ?1
-                              AND parent_id IS NULL
-                              AND (candidates_out IS NOT NULL OR status = 'error')
-                              ORDER BY started_at DESC, sid DESC LIMIT 1),
+            -- A run that failed returned no candidates, whatever a step let through before.
+            candidates_out = CASE WHEN status = 'error' THEN NULL ELSE
+                             (SELECT candidates_out FROM steps WHERE execution_id = ?1
+                              AND candidates_out IS NOT NULL AND parent_id IS NULL
+                              ORDER BY started_at DESC, sid DESC LIMIT 1) END,
             seq = ?2
          WHERE id = ?1",
     )
