@@ -600,3 +600,73 @@ fn judge_that_falls_back(ids: Vec<u32>) -> Vec<u32> {
     xray::fail("judge timed out on 10 candidates; kept them with the default verdict");
     kept
 }
+
+/// A manual step (`xray::Step`) marked failed: with no output it returned nothing and lets
+/// nothing through; with an output (a fallback) it keeps the count of what it passed.
+#[test]
+fn a_manual_step_marked_failed_counts_out_only_what_it_returned() {
+    let manual = |name: &str, returns: bool| {
+        let step = xray::Step::start(name).kind("llm").enter();
+        let kept: Vec<u32> = (0..4)
+            .filter(|&id| {
+                xray::evaluate(id)
+                    .check("relevant", id != 0, "not relevant")
+                    .passed()
+            })
+            .collect();
+        step.fail("judge timed out");
+        if returns {
+            step.output(&kept);
+        }
+    };
+    let (layer, guard, store) = xray::layer().memory().build_with_store().expect("build");
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        manual("gave_up", false);
+        manual("fell_back", true);
+    });
+    assert!(guard.flush());
+    let gave_up = step(&store, "gave_up");
+    assert_eq!(gave_up.status, xray::model::Status::Error);
+    assert_eq!(
+        (gave_up.candidates_in, gave_up.candidates_out),
+        (Some(4), None)
+    );
+    let fell_back = step(&store, "fell_back");
+    assert_eq!(fell_back.status, xray::model::Status::Error);
+    assert_eq!(
+        (fell_back.candidates_in, fell_back.candidates_out),
+        (Some(4), Some(3))
+    );
+}
+
+/// A judge that panics half way.
+#[xray::step(kind = "llm", skip_all)]
+fn judge_that_panics(ids: Vec<u32>) -> Vec<u32> {
+    let mut kept = Vec::new();
+    for id in ids {
+        assert!(id < 30, "the model client panicked");
+        if xray::evaluate(id)
+            .check("relevant", id % 3 != 0, "not relevant")
+            .passed()
+        {
+            kept.push(id);
+        }
+    }
+    kept
+}
+
+#[test]
+fn a_step_that_panics_half_way_lets_nothing_through() {
+    let (layer, guard, store) = xray::layer().memory().build_with_store().expect("build");
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        let outcome = std::panic::catch_unwind(|| judge_that_panics((0..50).collect()));
+        assert!(outcome.is_err());
+    });
+    assert!(guard.flush());
+    let judged = step(&store, "judge_that_panics");
+    assert_eq!(judged.status, xray::model::Status::Error);
+    assert_eq!(
+        (judged.candidates_in, judged.candidates_out),
+        (Some(30), None)
+    );
+}

@@ -29,13 +29,18 @@ impl Node {
     /// Records that the function ended without a result, with `error` (it returned an error,
     /// panicked, or its future was dropped): a step that ends so lets no candidate through.
     pub(crate) fn end_without_result(&self, error: String) {
-        if let Node::Step(step) = self {
-            step.record(|b| b.no_result = true);
-        }
+        self.mark_no_result();
         self.finish(None, Some(error));
     }
 
-    /// Records how the function ended. An error set earlier (by [`crate::fail`]) is kept.
+    /// Marks a step as ended without a result (see [`Node::end_without_result`]).
+    fn mark_no_result(&self) {
+        if let Node::Step(step) = self {
+            step.record(|b| b.no_result = true);
+        }
+    }
+
+    /// Records how the function ended. An error replaces one set earlier (by [`crate::fail`]).
     ///
     /// A step's end time is read when its span closes, right after; an execution's likewise.
     pub(crate) fn finish(&self, output: Option<Json>, error: Option<String>) {
@@ -186,10 +191,16 @@ impl Step {
 
 /// An entered [`Execution`] or [`Step`]. Dropping it ends it: as failed if the thread is
 /// panicking, otherwise as it was marked ([`fail`](Self::fail)) or ok.
+///
+/// A step marked failed that never set an [`output`](Self::output) returned nothing: its
+/// candidates out are not counted from the candidates it passed before it failed. One that
+/// failed and still set its output (a judge that fell back to a default) keeps that count.
 #[derive(Debug)]
 pub struct Scope {
     span: Option<EnteredSpan>,
     node: Option<Node>,
+    failed: std::cell::Cell<bool>,
+    returned: std::cell::Cell<bool>,
 }
 
 impl Scope {
@@ -199,6 +210,8 @@ impl Scope {
         Scope {
             span: Some(span),
             node,
+            failed: std::cell::Cell::new(false),
+            returned: std::cell::Cell::new(false),
         }
     }
 
@@ -210,6 +223,7 @@ impl Scope {
 
     /// Sets the output.
     pub fn output<T: Serialize + ?Sized>(&self, value: &T) {
+        self.returned.set(true);
         if let Some(node) = &self.node {
             let watch = crate::unwind::Watch::start();
             node.finish(Some(Json::from_serialize(value)), None);
@@ -221,6 +235,7 @@ impl Scope {
 
     /// Marks it failed with `error`.
     pub fn fail(&self, error: impl Display) {
+        self.failed.set(true);
         if let Some(node) = &self.node {
             node.finish(None, Some(crate::unwind::display(error)));
         }
@@ -236,6 +251,9 @@ impl Drop for Scope {
             if std::thread::panicking() {
                 node.end_without_result("panicked".to_owned());
             } else {
+                if self.failed.get() && !self.returned.get() {
+                    node.mark_no_result();
+                }
                 node.finish(None, None);
             }
         }
