@@ -1084,6 +1084,31 @@ fn a_checks_values_open_under_it_in_the_checks_table() {
     );
 }
 
+/// A search no candidate matches: the table says so, its message whole (not clipped to the
+/// height of one row), and no detail opens.
+#[test]
+fn a_step_table_with_no_match_says_so_whole() {
+    let m = main();
+    let url = m.server.url();
+    let filter = step_id(m.store.as_ref(), m.normal, "apply_filters");
+    let page = Page::launch();
+    page.goto(&format!("{url}/steps/{filter}?q=no-such-candidate"));
+    let fit = page.wait(
+        "(() => { const e = document.querySelector('.vt-empty'); if (!e) return null; \
+          const s = document.querySelector('.vt-scroll'); \
+          return { text: e.innerText, scroll: s.scrollHeight, client: s.clientHeight, \
+                   bottom: e.getBoundingClientRect().bottom, edge: s.getBoundingClientRect().bottom }; })()",
+        "the empty table's message",
+    );
+    assert_eq!(fit["text"], "No candidate matches these filters.", "{fit}");
+    assert!(
+        fit["scroll"].as_f64() <= fit["client"].as_f64()
+            && fit["bottom"].as_f64() <= fit["edge"].as_f64(),
+        "the message fits in the table: {fit}"
+    );
+    assert!(page.eval("document.querySelector('.candidate-detail') === null") == true);
+}
+
 /// Steps across runs by elimination: the form is in percent, and so may a typed URL be.
 #[test]
 fn steps_across_runs_take_the_elimination_as_a_fraction_or_a_percent() {

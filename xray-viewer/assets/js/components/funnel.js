@@ -45,7 +45,9 @@ export function funnel(rows) {
         h('span', { class: 'funnel-counts' }, `${n(r.candidates_in)} → ${n(r.candidates_out)}`),
         eliminated ? h('span', { class: 'funnel-loss' }, `−${n(eliminated)} (${pct(share)})`) : null,
         // A step that failed counted only what it judged before it stopped.
-        r.status && r.status !== 'ok' ? h('span', { class: `badge status-${r.status}`, title: r.error || r.status }, r.status === 'error' ? 'failed: counts stop there' : r.status) : null),
+        // (One marked failed that still returned its result keeps its count: just "failed".)
+        r.status && r.status !== 'ok' ? h('span', { class: `badge status-${r.status}`, title: r.error || r.status },
+          r.status === 'error' ? (r.candidates_out == null ? 'failed: counts stop there' : 'failed') : r.status) : null),
       bars,
       r.lost_to.length ? h('ul', { class: 'lost-to', 'aria-label': `Lost in ${r.name}, by check` }, r.lost_to.map((l) =>
         h('li', {},

@@ -313,7 +313,11 @@ export default {
       // rows then come in recorded order. A metric only the rows filtered out have comes back
       // sorted with the rows lacking it first in recorded order. Either way the count line says
       // why the rows are not in the metric's order.
+      let loads = 0;
       const loader = () => {
+        // Only the latest filters' answer may write the count line: an older, slower one
+        // (a refused sort is answered after two more queries) would leave a stale note.
+        const mine = ++loads;
         let unsorted = false;
         const get = (cursor, limit) => api.evaluations(id, {
           passed: f.verdict === 'passed' ? 'true' : f.verdict === 'failed' ? 'false' : '',
@@ -322,14 +326,14 @@ export default {
         const { metric } = sortParams(f.sort);
         return (cursor, limit) => get(cursor, limit).then((page) => {
           const first = page.items[0];
-          if (!cursor && metric && first && !(first.metrics || []).some(([k]) => k === metric)) {
+          if (mine === loads && !cursor && metric && first && !(first.metrics || []).some(([k]) => k === metric)) {
             countLine.textContent = describe(f, knownTotal(summary, f), metric);
           }
           return page;
         }, (e) => {
           if (cursor || unsorted || !metric || e.field !== 'metric') throw e;
           unsorted = true;
-          countLine.textContent = describe(f, knownTotal(summary, f), metric);
+          if (mine === loads) countLine.textContent = describe(f, knownTotal(summary, f), metric);
           return get(cursor, limit);
         });
       };
