@@ -43,16 +43,17 @@
 //!
 //! | route | answers |
 //! |---|---|
-//! | `GET /executions` | runs, newest first, filtered by name, status, tag, time, step count, text, error; each with a one-line preview of its input |
+//! | `GET /executions` | runs, newest first, filtered by name, status, tag, time, step count, text, error; each with a one-line preview of its input and of its output |
 //! | `GET /executions/{id}` | a run: step tree, counts, funnel with the loss per check |
 //! | `PATCH /executions/{id}`, `DELETE /executions` | tags and notes; bulk delete |
 //! | `GET /executions/{id}/export?format=json\|csv` | a run as one document, or its evaluations as CSV |
 //! | `GET /steps/{id}` | a step: input, output, filters, selection, reasoning, logs, error, evaluation summary |
 //! | `GET /steps/{id}/evaluations` | its candidates, by verdict, check, text; sorted by score or by a metric (`sort=metric&metric=confidence`) |
+//! | `GET /steps/{id}/check-values?check=` | the values one check saw, the most frequent first, each with how many passed and failed ("category: Phone Cases 1,405 passed") |
 //! | `GET /steps` | steps across runs by kind, name, elimination ("> 90% eliminated") |
 //! | `GET /candidates/{id}` | where a candidate went in every run |
 //! | `GET /stats` | per step name: count, p50/p95, error rate, mean elimination |
-//! | `GET /compare?a=&b=` | two runs step by step, the candidates whose verdict changed, and the first of those only one run judged |
+//! | `GET /compare?a=&b=` | two runs step by step: differing inputs, outputs and filters, the candidates whose verdict changed, and the first of those only one run judged |
 //! | `GET /steps/{id}/only-in?other=` | every candidate a step judged that the same step of another run did not, paged |
 //! | `GET /steps/{id}/verdict-changes?other=` | every candidate both judged differently, with the reasons on both sides, paged |
 //! | `POST /ingest` | runs from another process, in the export's shape |
