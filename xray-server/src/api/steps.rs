@@ -161,16 +161,11 @@ async fn unknown_metric(app: &Arc<App>, id: uuid::Uuid, metric: String) -> Resul
             }
         }
     }
-    Err(ApiError::invalid(
+    Err(not_among(
         "metric",
-        if names.is_empty() {
-            format!("step {id} recorded no metrics, so none is named {metric:?}")
-        } else {
-            format!(
-                "step {id} recorded no metric named {metric:?}; its metrics: {}",
-                names.join(", ")
-            )
-        },
+        &format!("step {id} recorded"),
+        &metric,
+        &names,
     ))
 }
 
@@ -185,18 +180,28 @@ fn known_check(step: &StepRecord, check: &str) -> Result<(), ApiError> {
     if names.contains(&check) {
         return Ok(());
     }
-    let id = step.id;
-    Err(ApiError::invalid(
+    Err(not_among(
         "check",
+        &format!("step {} made", step.id),
+        check,
+        &names,
+    ))
+}
+
+/// The 400 for a `field` (`check`, `metric`) naming something the step has none of: "step …
+/// made no check named "categroy"; its checks: price, rating, category".
+fn not_among(field: &str, subject: &str, name: &str, names: &[&str]) -> ApiError {
+    ApiError::invalid(
+        field,
         if names.is_empty() {
-            format!("step {id} made no checks, so none is named {check:?}")
+            format!("{subject} no {field}s, so none is named {name:?}")
         } else {
             format!(
-                "step {id} made no check named {check:?}; its checks: {}",
+                "{subject} no {field} named {name:?}; its {field}s: {}",
                 names.join(", ")
             )
         },
-    ))
+    )
 }
 
 /// Values listed by `/check-values` when the request names no `limit`.
