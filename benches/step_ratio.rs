@@ -17,12 +17,18 @@
 //! arguments' and output's JSON and two clock reads, nothing else, through the registry alone
 //! (`floor`) and with a layer that keeps a value in the span's extensions (`floor+ext`). Their
 //! ratios to the peer say how much of the goal is left for what a step does beyond that.
+//!
+//! Each round also times a prototype of a leaner recording ([`xray_benches::lean`]): start and
+//! end records, ids, the parent link and the JSON written into blocks the thread owns, handed
+//! to a writer thread a block at a time. Its ratio says whether the goal is reachable by a
+//! layer built that way.
 
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing_subscriber::prelude::*;
 use xray_benches::floor::{floor_dispatch, floor_filter};
+use xray_benches::lean::{lean_dispatch, lean_execution, lean_filter};
 use xray_benches::{instrumented_filter, reference_query, timed_xray_steps, NullStore, Query};
 
 /// Steps per round.
@@ -35,6 +41,17 @@ fn peer_round(query: &Query, nested: bool) -> Duration {
     let start = Instant::now();
     for _ in 0..STEPS {
         black_box(instrumented_filter(black_box(query)));
+    }
+    let elapsed = start.elapsed();
+    drop(parent);
+    elapsed
+}
+
+fn lean_round(query: &Query, nested: bool) -> Duration {
+    let parent = nested.then(lean_execution);
+    let start = Instant::now();
+    for _ in 0..STEPS {
+        black_box(lean_filter(black_box(query)));
     }
     let elapsed = start.elapsed();
     drop(parent);
@@ -77,6 +94,7 @@ fn main() {
             .with(tracing_subscriber::fmt::layer().with_writer(std::io::sink)),
     );
     let floors = [floor_dispatch(false), floor_dispatch(true)];
+    let (lean, lean_counts) = lean_dispatch();
     println!(
         "step_ratio: {rounds} rounds of {STEPS} steps each: X-Ray, #[instrument] + fmt, then \
          the two floors"
@@ -94,9 +112,11 @@ fn main() {
             for floor in &floors {
                 tracing::dispatcher::with_default(floor, || floor_round(&query, nested));
             }
+            tracing::dispatcher::with_default(&lean, || lean_round(&query, nested));
         }
         let (mut ratios, mut ours, mut theirs) = (Vec::new(), Vec::new(), Vec::new());
         let mut floor_ratios = [Vec::new(), Vec::new()];
+        let mut lean_ratios = Vec::new();
         for _ in 0..rounds {
             let x = tracing::dispatcher::with_default(&xray, || {
                 timed_xray_steps(STEPS.into(), &query, nested, &guard)
@@ -110,12 +130,21 @@ fn main() {
                 let f = tracing::dispatcher::with_default(floor, || floor_round(&query, nested));
                 ratios.push(f.as_nanos() as f64 / f64::from(STEPS) / p);
             }
+            let l = tracing::dispatcher::with_default(&lean, || lean_round(&query, nested));
+            lean_ratios.push(l.as_nanos() as f64 / f64::from(STEPS) / p);
             ratios.push(x / p);
             ours.push(x);
             theirs.push(p);
         }
         let [floor, floor_ext] = &mut floor_ratios;
-        for v in [&mut ratios, &mut ours, &mut theirs, floor, floor_ext] {
+        for v in [
+            &mut ratios,
+            &mut ours,
+            &mut theirs,
+            floor,
+            floor_ext,
+            &mut lean_ratios,
+        ] {
             v.sort_by(f64::total_cmp);
         }
         println!(
@@ -137,6 +166,22 @@ fn main() {
             quantile(floor_ext, 0.25),
             quantile(floor_ext, 0.75),
         );
+        println!(
+            "        lean prototype (records into thread-owned blocks) / instrument+fmt = {:.2}x \
+             (quartiles {:.2}..{:.2})",
+            quantile(&lean_ratios, 0.5),
+            quantile(&lean_ratios, 0.25),
+            quantile(&lean_ratios, 0.75),
+        );
     }
     println!("  ({} records written to the null store)", store.records());
+    println!(
+        "  (lean prototype: {} records decoded by its writer, {} blocks dropped)",
+        lean_counts
+            .records
+            .load(std::sync::atomic::Ordering::Relaxed),
+        lean_counts
+            .dropped_blocks
+            .load(std::sync::atomic::Ordering::Relaxed),
+    );
 }

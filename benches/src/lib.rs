@@ -14,6 +14,7 @@
 //! See `benches/README.md` for the numbers and how to reproduce them.
 
 pub mod floor;
+pub mod lean;
 pub mod runs;
 
 use serde::Serialize;
