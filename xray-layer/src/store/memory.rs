@@ -83,6 +83,13 @@ impl Store for MemoryStore {
         self.inner.verdict_changes(step_a, step_b, query)
     }
 
+    fn verdict_change_checks(
+        &self,
+        step_a: Uuid,
+        step_b: Uuid,
+    ) -> Result<Vec<CheckChange>, StoreError> {
+        self.inner.verdict_change_checks(step_a, step_b)
+    }
     fn count_verdict_changes(&self, step_a: Uuid, step_b: Uuid) -> Result<u64, StoreError> {
         self.inner.count_verdict_changes(step_a, step_b)
     }

@@ -135,6 +135,18 @@ pub trait Store: Send + Sync + 'static {
         Err(StoreError::Unsupported("count_verdict_changes"))
     }
 
+    /// The checks behind [`Store::verdict_changes`]: for each check that some changed
+    /// candidate failed in one step and not in the other, how many (see [`CheckChange`]). A
+    /// check that failed on both sides, or on neither, did not change the verdict. Unknown
+    /// steps give none.
+    fn verdict_change_checks(
+        &self,
+        step_a: Uuid,
+        step_b: Uuid,
+    ) -> Result<Vec<CheckChange>, StoreError> {
+        Err(StoreError::Unsupported("verdict_change_checks"))
+    }
+
     /// The candidates `step` judged that `other` did not: how many, and a page of them
     /// (selected first, then passed, in recorded order; `query.limit` of them, from
     /// `query.cursor`). With [`Store::verdict_changes`], the whole difference between two

@@ -271,13 +271,19 @@ pub struct StepQuery {
     pub cursor: Option<String>,
 }
 
-/// Paging for [`Store::candidate_lineage`](super::Store::candidate_lineage).
+/// Paging for [`Store::candidate_lineage`](super::Store::candidate_lineage) and the
+/// comparisons of two steps.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct LineageQuery {
     /// Page size.
     pub limit: Option<usize>,
     /// The previous page's `next_cursor`.
     pub cursor: Option<String>,
+    /// [`Store::verdict_changes`](super::Store::verdict_changes) only: the candidates whose
+    /// check of this name failed in one step and not in the other (see [`CheckChange`]).
+    /// Ignored elsewhere.
+    #[serde(default)]
+    pub check: Option<String>,
 }
 
 /// One step's verdict on a candidate.
@@ -358,6 +364,64 @@ pub struct VerdictChange {
     pub a: Verdict,
     /// Its verdict in the second step.
     pub b: Verdict,
+}
+
+/// One check's part in the verdict changes between two steps: among the candidates both judged
+/// with a different verdict, those that failed this check in one step and not in the other.
+/// "36 of the 425 changes are the category check" says which rule moved. What
+/// [`Store::verdict_change_checks`](super::Store::verdict_change_checks) gives, one per check.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckChange {
+    /// The check's name.
+    pub check: String,
+    /// Failed it in the first step only.
+    pub failed_in_a: u64,
+    /// Failed it in the second step only.
+    pub failed_in_b: u64,
+}
+
+impl CheckChange {
+    /// Tallies the failed checks of each changed pair (first step's, second step's) into one
+    /// entry per check that failed on one side only, the most changes first (then by name).
+    pub fn tally<'a, A, B>(pairs: impl IntoIterator<Item = (A, B)>) -> Vec<CheckChange>
+    where
+        A: IntoIterator<Item = &'a str>,
+        B: IntoIterator<Item = &'a str>,
+    {
+        let mut by_check: std::collections::BTreeMap<&'a str, CheckChange> = Default::default();
+        for (a, b) in pairs {
+            let a: Vec<&str> = a.into_iter().collect();
+            let b: Vec<&str> = b.into_iter().collect();
+            let mut count = |name: &'a str, first: bool| {
+                let entry = by_check.entry(name).or_insert_with(|| CheckChange {
+                    check: name.to_owned(),
+                    ..CheckChange::default()
+                });
+                if first {
+                    entry.failed_in_a += 1;
+                } else {
+                    entry.failed_in_b += 1;
+                }
+            };
+            for (i, name) in a.iter().enumerate() {
+                if !b.contains(name) && !a[..i].contains(name) {
+                    count(name, true);
+                }
+            }
+            for (i, name) in b.iter().enumerate() {
+                if !a.contains(name) && !b[..i].contains(name) {
+                    count(name, false);
+                }
+            }
+        }
+        let mut changes: Vec<CheckChange> = by_check.into_values().collect();
+        changes.sort_by(|x, y| {
+            (y.failed_in_a + y.failed_in_b)
+                .cmp(&(x.failed_in_a + x.failed_in_b))
+                .then_with(|| x.check.cmp(&y.check))
+        });
+        changes
+    }
 }
 
 /// The candidates one step judged and another did not: what one run of a pipeline saw that

@@ -52,6 +52,7 @@ macro_rules! suite {
             evaluations_paginate_every_sort_exactly_once,
             candidate_lineage_newest_first_across_executions,
             verdict_changes_between_two_steps,
+            verdict_changes_by_check,
             candidates_only_in_one_of_two_steps,
             check_values_count_each_observed_value,
             a_run_that_failed_on_its_way_returns_no_candidates,

@@ -161,6 +161,37 @@ fn verdict_at(r: &Row, at: usize) -> Result<Verdict, postgres::Error> {
     })
 }
 
+/// [`verdict_changes`]' pairs, by the checks that failed on one side only.
+pub(super) fn verdict_change_checks(
+    client: &mut Client,
+    step_a: Uuid,
+    step_b: Uuid,
+) -> Result<Vec<CheckChange>, StoreError> {
+    let (Some(at_a), Some(at_b)) = (step_start(client, step_a)?, step_start(client, step_b)?)
+    else {
+        return Ok(Vec::new());
+    };
+    let rows = client
+        .query(
+            "SELECT a.failed_checks, b.failed_checks FROM xray.evaluations a
+             JOIN xray.evaluations b ON b.step_id = $3 AND b.started_at = $4
+                  AND b.candidate_id = a.candidate_id
+             WHERE a.step_id = $1 AND a.started_at = $2
+               AND (a.passed <> b.passed OR a.selected <> b.selected)
+               AND a.failed_checks <> b.failed_checks",
+            &[&step_a, &at_a, &step_b, &at_b],
+        )
+        .map_err(pg_error)?;
+    let pairs = rows
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect::<Result<Vec<(Vec<String>, Vec<String>)>, postgres::Error>>()
+        .map_err(pg_error)?;
+    Ok(CheckChange::tally(pairs.iter().map(|(a, b)| {
+        (a.iter().map(String::as_str), b.iter().map(String::as_str))
+    })))
+}
+
 /// [`verdict_changes`]' rows, counted.
 pub(super) fn count_verdict_changes(
     client: &mut Client,
@@ -207,13 +238,15 @@ pub(super) fn verdict_changes(
               AND b.candidate_id = a.candidate_id
          WHERE a.step_id = $1 AND a.started_at = $2 AND (a.idx > $5 OR (a.idx = $5 AND b.idx > $6))
            AND (a.passed <> b.passed OR a.selected <> b.selected)
+           AND ($7::text IS NULL
+                OR ($7::text = ANY(a.failed_checks)) <> ($7::text = ANY(b.failed_checks)))
          ORDER BY a.idx, b.idx LIMIT {}",
         limit + 1
     );
     let page = page(
         client,
         &sql,
-        &[&step_a, &at_a, &step_b, &at_b, &after_a, &after_b],
+        &[&step_a, &at_a, &step_b, &at_b, &after_a, &after_b, &q.check],
         limit,
         |r| {
             Ok((

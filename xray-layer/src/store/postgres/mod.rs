@@ -349,6 +349,14 @@ impl Store for PostgresStore {
         candidates::count_verdict_changes(&mut *self.conn()?, step_a, step_b)
     }
 
+    fn verdict_change_checks(
+        &self,
+        step_a: Uuid,
+        step_b: Uuid,
+    ) -> Result<Vec<CheckChange>, StoreError> {
+        candidates::verdict_change_checks(&mut *self.conn()?, step_a, step_b)
+    }
+
     fn check_values(
         &self,
         step: Uuid,

@@ -3,6 +3,7 @@
 
 use super::read::{int, json_col, page, parse_uuid, text};
 use super::sqlite_error;
+use super::SEP;
 use crate::store::cursor::Cursor;
 use crate::store::preview::json_preview;
 use crate::store::query::*;
@@ -186,10 +187,15 @@ pub(super) fn verdict_changes(
     };
     let (after_a, after_b) = Cursor::change_position(q.cursor.as_deref())?;
     let sql = verdict_changes_sql(limit);
+    // No check named: a marker no check name contains, so the condition holds for every pair.
+    let marker = match &q.check {
+        Some(check) => format!("{SEP}{check}{SEP}"),
+        None => String::new(),
+    };
     let page = page(
         conn,
         &sql,
-        vec![int(a), int(b), int(after_a), int(after_b)],
+        vec![int(a), int(b), int(after_a), int(after_b), text(&marker)],
         limit,
         |r| {
             Ok((
@@ -224,6 +230,44 @@ pub(super) fn count_verdict_changes(
         .map_err(sqlite_error)
 }
 
+/// [`verdict_changes`]' pairs, by the checks that failed on one side only.
+pub(super) fn verdict_change_checks(
+    conn: &Connection,
+    step_a: Uuid,
+    step_b: Uuid,
+) -> Result<Vec<CheckChange>, StoreError> {
+    let (Some(a), Some(b)) = (step_sid(conn, step_a)?, step_sid(conn, step_b)?) else {
+        return Ok(Vec::new());
+    };
+    let mut stmt = conn.prepare_cached(CHANGED_CHECKS).map_err(sqlite_error)?;
+    let pairs = stmt
+        .query_map(params![a, b], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })
+        .map_err(sqlite_error)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(sqlite_error)?;
+    Ok(CheckChange::tally(
+        pairs
+            .iter()
+            .map(|(a, b)| (failed_names(a), failed_names(b))),
+    ))
+}
+
+/// The names in a `failed_checks` column (`\x1fa\x1fb\x1f`).
+fn failed_names(column: &str) -> impl Iterator<Item = &str> {
+    column.split(SEP).filter(|n| !n.is_empty())
+}
+
+/// The failed checks of each pair [`verdict_changes`] finds whose failed checks differ.
+const CHANGED_CHECKS: &str = "WITH b AS MATERIALIZED (
+         SELECT candidate_id, passed, selected, failed_checks FROM evaluations WHERE step_sid = ?2
+     )
+     SELECT a.failed_checks, b.failed_checks
+     FROM evaluations a CROSS JOIN b ON b.candidate_id = a.candidate_id
+     WHERE a.step_sid = ?1 AND (a.passed != b.passed OR a.selected != b.selected)
+       AND a.failed_checks != b.failed_checks";
+
 /// The candidates steps `?1` and `?2` both judged, differently: counted against `b`'s
 /// candidates indexed for the query, as [`verdict_changes_sql`] finds them.
 const COUNT_CHANGES: &str = "WITH b AS MATERIALIZED (
@@ -233,7 +277,8 @@ const COUNT_CHANGES: &str = "WITH b AS MATERIALIZED (
      WHERE a.step_sid = ?1 AND (a.passed != b.passed OR a.selected != b.selected)";
 
 /// The page query of [`verdict_changes`]: `?1`, `?2` the steps, `?3`, `?4` the cursor's
-/// position (`a.idx`, `b.idx`).
+/// position (`a.idx`, `b.idx`), `?5` the marker of the check that must have failed on one
+/// side only (`\x1fname\x1f`), or `''` for every change.
 ///
 /// `candidate_id` has no index (ingest does not pay for one), so the pairs are found first
 /// through an index SQLite builds for the query on `b`'s candidates (one pass over its rows),
@@ -244,13 +289,15 @@ const COUNT_CHANGES: &str = "WITH b AS MATERIALIZED (
 fn verdict_changes_sql(limit: usize) -> String {
     format!(
         "WITH b AS MATERIALIZED (
-         SELECT candidate_id, idx, passed, selected FROM evaluations WHERE step_sid = ?2
+         SELECT candidate_id, idx, passed, selected, failed_checks
+         FROM evaluations WHERE step_sid = ?2
      ),
      pairs AS MATERIALIZED (
          SELECT a.idx AS a_idx, b.idx AS b_idx
          FROM evaluations a CROSS JOIN b ON b.candidate_id = a.candidate_id
          WHERE a.step_sid = ?1 AND +a.idx >= ?3 AND (a.idx > ?3 OR b.idx > ?4)
            AND (a.passed != b.passed OR a.selected != b.selected)
+           AND (?5 = '' OR (instr(a.failed_checks, ?5) > 0) != (instr(b.failed_checks, ?5) > 0))
      )
      SELECT a.idx, a.candidate_id,
             a.label, a.passed, a.score, a.selected, a.checks,
@@ -308,7 +355,7 @@ mod tests {
     }
 
     /// Rows returned and the virtual machine's steps (the work SQLite did, on any machine).
-    fn run(conn: &Connection, sql: &str, values: &[i64]) -> (usize, i32) {
+    fn run(conn: &Connection, sql: &str, values: &[&dyn rusqlite::ToSql]) -> (usize, i32) {
         let mut stmt = conn.prepare(sql).expect("the query");
         let rows = stmt
             .query_map(params_from_iter(values), |_| Ok(()))
@@ -320,7 +367,7 @@ mod tests {
     #[test]
     fn comparing_two_large_steps_visits_each_row_a_few_times_not_once_per_pair() {
         let conn = two_steps();
-        let (changes, work) = run(&conn, &verdict_changes_sql(1_000), &[1, 2, -1, -1]);
+        let (changes, work) = run(&conn, &verdict_changes_sql(1_000), &[&1, &2, &-1, &-1, &""]);
         assert_eq!(
             changes, 500,
             "every third of c500..c1999 changed its verdict"
@@ -330,14 +377,32 @@ mod tests {
             "verdict changes took {work} VM steps for {N} candidates a side"
         );
         // A later page, from a cursor inside the list, is as cheap.
-        let (rest, work) = run(&conn, &verdict_changes_sql(1_000), &[1, 2, 1_200, -1]);
+        let (rest, work) = run(
+            &conn,
+            &verdict_changes_sql(1_000),
+            &[&1, &2, &1_200, &-1, &""],
+        );
         assert_eq!(
             rest, 267,
             "changes from c1200 on (cursor: a.idx 1200, before any b.idx)"
         );
         assert!(i64::from(work) < 100 * N, "{work} VM steps");
 
-        let (_, work) = run(&conn, COUNT_CHANGES, &[1, 2]);
+        // One check's changes, and the checks of them all: the same pairs, found the same way.
+        let (none, work) = run(
+            &conn,
+            &verdict_changes_sql(1_000),
+            &[&1, &2, &-1, &-1, &format!("{SEP}price{SEP}")],
+        );
+        assert_eq!(none, 0, "no row failed a check");
+        assert!(
+            i64::from(work) < 100 * N,
+            "one check's changes: {work} VM steps"
+        );
+        let (_, work) = run(&conn, CHANGED_CHECKS, &[&1, &2]);
+        assert!(i64::from(work) < 100 * N, "their checks: {work} VM steps");
+
+        let (_, work) = run(&conn, COUNT_CHANGES, &[&1, &2]);
         assert!(
             i64::from(work) < 100 * N,
             "counting them took {work} VM steps"
@@ -347,7 +412,7 @@ mod tests {
             .expect("a count");
         assert_eq!(counted, 500, "as many as the pages list");
 
-        let (_, work) = run(&conn, &format!("SELECT count(*) {ONLY}"), &[1, 2]);
+        let (_, work) = run(&conn, &format!("SELECT count(*) {ONLY}"), &[&1, &2]);
         assert!(i64::from(work) < 100 * N, "only-in took {work} VM steps");
         let only_a: i64 = conn
             .query_row(&format!("SELECT count(*) {ONLY}"), params![1, 2], |r| {

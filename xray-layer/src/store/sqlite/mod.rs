@@ -298,6 +298,14 @@ impl Store for SqliteStore {
         self.read(|c| candidates::count_verdict_changes(c, step_a, step_b))
     }
 
+    fn verdict_change_checks(
+        &self,
+        step_a: Uuid,
+        step_b: Uuid,
+    ) -> Result<Vec<CheckChange>, StoreError> {
+        self.read(|c| candidates::verdict_change_checks(c, step_a, step_b))
+    }
+
     fn check_values(
         &self,
         step: Uuid,

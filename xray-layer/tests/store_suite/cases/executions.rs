@@ -520,6 +520,7 @@ pub fn bad_parameters_are_errors_naming_the_parameter(store: &dyn Store) {
                 &LineageQuery {
                     limit: one,
                     cursor: None,
+                    check: None,
                 },
             )
             .expect("lineage")
@@ -531,6 +532,7 @@ pub fn bad_parameters_are_errors_naming_the_parameter(store: &dyn Store) {
                 &LineageQuery {
                     limit: one,
                     cursor: None,
+                    check: None,
                 },
             )
             .expect("verdict changes")
@@ -583,7 +585,14 @@ pub fn bad_parameters_are_errors_naming_the_parameter(store: &dyn Store) {
             "candidate_lineage",
             Box::new(|limit, cursor| {
                 store
-                    .candidate_lineage("C1", &LineageQuery { limit, cursor })
+                    .candidate_lineage(
+                        "C1",
+                        &LineageQuery {
+                            limit,
+                            cursor,
+                            check: None,
+                        },
+                    )
                     .map(|p| p.items.len())
             }),
         ),
@@ -591,7 +600,15 @@ pub fn bad_parameters_are_errors_naming_the_parameter(store: &dyn Store) {
             "verdict_changes",
             Box::new(|limit, cursor| {
                 store
-                    .verdict_changes(s1.id, s2.id, &LineageQuery { limit, cursor })
+                    .verdict_changes(
+                        s1.id,
+                        s2.id,
+                        &LineageQuery {
+                            limit,
+                            cursor,
+                            check: None,
+                        },
+                    )
                     .map(|p| p.items.len())
             }),
         ),

@@ -3,7 +3,7 @@
 use super::*;
 use crate::fixtures::*;
 use xray::model::{Evaluation, ExecutionEnd, Record, Status, StepRecord};
-use xray::store::Verdict;
+use xray::store::{CheckChange, Verdict};
 
 /// One run of a pipeline that judges B01 in two steps (twice in the second on run 2), with its
 /// steps: `(execution, [filter, rank, other])`.
@@ -145,6 +145,7 @@ pub fn candidate_lineage_newest_first_across_executions(store: &dyn Store) {
                 &LineageQuery {
                     limit: Some(2),
                     cursor: cursor.take(),
+                    check: None,
                 },
             )
             .expect("lineage");
@@ -307,6 +308,86 @@ pub fn verdict_changes_between_two_steps(store: &dyn Store) {
     assert_eq!(count(c.id, d.id), 3, "a row per change, as listed");
 }
 
+/// The checks behind two steps' verdict changes: for each check that a changed candidate
+/// failed in one step only, how many in each direction; and the changes of one check, through
+/// pages. A candidate whose verdict did not change counts for no check, whatever it failed.
+pub fn verdict_changes_by_check(store: &dyn Store) {
+    let judged = |id: &str, failed: &[&str], selected: bool| {
+        let mut e = eval(id, failed.is_empty());
+        e.selected = selected;
+        e.checks = ["price", "rating", "category"]
+            .iter()
+            .map(|name| check(name, !failed.contains(name)))
+            .collect();
+        e
+    };
+    let (a, b) = two_filter_steps(
+        store,
+        vec![
+            judged("E1", &["price"], false),
+            judged("E2", &[], false),
+            judged("E3", &["category", "price"], false),
+            judged("E4", &["price", "rating"], false),
+            judged("E5", &[], true),
+            judged("E6", &[], false),
+            judged("E7", &["price"], false),
+        ],
+        vec![
+            judged("E6", &["category"], false),
+            judged("E5", &[], false),
+            judged("E4", &[], false),
+            judged("E3", &["category"], false),
+            judged("E2", &["category"], false),
+            judged("E1", &[], false),
+            judged("E7", &["category"], false),
+        ],
+    );
+    let change = |check: &str, failed_in_a: u64, failed_in_b: u64| CheckChange {
+        check: check.into(),
+        failed_in_a,
+        failed_in_b,
+    };
+    assert_eq!(
+        store.verdict_change_checks(a.id, b.id).expect("by check"),
+        [
+            change("category", 0, 2),
+            change("price", 2, 0),
+            change("rating", 1, 0)
+        ],
+        "E3 and E7 failed in both runs and E5 was only deselected: no check changed them"
+    );
+    assert_eq!(
+        store.verdict_change_checks(b.id, a.id).expect("by check"),
+        [
+            change("category", 2, 0),
+            change("price", 0, 2),
+            change("rating", 0, 1)
+        ]
+    );
+    let ids = |changes: Vec<VerdictChange>| -> Vec<String> {
+        changes.into_iter().map(|c| c.candidate_id).collect()
+    };
+    for limit in [1, 2, 1000] {
+        let of = |check| ids(changes_of_check(store, a.id, b.id, check, limit));
+        assert_eq!(of(Some("category")), ["E2", "E6"], "pages of {limit}");
+        assert_eq!(of(Some("price")), ["E1", "E4"], "pages of {limit}");
+        assert_eq!(of(Some("rating")), ["E4"], "pages of {limit}");
+        assert!(
+            of(Some("categ")).is_empty(),
+            "a check's name, not a part of it"
+        );
+        assert_eq!(of(None), ["E1", "E2", "E4", "E5", "E6"], "pages of {limit}");
+    }
+    assert!(store
+        .verdict_change_checks(a.id, new_id())
+        .expect("unknown step")
+        .is_empty());
+    assert!(store
+        .verdict_change_checks(a.id, a.id)
+        .expect("a step agrees with itself")
+        .is_empty());
+}
+
 /// The candidates one step judged and the other did not: how many, and a page of them,
 /// selected first, then those that passed, in recorded order; every page, each once.
 pub fn candidates_only_in_one_of_two_steps(store: &dyn Store) {
@@ -336,6 +417,7 @@ pub fn candidates_only_in_one_of_two_steps(store: &dyn Store) {
     let query = |limit: usize, cursor: Option<String>| LineageQuery {
         limit: Some(limit),
         cursor,
+        check: None,
     };
     let only = |step: Uuid, other: Uuid, limit: usize| {
         let found = store

@@ -114,6 +114,7 @@ fn lineage_of(store: &dyn Store, candidate: &str, limit: usize) -> Vec<LineageEn
                 &LineageQuery {
                     limit: Some(limit),
                     cursor,
+                    check: None,
                 },
             )
             .expect("candidate lineage")
@@ -122,6 +123,18 @@ fn lineage_of(store: &dyn Store, candidate: &str, limit: usize) -> Vec<LineageEn
 
 /// Every verdict change between two steps, `limit` a page.
 fn changes_between(store: &dyn Store, a: Uuid, b: Uuid, limit: usize) -> Vec<VerdictChange> {
+    changes_of_check(store, a, b, None, limit)
+}
+
+/// Every verdict change between two steps that check `check` made (failed on one side only),
+/// or every change with no check named; `limit` a page.
+fn changes_of_check(
+    store: &dyn Store,
+    a: Uuid,
+    b: Uuid,
+    check: Option<&str>,
+    limit: usize,
+) -> Vec<VerdictChange> {
     all(limit, |cursor| {
         store
             .verdict_changes(
@@ -130,6 +143,7 @@ fn changes_between(store: &dyn Store, a: Uuid, b: Uuid, limit: usize) -> Vec<Ver
                 &LineageQuery {
                     limit: Some(limit),
                     cursor,
+                    check: check.map(str::to_owned),
                 },
             )
             .expect("verdict changes")
