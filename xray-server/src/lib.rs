@@ -53,9 +53,9 @@
 //! | `GET /steps` | steps across runs by kind, name, elimination ("> 90% eliminated") |
 //! | `GET /candidates/{id}` | where a candidate went in every run |
 //! | `GET /stats` | per step name: count, p50/p95, error rate, mean elimination |
-//! | `GET /compare?a=&b=` | two runs step by step: differing inputs, outputs and filters, the candidates whose verdict changed, and the first of those only one run judged |
+//! | `GET /compare?a=&b=` | two runs step by step: differing inputs, outputs and filters, the candidates whose verdict changed and the checks that changed them, and the first of those only one run judged |
 //! | `GET /steps/{id}/only-in?other=` | every candidate a step judged that the same step of another run did not, paged |
-//! | `GET /steps/{id}/verdict-changes?other=` | every candidate both judged differently, with the reasons on both sides, paged |
+//! | `GET /steps/{id}/verdict-changes?other=&check=` | every candidate both judged differently (or those one check changed), with the reasons on both sides, paged |
 //! | `POST /ingest` | runs from another process, in the export's shape |
 //! | `POST /ingest/records` | batches of records from remote recorders (`xray::layer().remote(url)`), gzip accepted |
 //! | `GET /live` | WebSocket of changes (see [`live`]) |

@@ -178,7 +178,7 @@ pub static ROUTES: &[Route] = &[
     get(
         RouteId::StepVerdictChanges,
         "/api/v1/steps/{id}/verdict-changes",
-        &["other", "limit", "cursor"],
+        &["other", "check", "limit", "cursor"],
     ),
     get(
         RouteId::Candidate,

@@ -454,6 +454,37 @@ fn compare_lists_the_candidates_whose_verdict_changed() {
     .map(|c| c["candidate_id"].as_str().expect("id").to_owned())
     .collect();
     assert_eq!(paged, listed);
+    // Which check changed them: the rating check, failed in B only, for every one; the
+    // step's own route narrows the list to one check's changes.
+    assert_eq!(
+        filter["verdict_changes_by_check"],
+        serde_json::json!([{ "check": "rating", "failed_in_a": 0, "failed_in_b": expected.len() }]),
+    );
+    let of_check = |check: &str| -> Vec<String> {
+        every_page(
+            &server,
+            &format!("/api/v1/steps/{step_a}/verdict-changes?other={step_b}&check={check}&limit=3"),
+            3,
+            listed.len(),
+            |_| {},
+        )
+        .iter()
+        .map(|c| c["candidate_id"].as_str().expect("id").to_owned())
+        .collect()
+    };
+    assert_eq!(of_check("rating"), listed);
+    assert!(of_check("price").is_empty(), "the price check changed none");
+    let misspelled = server.get(&format!(
+        "/api/v1/steps/{step_a}/verdict-changes?other={step_b}&check=ratting"
+    ));
+    assert_eq!(misspelled.status, 400, "{}", misspelled.body);
+    let error = misspelled.json()["error"].clone();
+    assert_eq!(error["field"], "check");
+    let message = error["message"].as_str().expect("a message");
+    assert!(
+        message.contains("\"ratting\"") && message.contains("rating") && message.contains("price"),
+        "{message}"
+    );
     for (url, status, field) in [
         (
             format!("/api/v1/steps/{step_a}/verdict-changes"),

@@ -28,6 +28,7 @@ pub async fn lineage(app: &Arc<App>, call: Call) -> Result<Response, ApiError> {
     let query = LineageQuery {
         limit: call.params.limit(MAX_PAGE_SIZE)?,
         cursor: call.params.text("cursor"),
+        ..LineageQuery::default()
     };
     let id = candidate_id.clone();
     let page = app

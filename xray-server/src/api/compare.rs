@@ -19,7 +19,8 @@ use std::sync::Arc;
 use uuid::Uuid;
 use xray::model::{Json, StepRecord};
 use xray::store::{
-    ExecutionSummary, LineageQuery, OnlyIn, StepSummary, StoreError, VerdictChange, MAX_PAGE_SIZE,
+    CheckChange, ExecutionSummary, LineageQuery, OnlyIn, StepSummary, StoreError, VerdictChange,
+    MAX_PAGE_SIZE,
 };
 
 /// The verdict changes listed per step pair; `truncated` says when there are more, and
@@ -55,6 +56,10 @@ struct StepPair {
     /// Both filters, when they differ.
     filters: Option<[Option<Json>; 2]>,
     verdict_changes: Vec<VerdictChange>,
+    /// The checks behind the verdict changes: for each, how many changed candidates failed it
+    /// in A only and in B only, the most first (all changes, not only those listed). Page
+    /// through one check's with `/steps/{a}/verdict-changes?other={b}&check=`.
+    verdict_changes_by_check: Vec<CheckChange>,
     /// How many candidates were judged differently in all (as many as `verdict_changes` lists,
     /// unless `truncated`); `None` from a store that cannot count them.
     verdict_changes_total: Option<u64>,
@@ -129,6 +134,7 @@ async fn pair(
             filters_differ: false,
             filters: None,
             verdict_changes: Vec::new(),
+            verdict_changes_by_check: Vec::new(),
             verdict_changes_total: Some(0),
             truncated: false,
             verdict_changes_cursor: None,
@@ -150,7 +156,7 @@ async fn pair(
     let filters_differ = !same_json(&filters_a, &filters_b);
     let query = LineageQuery {
         limit: Some(MAX_CHANGES_PER_STEP),
-        cursor: None,
+        ..LineageQuery::default()
     };
     let changes = app
         .blocking(move |s| s.verdict_changes(ia, ib, &query))
@@ -168,9 +174,19 @@ async fn pair(
         }
         None => Some(changes.items.len() as u64),
     };
+    // A store of the program's own that cannot break them down leaves the list without it.
+    let by_check = if changes.items.is_empty() {
+        Vec::new()
+    } else {
+        app.blocking(move |s| match s.verdict_change_checks(ia, ib) {
+            Err(StoreError::Unsupported(_)) => Ok(Vec::new()),
+            other => other,
+        })
+        .await?
+    };
     let first = || LineageQuery {
         limit: Some(MAX_ONLY_IN_ONE),
-        cursor: None,
+        ..LineageQuery::default()
     };
     let (qa, qb) = (first(), first());
     let only_a = app
@@ -191,6 +207,7 @@ async fn pair(
         filters_differ,
         filters: filters_differ.then_some([filters_a, filters_b]),
         verdict_changes: changes.items,
+        verdict_changes_by_check: by_check,
         verdict_changes_total: total,
         truncated: changes.next_cursor.is_some(),
         verdict_changes_cursor: changes.next_cursor,
@@ -199,11 +216,17 @@ async fn pair(
     })
 }
 
-/// `GET /steps/{id}/verdict-changes?other=`: the candidates step `id` and step `other` (the
-/// same step of another run) both judged, with a different verdict (or selection), paged in
-/// `id`'s recorded order, with the reasons on both sides.
+/// `GET /steps/{id}/verdict-changes?other=&check=`: the candidates step `id` and step `other`
+/// (the same step of another run) both judged, with a different verdict (or selection), paged
+/// in `id`'s recorded order, with the reasons on both sides. With `check`, only those that
+/// failed that check in one step and not in the other (a 400 names the checks when neither
+/// step made it).
 pub async fn verdict_changes(app: &Arc<App>, call: Call) -> Result<Response, ApiError> {
-    let (step, other, query) = pair_query(app, &call).await?;
+    let (step, other, mut query) = pair_query(app, &call).await?;
+    query.check = call.params.text("check");
+    if let (Some(check), None) = (&query.check, &query.cursor) {
+        known_to_either(app, step, other, check).await?;
+    }
     let page = app
         .blocking(move |s| s.verdict_changes(step, other, &query))
         .await?;
@@ -219,6 +242,7 @@ async fn pair_query(app: &Arc<App>, call: &Call) -> Result<(Uuid, Uuid, LineageQ
     let query = LineageQuery {
         limit: call.params.limit(MAX_PAGE_SIZE)?,
         cursor: call.params.text("cursor"),
+        ..LineageQuery::default()
     };
     if query.cursor.is_none() {
         let Some(first) = load(app, step).await? else {
@@ -229,6 +253,41 @@ async fn pair_query(app: &Arc<App>, call: &Call) -> Result<(Uuid, Uuid, LineageQ
         }
     }
     Ok((step, other, query))
+}
+
+/// A 400 naming the checks of both steps when neither made check `check` (a step with no
+/// evaluation summary has no names to check against, and lets it through).
+async fn known_to_either(
+    app: &Arc<App>,
+    step: Uuid,
+    other: Uuid,
+    check: &str,
+) -> Result<(), ApiError> {
+    let mut names: Vec<String> = Vec::new();
+    for id in [step, other] {
+        let Some(summary) = load(app, id).await?.and_then(|s| s.summary) else {
+            return Ok(());
+        };
+        for c in summary.checks {
+            if !names.contains(&c.name) {
+                names.push(c.name);
+            }
+        }
+    }
+    if names.iter().any(|n| n == check) {
+        return Ok(());
+    }
+    Err(ApiError::invalid(
+        "check",
+        if names.is_empty() {
+            format!("neither step made a check, so none is named {check:?}")
+        } else {
+            format!(
+                "neither step made a check named {check:?}; their checks: {}",
+                names.join(", ")
+            )
+        },
+    ))
 }
 
 /// The error for an `other` that is no step: a run's id (an easy mistake, from the runs list
