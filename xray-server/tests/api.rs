@@ -913,6 +913,14 @@ fn compare_counts_every_changed_verdict_or_says_it_cannot() {
         Some(500)
     );
     assert_eq!(counted["verdict_changes_total"], 600);
+    // Every change, not only the 500 listed, by the check B failed it on.
+    assert_eq!(
+        counted["verdict_changes_by_check"],
+        serde_json::json!([
+            { "check": "in stock", "failed_in_a": 0, "failed_in_b": 400 },
+            { "check": "price", "failed_in_a": 0, "failed_in_b": 200 },
+        ])
+    );
 
     // A store that cannot count: the comparison still answers, the total unknown.
     let store = xray::store::SqliteStore::open(&path).expect("open the database");
@@ -930,6 +938,11 @@ fn compare_counts_every_changed_verdict_or_says_it_cannot() {
     let unknown = pair(&own);
     assert_eq!(unknown["truncated"], true);
     assert!(unknown["verdict_changes_total"].is_null(), "{unknown}");
+    assert_eq!(
+        unknown["verdict_changes_by_check"],
+        serde_json::json!([]),
+        "nor broken down by check"
+    );
 }
 
 /// The values one check saw, each with how many passed and failed it: the category check of

@@ -1454,6 +1454,47 @@ fn compare_pages_through_every_changed_verdict_past_the_first_500() {
     assert_eq!(ids, expected, "each once, in A's recorded order");
     let status = page.text(".changes-actions [role=status]");
     assert_eq!(status, "Showing all 600.");
+
+    // Which check changed them: one button per check, most first; pressed, only its changes.
+    let buttons: Vec<String> = serde_json::from_value(page.eval(
+        "[...document.querySelectorAll('.check-changes button.check-change')].map((b) => b.innerText)",
+    ))
+    .expect("the buttons");
+    assert_eq!(
+        buttons,
+        [
+            "in stock 400 failed it in B only",
+            "price 200 failed it in B only"
+        ]
+    );
+    let price = "document.querySelector('button.check-change[data-check=\"price\"]')";
+    page.eval(&format!("{price}.click()"));
+    page.wait(
+        &format!("{price}.getAttribute('aria-pressed') === 'true' && {ROWS} === 100"),
+        "the price check's first page",
+    );
+    assert_eq!(
+        page.text("table.verdict-changes caption"),
+        "200 candidates judged differently because of the price check (failed in one run only) · \
+         showing the first 100, in A's recorded order"
+    );
+    page.eval(&format!("{more}.click()"));
+    page.wait(&format!("{ROWS} === 200"), "every price change");
+    let ids: Vec<String> = serde_json::from_value(page.eval(
+        "[...document.querySelectorAll('table.verdict-changes tbody th a')].map((a) => a.innerText)",
+    ))
+    .expect("the ids");
+    let expected: Vec<String> = (0..600)
+        .filter(|i| i % 3 == 0)
+        .map(|i| format!("V{i:04}"))
+        .collect();
+    assert_eq!(ids, expected, "the candidates B failed on price, each once");
+    // Pressed again: every change, as the comparison first listed them.
+    page.eval(&format!("{price}.click()"));
+    page.wait(
+        &format!("{price}.getAttribute('aria-pressed') === 'false' && {ROWS} === 500"),
+        "all changes again",
+    );
 }
 
 #[test]

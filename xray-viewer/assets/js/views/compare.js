@@ -98,8 +98,66 @@ function pairDetail(p, id) {
     if (!only || !only.total) continue;
     parts.push(...onlyInTable(side, only, step, other, `${id}-only-${side}`));
   }
-  if (p.verdict_changes.length) parts.push(...verdictChangesTable(p));
+  if (p.verdict_changes.length) parts.push(...verdictChanges(p));
   return parts;
+}
+
+/** What one check did to the verdicts: "12 failed it in B only", both sides when both. */
+function checkCounts(c) {
+  const sides = [];
+  if (c.failed_in_a) sides.push(`${n(c.failed_in_a)} failed it in A only`);
+  if (c.failed_in_b) sides.push(`${n(c.failed_in_b)} ${c.failed_in_a ? 'in B only' : 'failed it in B only'}`);
+  return sides.join(', ');
+}
+
+/**
+ * The verdict changes of a step pair, with a button per check that changed some (the server's
+ * `verdict_changes_by_check`, most first): pressed, the table lists only that check's changes
+ * (`/steps/{id}/verdict-changes?check=`); pressed again, all of them.
+ */
+function verdictChanges(p) {
+  const byCheck = p.verdict_changes_by_check || [];
+  const holder = h('div', { class: 'verdict-changes-holder' });
+  const status = h('span', { class: 'muted', role: 'status' });
+  let current = null;
+  const buttons = byCheck.map((c) => {
+    const button = h('button', { type: 'button', class: 'check-change', 'aria-pressed': 'false', dataset: { check: c.check } },
+      h('span', {}, h('strong', {}, c.check), ` ${checkCounts(c)}`));
+    button.addEventListener('click', () => show(current === c.check ? null : c.check));
+    return button;
+  });
+  async function show(check) {
+    current = check;
+    buttons.forEach((b) => b.setAttribute('aria-pressed', String(b.dataset.check === check)));
+    if (check === null) {
+      status.textContent = '';
+      replace(holder, ...verdictChangesTable(p, null));
+      return;
+    }
+    status.textContent = 'Loading…';
+    try {
+      const page = await api.verdictChanges(p.a.id, { other: p.b.id, check, limit: PAGE });
+      if (current !== check) return;
+      const c = byCheck.find((x) => x.check === check);
+      status.textContent = '';
+      replace(holder, ...verdictChangesTable({
+        ...p,
+        verdict_changes: page.items,
+        verdict_changes_cursor: page.next_cursor,
+        verdict_changes_total: c.failed_in_a + c.failed_in_b,
+        truncated: Boolean(page.next_cursor),
+      }, check));
+    } catch (err) {
+      if (current === check) status.textContent = `Could not load the ${check} check's changes: ${err.message}`;
+    }
+  }
+  replace(holder, ...verdictChangesTable(p, null));
+  if (!byCheck.length) return [holder];
+  return [
+    h('div', { class: 'check-changes', role: 'group', 'aria-label': 'Verdict changes by check' },
+      h('span', {}, 'Changed by check (press one to list only its changes):'), ...buttons, status),
+    holder,
+  ];
 }
 
 /** Rows of candidates judged differently, with the reasons on each side. */
@@ -158,14 +216,14 @@ function changedCount(p) {
   return p.verdict_changes_total != null ? n(p.verdict_changes_total) : `${n(p.verdict_changes.length)}${p.truncated ? '+' : ''}`;
 }
 
-/** The candidates judged differently: the comparison's first ones, then "Show more" pages
- * through `/steps/{id}/verdict-changes`. */
-function verdictChangesTable(p) {
+/** The candidates judged differently (those `check` changed, when given): the first ones, then
+ * "Show more" pages through `/steps/{id}/verdict-changes`. */
+function verdictChangesTable(p, check) {
   let listed = p.verdict_changes.length;
   const caption = h('caption', {});
   const tbody = h('tbody', {}, changeRows(p.verdict_changes));
   const paging = pager('changes', p.verdict_changes_cursor, async (cursor) => {
-    const page = await api.verdictChanges(p.a.id, { other: p.b.id, limit: PAGE, cursor });
+    const page = await api.verdictChanges(p.a.id, { other: p.b.id, check, limit: PAGE, cursor });
     const rows = changeRows(page.items);
     tbody.append(...rows);
     listed += page.items.length;
@@ -178,7 +236,8 @@ function verdictChangesTable(p) {
   function captionText() {
     const more = paging.more();
     const total = p.verdict_changes_total != null ? n(p.verdict_changes_total) : `${n(listed)}${more ? '+' : ''}`;
-    caption.textContent = `${total} candidates judged differently${more ? ` · showing the first ${n(listed)}, in A's recorded order` : ''}`;
+    const what = check ? ` because of the ${check} check (failed in one run only)` : '';
+    caption.textContent = `${total} candidates judged differently${what}${more ? ` · showing the first ${n(listed)}, in A's recorded order` : ''}`;
   }
   captionText();
   return [
