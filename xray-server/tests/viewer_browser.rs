@@ -1434,6 +1434,10 @@ fn compare_pages_through_every_changed_verdict_past_the_first_500() {
         "[...document.querySelectorAll('.compare-table tbody tr')].find((r) => r.innerText.startsWith('judge_all'))?.querySelector('.diff-verdicts')?.innerText",
     );
     assert_eq!(badge, "600 verdicts changed");
+    let why = page.eval(
+        "[...document.querySelectorAll('.compare-table tbody tr')].find((r) => r.innerText.startsWith('judge_all'))?.querySelector('.diff-verdicts')?.title",
+    );
+    assert_eq!(why, "Changed by check: in stock 400 · price 200");
     let more = "document.querySelector('button.changes-more')";
     assert_eq!(
         page.eval(&format!("{more}.innerText")),

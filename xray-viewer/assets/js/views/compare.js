@@ -94,12 +94,19 @@ function pairDetail(p, id) {
   if (p.output_differs && p.outputs) parts.push(sideBySide('Output', p.outputs));
   // The rules the step applied: when they differ, usually why its verdicts did.
   if (p.filters_differ && p.filters) parts.push(sideBySide('Filters', p.filters));
+  // The verdicts that changed, and the checks that changed them, right under the rules.
+  if (p.verdict_changes.length) parts.push(...verdictChanges(p));
   for (const [side, only, step, other] of [['A', p.only_a, p.a, p.b], ['B', p.only_b, p.b, p.a]]) {
     if (!only || !only.total) continue;
     parts.push(...onlyInTable(side, only, step, other, `${id}-only-${side}`));
   }
-  if (p.verdict_changes.length) parts.push(...verdictChanges(p));
   return parts;
+}
+
+/** The verdict-change badge's tooltip: the checks that changed them ("price 389 · category 36"). */
+function byCheckTitle(p) {
+  const checks = (p.verdict_changes_by_check || []).map((c) => `${c.check} ${n(c.failed_in_a + c.failed_in_b)}`);
+  return checks.length ? `Changed by check: ${checks.join(' · ')}` : undefined;
 }
 
 /** What one check did to the verdicts: "12 failed it in B only", both sides when both. */
@@ -385,7 +392,7 @@ export default {
         p.input_differs ? h('span', { class: 'diff-badge' }, 'input differs') : null,
         p.output_differs ? h('span', { class: 'diff-badge' }, 'output differs') : null,
         p.filters_differ ? h('span', { class: 'diff-badge' }, 'filters differ') : null,
-        p.verdict_changes.length ? h('span', { class: 'diff-badge diff-verdicts' }, `${changedCount(p)} ${changedTotal(p) === 1 ? 'verdict' : 'verdicts'} changed`) : null,
+        p.verdict_changes.length ? h('span', { class: 'diff-badge diff-verdicts', title: byCheckTitle(p) }, `${changedCount(p)} ${changedTotal(p) === 1 ? 'verdict' : 'verdicts'} changed`) : null,
         p.only_a && p.only_a.total ? onlyBadge(p, 'A') : null,
         p.only_b && p.only_b.total ? onlyBadge(p, 'B') : null,
       ].filter(Boolean);
