@@ -144,6 +144,74 @@ fn the_demo_serves_runs_in_which_the_bad_match_and_the_harsh_filter_are_findable
         .unwrap_or_else(|| panic!("the category check saw phone cases: {seen}"));
     assert!(phone_cases["passed"].as_u64() > Some(0), "{seen}");
     assert_eq!(phone_cases["failed"], 0, "{seen}");
+    // Compared with the first laptop-stand run that went right, the filter's changed verdicts
+    // name their checks: among them, what the good run's category check failed and the bad
+    // run's passed. ARCHITECTURE.md's walkthrough quotes the numbers.
+    let good = details
+        .iter()
+        .filter(|d| {
+            d["input"]["seller"]["category"] == "Laptop Stands"
+                && d["output"]["competitor"]["category"] == "Laptop Stands"
+        })
+        .min_by_key(|d| d["started_at"].as_i64())
+        .expect("a laptop-stand run that went right");
+    let comparison = get_json(&format!(
+        "{api}/compare?a={}&b={}",
+        good["id"].as_str().expect("id"),
+        bad["id"].as_str().expect("id")
+    ));
+    let filters = comparison["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .find(|p| p["name"] == "apply_filters")
+        .expect("apply_filters paired");
+    let by_check = filters["verdict_changes_by_check"]
+        .as_array()
+        .expect("by check");
+    let of = |name: &str| {
+        by_check
+            .iter()
+            .find(|c| c["check"] == name)
+            .unwrap_or_else(|| panic!("{name} changed verdicts: {filters}"))
+    };
+    let category = of("category");
+    assert_eq!(category["failed_in_b"], 0, "{category}");
+    let (total, price, category) = (
+        filters["verdict_changes_total"].as_u64().expect("a total"),
+        of("price")["failed_in_a"].as_u64().unwrap_or(0)
+            + of("price")["failed_in_b"].as_u64().unwrap_or(0),
+        category["failed_in_a"].as_u64().expect("a count"),
+    );
+    assert!(category > 0, "{filters}");
+    let walkthrough = include_str!("../../ARCHITECTURE.md");
+    for quoted in [
+        format!("`apply_filters`' {total} changes"),
+        format!("**price** {price}"),
+        format!("**category** {category}"),
+    ] {
+        assert!(
+            walkthrough.contains(&quoted),
+            "ARCHITECTURE.md's comparison should say {quoted:?}"
+        );
+    }
+    let changes = get_json(&format!(
+        "{api}/steps/{}/verdict-changes?other={}&check=category&limit=1000",
+        filters["a"]["id"].as_str().expect("A's step"),
+        filters["b"]["id"].as_str().expect("B's step")
+    ));
+    let listed = changes["items"].as_array().expect("items");
+    assert_eq!(listed.len() as u64, category, "{changes}");
+    for change in listed {
+        let category_check = |side: &str| {
+            change[side]["checks"]
+                .as_array()
+                .and_then(|c| c.iter().find(|k| k["name"] == "category"))
+                .map(|k| k["passed"].clone())
+        };
+        assert_eq!(category_check("a"), Some(Value::Bool(false)), "{change}");
+        assert_eq!(category_check("b"), Some(Value::Bool(true)), "{change}");
+    }
     let judged = step("relevance_evaluation");
     assert_eq!(judged["passed"], true);
     let verdicts = get_json(&format!(
