@@ -163,7 +163,9 @@ pub static ROUTES: &[Route] = &[
     get(
         RouteId::StepEvaluations,
         "/api/v1/steps/{id}/evaluations",
-        &["passed", "check", "q", "sort", "metric", "limit", "cursor"],
+        &[
+            "passed", "check", "observed", "q", "sort", "metric", "limit", "cursor",
+        ],
     ),
     get(
         RouteId::StepCheckValues,

@@ -992,6 +992,39 @@ fn a_checks_values_say_what_it_saw_and_how_each_fared() {
     ));
     assert_eq!(top["values"].as_array().map(Vec::len), Some(1));
     assert_eq!(top["distinct"], 3);
+    // Each value's counts lead to its rows: the candidates of that category that passed the
+    // check, and those that failed it.
+    for (category, passed, failed) in &expected {
+        let q = category.replace(' ', "%20");
+        for (verdict, count) in [("&passed=true", passed), ("", failed)] {
+            let rows = every_page(
+                &server,
+                &format!(
+                    "/api/v1/steps/{filter}/evaluations?check=category&observed={q}{verdict}&limit=500"
+                ),
+                500,
+                *count as usize,
+                |_| {},
+            );
+            assert_eq!(rows.len() as u64, *count, "{category}{verdict}");
+            let want: BTreeSet<String> = catalog
+                .iter()
+                .filter(|p| p.category == *category)
+                .map(|p| p.asin.clone())
+                .collect();
+            assert!(
+                rows.iter()
+                    .all(|r| want.contains(r["candidate_id"].as_str().unwrap_or(""))),
+                "{category}{verdict}: only that category's candidates"
+            );
+        }
+    }
+    refused(
+        &server,
+        &format!("/api/v1/steps/{filter}/evaluations?observed=Phone%20Cases"),
+        400,
+        "observed",
+    );
 
     // Bad input names the parameter; a misspelled check lists the step's checks.
     refused(

@@ -180,6 +180,12 @@ pub struct EvaluationQuery {
     pub passed: Option<bool>,
     /// Only those that failed this check (with `passed = Some(true)`: passed it).
     pub check: Option<String>,
+    /// With `check`: only those whose check observed this value, as
+    /// [`CheckValue::observed`] shows it (a string's text, any other value as JSON: `4.1`).
+    /// "Which candidates did the category check pass as Phone Cases?" (A string and another
+    /// value spelled alike, `"24"` and `24`, both match `24`.)
+    #[serde(default)]
+    pub observed: Option<String>,
     /// Text in the candidate id or label (case-insensitive).
     pub q: Option<String>,
     /// Order: recorded order (default), score, or the metric named by `metric`.
@@ -492,6 +498,17 @@ impl CheckValues {
             });
         }
     }
+}
+
+/// How the stores match [`EvaluationQuery::observed`]: a string value with this text, or
+/// another value whose JSON (as `serde_json` writes it, the checks' own spelling) is the second
+/// element, when the text is JSON other than a string (`4.1`, `true`, `[1,2]`).
+pub(crate) fn observed_forms(observed: &str) -> (String, Option<String>) {
+    let other = match serde_json::from_str::<serde_json::Value>(observed) {
+        Ok(serde_json::Value::String(_) | serde_json::Value::Null) | Err(_) => None,
+        Ok(value) => Some(value.to_string()),
+    };
+    (observed.to_owned(), other)
 }
 
 /// A check's observed value (its JSON text, as the stores group by it) as [`CheckValue`]

@@ -94,12 +94,19 @@ pub async fn evaluations(app: &Arc<App>, call: Call) -> Result<Response, ApiErro
     let query = EvaluationQuery {
         passed: p.bool("passed")?,
         check: p.text("check"),
+        observed: p.text("observed"),
         q: p.search("q")?,
         sort,
         metric: p.text("metric"),
         limit: p.limit(MAX_PAGE_SIZE)?,
         cursor: p.text("cursor"),
     };
+    if query.observed.is_some() && query.check.is_none() {
+        return Err(ApiError::invalid(
+            "observed",
+            "observed is a value one check saw: name the check too (check=<name>)",
+        ));
+    }
     let first_page = query.cursor.is_none();
     let check = query.check.clone();
     let metric = query.metric.clone().filter(|_| query.sort.by_metric());

@@ -95,6 +95,18 @@ pub(super) fn evaluations(
     } else if let Some(passed) = q.passed {
         f.and("e.passed = ?", vec![p(passed)]);
     }
+    if let (Some(check), Some(observed)) = (&q.check, &q.observed) {
+        let (string, other) = observed_forms(observed);
+        f.and(
+            "EXISTS (SELECT 1 FROM jsonb_array_elements(e.checks::jsonb) c \
+             WHERE c->>'name' = ? \
+               AND CASE jsonb_typeof(c->'observed') \
+                   WHEN 'string' THEN c->>'observed' = ? \
+                   WHEN 'null' THEN false \
+                   ELSE c->'observed' = ?::text::jsonb END)",
+            vec![p(check.clone()), p(string), p(other)],
+        );
+    }
     if let Some(needle) = q.q.as_deref().filter(|s| !s.trim().is_empty()) {
         let at = f.param(like(needle.trim()));
         f.and(

@@ -87,6 +87,22 @@ pub(super) fn evaluations(
     } else if let Some(passed) = q.passed {
         f.and("e.passed = ?", [int(i64::from(passed))]);
     }
+    if let (Some(check), Some(observed)) = (&q.check, &q.observed) {
+        let (string, other) = observed_forms(observed);
+        f.and(
+            "EXISTS (SELECT 1 FROM json_each(e.checks) c \
+             WHERE json_extract(c.value, '$.name') = ? \
+               AND CASE json_type(c.value, '$.observed') \
+                   WHEN 'text' THEN json_extract(c.value, '$.observed') = ? \
+                   WHEN 'null' THEN 0 \
+                   ELSE c.value -> '$.observed' = ? END)",
+            [
+                text(check),
+                text(&string),
+                other.as_deref().map_or(Value::Null, text),
+            ],
+        );
+    }
     if let Some(needle) = q.q.as_deref().filter(|s| !s.trim().is_empty()) {
         let p = like(needle.trim());
         f.and(

@@ -642,6 +642,59 @@ pub fn check_values_count_each_observed_value(store: &dyn Store) {
             value(Some("[1,\"a\"]"), 1, 0),
         ]
     );
+    // Each value leads to its rows: those that passed the check with it, and those that
+    // failed it, as many as the values say, in both databases' spelling of each.
+    let with = |observed: &str, passed: Option<bool>| -> Vec<String> {
+        store
+            .evaluations(
+                s.id,
+                &EvaluationQuery {
+                    check: Some("keyword".into()),
+                    observed: Some(observed.into()),
+                    passed,
+                    ..EvaluationQuery::default()
+                },
+            )
+            .expect("evaluations")
+            .items
+            .into_iter()
+            .map(|e| e.candidate_id)
+            .collect()
+    };
+    for v in &all.values {
+        let Some(observed) = &v.observed else {
+            continue;
+        };
+        assert_eq!(with(observed, Some(true)).len() as u64, v.passed, "{v:?}");
+        assert_eq!(with(observed, None).len() as u64, v.failed, "{v:?}");
+    }
+    assert_eq!(with("phone case", Some(true)), ["A", "C"]);
+    assert_eq!(with("phone case", None), ["E"]);
+    assert!(
+        with("phone", Some(true)).is_empty(),
+        "a whole value, not a part of it"
+    );
+    assert!(
+        with("null", None).is_empty(),
+        "no value is not the text null"
+    );
+    let rating = |observed: &str| {
+        store
+            .evaluations(
+                s.id,
+                &EvaluationQuery {
+                    check: Some("rating".into()),
+                    observed: Some(observed.into()),
+                    passed: Some(true),
+                    ..EvaluationQuery::default()
+                },
+            )
+            .expect("evaluations")
+            .items
+            .len()
+    };
+    assert_eq!(rating("4.5"), 10, "a number, by its JSON");
+    assert_eq!(rating("phone case"), 0, "another check's value");
     let top = store.check_values(s.id, "keyword", 1).expect("values");
     assert_eq!((top.evaluations, top.distinct), (10, 7), "counted whole");
     assert_eq!(top.values, all.values[..1]);
