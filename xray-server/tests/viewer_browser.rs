@@ -1076,6 +1076,84 @@ fn a_checks_values_open_under_it_in_the_checks_table() {
     let caption = page.text(".check-values-row p");
     assert!(caption.starts_with("category saw "), "{caption}");
     page.screenshot("check-values");
+    // Each count lists its candidates: the least frequent value's, every one, by the value.
+    let values = m
+        .store
+        .check_values(filter, "category", 20)
+        .expect("the store counts")
+        .values;
+    let (row, verdict, value, count) = values
+        .iter()
+        .enumerate()
+        .filter_map(|(i, v)| Some((i, v.observed.clone()?, v)))
+        .flat_map(|(i, observed, v)| {
+            [
+                (i, "passed", observed.clone(), v.passed),
+                (i, "failed", observed, v.failed),
+            ]
+        })
+        .filter(|c| c.3 > 0)
+        .min_by_key(|c| c.3)
+        .expect("a value with candidates");
+    let wanted: Vec<String> = m
+        .store
+        .evaluations(
+            filter,
+            &xray::store::EvaluationQuery {
+                check: Some("category".into()),
+                observed: Some(value.clone()),
+                passed: Some(verdict == "passed"),
+                limit: Some(1000),
+                ..xray::store::EvaluationQuery::default()
+            },
+        )
+        .expect("the store's rows")
+        .items
+        .into_iter()
+        .map(|e| e.candidate_id)
+        .collect();
+    assert_eq!(
+        wanted.len() as u64,
+        count,
+        "the store agrees with its counts"
+    );
+    page.click(&format!(
+        ".check-values-row table.check-values > tbody > tr:nth-child({}) button.value-rows[data-verdict='{verdict}']",
+        row + 1
+    ));
+    page.wait(
+        &format!(
+            "document.querySelector(\".vt-spacer .vt-row[data-index='0'] .cand-id\")?.innerText === {}",
+            serde_json::json!(wanted[0])
+        ),
+        "the value's first candidate",
+    );
+    assert_eq!(
+        page.text(".count-line"),
+        format!("Candidates that {verdict} the “category” check with the value “{value}”")
+    );
+    let address = page.eval("location.search");
+    assert!(
+        address.as_str().is_some_and(|q| q.contains("observed=")),
+        "{address}"
+    );
+    // The rows drawn are the value's, in the store's order.
+    let drawn: Vec<String> = serde_json::from_value(page.eval(
+        "[...document.querySelectorAll('.vt-spacer .vt-row[data-placeholder=\"0\"]')].sort((a, b) => a.dataset.index - b.dataset.index).map((r) => r.querySelector('.cand-id').innerText)",
+    ))
+    .expect("the rows drawn");
+    assert!(!drawn.is_empty());
+    assert_eq!(drawn[..], wanted[..drawn.len()]);
+    assert_eq!(
+        page.text(".value-filter"),
+        format!("Only the value “{value}” of category · any value")
+    );
+    // Let go of the value: every candidate that failed (or passed) the check again.
+    page.click(".value-filter button");
+    page.wait(
+        "document.querySelector('.value-filter').hidden && !location.search.includes('observed=')",
+        "the value let go",
+    );
     // Clicked again, it closes.
     page.click(".checks-table tr[data-check='category'] .check-values-toggle");
     page.wait(

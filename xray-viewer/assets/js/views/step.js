@@ -13,7 +13,7 @@ import { viewShortcuts } from '../shortcuts.js';
 
 /** The row count the filters will give, when the exact summary tells it. */
 function knownTotal(summary, f) {
-  if (!summary || f.q) return null;
+  if (!summary || f.q || f.observed != null) return null;
   if (f.check) {
     if (summary.sampled) return null;
     const c = summary.checks.find((x) => x.name === f.check);
@@ -58,8 +58,9 @@ function sortOf(query) {
 }
 
 function describe(f, total, missingMetric = '') {
+  const value = f.check && f.observed != null ? ` with the value “${f.observed}”` : '';
   const what = f.check
-    ? `${f.verdict === 'passed' ? 'passed' : 'failed'} the “${f.check}” check`
+    ? `${f.verdict === 'passed' ? 'passed' : 'failed'} the “${f.check}” check${value}`
     : f.verdict === 'passed' ? 'passed every check' : f.verdict === 'failed' ? 'failed a check' : '';
   const count = total === null ? 'Candidates' : `${n(total)} ${total === 1 ? 'candidate' : 'candidates'}`;
   const search = f.q ? ` matching “${f.q}”` : '';
@@ -129,6 +130,8 @@ export default {
     const f = {
       verdict: query.get('verdict') || '',
       check: query.get('check') || '',
+      // The value the check saw (`observed=`, from the values table): with `check` only.
+      observed: query.get('check') ? query.get('observed') : null,
       sort: sortOf(query),
       q: query.get('q') || '',
     };
@@ -170,6 +173,21 @@ export default {
     }
     if (step.reasoning) blocks.push(section('Reasoning', h('p', { class: 'pre reasoning' }, step.reasoning)));
 
+    // A value's count in the values table: a button that lists those candidates (a value is
+    // named by its text; "no value recorded" cannot be, and stays a number).
+    const valueLink = (check, x, verdict) => {
+      const count = x[verdict];
+      const text = verdict === 'failed' && count ? h('span', { class: 'error-text' }, n(count)) : n(count);
+      if (!count || x.observed == null) return text;
+      const button = h('button', { type: 'button', class: 'link-button value-rows', dataset: { verdict },
+        'aria-label': `Show the ${n(count)} candidates that ${verdict} ${check} with the value ${x.observed}` }, text);
+      button.addEventListener('click', () => {
+        setFilters({ check, verdict, observed: x.observed, q: '' });
+        candidatesSection.scrollIntoView({ block: 'start' });
+      });
+      return button;
+    };
+
     // The values one check saw (`GET /steps/{id}/check-values`), in a row under the check's.
     const toggleValues = async (row, button, check) => {
       const open = row.nextElementSibling?.classList.contains('check-values-row') ? row.nextElementSibling : null;
@@ -190,8 +208,8 @@ export default {
             h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Value'), h('th', { scope: 'col', class: 'num' }, 'Passed'), h('th', { scope: 'col', class: 'num' }, 'Failed'), h('th', { scope: 'col' }, h('span', { class: 'visually-hidden' }, 'Share')))),
             h('tbody', {}, v.values.map((x) => h('tr', {},
               h('td', {}, x.observed == null ? h('span', { class: 'muted' }, 'no value recorded') : x.observed),
-              h('td', { class: 'num' }, n(x.passed)),
-              h('td', { class: 'num' }, x.failed ? h('span', { class: 'error-text' }, n(x.failed)) : '0'),
+              h('td', { class: 'num' }, valueLink(check, x, 'passed')),
+              h('td', { class: 'num' }, valueLink(check, x, 'failed')),
               h('td', {}, bar(x.passed + x.failed, most, x.failed > x.passed ? 'fail-bar' : 'pass-bar')))))));
       } catch (e) {
         if (e.name !== 'AbortError') replace(cell, notice('error', `Could not load the values ${check} saw: ${e.message}`));
@@ -206,7 +224,7 @@ export default {
       const checkRows = summary.checks.map((c) => {
         const show = h('button', { type: 'button', class: 'link-button', 'aria-label': `Show the ${n(c.failed)} candidates that failed ${c.name}` }, n(c.failed));
         show.addEventListener('click', () => {
-          setFilters({ verdict: 'failed', check: c.name });
+          setFilters({ verdict: 'failed', check: c.name, observed: null });
           candidatesSection.scrollIntoView({ block: 'start' });
         });
         const valuesButton = h('button', { type: 'button', class: 'link-button check-values-toggle', 'aria-expanded': 'false', 'aria-label': `Values the ${c.name} check saw` }, 'values');
@@ -321,7 +339,8 @@ export default {
         let unsorted = false;
         const get = (cursor, limit) => api.evaluations(id, {
           passed: f.verdict === 'passed' ? 'true' : f.verdict === 'failed' ? 'false' : '',
-          check: f.check, q: f.q, ...(unsorted ? {} : sortParams(f.sort)), limit, cursor,
+          check: f.check, observed: f.check ? f.observed : null,
+          q: f.q, ...(unsorted ? {} : sortParams(f.sort)), limit, cursor,
         }, { signal });
         const { metric } = sortParams(f.sort);
         return (cursor, limit) => get(cursor, limit).then((page) => {
@@ -350,12 +369,23 @@ export default {
       });
       const refresh = () => {
         countLine.textContent = describe(f, knownTotal(summary, f));
-        setQuery({ verdict: f.verdict, check: f.check, ...sortParams(f.sort), q: f.q });
+        setQuery({ verdict: f.verdict, check: f.check, observed: f.check ? f.observed : null, ...sortParams(f.sort), q: f.q });
         table.reset(loader(), knownTotal(summary, f));
         replace(detailPane, h('p', { class: 'muted' }, 'Select a row to see every check with its observed value and rule.'));
       };
+      // The value the rows are narrowed to, with a button that lets go of it.
+      const valueFilter = h('p', { class: 'value-filter' });
+      const showValue = () => {
+        valueFilter.hidden = !(f.check && f.observed != null);
+        if (valueFilter.hidden) return valueFilter.replaceChildren();
+        const clear = h('button', { type: 'button', class: 'link-button', 'aria-label': `Any value of ${f.check}` }, 'any value');
+        clear.addEventListener('click', () => setFilters({ observed: null }));
+        return replace(valueFilter, `Only the value “${f.observed}” of ${f.check} · `, clear);
+      };
       setFilters = (next) => {
         Object.assign(f, next);
+        if (!f.check) f.observed = null;
+        showValue();
         verdictSelect.value = f.verdict;
         checkSelect.value = f.check;
         sortSelect.value = f.sort;
@@ -363,16 +393,18 @@ export default {
         refresh();
       };
       verdictSelect.addEventListener('change', () => setFilters({ verdict: verdictSelect.value }));
-      checkSelect.addEventListener('change', () => setFilters({ check: checkSelect.value, verdict: checkSelect.value && !f.verdict ? 'failed' : f.verdict }));
+      checkSelect.addEventListener('change', () => setFilters({ check: checkSelect.value, observed: null, verdict: checkSelect.value && !f.verdict ? 'failed' : f.verdict }));
       sortSelect.addEventListener('change', () => setFilters({ sort: sortSelect.value }));
       const typed = debounce(() => setFilters({ q: search.value.trim() }), 250);
       search.addEventListener('input', typed);
       countLine.textContent = describe(f, knownTotal(summary, f));
+      showValue();
       replace(candidatesSection,
         h('h2', {}, 'Candidates'),
         sampleNote,
         h('form', { class: 'filters', role: 'search', 'aria-label': 'Filter candidates', onsubmit: (e) => e.preventDefault() },
           field('Verdict', verdictSelect), field('On check', checkSelect), field('Sort by', sortSelect), field('Search', search)),
+        valueFilter,
         countLine,
         table.element,
         detailPane);
