@@ -48,7 +48,7 @@
 //! | `PATCH /executions/{id}`, `DELETE /executions` | tags and notes; bulk delete |
 //! | `GET /executions/{id}/export?format=json\|csv` | a run as one document, or its evaluations as CSV |
 //! | `GET /steps/{id}` | a step: input, output, filters, selection, reasoning, logs, error, evaluation summary |
-//! | `GET /steps/{id}/evaluations` | its candidates, by verdict, check, text; sorted by score or by a metric (`sort=metric&metric=confidence`) |
+//! | `GET /steps/{id}/evaluations` | its candidates, by verdict, check, the value a check saw (`observed=`), text; sorted by score or by a metric (`sort=metric&metric=confidence`) |
 //! | `GET /steps/{id}/check-values?check=` | the values one check saw, the most frequent first, each with how many passed and failed ("category: Phone Cases 1,405 passed") |
 //! | `GET /steps` | steps across runs by kind, name, elimination ("> 90% eliminated") |
 //! | `GET /candidates/{id}` | where a candidate went in every run |
