@@ -144,6 +144,17 @@ fn the_demo_serves_runs_in_which_the_bad_match_and_the_harsh_filter_are_findable
         .unwrap_or_else(|| panic!("the category check saw phone cases: {seen}"));
     assert!(phone_cases["passed"].as_u64() > Some(0), "{seen}");
     assert_eq!(phone_cases["failed"], 0, "{seen}");
+    // The value leads to its rows, the selected phone case among them.
+    let of_value = |extra: &str| {
+        get_json(&format!(
+            "{api}/steps/{}/evaluations?check=category&passed=true&observed=Phone%20Cases{extra}",
+            filtered["step_id"].as_str().expect("step id")
+        ))
+    };
+    let first = of_value("&limit=50");
+    assert_eq!(first["items"].as_array().map(Vec::len), Some(50), "{first}");
+    let found = of_value(&format!("&q={asin}"));
+    assert_eq!(found["items"][0]["candidate_id"], asin, "{found}");
     // Compared with the first laptop-stand run that went right, the filter's changed verdicts
     // name their checks: among them, what the good run's category check failed and the bad
     // run's passed. ARCHITECTURE.md's walkthrough quotes the numbers.
