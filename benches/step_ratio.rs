@@ -97,7 +97,7 @@ fn main() {
     let (lean, lean_counts) = lean_dispatch();
     println!(
         "step_ratio: {rounds} rounds of {STEPS} steps each: X-Ray, #[instrument] + fmt, then \
-         the two floors"
+         the two floors and the lean prototype"
     );
     for (name, nested) in [("nested", true), ("root", false)] {
         if filter.as_deref().is_some_and(|f| !name.contains(f)) {

@@ -35,15 +35,14 @@ thread_local! {
 
 /// The step's input, as `#[xray::step]` records it: an object keyed by parameter name.
 #[derive(Serialize)]
-struct Input<'a> {
-    query: &'a Query,
+pub(crate) struct Input<'a> {
+    pub(crate) query: &'a Query,
 }
 
-/// [`crate::work`] under the same span as [`crate::xray_filter`]'s, with its arguments' and
-/// output's JSON and two clock reads: the floor of a recorded step.
-#[inline(never)]
-pub fn floor_filter(query: &Query) -> u64 {
-    let span = tracing::span!(
+/// The same span as [`crate::xray_filter`]'s: its name and `xray.*` fields.
+#[inline(always)]
+pub(crate) fn step_span() -> tracing::Span {
+    tracing::span!(
         tracing::Level::INFO,
         "xray_filter",
         xray.step = "xray_filter",
@@ -51,7 +50,13 @@ pub fn floor_filter(query: &Query) -> u64 {
         xray.capture = "",
         xray.constant = tracing::field::Empty
     )
-    .entered();
+}
+
+/// [`crate::work`] under the same span as [`crate::xray_filter`]'s, with its arguments' and
+/// output's JSON and two clock reads: the floor of a recorded step.
+#[inline(never)]
+pub fn floor_filter(query: &Query) -> u64 {
+    let span = step_span().entered();
     let started = xray::model::now_us();
     let recording = !span.is_disabled();
     if recording {

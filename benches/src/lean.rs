@@ -31,6 +31,7 @@ use tracing_subscriber::prelude::*;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
+use crate::floor::{step_span, Input};
 use crate::{work, Query};
 
 /// A block is handed to the writer once it holds this many bytes.
@@ -310,25 +311,11 @@ where
     }
 }
 
-/// The step's input, as `#[xray::step]` records it: an object keyed by parameter name.
-#[derive(Serialize)]
-struct Input<'a> {
-    query: &'a Query,
-}
-
 /// [`crate::work`] under the same span as [`crate::xray_filter`]'s, recorded by
 /// [`LeanLayer`]: its input and output JSON go into the thread's block.
 #[inline(never)]
 pub fn lean_filter(query: &Query) -> u64 {
-    let span = tracing::span!(
-        tracing::Level::INFO,
-        "xray_filter",
-        xray.step = "xray_filter",
-        xray.kind = "filter",
-        xray.capture = "",
-        xray.constant = tracing::field::Empty
-    )
-    .entered();
+    let span = step_span().entered();
     let recording = !span.is_disabled();
     if recording {
         let _ = LOCAL.try_with(|l| l.borrow_mut().json(INPUT, &Input { query }));
