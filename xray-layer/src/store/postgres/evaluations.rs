@@ -84,28 +84,41 @@ pub(super) fn evaluations(
             "xray.evaluations e".to_owned()
         }
     };
-    if let Some(check) = &q.check {
-        if q.passed == Some(true) {
-            // Passed this check: it was made, and it is not among the failed ones.
-            f.and("? = ANY(e.passed_checks)", vec![p(check.clone())]);
-            f.and("NOT (? = ANY(e.failed_checks))", vec![p(check.clone())]);
-        } else {
-            f.and("? = ANY(e.failed_checks)", vec![p(check.clone())]);
+    match (&q.check, &q.observed) {
+        // A value the check saw: the check's own entry with that value passed (or failed) it,
+        // as check-values counts each entry (a row may make a check twice, with two values).
+        (Some(check), Some(observed)) => {
+            let (string, other) = observed_forms(observed);
+            f.and(
+                "EXISTS (SELECT 1 FROM jsonb_array_elements(e.checks::jsonb) c \
+                 WHERE c->>'name' = ? \
+                   AND (c->>'passed')::boolean = ? \
+                   AND CASE jsonb_typeof(c->'observed') \
+                       WHEN 'string' THEN c->>'observed' = ? \
+                       WHEN 'null' THEN false \
+                       ELSE c->'observed' = ?::text::jsonb END)",
+                vec![
+                    p(check.clone()),
+                    p(q.passed == Some(true)),
+                    p(string),
+                    p(other),
+                ],
+            );
         }
-    } else if let Some(passed) = q.passed {
-        f.and("e.passed = ?", vec![p(passed)]);
-    }
-    if let (Some(check), Some(observed)) = (&q.check, &q.observed) {
-        let (string, other) = observed_forms(observed);
-        f.and(
-            "EXISTS (SELECT 1 FROM jsonb_array_elements(e.checks::jsonb) c \
-             WHERE c->>'name' = ? \
-               AND CASE jsonb_typeof(c->'observed') \
-                   WHEN 'string' THEN c->>'observed' = ? \
-                   WHEN 'null' THEN false \
-                   ELSE c->'observed' = ?::text::jsonb END)",
-            vec![p(check.clone()), p(string), p(other)],
-        );
+        (Some(check), None) => {
+            if q.passed == Some(true) {
+                // Passed this check: it was made, and it is not among the failed ones.
+                f.and("? = ANY(e.passed_checks)", vec![p(check.clone())]);
+                f.and("NOT (? = ANY(e.failed_checks))", vec![p(check.clone())]);
+            } else {
+                f.and("? = ANY(e.failed_checks)", vec![p(check.clone())]);
+            }
+        }
+        (None, _) => {
+            if let Some(passed) = q.passed {
+                f.and("e.passed = ?", vec![p(passed)]);
+            }
+        }
     }
     if let Some(needle) = q.q.as_deref().filter(|s| !s.trim().is_empty()) {
         let at = f.param(like(needle.trim()));

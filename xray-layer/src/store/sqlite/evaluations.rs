@@ -72,36 +72,45 @@ pub(super) fn evaluations(
             "evaluations e"
         }
     };
-    if let Some(check) = &q.check {
-        let marker = text(&format!("{SEP}{check}{SEP}"));
-        if q.passed == Some(true) {
-            // Passed this check: it was made, and it is not among the failed ones.
-            f.and("instr(e.failed_checks, ?) = 0", [marker]);
+    match (&q.check, &q.observed) {
+        // A value the check saw: the check's own entry with that value passed (or failed) it,
+        // as check-values counts each entry (a row may make a check twice, with two values).
+        (Some(check), Some(observed)) => {
+            let (string, other) = observed_forms(observed);
             f.and(
-                "EXISTS (SELECT 1 FROM json_each(e.checks) WHERE json_extract(json_each.value, '$.name') = ?)",
-                [text(check)],
+                "EXISTS (SELECT 1 FROM json_each(e.checks) c \
+                 WHERE json_extract(c.value, '$.name') = ? \
+                   AND json_extract(c.value, '$.passed') = ? \
+                   AND CASE json_type(c.value, '$.observed') \
+                       WHEN 'text' THEN json_extract(c.value, '$.observed') = ? \
+                       WHEN 'null' THEN 0 \
+                       ELSE c.value -> '$.observed' = ? END)",
+                [
+                    text(check),
+                    int(i64::from(q.passed == Some(true))),
+                    text(&string),
+                    other.as_deref().map_or(Value::Null, text),
+                ],
             );
-        } else {
-            f.and("instr(e.failed_checks, ?) > 0", [marker]);
         }
-    } else if let Some(passed) = q.passed {
-        f.and("e.passed = ?", [int(i64::from(passed))]);
-    }
-    if let (Some(check), Some(observed)) = (&q.check, &q.observed) {
-        let (string, other) = observed_forms(observed);
-        f.and(
-            "EXISTS (SELECT 1 FROM json_each(e.checks) c \
-             WHERE json_extract(c.value, '$.name') = ? \
-               AND CASE json_type(c.value, '$.observed') \
-                   WHEN 'text' THEN json_extract(c.value, '$.observed') = ? \
-                   WHEN 'null' THEN 0 \
-                   ELSE c.value -> '$.observed' = ? END)",
-            [
-                text(check),
-                text(&string),
-                other.as_deref().map_or(Value::Null, text),
-            ],
-        );
+        (Some(check), None) => {
+            let marker = text(&format!("{SEP}{check}{SEP}"));
+            if q.passed == Some(true) {
+                // Passed this check: it was made, and it is not among the failed ones.
+                f.and("instr(e.failed_checks, ?) = 0", [marker]);
+                f.and(
+                    "EXISTS (SELECT 1 FROM json_each(e.checks) WHERE json_extract(json_each.value, '$.name') = ?)",
+                    [text(check)],
+                );
+            } else {
+                f.and("instr(e.failed_checks, ?) > 0", [marker]);
+            }
+        }
+        (None, _) => {
+            if let Some(passed) = q.passed {
+                f.and("e.passed = ?", [int(i64::from(passed))]);
+            }
+        }
     }
     if let Some(needle) = q.q.as_deref().filter(|s| !s.trim().is_empty()) {
         let p = like(needle.trim());

@@ -695,6 +695,52 @@ pub fn check_values_count_each_observed_value(store: &dyn Store) {
     };
     assert_eq!(rating("4.5"), 10, "a number, by its JSON");
     assert_eq!(rating("phone case"), 0, "another check's value");
+    // A row that made one check twice, with two values and two verdicts: each value leads to
+    // the row with its own verdict, as the values count them.
+    let mut twice = eval("K", false);
+    twice.checks = vec![
+        Check {
+            observed: Some(json!("phone case")),
+            ..check("keyword", true)
+        },
+        Check {
+            observed: Some(json!("laptop stand")),
+            ..check("keyword", false)
+        },
+    ];
+    let t = step_with(
+        store,
+        vec![twice, seen("L", Some(json!("phone case")), false)],
+    );
+    let of = |observed: &str, passed: bool| -> Vec<String> {
+        store
+            .evaluations(
+                t.id,
+                &EvaluationQuery {
+                    check: Some("keyword".into()),
+                    observed: Some(observed.into()),
+                    passed: Some(passed),
+                    ..EvaluationQuery::default()
+                },
+            )
+            .expect("evaluations")
+            .items
+            .into_iter()
+            .map(|e| e.candidate_id)
+            .collect()
+    };
+    let counted = store.check_values(t.id, "keyword", 10).expect("values");
+    assert_eq!(
+        counted.values,
+        [
+            value(Some("phone case"), 1, 1),
+            value(Some("laptop stand"), 0, 1)
+        ]
+    );
+    assert_eq!(of("phone case", true), ["K"]);
+    assert_eq!(of("phone case", false), ["L"]);
+    assert_eq!(of("laptop stand", false), ["K"]);
+    assert!(of("laptop stand", true).is_empty());
     let top = store.check_values(s.id, "keyword", 1).expect("values");
     assert_eq!((top.evaluations, top.distinct), (10, 7), "counted whole");
     assert_eq!(top.values, all.values[..1]);
