@@ -943,6 +943,18 @@ fn compare_counts_every_changed_verdict_or_says_it_cannot() {
         serde_json::json!([]),
         "nor broken down by check"
     );
+    // Nor asked for one check's changes: it would list them all.
+    let of_check = own.get(&format!(
+        "/api/v1/steps/{}/verdict-changes?other={}&check=price",
+        unknown["a"]["id"].as_str().expect("A's step"),
+        unknown["b"]["id"].as_str().expect("B's step")
+    ));
+    assert_eq!(of_check.status, 501, "{}", of_check.body);
+    assert!(
+        of_check.body.contains("verdict_change_checks"),
+        "{}",
+        of_check.body
+    );
 }
 
 /// The values one check saw, each with how many passed and failed it: the category check of

@@ -226,6 +226,11 @@ pub async fn verdict_changes(app: &Arc<App>, call: Call) -> Result<Response, Api
     query.check = call.params.text("check");
     if let (Some(check), None) = (&query.check, &query.cursor) {
         known_to_either(app, step, other, check).await?;
+        // A store of the program's own written before `check` existed would list every
+        // change as the check's: one that cannot break the changes down by check is asked
+        // nothing (its `Unsupported` answers 501).
+        app.blocking(move |s| s.verdict_change_checks(step, other))
+            .await?;
     }
     let page = app
         .blocking(move |s| s.verdict_changes(step, other, &query))

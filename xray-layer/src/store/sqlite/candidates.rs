@@ -187,7 +187,7 @@ pub(super) fn verdict_changes(
     };
     let (after_a, after_b) = Cursor::change_position(q.cursor.as_deref())?;
     let sql = verdict_changes_sql(limit);
-    // No check named: a marker no check name contains, so the condition holds for every pair.
+    // No check named: an empty marker, which the query's `?5 = ''` lets every pair through on.
     let marker = match &q.check {
         Some(check) => format!("{SEP}{check}{SEP}"),
         None => String::new(),
