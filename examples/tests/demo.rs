@@ -195,9 +195,14 @@ fn the_demo_serves_runs_in_which_the_bad_match_and_the_harsh_filter_are_findable
         category["failed_in_a"].as_u64().expect("a count"),
     );
     assert!(category > 0, "{filters}");
+    assert_eq!(
+        price + category,
+        total,
+        "ARCHITECTURE.md says no change counts under both checks: {filters}"
+    );
     let walkthrough = include_str!("../../ARCHITECTURE.md");
     for quoted in [
-        format!("`apply_filters`' {total} changes"),
+        format!("of `apply_filters`' {total} changes"),
         format!("**price** {price}"),
         format!("**category** {category}"),
     ] {

@@ -1516,6 +1516,12 @@ fn compare_pages_through_every_changed_verdict_past_the_first_500() {
         "[...document.querySelectorAll('.compare-table tbody tr')].find((r) => r.innerText.startsWith('judge_all'))?.querySelector('.diff-verdicts')?.title",
     );
     assert_eq!(why, "Changed by check: in stock 400 · price 200");
+    // The badge leads to the changes: the first check's button takes the keyboard.
+    page.click(".compare-table a.diff-verdicts");
+    page.wait(
+        "document.activeElement?.dataset?.check === 'in stock'",
+        "the keyboard on the first check's button",
+    );
     let more = "document.querySelector('button.changes-more')";
     assert_eq!(
         page.eval(&format!("{more}.innerText")),
@@ -1554,6 +1560,10 @@ fn compare_pages_through_every_changed_verdict_past_the_first_500() {
     page.wait(
         &format!("{price}.getAttribute('aria-pressed') === 'true' && {ROWS} === 100"),
         "the price check's first page",
+    );
+    assert_eq!(
+        page.text(".check-changes [role=status]"),
+        "Showing the 200 changes of price."
     );
     assert_eq!(
         page.text("table.verdict-changes caption"),

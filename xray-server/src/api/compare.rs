@@ -57,7 +57,8 @@ struct StepPair {
     filters: Option<[Option<Json>; 2]>,
     verdict_changes: Vec<VerdictChange>,
     /// The checks behind the verdict changes: for each, how many changed candidates failed it
-    /// in A only and in B only, the most first (all changes, not only those listed). Page
+    /// in A only and in B only, the most first (all changes, not only those listed; a change
+    /// can count under several checks, one of selection alone under none). Page
     /// through one check's with `/steps/{a}/verdict-changes?other={b}&check=`.
     verdict_changes_by_check: Vec<CheckChange>,
     /// How many candidates were judged differently in all (as many as `verdict_changes` lists,

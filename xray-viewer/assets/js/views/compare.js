@@ -94,12 +94,14 @@ function pairDetail(p, id) {
   if (p.output_differs && p.outputs) parts.push(sideBySide('Output', p.outputs));
   // The rules the step applied: when they differ, usually why its verdicts did.
   if (p.filters_differ && p.filters) parts.push(sideBySide('Filters', p.filters));
-  // The verdicts that changed, and the checks that changed them, right under the rules.
-  if (p.verdict_changes.length) parts.push(...verdictChanges(p));
+  // What one run judged and the other never saw first (the selected candidate of a run is
+  // often there), then the verdicts that changed, with the checks that changed them. The
+  // steps table's badges link to each.
   for (const [side, only, step, other] of [['A', p.only_a, p.a, p.b], ['B', p.only_b, p.b, p.a]]) {
     if (!only || !only.total) continue;
     parts.push(...onlyInTable(side, only, step, other, `${id}-only-${side}`));
   }
+  if (p.verdict_changes.length) parts.push(...verdictChanges(p, `${id}-changes`));
   return parts;
 }
 
@@ -122,9 +124,9 @@ function checkCounts(c) {
  * `verdict_changes_by_check`, most first): pressed, the table lists only that check's changes
  * (`/steps/{id}/verdict-changes?check=`); pressed again, all of them.
  */
-function verdictChanges(p) {
+function verdictChanges(p, id) {
   const byCheck = p.verdict_changes_by_check || [];
-  const holder = h('div', { class: 'verdict-changes-holder' });
+  const holder = h('div', { class: 'verdict-changes-holder', id });
   const status = h('span', { class: 'muted', role: 'status' });
   let current = null;
   const buttons = byCheck.map((c) => {
@@ -137,7 +139,7 @@ function verdictChanges(p) {
     current = check;
     buttons.forEach((b) => b.setAttribute('aria-pressed', String(b.dataset.check === check)));
     if (check === null) {
-      status.textContent = '';
+      status.textContent = `Showing every change (${changedCount(p)}).`;
       replace(holder, ...verdictChangesTable(p, null));
       return;
     }
@@ -146,23 +148,29 @@ function verdictChanges(p) {
       const page = await api.verdictChanges(p.a.id, { other: p.b.id, check, limit: PAGE });
       if (current !== check) return;
       const c = byCheck.find((x) => x.check === check);
-      status.textContent = '';
+      const total = c.failed_in_a + c.failed_in_b;
+      status.textContent = `Showing the ${n(total)} ${total === 1 ? 'change' : 'changes'} of ${check}.`;
       replace(holder, ...verdictChangesTable({
         ...p,
         verdict_changes: page.items,
         verdict_changes_cursor: page.next_cursor,
-        verdict_changes_total: c.failed_in_a + c.failed_in_b,
+        verdict_changes_total: total,
         truncated: Boolean(page.next_cursor),
       }, check));
     } catch (err) {
-      if (current === check) status.textContent = `Could not load the ${check} check's changes: ${err.message}`;
+      if (current !== check) return;
+      // The table still lists every change: say so, and let go of the button.
+      current = null;
+      buttons.forEach((b) => b.setAttribute('aria-pressed', 'false'));
+      status.textContent = `Could not load the ${check} check's changes (${err.message}); the table lists every change.`;
+      replace(holder, ...verdictChangesTable(p, null));
     }
   }
   replace(holder, ...verdictChangesTable(p, null));
   if (!byCheck.length) return [holder];
   return [
     h('div', { class: 'check-changes', role: 'group', 'aria-label': 'Verdict changes by check' },
-      h('span', {}, 'Changed by check (press one to list only its changes):'), ...buttons, status),
+      h('span', {}, 'Changed by check (a change can count under more than one; press one to list only its changes):'), ...buttons, status),
     holder,
   ];
 }
@@ -385,6 +393,21 @@ export default {
       });
       return link;
     };
+    const changesBadge = (p) => {
+      const text = `${changedCount(p)} ${changedTotal(p) === 1 ? 'verdict' : 'verdicts'} changed`;
+      if (!p.panelId) return h('span', { class: 'diff-badge diff-verdicts', title: byCheckTitle(p) }, text);
+      const link = h('a', { href: `#${p.panelId}-changes`, class: 'diff-badge diff-verdicts', title: byCheckTitle(p) }, text);
+      link.addEventListener('click', (e) => {
+        e.preventDefault();
+        const panel = document.getElementById(p.panelId);
+        if (panel) panel.open = true;
+        const target = document.getElementById(`${p.panelId}-changes`);
+        const start = target?.previousElementSibling?.classList.contains('check-changes') ? target.previousElementSibling : target;
+        start?.scrollIntoView({ block: 'start' });
+        (start?.querySelector('button') || target?.querySelector('tbody a'))?.focus({ preventScroll: true });
+      });
+      return link;
+    };
     const rows = cmp.steps.map((p) => {
       const diffs = [
         !p.a ? h('span', { class: 'diff-badge' }, 'only in B') : null,
@@ -392,7 +415,7 @@ export default {
         p.input_differs ? h('span', { class: 'diff-badge' }, 'input differs') : null,
         p.output_differs ? h('span', { class: 'diff-badge' }, 'output differs') : null,
         p.filters_differ ? h('span', { class: 'diff-badge' }, 'filters differ') : null,
-        p.verdict_changes.length ? h('span', { class: 'diff-badge diff-verdicts', title: byCheckTitle(p) }, `${changedCount(p)} ${changedTotal(p) === 1 ? 'verdict' : 'verdicts'} changed`) : null,
+        p.verdict_changes.length ? changesBadge(p) : null,
         p.only_a && p.only_a.total ? onlyBadge(p, 'A') : null,
         p.only_b && p.only_b.total ? onlyBadge(p, 'B') : null,
       ].filter(Boolean);

@@ -131,7 +131,7 @@ export default {
       verdict: query.get('verdict') || '',
       check: query.get('check') || '',
       // The value the check saw (`observed=`, from the values table): with `check` only.
-      observed: query.get('check') ? query.get('observed') : null,
+      observed: (query.get('check') && query.get('observed')) || null,
       sort: sortOf(query),
       q: query.get('q') || '',
     };
@@ -178,7 +178,8 @@ export default {
     const valueLink = (check, x, verdict) => {
       const count = x[verdict];
       const text = verdict === 'failed' && count ? h('span', { class: 'error-text' }, n(count)) : n(count);
-      if (!count || x.observed == null) return text;
+      // (An empty text cannot travel in the address: it stays a number too.)
+      if (!count || x.observed == null || x.observed === '') return text;
       const button = h('button', { type: 'button', class: 'link-button value-rows', dataset: { verdict },
         'aria-label': `Show the ${n(count)} candidates that ${verdict} ${check} with the value ${x.observed}` }, text);
       button.addEventListener('click', () => {
