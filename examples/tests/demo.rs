@@ -131,6 +131,27 @@ fn the_demo_serves_runs_in_which_the_bad_match_and_the_harsh_filter_are_findable
         filtered["step_id"].as_str().expect("step id")
     ));
     assert_eq!(filter_step["filters"]["category_scope"], "department");
+    // The run's funnel says so: the category check rejected nobody there.
+    let funnel_row = bad["funnel"]
+        .as_array()
+        .expect("a funnel")
+        .iter()
+        .find(|r| r["name"] == "apply_filters")
+        .expect("the filter counted candidates");
+    let rejected_none = |run: &Value| -> Vec<String> {
+        let row = run["funnel"]
+            .as_array()
+            .expect("a funnel")
+            .iter()
+            .find(|r| r["name"] == "apply_filters")
+            .cloned()
+            .expect("the filter counted candidates");
+        serde_json::from_value(row["rejected_none"].clone()).expect("check names")
+    };
+    assert!(
+        rejected_none(bad).contains(&"category".to_owned()),
+        "{funnel_row}"
+    );
     // What its category check let through, value by value: phone cases, none failed.
     let seen = get_json(&format!(
         "{api}/steps/{}/check-values?check=category",
@@ -166,6 +187,10 @@ fn the_demo_serves_runs_in_which_the_bad_match_and_the_harsh_filter_are_findable
         })
         .min_by_key(|d| d["started_at"].as_i64())
         .expect("a laptop-stand run that went right");
+    assert!(
+        !rejected_none(good).contains(&"category".to_owned()),
+        "in a good run the category check rejects some"
+    );
     let comparison = get_json(&format!(
         "{api}/compare?a={}&b={}",
         good["id"].as_str().expect("id"),

@@ -252,6 +252,38 @@ fn runs_list_filters_and_opens_a_run() {
         )) && funnel.contains(&format!("< 3.8 minimum ×{}", thousands(failed_rating))),
         "how many failed rating in all, and the one rule they failed: {funnel}"
     );
+    // Each funnel row names the checks that rejected nobody, as the store's counts say.
+    let run = m
+        .store
+        .execution(m.creative)
+        .expect("the run")
+        .expect("stored");
+    let mut named = 0;
+    for step in &run.steps {
+        let none: Vec<&str> = step
+            .summary
+            .iter()
+            .flat_map(|s| &s.checks)
+            .filter(|c| c.failed == 0)
+            .map(|c| c.name.as_str())
+            .collect();
+        let shown = page.eval(&format!(
+            "document.querySelector(\".funnel-row[data-step='{}'] .rejected-none\")?.innerText ?? null",
+            step.id
+        ));
+        if none.is_empty() {
+            assert!(shown.is_null(), "{}: {shown}", step.name);
+        } else {
+            named += 1;
+            assert_eq!(
+                shown,
+                format!("Rejected none: {}", none.join(", ")),
+                "{}",
+                step.name
+            );
+        }
+    }
+    assert!(named > 0, "the fixture has a check that rejected nobody");
     assert!(page.text("h1").contains("ok"));
     // What the run was given and what it decided are open (both are short), beside its notes.
     assert_eq!(

@@ -54,6 +54,10 @@ struct FunnelRow {
     candidates_out: Option<u64>,
     eliminated: Option<u64>,
     lost_to: Vec<CheckLoss>,
+    /// The checks the step made that rejected no candidate at all, in the order it made them:
+    /// a filter that let everything through ("category" in a run that compared departments)
+    /// is a finding too, and a silent one in `lost_to`.
+    rejected_none: Vec<String>,
     /// The step's status: a step that failed counted only what it judged before it stopped.
     status: Status,
     error: Option<String>,
@@ -153,6 +157,13 @@ fn funnel_row(step: &StepSummary) -> FunnelRow {
         })
         .collect();
     lost_to.sort_by_key(|c| std::cmp::Reverse(c.eliminated));
+    let rejected_none = step
+        .summary
+        .iter()
+        .flat_map(|s| &s.checks)
+        .filter(|c| c.failed == 0)
+        .map(|c| c.name.clone())
+        .collect();
     FunnelRow {
         step_id: step.id,
         name: step.name.clone(),
@@ -164,6 +175,7 @@ fn funnel_row(step: &StepSummary) -> FunnelRow {
             _ => None,
         },
         lost_to,
+        rejected_none,
         status: step.status,
         error: step.error.clone(),
     }

@@ -58,6 +58,12 @@ export function funnel(rows) {
           // first to reject: say so when the two differ.
           l.failed > l.eliminated ? h('span', { class: 'muted lost-failed' }, ` first · ${n(l.failed)} failed`) : null),
           topReasons(l.top_reasons).length ? h('span', { class: 'lost-reasons' },
-            topReasons(l.top_reasons).map(([reason, count]) => h('span', { class: 'reason' }, reason, h('span', { class: 'muted' }, ` ×${n(count)}`)))) : null))) : null);
+            topReasons(l.top_reasons).map(([reason, count]) => h('span', { class: 'reason' }, reason, h('span', { class: 'muted' }, ` ×${n(count)}`)))) : null))) : null,
+      // A check that rejected nothing is silent above; a filter that let everything through
+      // is often the finding (a category check in a run that compared departments).
+      (r.rejected_none || []).length ? h('p', { class: 'rejected-none' },
+        h('span', { class: 'muted' }, 'Rejected none: '),
+        r.rejected_none.map((name, i) => [i ? ', ' : '',
+          h('a', { href: `/steps/${r.step_id}?check=${encodeURIComponent(name)}&verdict=passed`, title: `Every candidate ${name} judged passed it; open them` }, name)])) : null);
   }));
 }
