@@ -260,13 +260,18 @@ fn runs_list_filters_and_opens_a_run() {
         .expect("stored");
     let mut named = 0;
     for step in &run.steps {
-        let none: Vec<&str> = step
-            .summary
-            .iter()
-            .flat_map(|s| &s.checks)
-            .filter(|c| c.failed == 0)
-            .map(|c| c.name.as_str())
-            .collect();
+        let checks: Vec<_> = step.summary.iter().flat_map(|s| &s.checks).collect();
+        // Named beside checks that rejected some; a step whose checks rejected none (a
+        // search saying which keyword found each) names none.
+        let none: Vec<&str> = if checks.iter().any(|c| c.failed > 0) {
+            checks
+                .iter()
+                .filter(|c| c.failed == 0)
+                .map(|c| c.name.as_str())
+                .collect()
+        } else {
+            Vec::new()
+        };
         let shown = page.eval(&format!(
             "document.querySelector(\".funnel-row[data-step='{}'] .rejected-none\")?.innerText ?? null",
             step.id
@@ -283,7 +288,9 @@ fn runs_list_filters_and_opens_a_run() {
             );
         }
     }
-    assert!(named > 0, "the fixture has a check that rejected nobody");
+    // (This fixture's filters reject with every check: see the test of `sieve` for one that
+    // does not.)
+    assert_eq!(named, 0);
     assert!(page.text("h1").contains("ok"));
     // What the run was given and what it decided are open (both are short), beside its notes.
     assert_eq!(
@@ -1522,6 +1529,50 @@ fn serve_two_runs(
     assert_eq!(runs.len(), 2, "two runs");
     // Newest first.
     (server, runs[1].id, runs[0].id)
+}
+
+/// Keeps the even candidates: `size` rejects the odd ones, `colour` rejects none.
+#[xray::step(kind = "filter")]
+fn sieve(count: u32) -> usize {
+    (0..count)
+        .filter(|i| {
+            xray::evaluate(format!("S{i:03}"))
+                .check("size", i % 2 == 0, "too big")
+                .check("colour", true, "wrong colour")
+                .passed()
+        })
+        .count()
+}
+
+#[xray::execution(name = "sieve")]
+fn sieve_run(count: u32) -> usize {
+    sieve(count)
+}
+
+/// A filter one of whose checks let every candidate through: the run's funnel names it under
+/// the checks that rejected some, linked to the candidates that passed it.
+#[test]
+fn a_runs_funnel_names_the_check_that_rejected_nobody() {
+    let (server, a, _) = serve_two_runs("rejected-none", || {
+        sieve_run(10);
+        sieve_run(4);
+    });
+    let page = Page::launch();
+    page.goto(&format!("{}/runs/{a}", server.url()));
+    let line = page.wait(
+        "document.querySelector('.funnel-row .rejected-none')?.innerText ?? null",
+        "the funnel's line of checks that rejected none",
+    );
+    assert_eq!(line, "Rejected none: colour");
+    let lost = page.text(".funnel-row .lost-to");
+    assert!(lost.starts_with("size: 5"), "{lost}");
+    let href =
+        page.eval("document.querySelector('.funnel-row .rejected-none a').getAttribute('href')");
+    assert!(
+        href.as_str()
+            .is_some_and(|h| h.ends_with("?check=colour&verdict=passed")),
+        "{href}"
+    );
 }
 
 #[test]

@@ -54,9 +54,11 @@ struct FunnelRow {
     candidates_out: Option<u64>,
     eliminated: Option<u64>,
     lost_to: Vec<CheckLoss>,
-    /// The checks the step made that rejected no candidate at all, in the order it made them:
-    /// a filter that let everything through ("category" in a run that compared departments)
-    /// is a finding too, and a silent one in `lost_to`.
+    /// The checks the step made that rejected no candidate at all, in the order it made them,
+    /// when some other check of the step did: a filter that let everything through
+    /// ("category" in a run that compared departments) is a finding too, and a silent one in
+    /// `lost_to`. (Empty when no check rejected anything: the step's checks then only say
+    /// what it saw, as a search's `keyword` does.)
     rejected_none: Vec<String>,
     /// The step's status: a step that failed counted only what it judged before it stopped.
     status: Status,
@@ -157,13 +159,18 @@ fn funnel_row(step: &StepSummary) -> FunnelRow {
         })
         .collect();
     lost_to.sort_by_key(|c| std::cmp::Reverse(c.eliminated));
-    let rejected_none = step
-        .summary
-        .iter()
-        .flat_map(|s| &s.checks)
-        .filter(|c| c.failed == 0)
-        .map(|c| c.name.clone())
-        .collect();
+    // Only beside checks that did reject some: a step none of whose checks rejects anything
+    // (a search recording the keyword that found each candidate) uses them to say what it saw.
+    let rejected_none = if lost_to.is_empty() {
+        Vec::new()
+    } else {
+        step.summary
+            .iter()
+            .flat_map(|s| &s.checks)
+            .filter(|c| c.failed == 0)
+            .map(|c| c.name.clone())
+            .collect()
+    };
     FunnelRow {
         step_id: step.id,
         name: step.name.clone(),
