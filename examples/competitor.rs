@@ -241,6 +241,11 @@ pub fn candidate_search(keywords: &[String], catalog: &Catalog) -> Vec<Product> 
     // The search's limit cuts matches before anything is recorded: the step's funnel says so
     // (3,419 matches -> 2,500 returned), instead of looking like it kept everything it saw.
     xray::candidates(Some(total as u64), Some(hits.len() as u64));
+    // The rule that cut them, beside the counts: which matches a limit keeps is a decision too.
+    xray::filters(&serde_json::json!({
+        "limit": SEARCH_LIMIT,
+        "keeps": "the matches with the most keywords, then the most reviews",
+    }));
     let lowered: Vec<String> = keywords.iter().map(|k| k.to_lowercase()).collect();
     for p in &hits {
         let title = p.title.to_lowercase();

@@ -291,6 +291,27 @@ fn runs_list_filters_and_opens_a_run() {
     // (This fixture's filters reject with every check: see the test of `sieve` for one that
     // does not.)
     assert_eq!(named, 0);
+    // A loss no check accounts for (a top N) says so, and only there.
+    let mut unattributed = 0;
+    for step in &run.steps {
+        let lost = match (step.candidates_in, step.candidates_out) {
+            (Some(i), Some(o)) => i > o,
+            _ => false,
+        };
+        let by_check = step
+            .summary
+            .iter()
+            .flat_map(|s| &s.checks)
+            .any(|c| c.first_failed > 0);
+        let expected = lost && !by_check && step.status == xray::model::Status::Ok;
+        let shown = page.eval(&format!(
+            "Boolean(document.querySelector(\".funnel-row[data-step='{}'] .unattributed-loss\"))",
+            step.id
+        ));
+        assert_eq!(shown, expected, "{}", step.name);
+        unattributed += usize::from(expected);
+    }
+    assert!(unattributed > 0, "the fixture's ranking keeps its top N");
     assert!(page.text("h1").contains("ok"));
     // What the run was given and what it decided are open (both are short), beside its notes.
     assert_eq!(
@@ -1169,7 +1190,16 @@ fn a_checks_values_open_under_it_in_the_checks_table() {
     );
     assert_eq!(
         page.text(".count-line"),
-        format!("Candidates that {verdict} the “category” check with the value “{value}”")
+        format!(
+            "{} {} that {verdict} the “category” check with the value “{value}”",
+            thousands(count as usize),
+            if count == 1 {
+                "candidate"
+            } else {
+                "candidates"
+            }
+        ),
+        "the count the values table gave"
     );
     let address = page.eval("location.search");
     assert!(
@@ -1569,9 +1599,29 @@ fn a_runs_funnel_names_the_check_that_rejected_nobody() {
     let href =
         page.eval("document.querySelector('.funnel-row .rejected-none a').getAttribute('href')");
     assert!(
-        href.as_str()
-            .is_some_and(|h| h.ends_with("?check=colour&verdict=passed")),
+        href.as_str().is_some_and(|h| h.ends_with("?values=colour")),
         "{href}"
+    );
+    assert_eq!(
+        page.eval("document.querySelector('.funnel-row .unattributed-loss')"),
+        serde_json::Value::Null,
+        "every candidate lost here was rejected by a check"
+    );
+    // The link opens the step with the values the check saw.
+    page.click(".funnel-row .rejected-none a");
+    let values = page.wait(
+        "document.querySelector('.check-values-row table.check-values')?.innerText ?? null",
+        "the values colour saw",
+    );
+    assert!(
+        values
+            .as_str()
+            .is_some_and(|v| v.contains("no value recorded")),
+        "{values}"
+    );
+    assert_eq!(
+        page.eval("document.querySelector(\".checks-table tr[data-check='colour'] .check-values-toggle\").getAttribute('aria-expanded')"),
+        "true"
     );
 }
 

@@ -59,11 +59,15 @@ export function funnel(rows) {
           l.failed > l.eliminated ? h('span', { class: 'muted lost-failed' }, ` first · ${n(l.failed)} failed`) : null),
           topReasons(l.top_reasons).length ? h('span', { class: 'lost-reasons' },
             topReasons(l.top_reasons).map(([reason, count]) => h('span', { class: 'reason' }, reason, h('span', { class: 'muted' }, ` ×${n(count)}`)))) : null))) : null,
+      // A loss no check accounts for: a limit or a top-N (its rule is in the step's filters).
+      eliminated && !r.lost_to.length && r.status === 'ok' ? h('p', { class: 'unattributed-loss muted' },
+        `No check rejected these ${n(eliminated)}: the step let through fewer than it took in (a limit, a top N). `,
+        h('a', { href: `/steps/${r.step_id}` }, 'Its filters and output say how')) : null,
       // A check that rejected nothing is silent above; a filter that let everything through
       // is often the finding (a category check in a run that compared departments).
       (r.rejected_none || []).length ? h('p', { class: 'rejected-none' },
         h('span', { class: 'muted' }, 'Rejected none: '),
         r.rejected_none.map((name, i) => [i ? ', ' : '',
-          h('a', { href: `/steps/${r.step_id}?check=${encodeURIComponent(name)}&verdict=passed`, title: `Every candidate ${name} judged passed it; open them` }, name)])) : null);
+          h('a', { href: `/steps/${r.step_id}?values=${encodeURIComponent(name)}`, title: `Every candidate ${name} judged passed it: the values it saw` }, name)])) : null);
   }));
 }

@@ -11,9 +11,16 @@ import { live } from '../live.js';
 import { navigate, setQuery } from '../router.js';
 import { viewShortcuts } from '../shortcuts.js';
 
+/** What a value's count was counted for: the check, the verdict, the value (and no search). */
+function filterKey(f) {
+  return JSON.stringify([f.check, f.verdict, f.observed, f.q]);
+}
+
 /** The row count the filters will give, when the exact summary tells it. */
 function knownTotal(summary, f) {
-  if (!summary || f.q || f.observed != null) return null;
+  // A value's count is known when its button in the values table set the filters.
+  if (f.observed != null) return f.observedCount && f.observedCount.key === filterKey(f) ? f.observedCount.n : null;
+  if (!summary || f.q) return null;
   if (f.check) {
     if (summary.sampled) return null;
     const c = summary.checks.find((x) => x.name === f.check);
@@ -183,7 +190,8 @@ export default {
       const button = h('button', { type: 'button', class: 'link-button value-rows', dataset: { verdict },
         'aria-label': `Show the ${n(count)} candidates that ${verdict} ${check} with the value ${x.observed}` }, text);
       button.addEventListener('click', () => {
-        setFilters({ check, verdict, observed: x.observed, q: '' });
+        const next = { check, verdict, observed: x.observed, q: '' };
+        setFilters({ ...next, observedCount: { key: filterKey(next), n: count } });
         candidatesSection.scrollIntoView({ block: 'start' });
       });
       return button;
@@ -195,9 +203,11 @@ export default {
       if (open) {
         open.remove();
         button.setAttribute('aria-expanded', 'false');
+        if (new URLSearchParams(location.search).get('values') === check) setQuery({ values: null });
         return;
       }
       button.setAttribute('aria-expanded', 'true');
+      setQuery({ values: check });
       const cell = h('td', { colspan: '6' }, h('p', { class: 'muted' }, `Loading the values ${check} saw…`));
       row.after(h('tr', { class: 'check-values-row' }, cell));
       try {
@@ -239,6 +249,10 @@ export default {
         valuesButton.addEventListener('click', () => toggleValues(row, valuesButton, c.name));
         return row;
       });
+      // `values=<check>` in the address (the funnel's "Rejected none" links): open at once.
+      const asked = query.get('values');
+      const askedRow = checkRows.find((r) => r.dataset.check === asked);
+      if (askedRow) queueMicrotask(() => toggleValues(askedRow, askedRow.querySelector('.check-values-toggle'), asked));
       if (summary.checks.length) blocks.push(section('Checks',
         h('p', { class: 'muted' }, `${n(summary.total)} evaluations: ${n(summary.passed)} passed, ${n(summary.failed)} failed (exact counts).`),
         h('div', { class: 'table-wrap' }, h('table', { class: 'data checks-table' },
@@ -309,7 +323,8 @@ export default {
           h('a', { href: `/candidates?id=${encodeURIComponent(r.candidate_id)}`, class: 'mono cand-id' }, r.candidate_id),
           r.label ? h('span', { class: 'cand-label', title: r.label }, r.label) : null) },
         // Room for "passed ★ selected" when the step selects.
-        { title: 'Verdict', min: step.selection.length ? 12.5 : 6.5, render: (r) => verdictCell(r, step.selection.length > 0) },
+        // The row's verdict in the step (a filter on one check may list rows the step failed).
+        { title: 'Step verdict', min: step.selection.length ? 12.5 : 8, render: (r) => verdictCell(r, step.selection.length > 0) },
         ...checkNames.map((name) => ({
           title: name, min: 9, grow: 1.2, className: 'col-check',
           render: (r) => checkCell((r.checks || []).find((c) => c.name === name)),
