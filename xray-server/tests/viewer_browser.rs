@@ -898,6 +898,11 @@ fn compare_two_runs_shows_changed_verdicts_with_reasons() {
             && change.contains("passed"),
         "the reasons on each side: {change}"
     );
+    // And the rule the phone case met where it passed: why that run let it through.
+    assert!(
+        change.contains("category: Phone Cases in [Laptop Stands, Phone Cases]"),
+        "the rule met on the side that passed: {change}"
+    );
     assert!(
         page.eval("document.querySelectorAll('.cmp-payload .jt-diff').length > 0") == true,
         "the differing input is highlighted"

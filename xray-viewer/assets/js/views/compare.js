@@ -3,7 +3,7 @@
 
 import { api } from '../api.js';
 import { h, replace, notice, field, statusBadge } from '../dom.js';
-import { n, duration, time, shortId, num } from '../format.js';
+import { n, duration, time, shortId, num, passedRule } from '../format.js';
 import { jsonTree, diffPaths } from '../components/json-tree.js';
 import { navigate } from '../router.js';
 import { arrangePreviews } from '../preview.js';
@@ -67,12 +67,21 @@ function stepCell(s) {
     s.candidates_in != null || s.candidates_out != null ? h('span', { class: 'muted' }, ` · ${n(s.candidates_in)} → ${n(s.candidates_out)}`) : null);
 }
 
-function verdictText(v) {
+/**
+ * One side's verdict: its failed checks with their reasons and, when `other` (the other
+ * side's verdict) failed checks this side passed, the rule each of those met here ("category:
+ * Phone Cases in [Laptop Stands, …]"): why one run let through what the other rejected.
+ */
+function verdictText(v, other) {
   const failed = v.checks.filter((c) => !c.passed);
+  const failedThere = new Set((other?.checks || []).filter((c) => !c.passed).map((c) => c.name));
+  const met = v.checks.filter((c) => c.passed && failedThere.has(c.name));
   return h('div', { class: 'cmp-verdict' },
     h('span', { class: ['badge', v.selected ? 'selected-badge' : v.passed ? 'pass' : 'fail'] }, v.selected ? '★ selected' : v.passed ? 'passed' : 'failed'),
     v.score != null ? h('span', { class: 'muted' }, ` score ${num(v.score, 3)}`) : null,
-    failed.length ? h('ul', { class: 'cmp-reasons' }, failed.map((c) => h('li', {}, h('strong', {}, c.name), `: ${c.reason || 'failed'}`))) : null);
+    failed.length || met.length ? h('ul', { class: 'cmp-reasons' },
+      failed.map((c) => h('li', {}, h('strong', {}, c.name), `: ${c.reason || 'failed'}`)),
+      met.map((c) => h('li', { class: 'cmp-met' }, h('strong', {}, c.name), `: ${passedRule(c) || 'passed'}`))) : null);
 }
 
 function parse(v) {
@@ -180,7 +189,7 @@ function changeRows(changes) {
   return changes.map((c) => h('tr', {},
     h('th', { scope: 'row' }, h('a', { href: `/candidates?id=${encodeURIComponent(c.candidate_id)}`, class: 'mono' }, c.candidate_id),
       c.a.label || c.b.label ? h('div', { class: 'muted cand-label' }, c.a.label || c.b.label) : null),
-    h('td', {}, verdictText(c.a)), h('td', {}, verdictText(c.b))));
+    h('td', {}, verdictText(c.a, c.b)), h('td', {}, verdictText(c.b, c.a))));
 }
 
 /**
