@@ -1719,11 +1719,32 @@ fn compare_pages_through_every_changed_verdict_past_the_first_500() {
         .map(|i| format!("V{i:04}"))
         .collect();
     assert_eq!(ids, expected, "the candidates B failed on price, each once");
+    // The address names the list: opened again, it shows the same.
+    let address = page.eval("location.search");
+    assert!(
+        address
+            .as_str()
+            .is_some_and(|q| q.contains("step=judge_all") && q.contains("check=price")),
+        "{address}"
+    );
+    page.goto(&format!(
+        "{}/compare{}",
+        server.url(),
+        address.as_str().unwrap_or("")
+    ));
+    page.wait(
+        &format!("{price}?.getAttribute('aria-pressed') === 'true' && {ROWS} === 100"),
+        "the shared link's list",
+    );
     // Pressed again: every change, as the comparison first listed them.
     page.eval(&format!("{price}.click()"));
     page.wait(
         &format!("{price}.getAttribute('aria-pressed') === 'false' && {ROWS} === 500"),
         "all changes again",
+    );
+    assert!(
+        page.eval("location.search.includes('check=')") == false,
+        "the address lets go of the check too"
     );
 }
 

@@ -5,7 +5,7 @@ import { api } from '../api.js';
 import { h, replace, notice, field, statusBadge } from '../dom.js';
 import { n, duration, time, shortId, num, passedRule } from '../format.js';
 import { jsonTree, diffPaths } from '../components/json-tree.js';
-import { navigate } from '../router.js';
+import { navigate, setQuery } from '../router.js';
 import { arrangePreviews } from '../preview.js';
 
 /** Each run's input preview for the picker, keyed by run id: the runs of one pipeline share a
@@ -97,7 +97,8 @@ function sideBySide(title, pair) {
       h('div', {}, h('p', { class: 'cmp-side' }, 'B'), jsonTree(b, { diff: d, label: `${title} in run B` }))));
 }
 
-function pairDetail(p, id) {
+/** `pressed`: the check whose changes to list at once (`?step=<name>&check=<check>`). */
+function pairDetail(p, id, pressed) {
   const parts = [];
   if (p.input_differs && p.inputs) parts.push(sideBySide('Input', p.inputs));
   if (p.output_differs && p.outputs) parts.push(sideBySide('Output', p.outputs));
@@ -110,7 +111,7 @@ function pairDetail(p, id) {
     if (!only || !only.total) continue;
     parts.push(...onlyInTable(side, only, step, other, `${id}-only-${side}`));
   }
-  if (p.verdict_changes.length) parts.push(...verdictChanges(p, `${id}-changes`));
+  if (p.verdict_changes.length) parts.push(...verdictChanges(p, `${id}-changes`, pressed));
   return parts;
 }
 
@@ -133,7 +134,7 @@ function checkCounts(c) {
  * `verdict_changes_by_check`, most first): pressed, the table lists only that check's changes
  * (`/steps/{id}/verdict-changes?check=`); pressed again, all of them.
  */
-function verdictChanges(p, id) {
+function verdictChanges(p, id, pressed) {
   const byCheck = p.verdict_changes_by_check || [];
   const holder = h('div', { class: 'verdict-changes-holder', id });
   const status = h('span', { class: 'muted', role: 'status' });
@@ -147,6 +148,9 @@ function verdictChanges(p, id) {
   async function show(check) {
     current = check;
     buttons.forEach((b) => b.setAttribute('aria-pressed', String(b.dataset.check === check)));
+    // In the address, so that the list can be shared and survives a reload (the first pair
+    // of that name: a pipeline's steps rarely repeat).
+    setQuery({ step: check === null ? null : p.name, check });
     if (check === null) {
       status.textContent = `Showing every change (${changedCount(p)}).`;
       replace(holder, ...verdictChangesTable(p, null));
@@ -176,6 +180,7 @@ function verdictChanges(p, id) {
     }
   }
   replace(holder, ...verdictChangesTable(p, null));
+  if (pressed && byCheck.some((c) => c.check === pressed)) show(pressed);
   if (!byCheck.length) return [holder];
   return [
     h('div', { class: 'check-changes', role: 'group', 'aria-label': 'Verdict changes by check' },
@@ -402,6 +407,8 @@ export default {
       });
       return link;
     };
+    // The pair `?step=<name>&check=<check>` asks for (the first of that name).
+    const askedFor = (p) => p.name === query.get('step') && !p.occurrence;
     const changesBadge = (p) => {
       const text = `${changedCount(p)} ${changedTotal(p) === 1 ? 'verdict' : 'verdicts'} changed`;
       if (!p.panelId) return h('span', { class: 'diff-badge diff-verdicts', title: byCheckTitle(p) }, text);
@@ -440,9 +447,12 @@ export default {
           h('thead', {}, h('tr', {}, ['Step', 'A', 'B', 'Differences'].map((t) => h('th', { scope: 'col' }, t)))),
           h('tbody', {}, rows)))),
       changed.length === 0 ? notice('info', 'The two runs made the same decisions: no input, output, filter or verdict differs.') : null,
-      detailed.map((p, i) => h('details', { class: 'panel collapsible cmp-detail', id: p.panelId, open: i < 3 },
+      detailed.map((p, i) => h('details', { class: 'panel collapsible cmp-detail', id: p.panelId, open: i < 3 || askedFor(p) },
         h('summary', {}, h('h2', {}, `${p.name}${p.occurrence ? ` #${p.occurrence + 1}` : ''}: what differs`)),
-        pairDetail(p, p.panelId))));
+        pairDetail(p, p.panelId, askedFor(p) ? query.get('check') : null))));
+    // A shared link to one check's changes opens where they are.
+    const asked = detailed.find(askedFor);
+    if (asked && query.get('check')) document.getElementById(`${asked.panelId}-changes`)?.previousElementSibling?.scrollIntoView({ block: 'start' });
     return undefined;
   },
 };
