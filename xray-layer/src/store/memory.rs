@@ -102,6 +102,16 @@ impl Store for MemoryStore {
         self.inner.candidates_only_in(step, other, query)
     }
 
+    fn check_values_only_in(
+        &self,
+        step: Uuid,
+        other: Uuid,
+        check: &str,
+        limit: usize,
+    ) -> Result<CheckValues, StoreError> {
+        self.inner.check_values_only_in(step, other, check, limit)
+    }
+
     fn check_values(
         &self,
         step: Uuid,

@@ -173,6 +173,19 @@ pub trait Store: Send + Sync + 'static {
         Err(StoreError::Unsupported("check_values"))
     }
 
+    /// [`Store::check_values`] of the candidates `step` judged that `other` did not (those
+    /// [`Store::candidates_only_in`] lists): what the candidates only one run saw were ("phone
+    /// case" 1,405). Unknown steps give no values.
+    fn check_values_only_in(
+        &self,
+        step: Uuid,
+        other: Uuid,
+        check: &str,
+        limit: usize,
+    ) -> Result<CheckValues, StoreError> {
+        Err(StoreError::Unsupported("check_values_only_in"))
+    }
+
     /// Per step name: count, duration percentiles, error rate, mean elimination.
     fn step_stats(&self, query: &StatsQuery) -> Result<Vec<StepStats>, StoreError> {
         Err(StoreError::Unsupported("step_stats"))

@@ -357,6 +357,16 @@ impl Store for PostgresStore {
         candidates::verdict_change_checks(&mut *self.conn()?, step_a, step_b)
     }
 
+    fn check_values_only_in(
+        &self,
+        step: Uuid,
+        other: Uuid,
+        check: &str,
+        limit: usize,
+    ) -> Result<CheckValues, StoreError> {
+        evaluations::check_values_only_in(&mut *self.conn()?, step, other, check, limit)
+    }
+
     fn check_values(
         &self,
         step: Uuid,

@@ -306,6 +306,16 @@ impl Store for SqliteStore {
         self.read(|c| candidates::verdict_change_checks(c, step_a, step_b))
     }
 
+    fn check_values_only_in(
+        &self,
+        step: Uuid,
+        other: Uuid,
+        check: &str,
+        limit: usize,
+    ) -> Result<CheckValues, StoreError> {
+        self.read(|c| evaluations::check_values_only_in(c, step, other, check, limit))
+    }
+
     fn check_values(
         &self,
         step: Uuid,

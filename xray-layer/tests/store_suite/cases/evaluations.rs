@@ -614,7 +614,7 @@ pub fn check_values_count_each_observed_value(store: &dyn Store) {
         ],
     );
     // Another step's rows with the same check are not this step's.
-    step_with(store, vec![seen("A", Some(json!("phone case")), true)]);
+    let other = step_with(store, vec![seen("A", Some(json!("phone case")), true)]);
     let value = |observed: Option<&str>, passed: u64, failed: u64| CheckValue {
         observed: observed.map(str::to_owned),
         passed,
@@ -741,6 +741,29 @@ pub fn check_values_count_each_observed_value(store: &dyn Store) {
     assert_eq!(of("phone case", false), ["L"]);
     assert_eq!(of("laptop stand", false), ["K"]);
     assert!(of("laptop stand", true).is_empty());
+    // The values of the candidates the other step did not judge: all but A's.
+    let only = store
+        .check_values_only_in(s.id, other.id, "keyword", 10)
+        .expect("values");
+    assert_eq!((only.evaluations, only.distinct), (9, 7));
+    assert_eq!(
+        &only.values[..2],
+        [value(Some("phone case"), 1, 1), value(None, 0, 2)]
+    );
+    assert_eq!(
+        store
+            .check_values_only_in(s.id, s.id, "keyword", 10)
+            .expect("values"),
+        CheckValues::default(),
+        "a step judged every candidate it judged"
+    );
+    assert_eq!(
+        store
+            .check_values_only_in(s.id, new_id(), "keyword", 10)
+            .expect("values"),
+        CheckValues::default(),
+        "unknown step"
+    );
     let top = store.check_values(s.id, "keyword", 1).expect("values");
     assert_eq!((top.evaluations, top.distinct), (10, 7), "counted whole");
     assert_eq!(top.values, all.values[..1]);
