@@ -236,6 +236,17 @@ fn the_demo_serves_runs_in_which_the_bad_match_and_the_harsh_filter_are_findable
             "ARCHITECTURE.md's comparison should say {quoted:?}"
         );
     }
+    // What the candidates only the bad run's filter judged were: every one a phone case.
+    let only_b = filters["only_b"]["total"].as_u64().expect("a total");
+    let phone_cases = filters["only_b_values"]
+        .as_array()
+        .expect("values")
+        .iter()
+        .find(|c| c["check"] == "category")
+        .and_then(|c| c["values"].as_array()?.first().cloned())
+        .unwrap_or_else(|| panic!("what they were: {filters}"));
+    assert_eq!(phone_cases["observed"], "Phone Cases", "{filters}");
+    assert_eq!(phone_cases["passed"].as_u64(), Some(only_b), "{filters}");
     let changes = get_json(&format!(
         "{api}/steps/{}/verdict-changes?other={}&check=category&limit=1000",
         filters["a"]["id"].as_str().expect("A's step"),

@@ -1773,6 +1773,11 @@ fn compare_pages_through_every_candidate_only_one_run_judged() {
         caption.contains("125 candidates judged by run A but not by run B · showing 20:"),
         "{caption}"
     );
+    // What they were: the values at least a fifth of them had (here each rating, 25 times).
+    assert!(
+        caption.ends_with("What they were: rating 0.0 ×25 (all failed), 1.0 ×25, 2.0 ×25"),
+        "{caption}"
+    );
     let more = "document.querySelector('table.only-in[data-side=\"A\"]').closest('.table-wrap').nextElementSibling.querySelector('button')";
     assert_eq!(
         page.eval(&format!("{more}.innerText")),

@@ -19,8 +19,8 @@ use std::sync::Arc;
 use uuid::Uuid;
 use xray::model::{Json, StepRecord};
 use xray::store::{
-    CheckChange, ExecutionSummary, LineageQuery, OnlyIn, StepSummary, StoreError, VerdictChange,
-    MAX_PAGE_SIZE,
+    CheckChange, CheckValue, ExecutionSummary, LineageQuery, OnlyIn, StepSummary, StoreError,
+    VerdictChange, MAX_PAGE_SIZE,
 };
 
 /// The verdict changes listed per step pair; `truncated` says when there are more, and
@@ -71,7 +71,23 @@ struct StepPair {
     only_a: OnlyIn,
     /// Candidates B's step judged and A's did not.
     only_b: OnlyIn,
+    /// What the candidates only A judged were: for each check of A's step, its values among
+    /// them that are common (see [`only_in_values`]).
+    only_a_values: Vec<OnlyInCheck>,
+    /// The same for the candidates only B judged ("category: Phone Cases 1,405").
+    only_b_values: Vec<OnlyInCheck>,
 }
+
+/// One check's common values among the candidates only one side judged.
+#[derive(Serialize)]
+struct OnlyInCheck {
+    check: String,
+    values: Vec<CheckValue>,
+}
+
+/// A value is named for the candidates only one side judged when at least this share of them
+/// had it (a check with none that common, a price or a rating, is left out).
+const COMMON_VALUE_SHARE: f64 = 0.2;
 
 /// `GET /compare?a=&b=`.
 pub async fn compare(app: &Arc<App>, call: Call) -> Result<Response, ApiError> {
@@ -141,6 +157,8 @@ async fn pair(
             verdict_changes_cursor: None,
             only_a: OnlyIn::default(),
             only_b: OnlyIn::default(),
+            only_a_values: Vec::new(),
+            only_b_values: Vec::new(),
         });
     };
     let (ia, ib) = (sa.id, sb.id);
@@ -196,6 +214,8 @@ async fn pair(
     let only_b = app
         .blocking(move |s| s.candidates_only_in(ib, ia, &qb))
         .await?;
+    let only_a_values = only_in_values(app, sa, ib, only_a.total).await?;
+    let only_b_values = only_in_values(app, sb, ia, only_b.total).await?;
     Ok(StepPair {
         name,
         occurrence,
@@ -214,7 +234,52 @@ async fn pair(
         verdict_changes_cursor: changes.next_cursor,
         only_a,
         only_b,
+        only_a_values,
+        only_b_values,
     })
+}
+
+/// For each check of `step`, the values that at least [`COMMON_VALUE_SHARE`] of the `total`
+/// candidates it judged and `other` did not had (the most common first, three at most). Empty
+/// from a store that cannot tell.
+async fn only_in_values(
+    app: &Arc<App>,
+    step: &StepSummary,
+    other: Uuid,
+    total: u64,
+) -> Result<Vec<OnlyInCheck>, ApiError> {
+    let checks: Vec<String> = match (&step.summary, total) {
+        (Some(summary), 1..) => summary.checks.iter().map(|c| c.name.clone()).collect(),
+        _ => return Ok(Vec::new()),
+    };
+    let id = step.id;
+    let found = app
+        .blocking(move |s| {
+            let mut found = Vec::new();
+            for check in checks {
+                let values = match s.check_values_only_in(id, other, &check, 3) {
+                    Err(StoreError::Unsupported(_)) => return Ok(Vec::new()),
+                    other => other?,
+                };
+                let common: Vec<CheckValue> = values
+                    .values
+                    .into_iter()
+                    .filter(|v| {
+                        v.observed.is_some()
+                            && (v.passed + v.failed) as f64 >= COMMON_VALUE_SHARE * total as f64
+                    })
+                    .collect();
+                if !common.is_empty() {
+                    found.push(OnlyInCheck {
+                        check,
+                        values: common,
+                    });
+                }
+            }
+            Ok(found)
+        })
+        .await?;
+    Ok(found)
 }
 
 /// `GET /steps/{id}/verdict-changes?other=&check=`: the candidates step `id` and step `other`

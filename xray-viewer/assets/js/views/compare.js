@@ -107,9 +107,9 @@ function pairDetail(p, id, pressed) {
   // What one run judged and the other never saw first (the selected candidate of a run is
   // often there), then the verdicts that changed, with the checks that changed them. The
   // steps table's badges link to each.
-  for (const [side, only, step, other] of [['A', p.only_a, p.a, p.b], ['B', p.only_b, p.b, p.a]]) {
+  for (const [side, only, step, other, values] of [['A', p.only_a, p.a, p.b, p.only_a_values], ['B', p.only_b, p.b, p.a, p.only_b_values]]) {
     if (!only || !only.total) continue;
-    parts.push(...onlyInTable(side, only, step, other, `${id}-only-${side}`));
+    parts.push(...onlyInTable(side, only, step, other, `${id}-only-${side}`, values || []));
   }
   if (p.verdict_changes.length) parts.push(...verdictChanges(p, `${id}-changes`, pressed));
   return parts;
@@ -288,11 +288,25 @@ function onlyInRows(items) {
 
 /** Candidates only run `side` judged here: the comparison's first ones, then "Show more" pages
  * through `/steps/{id}/only-in` until every one is listed. */
-function onlyInTable(side, only, step, other, id) {
+/** "keyword phone case ×1,405 · category Phone Cases ×1,405": the values most of the candidates
+ * only one side judged had (the server names those at least a fifth of them had). */
+function onlyInValues(values) {
+  if (!values.length) return null;
+  const value = (v) => {
+    const count = v.passed + v.failed;
+    const verdict = v.failed === 0 ? '' : v.passed === 0 ? ' (all failed)' : ` (${n(v.failed)} failed)`;
+    return `${v.observed} ×${n(count)}${verdict}`;
+  };
+  return h('span', { class: 'only-in-values' }, h('span', { class: 'muted' }, 'What they were: '),
+    values.map((c, i) => [i ? ' · ' : '', h('strong', {}, c.check), ' ', c.values.map(value).join(', ')]));
+}
+
+function onlyInTable(side, only, step, other, id, values = []) {
   const otherSide = side === 'A' ? 'B' : 'A';
   let listed = only.items.length;
   let total = only.total;
-  const caption = h('caption', {});
+  const heading = h('span', {});
+  const caption = h('caption', {}, heading, onlyInValues(values));
   const tbody = h('tbody', {}, onlyInRows(only.items));
   const left = () => Math.max(0, total - listed);
   const paging = pager('only-in', only.next_cursor, async (cursor) => {
@@ -306,7 +320,7 @@ function onlyInTable(side, only, step, other, id) {
   }, () => (left() > 0 ? `Show ${n(Math.min(PAGE, left()))} more (${n(left())} left)` : 'Show more'), () => captionText());
   function captionText() {
     const showing = listed < total ? `showing ${n(listed)}: ` : '';
-    caption.textContent = `${n(total)} ${total === 1 ? 'candidate' : 'candidates'} judged by run ${side} but not by run ${otherSide} · ${showing}selected, then passed, then in recorded order`;
+    heading.textContent = `${n(total)} ${total === 1 ? 'candidate' : 'candidates'} judged by run ${side} but not by run ${otherSide} · ${showing}selected, then passed, then in recorded order`;
   }
   captionText();
   return [
