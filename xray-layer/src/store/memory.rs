@@ -102,14 +102,15 @@ impl Store for MemoryStore {
         self.inner.candidates_only_in(step, other, query)
     }
 
-    fn check_values_only_in(
+    fn common_values_only_in(
         &self,
         step: Uuid,
         other: Uuid,
-        check: &str,
-        limit: usize,
-    ) -> Result<CheckValues, StoreError> {
-        self.inner.check_values_only_in(step, other, check, limit)
+        at_least: u64,
+        per_check: usize,
+    ) -> Result<Vec<CommonValues>, StoreError> {
+        self.inner
+            .common_values_only_in(step, other, at_least, per_check)
     }
 
     fn check_values(

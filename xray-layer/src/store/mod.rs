@@ -173,17 +173,18 @@ pub trait Store: Send + Sync + 'static {
         Err(StoreError::Unsupported("check_values"))
     }
 
-    /// [`Store::check_values`] of the candidates `step` judged that `other` did not (those
-    /// [`Store::candidates_only_in`] lists): what the candidates only one run saw were ("phone
-    /// case" 1,405). Unknown steps give no values.
-    fn check_values_only_in(
+    /// What the candidates `step` judged and `other` did not were (those
+    /// [`Store::candidates_only_in`] lists): for each check of `step`, the values at least
+    /// `at_least` of them had, `per_check` at most, the most frequent first ("phone case" for
+    /// 1,405 of them). Checks with no such value are left out; unknown steps give none.
+    fn common_values_only_in(
         &self,
         step: Uuid,
         other: Uuid,
-        check: &str,
-        limit: usize,
-    ) -> Result<CheckValues, StoreError> {
-        Err(StoreError::Unsupported("check_values_only_in"))
+        at_least: u64,
+        per_check: usize,
+    ) -> Result<Vec<CommonValues>, StoreError> {
+        Err(StoreError::Unsupported("common_values_only_in"))
     }
 
     /// Per step name: count, duration percentiles, error rate, mean elimination.

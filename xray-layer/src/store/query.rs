@@ -182,6 +182,8 @@ pub struct EvaluationQuery {
     pub check: Option<String>,
     /// With `check`: only those whose check observed this value, as
     /// [`CheckValue::observed`] shows it (a string's text, any other value as JSON: `4.1`).
+    /// The verdict (`passed`) is then that of the check's entry with this value, as
+    /// [`CheckValues`] counts them (a row may make one check twice).
     /// "Which candidates did the category check pass as Phone Cases?" (A string and another
     /// value spelled alike, `"24"` and `24`, both match `24`.)
     #[serde(default)]
@@ -482,6 +484,52 @@ pub struct CheckValue {
     pub passed: u64,
     /// Evaluations with this value that failed it.
     pub failed: u64,
+}
+
+/// One check's common values among the candidates one step judged and another did not: what
+/// the candidates only one run saw were. What
+/// [`Store::common_values_only_in`](super::Store::common_values_only_in) gives, one per check.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CommonValues {
+    /// The check's name.
+    pub check: String,
+    /// Its values that enough of those candidates had, the most frequent first. `passed` and
+    /// `failed` count candidates (evaluations), not check entries.
+    pub values: Vec<CheckValue>,
+}
+
+impl CommonValues {
+    /// Groups the stores' rows (check name, value as JSON text, passed, count), ordered by
+    /// name then most frequent first, into one entry per check with `per_check` values at most.
+    pub(crate) fn group(
+        rows: impl IntoIterator<Item = (String, Option<String>, u64, u64)>,
+        per_check: usize,
+    ) -> Vec<CommonValues> {
+        let mut out: Vec<CommonValues> = Vec::new();
+        for (check, json, passed, count) in rows {
+            if out.last().is_none_or(|c| c.check != check) {
+                out.push(CommonValues {
+                    check,
+                    values: Vec::new(),
+                });
+            }
+            let Some(entry) = out.last_mut() else {
+                continue;
+            };
+            let Some(observed) = observed_text(json.as_deref()) else {
+                continue;
+            };
+            if entry.values.len() < per_check {
+                entry.values.push(CheckValue {
+                    observed: Some(observed),
+                    passed,
+                    failed: count.saturating_sub(passed),
+                });
+            }
+        }
+        out.retain(|c| !c.values.is_empty());
+        out
+    }
 }
 
 impl CheckValues {

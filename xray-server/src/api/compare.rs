@@ -19,7 +19,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 use xray::model::{Json, StepRecord};
 use xray::store::{
-    CheckChange, CheckValue, ExecutionSummary, LineageQuery, OnlyIn, StepSummary, StoreError,
+    CheckChange, CommonValues, ExecutionSummary, LineageQuery, OnlyIn, StepSummary, StoreError,
     VerdictChange, MAX_PAGE_SIZE,
 };
 
@@ -73,16 +73,9 @@ struct StepPair {
     only_b: OnlyIn,
     /// What the candidates only A judged were: for each check of A's step, its values among
     /// them that are common (see [`only_in_values`]).
-    only_a_values: Vec<OnlyInCheck>,
+    only_a_values: Vec<CommonValues>,
     /// The same for the candidates only B judged ("category: Phone Cases 1,405").
-    only_b_values: Vec<OnlyInCheck>,
-}
-
-/// One check's common values among the candidates only one side judged.
-#[derive(Serialize)]
-struct OnlyInCheck {
-    check: String,
-    values: Vec<CheckValue>,
+    only_b_values: Vec<CommonValues>,
 }
 
 /// A value is named for the candidates only one side judged when at least this share of them
@@ -240,45 +233,34 @@ async fn pair(
 }
 
 /// For each check of `step`, the values that at least [`COMMON_VALUE_SHARE`] of the `total`
-/// candidates it judged and `other` did not had (the most common first, three at most). Empty
-/// from a store that cannot tell.
+/// candidates it judged and `other` did not had (three at most, the most common first), in the
+/// order the step made its checks. One query per side; empty from a store that cannot tell.
 async fn only_in_values(
     app: &Arc<App>,
     step: &StepSummary,
     other: Uuid,
     total: u64,
-) -> Result<Vec<OnlyInCheck>, ApiError> {
-    let checks: Vec<String> = match (&step.summary, total) {
-        (Some(summary), 1..) => summary.checks.iter().map(|c| c.name.clone()).collect(),
-        _ => return Ok(Vec::new()),
+) -> Result<Vec<CommonValues>, ApiError> {
+    let Some(summary) = step.summary.as_ref().filter(|_| total > 0) else {
+        return Ok(Vec::new());
     };
+    let order: Vec<String> = summary.checks.iter().map(|c| c.name.clone()).collect();
+    let at_least = ((total as f64) * COMMON_VALUE_SHARE).ceil() as u64;
     let id = step.id;
-    let found = app
-        .blocking(move |s| {
-            let mut found = Vec::new();
-            for check in checks {
-                let values = match s.check_values_only_in(id, other, &check, 3) {
-                    Err(StoreError::Unsupported(_)) => return Ok(Vec::new()),
-                    other => other?,
-                };
-                let common: Vec<CheckValue> = values
-                    .values
-                    .into_iter()
-                    .filter(|v| {
-                        v.observed.is_some()
-                            && (v.passed + v.failed) as f64 >= COMMON_VALUE_SHARE * total as f64
-                    })
-                    .collect();
-                if !common.is_empty() {
-                    found.push(OnlyInCheck {
-                        check,
-                        values: common,
-                    });
-                }
-            }
-            Ok(found)
-        })
+    let mut found = app
+        .blocking(
+            move |s| match s.common_values_only_in(id, other, at_least, 3) {
+                Err(StoreError::Unsupported(_)) => Ok(Vec::new()),
+                other => other,
+            },
+        )
         .await?;
+    found.sort_by_key(|c| {
+        order
+            .iter()
+            .position(|n| *n == c.check)
+            .unwrap_or(usize::MAX)
+    });
     Ok(found)
 }
 

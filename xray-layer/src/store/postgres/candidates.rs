@@ -192,6 +192,51 @@ pub(super) fn verdict_change_checks(
     })))
 }
 
+/// What the candidates of step `step_a` that `step_b` did not judge were, every check at once.
+pub(super) fn common_values_only_in(
+    client: &mut Client,
+    step_a: Uuid,
+    step_b: Uuid,
+    at_least: u64,
+    per_check: usize,
+) -> Result<Vec<CommonValues>, StoreError> {
+    let (Some(at_a), Some(at_b)) = (step_start(client, step_a)?, step_start(client, step_b)?)
+    else {
+        return Ok(Vec::new());
+    };
+    let at_least = i64::try_from(at_least.max(1)).unwrap_or(i64::MAX);
+    // Rows, not check entries: a row that made a check twice with one value counts once.
+    let rows = client
+        .query(
+            "SELECT name, v, passed, n FROM (
+             SELECT c->>'name' AS name, (c->'observed')::text AS v,
+                    count(DISTINCT e.idx) FILTER (WHERE (c->>'passed')::boolean) AS passed,
+                    count(DISTINCT e.idx) AS n
+             FROM xray.evaluations e, jsonb_array_elements(e.checks::jsonb) c
+             WHERE e.step_id = $1 AND e.started_at = $2
+               AND jsonb_typeof(c->'observed') <> 'null'
+               AND NOT EXISTS (SELECT 1 FROM xray.evaluations o
+                               WHERE o.step_id = $3 AND o.started_at = $4
+                                 AND o.candidate_id = e.candidate_id)
+             GROUP BY 1, 2 HAVING count(DISTINCT e.idx) >= $5
+             ) t ORDER BY name COLLATE \"C\", n DESC, v COLLATE \"C\"",
+            &[&step_a, &at_a, &step_b, &at_b, &at_least],
+        )
+        .map_err(pg_error)?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let passed: i64 = r.try_get(2).map_err(pg_error)?;
+        let n: i64 = r.try_get(3).map_err(pg_error)?;
+        out.push((
+            r.try_get::<_, String>(0).map_err(pg_error)?,
+            r.try_get::<_, Option<String>>(1).map_err(pg_error)?,
+            passed.max(0) as u64,
+            n.max(0) as u64,
+        ));
+    }
+    Ok(CommonValues::group(out, per_check))
+}
+
 /// [`verdict_changes`]' rows, counted.
 pub(super) fn count_verdict_changes(
     client: &mut Client,

@@ -191,38 +191,9 @@ pub(super) fn check_values(
     check: &str,
     limit: usize,
 ) -> Result<CheckValues, StoreError> {
-    values_of(client, step_id, None, check, limit)
-}
-
-/// [`check_values`] over the rows of `step_id` whose candidate step `other` did not judge.
-pub(super) fn check_values_only_in(
-    client: &mut Client,
-    step_id: Uuid,
-    other: Uuid,
-    check: &str,
-    limit: usize,
-) -> Result<CheckValues, StoreError> {
-    values_of(client, step_id, Some(other), check, limit)
-}
-
-fn values_of(
-    client: &mut Client,
-    step_id: Uuid,
-    other: Option<Uuid>,
-    check: &str,
-    limit: usize,
-) -> Result<CheckValues, StoreError> {
     let limit = page_size(Some(limit))?;
     let Some(started_at) = step_start(client, step_id)? else {
         return Ok(CheckValues::default());
-    };
-    // Only the candidates `other` did not judge; with no other step, none is left out.
-    let (other_id, other_start) = match other {
-        Some(other) => match step_start(client, other)? {
-            Some(at) => (Some(other), Some(at)),
-            None => return Ok(CheckValues::default()),
-        },
-        None => (None, None),
     };
     let rows = client
         .query(
@@ -231,13 +202,9 @@ fn values_of(
                        count(*) FILTER (WHERE (c->>'passed')::boolean) AS passed, count(*) AS n
                 FROM xray.evaluations e, jsonb_array_elements(e.checks::jsonb) c
                 WHERE e.step_id = $1 AND e.started_at = $2 AND c->>'name' = $3
-                  AND ($4::uuid IS NULL OR NOT EXISTS (
-                      SELECT 1 FROM xray.evaluations o
-                      WHERE o.step_id = $4 AND o.started_at = $5
-                        AND o.candidate_id = e.candidate_id))
                 GROUP BY 1
              ) t ORDER BY n DESC, v IS NULL, v COLLATE \"C\"",
-            &[&step_id, &started_at, &check, &other_id, &other_start],
+            &[&step_id, &started_at, &check],
         )
         .map_err(pg_error)?;
     let mut out = CheckValues::default();

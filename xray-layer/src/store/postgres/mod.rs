@@ -357,14 +357,14 @@ impl Store for PostgresStore {
         candidates::verdict_change_checks(&mut *self.conn()?, step_a, step_b)
     }
 
-    fn check_values_only_in(
+    fn common_values_only_in(
         &self,
         step: Uuid,
         other: Uuid,
-        check: &str,
-        limit: usize,
-    ) -> Result<CheckValues, StoreError> {
-        evaluations::check_values_only_in(&mut *self.conn()?, step, other, check, limit)
+        at_least: u64,
+        per_check: usize,
+    ) -> Result<Vec<CommonValues>, StoreError> {
+        candidates::common_values_only_in(&mut *self.conn()?, step, other, at_least, per_check)
     }
 
     fn check_values(

@@ -310,6 +310,48 @@ fn verdict_changes_sql(limit: usize) -> String {
     )
 }
 
+/// What the candidates of step `step_a` that `step_b` did not judge were: one statement, every
+/// check at once (see [`Store::common_values_only_in`](crate::store::Store::common_values_only_in)).
+pub(super) fn common_values_only_in(
+    conn: &Connection,
+    step_a: Uuid,
+    step_b: Uuid,
+    at_least: u64,
+    per_check: usize,
+) -> Result<Vec<CommonValues>, StoreError> {
+    let (Some(a), Some(b)) = (step_sid(conn, step_a)?, step_sid(conn, step_b)?) else {
+        return Ok(Vec::new());
+    };
+    let at_least = i64::try_from(at_least.max(1)).unwrap_or(i64::MAX);
+    let mut stmt = conn.prepare_cached(COMMON_VALUES).map_err(sqlite_error)?;
+    let rows = stmt
+        .query_map(params![a, b, at_least], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, i64>(2)?.max(0) as u64,
+                r.get::<_, i64>(3)?.max(0) as u64,
+            ))
+        })
+        .map_err(sqlite_error)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(sqlite_error)?;
+    Ok(CommonValues::group(rows, per_check))
+}
+
+/// Per check and value of step `?1`'s rows whose candidate step `?2` did not judge: how many
+/// rows had it (and passed with it), when at least `?3` did. Rows, not check entries: a row
+/// that made a check twice with one value counts once.
+const COMMON_VALUES: &str =
+    "SELECT json_extract(c.value, '$.name') AS name, c.value -> '$.observed' AS v,
+            count(DISTINCT CASE WHEN json_extract(c.value, '$.passed') THEN e.idx END),
+            count(DISTINCT e.idx) AS n
+     FROM evaluations e, json_each(e.checks) c
+     WHERE e.step_sid = ?1 AND json_type(c.value, '$.observed') NOT IN ('null')
+       AND e.candidate_id NOT IN (SELECT candidate_id FROM evaluations WHERE step_sid = ?2)
+     GROUP BY name, v HAVING n >= ?3
+     ORDER BY name, n DESC, v";
+
 /// The rows of step `?1` whose candidate step `?2` did not judge.
 ///
 /// `NOT IN` a list, not a join: SQLite builds the list of `b`'s candidates once, as an

@@ -179,48 +179,16 @@ pub(super) fn check_values(
     check: &str,
     limit: usize,
 ) -> Result<CheckValues, StoreError> {
-    values_of(conn, step_id, None, check, limit)
-}
-
-/// [`check_values`] over the rows of `step_id` whose candidate step `other` did not judge.
-pub(super) fn check_values_only_in(
-    conn: &Connection,
-    step_id: Uuid,
-    other: Uuid,
-    check: &str,
-    limit: usize,
-) -> Result<CheckValues, StoreError> {
-    values_of(conn, step_id, Some(other), check, limit)
-}
-
-fn step_sid(conn: &Connection, id: Uuid) -> Result<Option<i64>, StoreError> {
-    conn.prepare_cached("SELECT sid FROM steps WHERE id = ?1")
+    let limit = page_size(Some(limit))?;
+    let Some(sid) = conn
+        .prepare_cached("SELECT sid FROM steps WHERE id = ?1")
         .and_then(|mut s| {
-            s.query_row([id.to_string()], |r| r.get::<_, i64>(0))
+            s.query_row([step_id.to_string()], |r| r.get::<_, i64>(0))
                 .optional()
         })
-        .map_err(sqlite_error)
-}
-
-fn values_of(
-    conn: &Connection,
-    step_id: Uuid,
-    other: Option<Uuid>,
-    check: &str,
-    limit: usize,
-) -> Result<CheckValues, StoreError> {
-    let limit = page_size(Some(limit))?;
-    let Some(sid) = step_sid(conn, step_id)? else {
+        .map_err(sqlite_error)?
+    else {
         return Ok(CheckValues::default());
-    };
-    // Only the candidates `other` did not judge (`NOT IN` a list SQLite indexes once, as
-    // `candidates_only_in` does); -1 names no step, so nothing is left out.
-    let other_sid = match other {
-        Some(other) => match step_sid(conn, other)? {
-            Some(o) => o,
-            None => return Ok(CheckValues::default()),
-        },
-        None => -1,
     };
     let mut stmt = conn
         .prepare_cached(
@@ -229,13 +197,10 @@ fn values_of(
                     sum(json_extract(c.value, '$.passed')), count(*)
              FROM evaluations e, json_each(e.checks) c
              WHERE e.step_sid = ?1 AND json_extract(c.value, '$.name') = ?2
-               AND e.candidate_id NOT IN (SELECT candidate_id FROM evaluations WHERE step_sid = ?3)
              GROUP BY v ORDER BY count(*) DESC, v IS NULL, v",
         )
         .map_err(sqlite_error)?;
-    let mut rows = stmt
-        .query(params![sid, check, other_sid])
-        .map_err(sqlite_error)?;
+    let mut rows = stmt.query(params![sid, check]).map_err(sqlite_error)?;
     let mut out = CheckValues::default();
     while let Some(row) = rows.next().map_err(sqlite_error)? {
         let json: Option<String> = row.get(0).map_err(sqlite_error)?;

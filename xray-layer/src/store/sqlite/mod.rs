@@ -306,14 +306,14 @@ impl Store for SqliteStore {
         self.read(|c| candidates::verdict_change_checks(c, step_a, step_b))
     }
 
-    fn check_values_only_in(
+    fn common_values_only_in(
         &self,
         step: Uuid,
         other: Uuid,
-        check: &str,
-        limit: usize,
-    ) -> Result<CheckValues, StoreError> {
-        self.read(|c| evaluations::check_values_only_in(c, step, other, check, limit))
+        at_least: u64,
+        per_check: usize,
+    ) -> Result<Vec<CommonValues>, StoreError> {
+        self.read(|c| candidates::common_values_only_in(c, step, other, at_least, per_check))
     }
 
     fn check_values(

@@ -4,7 +4,7 @@ use super::*;
 use crate::fixtures::*;
 use serde_json::json;
 use xray::model::{Check, Evaluation, Status, StepRecord};
-use xray::store::{CheckValue, CheckValues};
+use xray::store::{CheckValue, CheckValues, CommonValues};
 
 /// Writes one step of `evaluations` in a new execution; returns the step.
 fn step_with(store: &dyn Store, evaluations: Vec<Evaluation>) -> StepRecord {
@@ -741,29 +741,52 @@ pub fn check_values_count_each_observed_value(store: &dyn Store) {
     assert_eq!(of("phone case", false), ["L"]);
     assert_eq!(of("laptop stand", false), ["K"]);
     assert!(of("laptop stand", true).is_empty());
-    // The values of the candidates the other step did not judge: all but A's.
-    let only = store
-        .check_values_only_in(s.id, other.id, "keyword", 10)
-        .expect("values");
-    assert_eq!((only.evaluations, only.distinct), (9, 7));
-    assert_eq!(
-        &only.values[..2],
-        [value(Some("phone case"), 1, 1), value(None, 0, 2)]
-    );
-    assert_eq!(
-        store
-            .check_values_only_in(s.id, s.id, "keyword", 10)
-            .expect("values"),
-        CheckValues::default(),
-        "a step judged every candidate it judged"
-    );
+    // Common values count rows: one that saw a value twice is one candidate that had it.
+    let mut again = eval("M", true);
+    again.checks = vec![
+        Check {
+            observed: Some(json!("laptop stand")),
+            ..check("keyword", true)
+        },
+        Check {
+            observed: Some(json!("laptop stand")),
+            ..check("keyword", true)
+        },
+    ];
+    let u = step_with(store, vec![again]);
     assert_eq!(
         store
-            .check_values_only_in(s.id, new_id(), "keyword", 10)
-            .expect("values"),
-        CheckValues::default(),
-        "unknown step"
+            .common_values_only_in(u.id, other.id, 1, 3)
+            .expect("common values"),
+        [CommonValues {
+            check: "keyword".into(),
+            values: vec![value(Some("laptop stand"), 1, 0)],
+        }]
     );
+    // What the candidates the other step did not judge (all but A) were: per check, the
+    // values enough of them had, in one answer.
+    let common = |step: Uuid, other: Uuid, at_least: u64, per_check: usize| {
+        store
+            .common_values_only_in(step, other, at_least, per_check)
+            .expect("common values")
+    };
+    let of = |check: &str, values: Vec<CheckValue>| CommonValues {
+        check: check.into(),
+        values,
+    };
+    assert_eq!(
+        common(s.id, other.id, 2, 3),
+        [
+            of("keyword", vec![value(Some("phone case"), 1, 1)]),
+            of("rating", vec![value(Some("4.5"), 9, 0)]),
+        ],
+        "A is left out; no value recorded is no value"
+    );
+    let every = common(s.id, other.id, 1, 10);
+    assert_eq!(every[0].values.len(), 6, "{every:?}");
+    assert_eq!(common(s.id, other.id, 10, 3), [], "none as common as that");
+    assert_eq!(common(s.id, s.id, 1, 3), [], "a step judged all it judged");
+    assert_eq!(common(s.id, new_id(), 1, 3), [], "unknown step");
     let top = store.check_values(s.id, "keyword", 1).expect("values");
     assert_eq!((top.evaluations, top.distinct), (10, 7), "counted whole");
     assert_eq!(top.values, all.values[..1]);
