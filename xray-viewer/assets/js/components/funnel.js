@@ -61,7 +61,7 @@ export function funnel(rows) {
             topReasons(l.top_reasons).map(([reason, count]) => h('span', { class: 'reason' }, reason, h('span', { class: 'muted' }, ` ×${n(count)}`)))) : null))) : null,
       // A loss no check accounts for: a limit or a top-N (its rule is in the step's filters).
       eliminated && !r.lost_to.length && r.status === 'ok' ? h('p', { class: 'unattributed-loss muted' },
-        `No check rejected these ${n(eliminated)}: the step let through fewer than it took in (a limit, a top N). `,
+        `No recorded check rejected these ${n(eliminated)}: the step let through fewer than it took in (a limit, a top N). `,
         h('a', { href: `/steps/${r.step_id}` }, 'Its filters and output say how')) : null,
       // A check that rejected nothing is silent above; a filter that let everything through
       // is often the finding (a category check in a run that compared departments).

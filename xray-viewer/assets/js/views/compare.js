@@ -145,12 +145,18 @@ function verdictChanges(p, id, pressed) {
     button.addEventListener('click', () => show(current === c.check ? null : c.check));
     return button;
   });
+  function address(check) {
+    const here = new URLSearchParams(location.search);
+    const mine = here.get('step') === p.name && Number(here.get('occurrence') || 0) === p.occurrence;
+    if (check !== null) setQuery({ step: p.name, occurrence: p.occurrence || null, check });
+    else if (mine) setQuery({ step: null, occurrence: null, check: null });
+  }
   async function show(check) {
     current = check;
     buttons.forEach((b) => b.setAttribute('aria-pressed', String(b.dataset.check === check)));
-    // In the address, so that the list can be shared and survives a reload (the first pair
-    // of that name: a pipeline's steps rarely repeat).
-    setQuery({ step: check === null ? null : p.name, check });
+    // In the address, so that the list can be shared and survives a reload: the pair by its
+    // step's name and occurrence. Letting go clears it only if it names this pair.
+    address(check);
     if (check === null) {
       status.textContent = `Showing every change (${changedCount(p)}).`;
       replace(holder, ...verdictChangesTable(p, null));
@@ -174,6 +180,7 @@ function verdictChanges(p, id, pressed) {
       if (current !== check) return;
       // The table still lists every change: say so, and let go of the button.
       current = null;
+      address(null);
       buttons.forEach((b) => b.setAttribute('aria-pressed', 'false'));
       status.textContent = `Could not load the ${check} check's changes (${err.message}); the table lists every change.`;
       replace(holder, ...verdictChangesTable(p, null));
@@ -181,6 +188,7 @@ function verdictChanges(p, id, pressed) {
   }
   replace(holder, ...verdictChangesTable(p, null));
   if (pressed && byCheck.some((c) => c.check === pressed)) show(pressed);
+  else if (pressed) address(null); // a check this pair's changes do not name
   if (!byCheck.length) return [holder];
   return [
     h('div', { class: 'check-changes', role: 'group', 'aria-label': 'Verdict changes by check' },
@@ -286,8 +294,6 @@ function onlyInRows(items) {
     h('td', {}, verdictText(c.verdict))));
 }
 
-/** Candidates only run `side` judged here: the comparison's first ones, then "Show more" pages
- * through `/steps/{id}/only-in` until every one is listed. */
 /** "keyword phone case ×1,405 · category Phone Cases ×1,405": the values most of the candidates
  * only one side judged had (the server names those at least a fifth of them had). */
 function onlyInValues(values) {
@@ -301,6 +307,8 @@ function onlyInValues(values) {
     values.map((c, i) => [i ? ' · ' : '', h('strong', {}, c.check), ' ', c.values.map(value).join(', ')]));
 }
 
+/** Candidates only run `side` judged here: the comparison's first ones, then "Show more" pages
+ * through `/steps/{id}/only-in` until every one is listed; the caption says what they were. */
 function onlyInTable(side, only, step, other, id, values = []) {
   const otherSide = side === 'A' ? 'B' : 'A';
   let listed = only.items.length;
@@ -422,7 +430,7 @@ export default {
       return link;
     };
     // The pair `?step=<name>&check=<check>` asks for (the first of that name).
-    const askedFor = (p) => p.name === query.get('step') && !p.occurrence;
+    const askedFor = (p) => p.name === query.get('step') && p.occurrence === Number(query.get('occurrence') || 0);
     const changesBadge = (p) => {
       const text = `${changedCount(p)} ${changedTotal(p) === 1 ? 'verdict' : 'verdicts'} changed`;
       if (!p.panelId) return h('span', { class: 'diff-badge diff-verdicts', title: byCheckTitle(p) }, text);
