@@ -578,6 +578,31 @@ pub fn evaluations_paginate_every_sort_exactly_once(store: &dyn Store) {
     }
 }
 
+/// The candidates of `step` whose check `check` observed `observed`, with verdict `passed`.
+fn rows_observed(
+    store: &dyn Store,
+    step: Uuid,
+    check: &str,
+    observed: &str,
+    passed: Option<bool>,
+) -> Vec<String> {
+    store
+        .evaluations(
+            step,
+            &EvaluationQuery {
+                check: Some(check.into()),
+                observed: Some(observed.into()),
+                passed,
+                ..EvaluationQuery::default()
+            },
+        )
+        .expect("evaluations")
+        .items
+        .into_iter()
+        .map(|e| e.candidate_id)
+        .collect()
+}
+
 /// How often each value was seen by one check, with its verdicts: text and numbers, most
 /// frequent first (ties by value, no value last); other checks' values are not counted, a
 /// limit keeps the most frequent, and an unknown check or step has none.
@@ -644,22 +669,8 @@ pub fn check_values_count_each_observed_value(store: &dyn Store) {
     );
     // Each value leads to its rows: those that passed the check with it, and those that
     // failed it, as many as the values say, in both databases' spelling of each.
-    let with = |observed: &str, passed: Option<bool>| -> Vec<String> {
-        store
-            .evaluations(
-                s.id,
-                &EvaluationQuery {
-                    check: Some("keyword".into()),
-                    observed: Some(observed.into()),
-                    passed,
-                    ..EvaluationQuery::default()
-                },
-            )
-            .expect("evaluations")
-            .items
-            .into_iter()
-            .map(|e| e.candidate_id)
-            .collect()
+    let with = |observed: &str, passed: Option<bool>| {
+        rows_observed(store, s.id, "keyword", observed, passed)
     };
     for v in &all.values {
         let Some(observed) = &v.observed else {
@@ -678,21 +689,7 @@ pub fn check_values_count_each_observed_value(store: &dyn Store) {
         with("null", None).is_empty(),
         "no value is not the text null"
     );
-    let rating = |observed: &str| {
-        store
-            .evaluations(
-                s.id,
-                &EvaluationQuery {
-                    check: Some("rating".into()),
-                    observed: Some(observed.into()),
-                    passed: Some(true),
-                    ..EvaluationQuery::default()
-                },
-            )
-            .expect("evaluations")
-            .items
-            .len()
-    };
+    let rating = |observed: &str| rows_observed(store, s.id, "rating", observed, Some(true)).len();
     assert_eq!(rating("4.5"), 10, "a number, by its JSON");
     assert_eq!(rating("phone case"), 0, "another check's value");
     // A row that made one check twice, with two values and two verdicts: each value leads to
@@ -712,22 +709,8 @@ pub fn check_values_count_each_observed_value(store: &dyn Store) {
         store,
         vec![twice, seen("L", Some(json!("phone case")), false)],
     );
-    let of = |observed: &str, passed: bool| -> Vec<String> {
-        store
-            .evaluations(
-                t.id,
-                &EvaluationQuery {
-                    check: Some("keyword".into()),
-                    observed: Some(observed.into()),
-                    passed: Some(passed),
-                    ..EvaluationQuery::default()
-                },
-            )
-            .expect("evaluations")
-            .items
-            .into_iter()
-            .map(|e| e.candidate_id)
-            .collect()
+    let of = |observed: &str, passed: bool| {
+        rows_observed(store, t.id, "keyword", observed, Some(passed))
     };
     let counted = store.check_values(t.id, "keyword", 10).expect("values");
     assert_eq!(
