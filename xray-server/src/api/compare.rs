@@ -270,10 +270,10 @@ async fn only_in_values(
 /// failed that check in one step and not in the other (a 400 names the checks when neither
 /// step made it).
 pub async fn verdict_changes(app: &Arc<App>, call: Call) -> Result<Response, ApiError> {
-    let (step, other, mut query) = pair_query(app, &call).await?;
+    let (step, other, mut query, loaded) = pair_query(app, &call).await?;
     query.check = call.params.text("check");
-    if let (Some(check), None) = (&query.check, &query.cursor) {
-        known_to_either(app, step, other, check).await?;
+    if let (Some(check), Some(steps)) = (&query.check, &loaded) {
+        known_to_either(steps, check)?;
         // A store of the program's own written before `check` existed would list every
         // change as the check's: one that cannot break the changes down by check is asked
         // nothing (its `Unsupported` answers 501).
@@ -289,7 +289,12 @@ pub async fn verdict_changes(app: &Arc<App>, call: Call) -> Result<Response, Api
 /// The two steps and the page of a `/steps/{id}/…?other=` request. The first page answers 404,
 /// naming the parameter, for a step that does not exist (later pages carry a cursor the first
 /// one gave, and skip the lookups).
-async fn pair_query(app: &Arc<App>, call: &Call) -> Result<(Uuid, Uuid, LineageQuery), ApiError> {
+///
+/// On the first page it also gives the two steps, as loaded for those checks.
+async fn pair_query(
+    app: &Arc<App>,
+    call: &Call,
+) -> Result<(Uuid, Uuid, LineageQuery, Option<[StepRecord; 2]>), ApiError> {
     let step = path_uuid(path(call, 0), "step")?;
     let other = call.params.required_uuid("other")?;
     let query = LineageQuery {
@@ -297,37 +302,33 @@ async fn pair_query(app: &Arc<App>, call: &Call) -> Result<(Uuid, Uuid, LineageQ
         cursor: call.params.text("cursor"),
         ..LineageQuery::default()
     };
-    if query.cursor.is_none() {
-        let Some(first) = load(app, step).await? else {
-            return Err(ApiError::not_found("step", format!("no step {step}")));
-        };
-        if load(app, other).await?.is_none() {
-            return Err(not_a_step(app, other, &first.name).await?);
-        }
+    if query.cursor.is_some() {
+        return Ok((step, other, query, None));
     }
-    Ok((step, other, query))
+    let Some(first) = load(app, step).await? else {
+        return Err(ApiError::not_found("step", format!("no step {step}")));
+    };
+    let Some(second) = load(app, other).await? else {
+        return Err(not_a_step(app, other, &first.name).await?);
+    };
+    Ok((step, other, query, Some([first, second])))
 }
 
 /// A 400 naming the checks of both steps when neither made check `check` (a step with no
 /// evaluation summary has no names to check against, and lets it through).
-async fn known_to_either(
-    app: &Arc<App>,
-    step: Uuid,
-    other: Uuid,
-    check: &str,
-) -> Result<(), ApiError> {
-    let mut names: Vec<String> = Vec::new();
-    for id in [step, other] {
-        let Some(summary) = load(app, id).await?.and_then(|s| s.summary) else {
+fn known_to_either(steps: &[StepRecord; 2], check: &str) -> Result<(), ApiError> {
+    let mut names: Vec<&str> = Vec::new();
+    for step in steps {
+        let Some(summary) = &step.summary else {
             return Ok(());
         };
-        for c in summary.checks {
-            if !names.contains(&c.name) {
-                names.push(c.name);
+        for c in &summary.checks {
+            if !names.contains(&c.name.as_str()) {
+                names.push(&c.name);
             }
         }
     }
-    if names.iter().any(|n| n == check) {
+    if names.contains(&check) {
         return Ok(());
     }
     Err(ApiError::invalid(
@@ -372,7 +373,7 @@ async fn not_a_step(app: &Arc<App>, other: Uuid, name: &str) -> Result<ApiError,
 /// (the same step of another run): their number and a page of them, selected, then passed,
 /// first.
 pub async fn only_in(app: &Arc<App>, call: Call) -> Result<Response, ApiError> {
-    let (step, other, query) = pair_query(app, &call).await?;
+    let (step, other, query, _) = pair_query(app, &call).await?;
     let page = app
         .blocking(move |s| s.candidates_only_in(step, other, &query))
         .await?;
