@@ -136,7 +136,7 @@ function checkCounts(c) {
  */
 function verdictChanges(p, id, pressed) {
   const byCheck = p.verdict_changes_by_check || [];
-  const holder = h('div', { class: 'verdict-changes-holder', id });
+  const holder = h('div', { class: 'verdict-changes-holder' });
   const status = h('span', { class: 'muted', role: 'status' });
   let current = null;
   const buttons = byCheck.map((c) => {
@@ -189,12 +189,11 @@ function verdictChanges(p, id, pressed) {
   replace(holder, ...verdictChangesTable(p, null));
   if (pressed && byCheck.some((c) => c.check === pressed)) show(pressed);
   else if (pressed) address(null); // a check this pair's changes do not name
-  if (!byCheck.length) return [holder];
-  return [
-    h('div', { class: 'check-changes', role: 'group', 'aria-label': 'Verdict changes by check' },
-      h('span', {}, 'Changed by check (a change can count under more than one; press one to list only its changes):'), ...buttons, status),
-    holder,
-  ];
+  // One element for the steps table's badge to lead to: the check buttons, then the table.
+  return [h('div', { id },
+    byCheck.length ? h('div', { class: 'check-changes', role: 'group', 'aria-label': 'Verdict changes by check' },
+      h('span', {}, 'Changed by check (a change can count under more than one; press one to list only its changes):'), ...buttons, status) : null,
+    holder)];
 }
 
 /** Rows of candidates judged differently, with the reasons on each side. */
@@ -415,37 +414,28 @@ export default {
     // Each pair's panel has an id, so the steps table's badges can lead to its tables.
     const detailed = changed.filter((p) => p.a && p.b);
     detailed.forEach((p, i) => { p.panelId = `pair-${i}`; });
-    const onlyBadge = (p, side) => {
-      const count = `${n(side === 'A' ? p.only_a.total : p.only_b.total)} only in ${side}`;
-      if (!p.panelId) return h('span', { class: 'diff-badge diff-only' }, count);
-      const link = h('a', { href: `#${p.panelId}-only-${side}`, class: 'diff-badge diff-only' }, count);
+    // A badge that leads to its part of the pair's panel (`#<panel>-<part>`): the panel
+    // opened, the part in view, the keyboard on its first control (a check button, else the
+    // first candidate).
+    const badge = (p, part, cls, text, title) => {
+      if (!p.panelId) return h('span', { class: ['diff-badge', cls], title }, text);
+      const link = h('a', { href: `#${p.panelId}-${part}`, class: ['diff-badge', cls], title }, text);
       link.addEventListener('click', (e) => {
         e.preventDefault();
         const panel = document.getElementById(p.panelId);
         if (panel) panel.open = true;
-        const table = document.getElementById(`${p.panelId}-only-${side}`);
-        table?.scrollIntoView({ block: 'start' });
-        table?.querySelector('tbody a')?.focus({ preventScroll: true });
+        const target = document.getElementById(`${p.panelId}-${part}`);
+        target?.scrollIntoView({ block: 'start' });
+        target?.querySelector('button.check-change, tbody a')?.focus({ preventScroll: true });
       });
       return link;
     };
+    const onlyBadge = (p, side) => badge(p, `only-${side}`, 'diff-only',
+      `${n(side === 'A' ? p.only_a.total : p.only_b.total)} only in ${side}`);
     // The pair `?step=<name>&check=<check>` asks for (the first of that name).
     const askedFor = (p) => p.name === query.get('step') && p.occurrence === Number(query.get('occurrence') || 0);
-    const changesBadge = (p) => {
-      const text = `${changedCount(p)} ${changedTotal(p) === 1 ? 'verdict' : 'verdicts'} changed`;
-      if (!p.panelId) return h('span', { class: 'diff-badge diff-verdicts', title: byCheckTitle(p) }, text);
-      const link = h('a', { href: `#${p.panelId}-changes`, class: 'diff-badge diff-verdicts', title: byCheckTitle(p) }, text);
-      link.addEventListener('click', (e) => {
-        e.preventDefault();
-        const panel = document.getElementById(p.panelId);
-        if (panel) panel.open = true;
-        const target = document.getElementById(`${p.panelId}-changes`);
-        const start = target?.previousElementSibling?.classList.contains('check-changes') ? target.previousElementSibling : target;
-        start?.scrollIntoView({ block: 'start' });
-        (start?.querySelector('button') || target?.querySelector('tbody a'))?.focus({ preventScroll: true });
-      });
-      return link;
-    };
+    const changesBadge = (p) => badge(p, 'changes', 'diff-verdicts',
+      `${changedCount(p)} ${changedTotal(p) === 1 ? 'verdict' : 'verdicts'} changed`, byCheckTitle(p));
     const rows = cmp.steps.map((p) => {
       const diffs = [
         !p.a ? h('span', { class: 'diff-badge' }, 'only in B') : null,
@@ -474,7 +464,7 @@ export default {
         pairDetail(p, p.panelId, askedFor(p) ? query.get('check') : null))));
     // A shared link to one check's changes opens where they are.
     const asked = detailed.find(askedFor);
-    if (asked && query.get('check')) document.getElementById(`${asked.panelId}-changes`)?.previousElementSibling?.scrollIntoView({ block: 'start' });
+    if (asked && query.get('check')) document.getElementById(`${asked.panelId}-changes`)?.scrollIntoView({ block: 'start' });
     return undefined;
   },
 };
