@@ -114,8 +114,10 @@ impl Recording {
 
 /// A sync step's handle: the span stays entered for the rest of the function.
 pub struct StepGuard {
-    span: EnteredSpan,
+    // Dropped before the span: when the span closes, nothing but the span refers to the step's
+    // state, so the layer can keep it for this thread's next step.
     recording: Recording,
+    span: EnteredSpan,
 }
 
 impl StepGuard {
@@ -151,8 +153,9 @@ impl std::ops::Deref for StepGuard {
 /// with a `StepGuard` no async step could be spawned on a multi-threaded runtime. This one holds
 /// an idle span; [`StepFuture`] enters it on each poll.
 pub struct AsyncStepGuard {
-    span: Span,
+    // Dropped before the span (see `StepGuard`).
     recording: Recording,
+    span: Span,
 }
 
 impl AsyncStepGuard {

@@ -1,15 +1,16 @@
-//! Memory that goes back to the application threads instead of being freed by the writer.
+//! Memory that is reused by the thread that allocated it instead of being freed elsewhere.
 //!
-//! A step's state, its JSON strings and its evaluation arena are allocated on the application
-//! thread and read last on the writer thread. Freed there, each of them would cost the
-//! application thread dearly: glibc's allocator then takes its arena lock from both threads
-//! (futex waits), and the freed memory is not reused by the thread that allocates. DESIGN's
-//! measured fact: ~0.5 µs per record with a 1 KB string. So the writer hands them back here once
-//! a batch is written, and the application threads take them again:
+//! Memory allocated on one thread and freed on another costs the allocating thread dearly:
+//! glibc's allocator then takes its arena lock from both threads (futex waits), and the freed
+//! memory is not reused by the thread that allocates. DESIGN's measured fact: ~0.5 µs per
+//! record with a 1 KB string. So:
 //!
-//! - a [`Recycler`] per layer, shared by the layer and its writer: the writer gives back a
-//!   batch at a time (one lock), the application threads take a few at a time (one lock);
-//! - a small cache per application thread in front of it, so most takes touch no lock at all.
+//! - a step's state and its JSON strings never reach the writer (its records are copied into
+//!   the thread's lane): the thread that ends a step keeps them in a small cache of its own
+//!   and reuses them for its next step, still in its core's cache;
+//! - evaluation arenas do reach the writer (moved, not copied: a step may judge thousands of
+//!   candidates); it gives them back to the layer's [`Recycler`] once they are written, and
+//!   the threads take them from there.
 //!
 //! Everything is bounded: what does not fit is freed, and strings or arenas that grew unusually
 //! large are freed rather than kept.
@@ -31,65 +32,16 @@ const MAX_ARENA_BYTES: usize = 64 * 1024 * 1024;
 const POOLED_ARENA_BYTES: usize = 96 * 1024 * 1024;
 /// Strings kept per thread.
 const THREAD_CACHE: usize = 64;
-/// Items moved from a layer's pool to a thread's cache at once.
-const REFILL: usize = 32;
-
-/// A bounded stack of reusable items, shared by the writer and the application threads.
-#[derive(Debug)]
-struct Pool<T> {
-    items: Mutex<Vec<T>>,
-    max: usize,
-}
-
-impl<T> Pool<T> {
-    fn new(max: usize) -> Self {
-        Pool {
-            items: Mutex::new(Vec::new()),
-            max,
-        }
-    }
-
-    /// Keeps what fits of `items` (emptied); the rest is freed after the lock is released.
-    fn give(&self, items: &mut Vec<T>) {
-        if items.is_empty() {
-            return;
-        }
-        let extra = {
-            let mut pool = self.items.lock().unwrap_or_else(PoisonError::into_inner);
-            let room = self.max.saturating_sub(pool.len()).min(items.len());
-            let extra = items.split_off(room);
-            pool.append(items);
-            extra
-        };
-        drop(extra);
-    }
-
-    /// Moves up to `n` items into `into`.
-    fn take(&self, into: &mut Vec<T>, n: usize) {
-        let mut pool = self.items.lock().unwrap_or_else(PoisonError::into_inner);
-        let from = pool.len().saturating_sub(n);
-        into.extend(pool.drain(from..));
-    }
-}
 
 /// The pools of one layer.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct Recycler {
-    steps: Pool<Arc<StepState>>,
-    strings: Pool<String>,
     /// Arenas, and the bytes they hold.
     arenas: Mutex<(Vec<EvalArena>, usize)>,
 }
 
-impl Default for Recycler {
-    fn default() -> Self {
-        Recycler {
-            steps: Pool::new(2048),
-            strings: Pool::new(4096),
-            arenas: Mutex::new((Vec::new(), 0)),
-        }
-    }
-}
+/// Step states kept per thread.
+const THREAD_STEPS: usize = 64;
 
 thread_local! {
     static STEPS: RefCell<Vec<Arc<StepState>>> = const { RefCell::new(Vec::new()) };
@@ -97,45 +49,27 @@ thread_local! {
 }
 
 impl Recycler {
-    /// A step state that nothing else refers to, from this thread's cache or the pool.
+    /// A step state that nothing else refers to, from this thread's cache: the state of a step
+    /// this thread ended, its memory still in this core's cache.
     pub(crate) fn take_step(&self) -> Option<Arc<StepState>> {
         STEPS
-            .try_with(|cache| {
-                let mut cache = cache.borrow_mut();
-                if cache.is_empty() {
-                    self.steps.take(&mut cache, REFILL);
-                }
-                cache.pop()
-            })
+            .try_with(|cache| cache.borrow_mut().pop())
             .ok()
             .flatten()
     }
 
-    /// Makes sure this thread's string cache is not empty, for [`take_string`].
-    pub(crate) fn refill_strings(&self) {
-        let _ = STRINGS.try_with(|cache| {
+    /// Keeps the state of a step that ended on this thread for the next one, if nothing else
+    /// refers to it (a [`StepHandle`](crate::StepHandle) kept by the program).
+    pub(crate) fn give_step(&self, mut step: Arc<StepState>) {
+        if Arc::get_mut(&mut step).is_none() {
+            return;
+        }
+        let _ = STEPS.try_with(|cache| {
             let mut cache = cache.borrow_mut();
-            if cache.len() < 4 {
-                self.strings.take(&mut cache, REFILL);
+            if cache.len() < THREAD_STEPS {
+                cache.push(step);
             }
         });
-    }
-
-    /// Gives back step states (the writer, once their records are written). Those still
-    /// referred to elsewhere (a [`StepHandle`](crate::StepHandle) kept by the program) are
-    /// simply dropped.
-    pub(crate) fn give_steps(&self, steps: &mut Vec<Arc<StepState>>) {
-        steps.retain_mut(|step| Arc::get_mut(step).is_some());
-        self.steps.give(steps);
-    }
-
-    /// Gives back strings (the writer), emptied; large ones are freed.
-    pub(crate) fn give_strings(&self, strings: &mut Vec<String>) {
-        strings.retain_mut(|s| {
-            s.clear();
-            (MIN_STRING_CAPACITY..=MAX_STRING_CAPACITY).contains(&s.capacity())
-        });
-        self.strings.give(strings);
     }
 }
 

@@ -30,6 +30,7 @@ use crate::model::{ExecutionEnd, StepRecord};
 use crate::processor::{Pipeline, Processor};
 use crate::recycle::Recycler;
 use crate::store::{MemoryStore, SqliteStore, Store, StoreError};
+use crate::writer::lane::Lanes;
 use crate::writer::worker::Worker;
 use crate::writer::{Backpressure, Counters, Sink, XRayGuard};
 use crate::Error;
@@ -410,7 +411,7 @@ impl Builder {
                 })
             }
         };
-        let (tx, rx) = crossbeam_channel::bounded(self.queue_capacity);
+        let lanes = Arc::new(Lanes::new(self.queue_capacity));
         let (control_tx, control_rx) = crossbeam_channel::unbounded();
         let counters = Arc::new(Counters::default());
         let wake_pending = Arc::new(AtomicBool::new(false));
@@ -440,8 +441,7 @@ impl Builder {
             defaults: Arc::clone(&defaults),
             recycler: Arc::clone(&recycler),
             native,
-            probe: tx.clone(),
-            rx,
+            lanes: Arc::clone(&lanes),
             control: control_rx,
             store: Arc::clone(&store),
             pipeline,
@@ -456,7 +456,7 @@ impl Builder {
             .map_err(Error::Spawn)?;
         let wake_at = (self.queue_capacity / 2).clamp(1, self.batch_size);
         let sink = Arc::new(Sink::new(
-            tx,
+            Arc::clone(&lanes),
             self.backpressure,
             wake_at,
             wake_pending,
@@ -464,7 +464,7 @@ impl Builder {
             Arc::clone(&counters),
             recycler,
         ));
-        let guard = XRayGuard::new(control_tx, handle, counters, self.shutdown_timeout);
+        let guard = XRayGuard::new(control_tx, handle, counters, lanes, self.shutdown_timeout);
         Ok((XRayLayer::new(sink, defaults), guard, store))
     }
 }

@@ -10,10 +10,10 @@
 //!
 //! | span event | what the layer does |
 //! |---|---|
-//! | new span | assigns a UUID v7, finds the enclosing step or execution (or starts an execution for a root step), queues a start record |
+//! | new span | assigns a UUID v7, finds the enclosing step or execution (or starts an execution for a root step), queues a start record into the thread's lane |
 //! | enter / exit | makes the step current on this thread, for [`evaluate`](crate::evaluate) and friends |
 //! | event inside a step | keeps it as one of the step's log lines (level, message, fields; capped per step) |
-//! | close | queues one complete record of the step, with everything it recorded |
+//! | close | queues one complete record of the step, with everything it recorded, into the lane of the thread that closes it |
 
 mod fields;
 
@@ -22,8 +22,8 @@ use crate::ids;
 use crate::model::{now_us, LogLine};
 use crate::recorder::current;
 use crate::recorder::state::SpanInfo;
-use crate::recorder::state::{ExecutionName, ExecutionState, NewStep, Node, StepState};
-use crate::writer::{Envelope, Sink};
+use crate::recorder::state::{ExecutionName, ExecutionState, NewStep, Node, Start, StepState};
+use crate::writer::Sink;
 use fields::{EventFields, SameAs, XrayFields};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -185,9 +185,9 @@ impl XRayLayer {
         now: i64,
     ) -> Arc<ExecutionState> {
         let state = Arc::new(ExecutionState::new(id, implicit, name, tags, now));
-        // The start record is built on the writer thread from the shared state.
-        self.sink
-            .send(Envelope::ExecutionStarted(Arc::clone(&state)), 0);
+        self.sink.send(&state.dropped, 0, |encoder| {
+            encoder.execution_start(id, now, state.name.as_str(), &state.tags);
+        });
         state
     }
 
@@ -195,7 +195,7 @@ impl XRayLayer {
     /// when sampling leaves the run out. Sampling decides for a run that starts at the top; an
     /// execution started inside another run's span follows that run's decision, so the work one
     /// run does is recorded whole or not at all.
-    fn execution_node(&self, attrs: &Attributes<'_>, parent: Option<Node>, now: i64) -> Node {
+    fn execution_node(&self, attrs: &Attributes<'_>, parent: Option<&Node>, now: i64) -> Node {
         let execution_id = match parent {
             Some(Node::Skipped) => return Node::Skipped,
             Some(_) => ids::new_id(now),
@@ -221,51 +221,71 @@ impl XRayLayer {
 
     /// The node of a new step span under `parent`: a started step (with an execution of its
     /// own when it has no parent), or `Skipped` when its run is left out by sampling.
-    fn step_node(&self, attrs: &Attributes<'_>, parent: Option<Node>, now: i64) -> Node {
-        let (execution, parent_id, info) = match parent {
-            Some(Node::Step(p)) => (Arc::clone(&p.execution), Some(p.id), self.step_info(attrs)),
-            Some(Node::Execution(e)) => (e, None, self.step_info(attrs)),
+    ///
+    /// The step's state is the one this thread's last step left, when there is one: in a
+    /// pipeline's loop it usually has the same callsite and execution, and then neither is
+    /// looked up nor cloned again.
+    fn step_node(&self, attrs: &Attributes<'_>, parent: Option<&Node>, now: i64) -> Node {
+        if let Some(Node::Skipped) = parent {
             // Inside a run sampling left out: left out too.
+            return Node::Skipped;
+        }
+        let callsite = std::ptr::from_ref(attrs.metadata()) as usize;
+        let start = match self.sink.recycler.take_step() {
+            Some(state) if state.callsite == callsite && state.info.constant => Start::Reuse(state),
+            recycled => Start::Fresh(self.step_info(attrs), recycled),
+        };
+        let info = start.info();
+        let capture = info.capture.unwrap_or(self.defaults.capture);
+        let root;
+        let (execution, parent_id) = match parent {
+            Some(Node::Step(p)) => (&p.execution, Some(p.id)),
+            Some(Node::Execution(e)) => (e, None),
             Some(Node::Skipped) => return Node::Skipped,
             None => {
                 let Some(execution_id) = self.sampled_id(now) else {
+                    if let Some(state) = start.into_state() {
+                        self.sink.recycler.give_step(state);
+                    }
                     return Node::Skipped;
                 };
-                let info = self.step_info(attrs);
-                let execution = self.start_execution(
+                root = self.start_execution(
                     execution_id,
-                    ExecutionName::Step(Arc::clone(&info)),
+                    ExecutionName::Step(Arc::clone(info)),
                     Vec::new(),
                     true,
                     now,
                 );
-                (execution, None, info)
+                (&root, None)
             }
         };
-        let capture = info.capture.unwrap_or(self.defaults.capture);
         let step = StepState::start(
             NewStep {
                 id: ids::new_id(now),
                 execution,
                 parent_id,
-                info,
+                callsite,
                 started_at: now,
                 capture,
                 max_logs: self.defaults.max_logs_per_step,
                 recycler: &self.sink.recycler,
                 counters: &self.sink.counters,
             },
-            self.sink.recycler.take_step(),
+            start,
         );
-        self.sink.recycler.refill_strings();
-        // The start record is built on the writer thread from the shared state.
-        self.sink.send(Envelope::StepStarted(Arc::clone(&step)), 0);
+        self.sink.send(&step.execution.dropped, 0, |encoder| {
+            encoder.step_start(&step.head());
+        });
         Node::Step(step)
     }
 
-    fn finish_execution(&self, execution: Arc<ExecutionState>, now: i64) {
-        execution.outcome().ended_at.get_or_insert(now);
-        self.sink.send(Envelope::ExecutionEnded(execution), 0);
+    fn finish_execution(&self, execution: &ExecutionState, now: i64) {
+        let mut outcome = execution.outcome();
+        outcome.ended_at.get_or_insert(now);
+        self.sink.send(&execution.dropped, 0, |encoder| {
+            let dropped = execution.dropped.load(std::sync::atomic::Ordering::Relaxed);
+            encoder.execution_end(execution.id, execution.started_at, &outcome, dropped);
+        });
     }
 }
 
@@ -305,32 +325,34 @@ where
         // One clock read per span start (and one per end): the ids, the start record and the
         // implicit execution share it.
         let now = now_us();
-        // The parent is usually the span on top of this thread's stack; otherwise walk the
-        // registry's scope.
+        let make = |parent: Option<&Node>| match role {
+            Role::Execution => self.execution_node(attrs, parent, now),
+            Role::Step => self.step_node(attrs, parent, now),
+        };
+        // The parent is usually the span on top of this thread's stack (read there, not
+        // cloned); otherwise walk the registry's scope.
         let from_stack = if attrs.is_root() {
             None
         } else {
-            current::parent_from_stack(attrs.parent().map(Id::into_u64))
+            current::with_stack_parent(attrs.parent().map(Id::into_u64), |p| make(Some(p)))
         };
-        let parent = from_stack.or_else(|| {
-            if attrs.is_root() {
-                return None;
+        let node = match from_stack {
+            Some(node) => node,
+            None if attrs.is_root() => make(None),
+            None => {
+                let found = span.scope().skip(1).find_map(|s| {
+                    let node = s.extensions().get::<Node>().cloned()?;
+                    Some((s.id().into_u64(), node))
+                });
+                let parent = if attrs.is_contextual() {
+                    // Inside a handle's `in_scope`, which the registry does not see.
+                    current::scope_parent(found.as_ref().map(|(id, _)| *id))
+                        .or(found.map(|(_, node)| node))
+                } else {
+                    found.map(|(_, node)| node)
+                };
+                make(parent.as_ref())
             }
-            let found = span.scope().skip(1).find_map(|s| {
-                let node = s.extensions().get::<Node>().cloned()?;
-                Some((s.id().into_u64(), node))
-            });
-            if attrs.is_contextual() {
-                // Inside a handle's `in_scope`, which the registry does not see.
-                current::scope_parent(found.as_ref().map(|(id, _)| *id))
-                    .or(found.map(|(_, node)| node))
-            } else {
-                found.map(|(_, node)| node)
-            }
-        });
-        let node = match role {
-            Role::Execution => self.execution_node(attrs, parent, now),
-            Role::Step => self.step_node(attrs, parent, now),
         };
         current::set_created(id.into_u64(), node.clone());
         span.extensions_mut().insert(node);
@@ -413,17 +435,18 @@ where
         match node {
             Some(Node::Step(step)) => {
                 let now = now_us();
-                let execution = step.execution.implicit.then(|| Arc::clone(&step.execution));
                 step.close(now, &self.sink);
-                if let Some(execution) = execution {
-                    self.finish_execution(execution, now);
+                if step.execution.implicit {
+                    self.finish_execution(&step.execution, now);
                 }
+                // Reused by this thread's next step, unless a handle still refers to it.
+                self.sink.recycler.give_step(step);
             }
             Some(Node::Execution(execution)) => {
                 execution
                     .ended
                     .store(true, std::sync::atomic::Ordering::Release);
-                self.finish_execution(execution, now_us());
+                self.finish_execution(&execution, now_us());
             }
             // A skipped span holds nothing, and nothing tells it closed: forget it here.
             Some(Node::Skipped) => current::forget_created(id.into_u64()),

@@ -247,7 +247,8 @@ impl Scope {
 
 impl Drop for Scope {
     fn drop(&mut self) {
-        if let Some(node) = &self.node {
+        // Taken, so that when the span closes below nothing else refers to the step's state.
+        if let Some(node) = self.node.take() {
             if std::thread::panicking() {
                 node.end_without_result("panicked".to_owned());
             } else {

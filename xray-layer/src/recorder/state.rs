@@ -6,17 +6,17 @@
 
 use super::arena::EvalArena;
 use crate::capture::Capture;
-use crate::model::{ExecutionEnd, Json, LogLine, Selection, Status};
+use crate::model::{Json, LogLine, Selection, Status};
 use crate::recycle::Recycler;
-use crate::writer::{Counters, Envelope, PendingStep, Sink};
+use crate::writer::codec::StepHead;
+use crate::writer::{Counters, Sink};
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use uuid::Uuid;
 
-/// A running execution. The writer builds its start and end records from here, so that
-/// starting one (every root step starts one) allocates nothing but this on the application
-/// thread.
+/// A running execution: what its steps and its own code report, until its end record is
+/// written (by the thread that ends it).
 #[derive(Debug)]
 pub(crate) struct ExecutionState {
     pub(crate) id: Uuid,
@@ -81,22 +81,6 @@ impl ExecutionState {
     pub(crate) fn outcome(&self) -> MutexGuard<'_, Outcome> {
         self.outcome.lock().unwrap_or_else(PoisonError::into_inner)
     }
-
-    /// The end record, from what was reported (a missing status means it ended normally).
-    /// Built on the writer thread once the execution has ended.
-    pub(crate) fn end_record(&self) -> ExecutionEnd {
-        let outcome = self.outcome();
-        ExecutionEnd {
-            id: self.id,
-            completed_at: outcome.ended_at.unwrap_or(self.started_at),
-            status: outcome.status.unwrap_or(Status::Ok),
-            error: outcome.error.clone(),
-            metadata: object_of(&outcome.metadata),
-            input: outcome.input.clone(),
-            output: outcome.output.clone(),
-            dropped_records: self.dropped.load(Ordering::Relaxed),
-        }
-    }
 }
 
 /// A step's name, kind and capture policy: shared by every span of one callsite.
@@ -131,6 +115,9 @@ pub(crate) struct StepState {
     pub(crate) info: Arc<SpanInfo>,
     pub(crate) parent_id: Option<Uuid>,
     pub(crate) execution: Arc<ExecutionState>,
+    /// The address of its span's metadata: a state reused for a span of the same callsite
+    /// keeps its `info`.
+    pub(crate) callsite: usize,
     buffer: Mutex<StepBuffer>,
     pub(crate) capture: Capture,
     pub(crate) max_logs: usize,
@@ -167,15 +154,76 @@ pub(crate) struct StepBuffer {
     pub(crate) no_result: bool,
 }
 
+impl SpanInfo {
+    /// The info of a step whose callsite is unknown.
+    fn unnamed() -> SpanInfo {
+        SpanInfo {
+            name: "step".to_owned(),
+            kind: None,
+            capture: None,
+            constant: false,
+        }
+    }
+}
+
+impl StepBuffer {
+    /// Empties what the step recorded, keeping the memory of its lists and its JSON strings
+    /// (given back to this thread's cache) for the next step. It stays closed.
+    fn empty(&mut self) {
+        for json in [&mut self.input, &mut self.output, &mut self.filters] {
+            if let Some(json) = json.take() {
+                crate::recycle::give_string(json.into_string());
+            }
+        }
+        self.status = None;
+        self.ended_at = None;
+        self.selection.clear();
+        self.reasoning = None;
+        self.metadata.clear();
+        self.error = None;
+        self.candidates_in = None;
+        self.candidates_out = None;
+        self.logs.clear();
+        self.logs_dropped = 0;
+        self.no_result = false;
+    }
+}
+
+/// Where a new step's state comes from.
+pub(crate) enum Start {
+    /// A state this thread's last step left, of the same callsite: its info is kept.
+    Reuse(Arc<StepState>),
+    /// The callsite's info, and a state to reuse if this thread has one.
+    Fresh(Arc<SpanInfo>, Option<Arc<StepState>>),
+}
+
+impl Start {
+    pub(crate) fn info(&self) -> &Arc<SpanInfo> {
+        match self {
+            Start::Reuse(state) => &state.info,
+            Start::Fresh(info, _) => info,
+        }
+    }
+
+    /// The state it brings, if any, for when no step starts after all.
+    pub(crate) fn into_state(self) -> Option<Arc<StepState>> {
+        match self {
+            Start::Reuse(state) => Some(state),
+            Start::Fresh(_, state) => state,
+        }
+    }
+}
+
 /// A shared reference to a running step.
 pub(crate) type StepRef = Arc<StepState>;
 
 /// What a new step is made of.
 pub(crate) struct NewStep<'a> {
     pub(crate) id: Uuid,
-    pub(crate) execution: Arc<ExecutionState>,
+    pub(crate) execution: &'a Arc<ExecutionState>,
     pub(crate) parent_id: Option<Uuid>,
-    pub(crate) info: Arc<SpanInfo>,
+    /// The address of the span's metadata.
+    pub(crate) callsite: usize,
     pub(crate) started_at: i64,
     pub(crate) capture: Capture,
     pub(crate) max_logs: usize,
@@ -184,15 +232,26 @@ pub(crate) struct NewStep<'a> {
 }
 
 impl StepState {
-    /// A running step, in `recycled` when that state is free for reuse.
-    pub(crate) fn start(step: NewStep<'_>, recycled: Option<Arc<StepState>>) -> Arc<StepState> {
+    /// A running step, in the state `start` brings when that state is free for reuse.
+    pub(crate) fn start(step: NewStep<'_>, start: Start) -> Arc<StepState> {
+        let (mut info, recycled) = match start {
+            Start::Reuse(state) => (None, Some(state)),
+            Start::Fresh(info, recycled) => (Some(info), recycled),
+        };
         if let Some(mut state) = recycled {
             if let Some(s) = Arc::get_mut(&mut state) {
                 s.id = step.id;
                 s.execution_id = step.execution.id;
-                s.execution = step.execution;
+                // A pipeline's steps follow one another in one execution: the execution already
+                // there is kept, without touching its count.
+                if !Arc::ptr_eq(&s.execution, step.execution) {
+                    s.execution = Arc::clone(step.execution);
+                }
                 s.parent_id = step.parent_id;
-                s.info = step.info;
+                if let Some(info) = info {
+                    s.info = info;
+                }
+                s.callsite = step.callsite;
                 s.started_at = step.started_at;
                 s.capture = step.capture;
                 s.max_logs = step.max_logs;
@@ -203,18 +262,28 @@ impl StepState {
                     s.counters = Arc::clone(step.counters);
                 }
                 let buffer = s.buffer.get_mut().unwrap_or_else(PoisonError::into_inner);
-                // The writer left it empty (and closed) when it took what the step recorded.
+                // Its last step left it empty (and closed) when it ended.
                 buffer.closed = false;
                 *s.closed.get_mut() = false;
                 return state;
             }
+            info.get_or_insert_with(|| Arc::clone(&state.info));
         }
-        Arc::new(StepState {
+        let Some(info) = info else {
+            // `Start::Reuse` always brings a state: not reached.
+            return Arc::new(StepState::empty(step, Arc::new(SpanInfo::unnamed())));
+        };
+        Arc::new(StepState::empty(step, info))
+    }
+
+    fn empty(step: NewStep<'_>, info: Arc<SpanInfo>) -> StepState {
+        StepState {
             id: step.id,
             execution_id: step.execution.id,
-            execution: step.execution,
+            execution: Arc::clone(step.execution),
             parent_id: step.parent_id,
-            info: step.info,
+            info,
+            callsite: step.callsite,
             started_at: step.started_at,
             capture: step.capture,
             max_logs: step.max_logs,
@@ -222,7 +291,7 @@ impl StepState {
             counters: Arc::clone(step.counters),
             buffer: Mutex::new(StepBuffer::default()),
             closed: AtomicBool::new(false),
-        })
+        }
     }
 
     /// Whether the layer whose counters these are records this step.
@@ -254,28 +323,45 @@ impl StepState {
         self.counters.app.dropped.fetch_add(n, Ordering::Relaxed);
     }
 
-    /// Ends the step and hands it to the writer, which takes what it recorded out of the buffer
-    /// and builds the record (so the owned strings are allocated and freed on the same thread).
-    /// Called once, from the layer's `on_close`; later records through handles are counted as
-    /// dropped.
-    pub(crate) fn close(self: Arc<Self>, now: i64, sink: &Sink) {
-        let rows = {
-            let mut buffer = self.buffer();
-            if buffer.closed {
-                return;
-            }
-            buffer.closed = true;
-            self.closed.store(true, Ordering::Release);
-            let ended_at = *buffer.ended_at.get_or_insert(now);
-            if self.execution.implicit {
-                let mut outcome = self.execution.outcome();
-                outcome.status = Some(buffer.status.unwrap_or(Status::Ok));
-                outcome.error.clone_from(&buffer.error);
-                outcome.ended_at = Some(ended_at);
-            }
-            buffer.evaluations.rows()
-        };
-        sink.send(Envelope::StepEnded(self), rows);
+    /// Ends the step and queues its record: written here, on the thread that closes the step,
+    /// into that thread's lane (so the writer never reads this state, and it can be reused as
+    /// soon as nothing else refers to it). Called once, from the layer's `on_close`; later
+    /// records through handles are counted as dropped.
+    pub(crate) fn close(&self, now: i64, sink: &Sink) {
+        let mut buffer = self.buffer();
+        if buffer.closed {
+            return;
+        }
+        buffer.closed = true;
+        self.closed.store(true, Ordering::Release);
+        let ended_at = *buffer.ended_at.get_or_insert(now);
+        if self.execution.implicit {
+            let mut outcome = self.execution.outcome();
+            outcome.status = Some(buffer.status.unwrap_or(Status::Ok));
+            outcome.error.clone_from(&buffer.error);
+            outcome.ended_at = Some(ended_at);
+        }
+        let rows = buffer.evaluations.rows();
+        let capture = self.capture;
+        sink.send(&self.execution.dropped, rows, |encoder| {
+            encoder.step_end(&self.head(), capture, &mut buffer);
+        });
+        // The arena went with the record (or was dropped with it); the rest is emptied here,
+        // its memory kept for the next step that reuses this state.
+        buffer.evaluations = EvalArena::default();
+        buffer.empty();
+    }
+
+    /// The step's identity, as its records carry it.
+    pub(crate) fn head(&self) -> StepHead<'_> {
+        StepHead {
+            id: self.id,
+            execution_id: self.execution_id,
+            parent_id: self.parent_id,
+            started_at: self.started_at,
+            name: &self.info.name,
+            kind: self.info.kind.as_deref(),
+        }
     }
 
     /// Takes the evaluations a thread made while it had the step entered (`arena` is left
@@ -290,21 +376,6 @@ impl StepState {
             std::mem::swap(&mut buffer.evaluations, arena);
         } else {
             buffer.evaluations.append(arena);
-        }
-    }
-
-    /// What the step recorded, taken out on the writer thread once the step has ended. The
-    /// buffer stays closed: later records through handles are counted as dropped.
-    pub(crate) fn take(self: Arc<Self>) -> PendingStep {
-        let buffer = {
-            let mut buffer = self.buffer();
-            let taken = std::mem::take(&mut *buffer);
-            buffer.closed = true;
-            taken
-        };
-        PendingStep {
-            state: self,
-            buffer,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The guard that keeps the writer alive and flushes it on drop.
 
+use super::lane::Lanes;
 use super::worker::Control;
 use super::Counters;
 use std::io::Write;
@@ -39,12 +40,18 @@ pub struct RecorderStats {
 #[derive(Clone, Debug)]
 pub struct StatsHandle {
     counters: Arc<Counters>,
+    lanes: Arc<Lanes>,
 }
 
 impl StatsHandle {
     /// What was recorded, written, dropped and failed so far.
     pub fn stats(&self) -> RecorderStats {
         let c = &self.counters;
+        // Records threads published after the writer's last read, once it stopped.
+        let lost = self.lanes.count_lost();
+        if lost > 0 {
+            c.app.dropped.fetch_add(lost, Ordering::Relaxed);
+        }
         RecorderStats {
             sent: c.app.sent.load(Ordering::Relaxed),
             written: c.writer.written.load(Ordering::Relaxed),
@@ -79,6 +86,7 @@ pub struct XRayGuard {
     control: crossbeam_channel::Sender<Control>,
     writer: Option<JoinHandle<()>>,
     counters: Arc<Counters>,
+    lanes: Arc<Lanes>,
     shutdown_timeout: Duration,
 }
 
@@ -87,12 +95,14 @@ impl XRayGuard {
         control: crossbeam_channel::Sender<Control>,
         writer: JoinHandle<()>,
         counters: Arc<Counters>,
+        lanes: Arc<Lanes>,
         shutdown_timeout: Duration,
     ) -> Self {
         XRayGuard {
             control,
             writer: Some(writer),
             counters,
+            lanes,
             shutdown_timeout,
         }
     }
@@ -129,6 +139,7 @@ impl XRayGuard {
     pub fn stats_handle(&self) -> StatsHandle {
         StatsHandle {
             counters: Arc::clone(&self.counters),
+            lanes: Arc::clone(&self.lanes),
         }
     }
 

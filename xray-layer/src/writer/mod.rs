@@ -1,24 +1,29 @@
 //! From the application thread to the store, without making the application wait.
 //!
-//! The layer hands each finished record to a [`Sink`]: a bounded crossbeam channel. The writer
-//! thread ([`worker`]) does not block in `recv()` (a send to a parked receiver costs the sender a
-//! thread wake-up, ~3.4 µs on these machines); it sleeps for the flush interval and drains the
-//! channel, and a sender wakes it only every batch of records (or of evaluation rows), counted
-//! on the senders' side. A full queue drops the whole record and counts it (or blocks, with
-//! [`Backpressure::Block`]). What the writer is done with goes back to the senders through the
-//! layer's [`Recycler`](crate::recycle::Recycler) instead of being freed on the writer thread.
+//! The layer hands each record to a [`Sink`], which writes it as bytes ([`codec`]) into the
+//! recording thread's own lane ([`lane`]): a bounded single-producer ring that the writer
+//! thread ([`worker`]) reads a chunk at a time. The writer never reads a step's shared state,
+//! and the thread never waits for the writer: it does not block, and it wakes the writer only
+//! every batch of records (or of evaluation rows, or half a lane), counted on its own lane (a
+//! wake-up costs the sender ~3.4 µs on these machines). The writer otherwise sleeps for the
+//! flush interval. A full lane drops the whole record and counts it (or waits, with
+//! [`Backpressure::Block`]). Evaluation arenas the writer is done with go back to the threads
+//! through the layer's [`Recycler`](crate::recycle::Recycler) instead of being freed on the
+//! writer thread.
 //!
 //! The [`XRayGuard`] returned by `build()` flushes on drop, with a bounded wait.
 
+pub(crate) mod codec;
 mod guard;
+pub(crate) mod lane;
 pub(crate) mod worker;
 
 pub use guard::{RecorderStats, StatsHandle, XRayGuard};
 
-use crate::recorder::state::{ExecutionState, StepBuffer, StepState};
 use crate::recycle::Recycler;
-use crossbeam_channel::{Sender, TrySendError};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use codec::Encoder;
+use lane::{Lanes, Wake};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::Thread;
 
@@ -32,28 +37,6 @@ pub enum Backpressure {
     /// writer thread itself never waits: a record made there, by an instrumented function a
     /// hook calls, is dropped and counted when the queue is full.)
     Block,
-}
-
-/// A step that ended: its shared state and what it recorded, evaluations still compact. The
-/// writer thread takes it out of the step and turns it into a [`StepRecord`](crate::model::StepRecord).
-#[derive(Debug)]
-pub(crate) struct PendingStep {
-    pub(crate) state: Arc<StepState>,
-    pub(crate) buffer: StepBuffer,
-}
-
-/// What travels through the channel: one pointer, so a send writes as few bytes as possible
-/// into memory the writer thread reads.
-#[derive(Debug)]
-pub(crate) enum Envelope {
-    /// A step began; the writer builds its start record from the shared state.
-    StepStarted(Arc<StepState>),
-    /// A step ended; the writer takes what it recorded out of its buffer.
-    StepEnded(Arc<StepState>),
-    /// An execution began; the writer builds its start record from the shared state.
-    ExecutionStarted(Arc<ExecutionState>),
-    /// An execution ended (its end time is in its outcome).
-    ExecutionEnded(Arc<ExecutionState>),
 }
 
 /// Counters shared by the senders, the writer and the guard.
@@ -72,9 +55,6 @@ pub(crate) struct Counters {
 pub(crate) struct AppCounters {
     pub(crate) sent: AtomicU64,
     pub(crate) dropped: AtomicU64,
-    /// Evaluation rows queued so far (only grows): a sender wakes the writer each time it
-    /// crosses a multiple of [`WAKE_AT_ROWS`], whatever the number of records.
-    pub(crate) rows: AtomicUsize,
     /// Executions the layer's sampling left out.
     pub(crate) sampled_out: AtomicU64,
 }
@@ -103,15 +83,15 @@ impl<T> std::ops::Deref for CachePadded<T> {
     }
 }
 
-/// Queued evaluation rows after which a sender wakes the writer early.
+/// Evaluation rows a lane publishes before it wakes the writer early.
 const WAKE_AT_ROWS: usize = 8_192;
 
 /// The sending end, shared by every span of one layer.
 #[derive(Debug)]
 pub(crate) struct Sink {
-    tx: Sender<Envelope>,
+    pub(crate) lanes: Arc<Lanes>,
     backpressure: Backpressure,
-    /// A sender wakes the writer every `wake_at` records.
+    /// A lane wakes the writer every `wake_at` records.
     wake_at: u64,
     wake_pending: Arc<AtomicBool>,
     writer: Thread,
@@ -122,7 +102,7 @@ pub(crate) struct Sink {
 
 impl Sink {
     pub(crate) fn new(
-        tx: Sender<Envelope>,
+        lanes: Arc<Lanes>,
         backpressure: Backpressure,
         wake_at: usize,
         wake_pending: Arc<AtomicBool>,
@@ -131,7 +111,7 @@ impl Sink {
         recycler: Arc<Recycler>,
     ) -> Self {
         Sink {
-            tx,
+            lanes,
             backpressure,
             wake_at: wake_at.max(1) as u64,
             wake_pending,
@@ -141,70 +121,55 @@ impl Sink {
         }
     }
 
-    /// Queues a step's or an execution's start or end; `rows` is the number of evaluation rows
-    /// it carries.
-    pub(crate) fn send(&self, envelope: Envelope, rows: usize) {
-        if let Err(envelope) = self.deliver(envelope, rows) {
-            match &envelope {
-                Envelope::StepStarted(step) | Envelope::StepEnded(step) => {
-                    self.dropped(&step.execution)
-                }
-                Envelope::ExecutionStarted(execution) | Envelope::ExecutionEnded(execution) => {
-                    self.dropped(execution)
-                }
-            }
-        }
-    }
-
-    /// Sends, or hands the envelope back when the queue is full (and the policy is to drop) or
-    /// the writer has stopped.
+    /// Queues one record, written by `encode` into this thread's lane: a step's or an
+    /// execution's start or end, carrying `rows` evaluation rows. A record the queue has no
+    /// room for (or sent after the writer stopped) is counted as dropped, in the layer's
+    /// counts and in its execution's (`execution_dropped`), and `false` is returned.
     ///
-    /// The writer is woken every `wake_at` records and every [`WAKE_AT_ROWS`] rows, counted by
-    /// the senders alone: asking the channel for its length would read the writer's cache line
-    /// on every record.
-    fn deliver(&self, envelope: Envelope, rows: usize) -> Result<(), Envelope> {
-        match self.tx.try_send(envelope) {
-            Ok(()) => {
-                self.sent(rows);
-                Ok(())
+    /// The writer is woken every `wake_at` records, [`WAKE_AT_ROWS`] rows or half a lane,
+    /// counted by the lane on this thread: nothing shared is written per record but the count
+    /// of records sent.
+    pub(crate) fn send(
+        &self,
+        execution_dropped: &AtomicU64,
+        rows: usize,
+        encode: impl FnOnce(&mut Encoder),
+    ) -> bool {
+        let block = self.backpressure == Backpressure::Block
+            // The writer itself (a hook that runs an instrumented function under a global
+            // subscriber) would wait for room only it can make: it drops instead.
+            && std::thread::current().id() != self.writer.id();
+        let wait = || {
+            if !block {
+                return false;
             }
-            Err(TrySendError::Full(envelope)) => match self.backpressure {
-                Backpressure::Drop => Err(envelope),
-                // The writer itself (a hook that runs an instrumented function under a global
-                // subscriber) would wait for room only it can make: it drops instead.
-                Backpressure::Block if std::thread::current().id() == self.writer.id() => {
-                    Err(envelope)
-                }
-                Backpressure::Block => {
-                    self.writer.unpark();
-                    match self.tx.send(envelope) {
-                        Ok(()) => {
-                            self.sent(rows);
-                            Ok(())
-                        }
-                        Err(err) => Err(err.into_inner()),
-                    }
-                }
-            },
-            Err(TrySendError::Disconnected(envelope)) => Err(envelope),
+            self.wake();
+            std::thread::sleep(std::time::Duration::from_micros(50));
+            true
+        };
+        let wake_at = Wake {
+            records: self.wake_at,
+            rows: WAKE_AT_ROWS,
+        };
+        match self
+            .lanes
+            .publish(rows, encode, wait, &wake_at, || self.wake())
+        {
+            Ok(()) => {
+                self.counters.app.sent.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Err(_) => {
+                self.counters.app.dropped.fetch_add(1, Ordering::Relaxed);
+                execution_dropped.fetch_add(1, Ordering::Relaxed);
+                false
+            }
         }
     }
 
-    fn sent(&self, rows: usize) {
-        let app = &self.counters.app;
-        let sent = app.sent.fetch_add(1, Ordering::Relaxed) + 1;
-        let mut wake = sent % self.wake_at == 0;
-        if rows > 0 {
-            let before = app.rows.fetch_add(rows, Ordering::Relaxed);
-            wake |= before / WAKE_AT_ROWS != (before + rows) / WAKE_AT_ROWS;
-        }
-        if wake && !self.wake_pending.swap(true, Ordering::AcqRel) {
+    fn wake(&self) {
+        if !self.wake_pending.swap(true, Ordering::AcqRel) {
             self.writer.unpark();
         }
-    }
-
-    fn dropped(&self, execution: &ExecutionState) {
-        self.counters.app.dropped.fetch_add(1, Ordering::Relaxed);
-        execution.dropped.fetch_add(1, Ordering::Relaxed);
     }
 }

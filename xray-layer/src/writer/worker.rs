@@ -1,16 +1,21 @@
 //! The writer thread: drain, process, write in batches, count what failed.
 
-use super::{Counters, Envelope};
-use crate::capture;
+use super::codec::{self, DecodedHead, Decoder, Side};
+use super::lane::{LaneSet, Lanes, RawRecord, Records};
+use super::Counters;
+use crate::capture::{self, Capture};
 use crate::layer::Defaults;
-use crate::model::{Evaluation, ExecutionStart, Json, Record, Status, StepRecord, StepStart};
+use crate::model::{
+    Evaluation, ExecutionEnd, ExecutionStart, Json, Record, Status, StepRecord, StepStart,
+};
 use crate::processor::Pipeline;
 use crate::recorder::arena::StepRows;
-use crate::recorder::state::{object_of, StepBuffer, StepState};
+use crate::recorder::state::{object_of, StepBuffer};
 use crate::recycle::Recycler;
 use crate::store::SqliteStore;
 use crate::store::{RecorderCounts, Store, StoreError};
 use crossbeam_channel::{Receiver, TryRecvError};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,10 +31,8 @@ pub(crate) enum Control {
 }
 
 pub(crate) struct Worker {
-    pub(crate) rx: Receiver<Envelope>,
-    /// A sender of the same channel, never used to send: once the writer has dropped `rx` at
-    /// shutdown, its `len()` is what was sent after the last drain and will never be written.
-    pub(crate) probe: crossbeam_channel::Sender<Envelope>,
+    /// The threads' lanes, where the records come from.
+    pub(crate) lanes: Arc<Lanes>,
     pub(crate) control: Receiver<Control>,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) pipeline: Pipeline,
@@ -46,18 +49,11 @@ pub(crate) struct Worker {
     pub(crate) defaults: Arc<Defaults>,
 }
 
-/// What the writer holds on to until a batch is written, to give it back for reuse then.
+/// What the writer holds on to until a batch is written, to reuse it then.
 #[derive(Default)]
 struct Reuse {
-    /// States of the steps whose end is in the batch.
-    steps: Vec<Arc<StepState>>,
-    /// Clones of step states that came with start records: dropped after the batch, when the
-    /// steps have usually ended, so the writer does not write their counts while they run.
-    started: Vec<Arc<StepState>>,
-    /// JSON strings the application threads made: they go back to them.
-    strings: Vec<String>,
-    /// Strings the writer made (names, kinds, metadata): they stay here, so that the
-    /// application threads never write into memory the writer thread wrote last.
+    /// Strings of written records: the writer makes its records' strings from these, so
+    /// that its memory stays its own.
     spare: Vec<String>,
     /// Decoded evaluations of written steps: decoded into again, strings and all.
     evaluations: Vec<Vec<Evaluation>>,
@@ -72,11 +68,6 @@ const WRITER_SPARE_STRINGS: usize = 4096;
 impl Reuse {
     /// Takes the strings of a written record.
     fn harvest(&mut self, record: &mut Record) {
-        let mut json = |j: &mut Option<Json>| {
-            if let Some(j) = j.take() {
-                self.strings.push(j.into_string());
-            }
-        };
         let spare = &mut self.spare;
         let mut keep = |mut s: String| {
             if spare.len() < WRITER_SPARE_STRINGS && s.capacity() > 0 {
@@ -99,9 +90,11 @@ impl Reuse {
                 {
                     self.evaluations.push(std::mem::take(&mut step.evaluations));
                 }
-                json(&mut step.input);
-                json(&mut step.output);
-                json(&mut step.filters);
+                for json in [&mut step.input, &mut step.output, &mut step.filters] {
+                    if let Some(j) = json.take() {
+                        keep(j.into_string());
+                    }
+                }
                 keep(std::mem::take(&mut step.name));
                 step.kind.take().map(&mut keep);
                 keep(std::mem::take(&mut step.metadata).into_string());
@@ -121,13 +114,17 @@ impl Reuse {
 /// How long a batch that fails with "database is locked" is retried before it counts as failed.
 const BUSY_RETRY_FOR: Duration = Duration::from_secs(30);
 
+/// Records read from the lanes and prepared, waiting to be written.
+type Pending = VecDeque<(Record, Option<Box<StepRows>>)>;
+
 impl Worker {
     pub(crate) fn run(mut self) {
         if self.pipeline.needs_decoded_evaluations() {
             self.native = None;
         }
+        let mut lanes = LaneSet::default();
+        let mut read = Read::default();
         let mut batch = Batch::default();
-        let mut reuse = Reuse::default();
         let mut reported = RecorderCounts::default();
         let mut idle = false;
         let mut backlog = false;
@@ -154,15 +151,20 @@ impl Worker {
                     }
                 }
             }
-            // A flush or a shutdown writes what is queued now (everything sent before it); what
-            // arrives meanwhile waits, so that the request is answered, and the writer stops,
-            // even while threads go on recording faster than it writes. Otherwise the round
-            // writes until the queue is empty (so it ends between steps, not between a step's
-            // start and its end), a request comes, or a flush interval has passed.
-            let limit = (stop || !answers.is_empty()).then(|| self.rx.len());
-            let written = self.drain(&mut batch, &mut reuse, limit);
             if stop {
-                self.disconnect();
+                // From here on a thread that publishes counts its record as dropped, and what
+                // is published into a lane after the read below is counted by `count_lost`.
+                self.lanes.close();
+            }
+            // A flush or a shutdown writes what is queued now (everything sent before it): the
+            // lanes are read once, so that the request is answered, and the writer stops, even
+            // while threads go on recording faster than it writes. Otherwise the round writes
+            // until the lanes are empty, a request comes, or a flush interval has passed (so
+            // that the counts are reported while threads record faster than the store writes).
+            let request = stop || !answers.is_empty();
+            let written = self.drain(&mut lanes, &mut read, &mut batch, request);
+            if stop {
+                self.lanes.keep_lost(&mut lanes);
             }
             self.report(&mut reported);
             for ack in answers {
@@ -171,12 +173,12 @@ impl Worker {
             if stop {
                 return;
             }
-            backlog = !self.rx.is_empty();
+            backlog = !read.pending.is_empty() || !lanes.is_empty();
             // Idle for a whole interval: catch up on secondary indexes, a chunk at a time,
             // until records arrive. (Not right after a batch: more are likely on their way,
             // and a flush would wait for the chunk.)
             let was_idle = std::mem::replace(&mut idle, written == 0);
-            while was_idle && idle && self.rx.is_empty() && self.control.is_empty() {
+            while was_idle && idle && lanes.is_empty() && self.control.is_empty() {
                 match self.store.maintain() {
                     Ok(true) => continue,
                     _ => break,
@@ -185,103 +187,166 @@ impl Worker {
         }
     }
 
-    /// Writes records from the channel in batches of `batch_size`: `limit` of them at most,
-    /// or with no limit until the channel is empty, a request from the guard is waiting, or a
-    /// flush interval has passed (so that the counts are reported while threads record faster
-    /// than the store writes). Returns the number of records written.
-    fn drain(&mut self, batch: &mut Batch, reuse: &mut Reuse, limit: Option<usize>) -> usize {
+    /// Writes records in batches of `batch_size`, reading the lanes whenever fewer than a batch
+    /// are pending: if `request` (a flush or a shutdown), what they held when it came, else
+    /// until they are empty, a request is waiting, or a flush interval has passed.
+    /// Returns the number of records written.
+    fn drain(
+        &mut self,
+        lanes: &mut LaneSet,
+        read: &mut Read,
+        batch: &mut Batch,
+        request: bool,
+    ) -> usize {
         let started = Instant::now();
         let mut written = 0;
+        if request {
+            lanes.take_new(&self.lanes);
+            lanes.snapshot();
+        }
         loop {
-            if limit.is_none()
+            if !request
                 && written > 0
                 && (!self.control.is_empty() || started.elapsed() >= self.flush_interval)
             {
-                return written;
+                break;
             }
-            let limit = limit.unwrap_or(usize::MAX);
-            let mut rows = 0usize;
-            while batch.records.len() < self.batch_size
-                && rows < self.batch_size * 64
-                && written + batch.records.len() < limit
-            {
-                match self.rx.try_recv() {
-                    Ok(envelope) => {
-                        let (record, native) = self.prepare(envelope, reuse);
-                        if let Record::StepFinished(step) = &record {
-                            rows += step.evaluations.len();
-                        }
-                        rows += native.as_ref().map_or(0, |rows| rows.kept_len());
-                        batch.records.push(record);
-                        batch.rows.push(native);
-                    }
-                    Err(_) => break,
+            if read.pending.len() < self.batch_size {
+                if !request {
+                    lanes.take_new(&self.lanes);
                 }
+                let max = self.batch_size - read.pending.len();
+                self.read(lanes, read, max);
+            }
+            let mut rows = 0usize;
+            while batch.records.len() < self.batch_size && rows < self.batch_size * 64 {
+                let Some((record, native)) = read.pending.pop_front() else {
+                    break;
+                };
+                if let Record::StepFinished(step) = &record {
+                    rows += step.evaluations.len();
+                }
+                rows += native.as_ref().map_or(0, |rows| rows.kept_len());
+                batch.records.push(record);
+                batch.rows.push(native);
             }
             if batch.records.is_empty() {
-                return written;
+                break;
             }
             self.write(batch);
             written += batch.records.len();
             for record in batch.records.iter_mut() {
-                reuse.harvest(record);
+                read.reuse.harvest(record);
             }
             for rows in batch.rows.drain(..).flatten() {
                 self.recycler.give_arena(rows.into_arena());
             }
             batch.records.clear();
-            reuse.started.clear();
-            self.recycler.give_steps(&mut reuse.steps);
-            self.recycler.give_strings(&mut reuse.strings);
         }
+        lanes.unlimit();
+        written
     }
 
-    /// Decodes evaluations (or keeps them in their arena for the native store), applies the
-    /// capture policy and the processors, runs the hooks.
-    fn prepare(&self, envelope: Envelope, reuse: &mut Reuse) -> (Record, Option<Box<StepRows>>) {
-        let mut native = None;
-        let mut record = match envelope {
-            Envelope::StepStarted(state) => {
-                let start = StepStart {
-                    id: state.id,
-                    execution_id: state.execution_id,
-                    parent_id: state.parent_id,
-                    name: reuse.copy(&state.info.name),
-                    kind: state.info.kind.as_deref().map(|k| reuse.copy(k)),
-                    started_at: state.started_at,
-                };
-                reuse.started.push(state);
-                Record::StepStarted(start)
+    /// Reads up to `max` records from each lane and prepares them (a record that does not decode, which only a
+    /// bug makes, is counted as failed).
+    fn read(&self, lanes: &mut LaneSet, read: &mut Read, max: usize) {
+        let Read {
+            chunk,
+            pending,
+            reuse,
+        } = read;
+        lanes.read(chunk, max, |record, side| {
+            match self.prepare(record, side, reuse) {
+                Some(prepared) => pending.push_back(prepared),
+                None => {
+                    self.counters.writer.failed.fetch_add(1, Ordering::Relaxed);
+                }
             }
-            Envelope::ExecutionStarted(state) => {
+        });
+    }
+
+    /// Decodes a record (evaluations decoded, or kept in their arena for the native store),
+    /// applies the capture policy and the processors, runs the hooks.
+    fn prepare(
+        &self,
+        raw: RawRecord<'_>,
+        side: &mut dyn FnMut() -> Option<Side>,
+        reuse: &mut Reuse,
+    ) -> Option<(Record, Option<Box<StepRows>>)> {
+        let mut d = Decoder::new(raw.fields);
+        let mut native = None;
+        let mut record = match raw.tag {
+            codec::BIG => {
+                let Some(Side::Big(bytes)) = side() else {
+                    return None;
+                };
+                let inner = Records::new(&bytes).next()?;
+                return self.prepare(inner, side, reuse);
+            }
+            codec::STEP_START => {
+                let head = d.step_head(&mut |s| reuse.copy(s))?;
+                Record::StepStarted(StepStart {
+                    id: head.id,
+                    execution_id: head.execution_id,
+                    parent_id: head.parent_id,
+                    name: head.name,
+                    kind: head.kind,
+                    started_at: head.started_at,
+                })
+            }
+            codec::EXECUTION_START => {
+                let start = d.execution_start(&mut |s| reuse.copy(s))?;
                 let defaults = &self.defaults;
-                let start = ExecutionStart {
-                    id: state.id,
-                    name: reuse.copy(state.name.as_str()),
-                    started_at: state.started_at,
-                    tags: state.tags.clone(),
+                Record::ExecutionStarted(ExecutionStart {
+                    id: start.id,
+                    name: start.name,
+                    started_at: start.started_at,
+                    tags: start.tags,
                     metadata: Json::from_trusted(reuse.copy("{}")),
                     service: defaults.service.clone(),
                     host: defaults.host.clone(),
                     pid: Some(defaults.pid),
-                };
-                Record::ExecutionStarted(start)
+                })
             }
-            Envelope::ExecutionEnded(state) => Record::ExecutionFinished(state.end_record()),
-            Envelope::StepEnded(state) => {
-                let pending = state.take();
-                let (record, rows) =
-                    finish_step(&pending.state, pending.buffer, reuse, self.native.is_some());
+            codec::EXECUTION_END => {
+                let end = d.execution_end()?;
+                Record::ExecutionFinished(ExecutionEnd {
+                    id: end.id,
+                    completed_at: end.completed_at,
+                    status: end.status,
+                    error: end.error,
+                    metadata: end.metadata,
+                    input: end.input,
+                    output: end.output,
+                    dropped_records: end.dropped,
+                })
+            }
+            codec::STEP_END => {
+                let head = d.step_head(&mut |s| reuse.copy(s))?;
+                let mut buffer = StepBuffer::default();
+                let arena = || match side() {
+                    Some(Side::Arena(arena)) => Some(arena),
+                    _ => None,
+                };
+                let capture = d.step_end(&mut |s| reuse.copy(s), &mut buffer, arena)?;
+                let (record, rows) = finish_step(
+                    head,
+                    capture,
+                    buffer,
+                    reuse,
+                    &self.recycler,
+                    self.native.is_some(),
+                );
                 native = rows.map(|mut rows| {
                     rows.snapshot_cap = self.pipeline.max_payload_bytes;
                     rows
                 });
-                reuse.steps.push(pending.state);
                 Record::StepFinished(Box::new(record))
             }
+            _ => return None,
         };
         self.pipeline.process(&mut record, &self.counters);
-        (record, native)
+        Some((record, native))
     }
 
     fn write(&self, batch: &mut Batch) {
@@ -317,19 +382,6 @@ impl Worker {
         }
     }
 
-    /// Closes the channel at shutdown, after the last drain, and counts what it still holds
-    /// as dropped: sent by threads still recording while the writer stopped, it will never be
-    /// written. Exact: once the receiver is gone no send succeeds, and a send that had taken
-    /// its slot before is in `len()`. Senders see the channel closed and count what they
-    /// send from then on as dropped themselves.
-    fn disconnect(&mut self) {
-        drop(std::mem::replace(&mut self.rx, crossbeam_channel::never()));
-        let lost = self.probe.len() as u64;
-        if lost > 0 {
-            self.counters.app.dropped.fetch_add(lost, Ordering::Relaxed);
-        }
-    }
-
     /// Persists the change in dropped, failed and sampled-out counts since the last report.
     fn report(&self, reported: &mut RecorderCounts) {
         let now = RecorderCounts {
@@ -351,8 +403,15 @@ impl Worker {
     }
 }
 
-/// Turns a pending step into its record: evaluations decoded, capture policy applied,
-/// candidate counts derived when the step did not set them.
+/// What the writer reads the lanes into.
+#[derive(Default)]
+struct Read {
+    /// The bytes of one lane's read.
+    chunk: Vec<u8>,
+    pending: Pending,
+    reuse: Reuse,
+}
+
 /// A batch: records, and for each the evaluations kept in their arena (native store only).
 #[derive(Default)]
 struct Batch {
@@ -360,22 +419,25 @@ struct Batch {
     rows: Vec<Option<Box<StepRows>>>,
 }
 
+/// Turns a step's end into its record: evaluations decoded, capture policy applied,
+/// candidate counts derived when the step did not set them.
 fn finish_step(
-    state: &StepState,
+    head: DecodedHead,
+    capture: Capture,
     buffer: StepBuffer,
     reuse: &mut Reuse,
+    recycler: &Recycler,
     native: bool,
 ) -> (StepRecord, Option<Box<StepRows>>) {
     let arena = buffer.evaluations;
     let no_result = buffer.no_result;
-    let capture = state.capture;
     let mut record = StepRecord {
-        id: state.id,
-        execution_id: state.execution_id,
-        parent_id: state.parent_id,
-        name: reuse.copy(&state.info.name),
-        kind: state.info.kind.as_deref().map(|k| reuse.copy(k)),
-        started_at: state.started_at,
+        id: head.id,
+        execution_id: head.execution_id,
+        parent_id: head.parent_id,
+        name: head.name,
+        kind: head.kind,
+        started_at: head.started_at,
         ended_at: buffer.ended_at,
         status: buffer.status.unwrap_or(Status::Ok),
         error: buffer.error,
@@ -403,7 +465,7 @@ fn finish_step(
             let mut rows = reuse.evaluations.pop().unwrap_or_default();
             let mut summarizer = capture::Summarizer::default();
             arena.decode_into(&mut rows, |row| summarizer.add(row));
-            state.recycler.give_arena(arena);
+            recycler.give_arena(arena);
             let (kept, summary) = capture::keep(capture, rows, summarizer, &record.selection);
             record.evaluations = kept;
             summary

@@ -1,0 +1,384 @@
+//! Lanes: one bounded queue per recording thread, from that thread to the writer.
+//!
+//! Each thread that records through a layer gets a lane of its own the first time it does: a
+//! single-producer, single-consumer ring of bytes ([`rtrb`]) for the records
+//! ([`super::codec`]), and a small ring beside it for what a record carries that is not bytes
+//! (a step's evaluation arena, a record too large for the bytes). A record is published whole,
+//! with one store of the ring's write index, into memory that only this thread writes until the
+//! writer reads it, a chunk at a time. So a step costs its thread no lock, no shared counter
+//! and no cache line that another core wrote last, beyond the ring's own indexes, which the
+//! writer touches once per read, not once per record.
+//!
+//! The writer reads every lane each round ([`LaneSet::read`]). A lane whose thread has ended
+//! is read to its end, then forgotten. When the writer stops, it closes the lanes
+//! ([`Lanes::close`]): a record a thread publishes after that is counted as dropped, by the
+//! thread if it saw the lanes closed, or else by [`Lanes::count_lost`] (what the writer's last
+//! read did not find), so every record is written or counted.
+
+use super::codec::{Encoder, Side, HEADER};
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+/// Bytes of a lane for each record of [`Builder::queue_capacity`](crate::Builder::queue_capacity).
+pub(crate) const BYTES_PER_RECORD: usize = 64;
+/// The smallest and largest lane.
+const MIN_LANE_BYTES: usize = 256;
+const MAX_LANE_BYTES: usize = 4 << 20;
+/// The most side items (arenas, big records) a lane holds.
+const MAX_SIDES: usize = 1 << 16;
+/// A record larger than this share of a lane (and than `MAX_INLINE`) goes through the side ring.
+const MAX_INLINE: usize = 4096;
+
+static LANES_IDS: AtomicU64 = AtomicU64::new(1);
+
+/// The lanes of one layer: what the threads and the writer share.
+#[derive(Debug)]
+pub(crate) struct Lanes {
+    id: u64,
+    bytes: usize,
+    sides: usize,
+    /// Records longer than this are moved whole into the side ring.
+    pub(crate) big_at: usize,
+    /// Lanes made by threads that the writer has not taken yet.
+    new: Mutex<Vec<LaneEnd>>,
+    /// The writer has stopped reading.
+    closed: AtomicBool,
+    /// The lanes the writer read last, once it stopped: what is published into them after its
+    /// last read is counted as dropped.
+    lost: Mutex<Vec<LaneEnd>>,
+}
+
+/// The writer's end of one lane.
+#[derive(Debug)]
+pub(crate) struct LaneEnd {
+    bytes: rtrb::Consumer<u8>,
+    sides: rtrb::Consumer<Side>,
+    /// Bytes the writer may still read from it in this round (see [`LaneSet::snapshot`]).
+    budget: usize,
+}
+
+/// A thread's end of one layer's lane, with what it counts to wake the writer.
+struct LocalLane {
+    lanes: u64,
+    bytes: rtrb::Producer<u8>,
+    sides: rtrb::Producer<Side>,
+    /// Published since this lane last woke the writer.
+    records: u64,
+    rows: usize,
+    published: usize,
+}
+
+/// What a thread keeps: its lanes (one per layer it records through) and the encoder its
+/// records are written with.
+#[derive(Default)]
+pub(crate) struct Local {
+    lanes: Vec<LocalLane>,
+    pub(crate) encoder: Encoder,
+}
+
+thread_local! {
+    static LOCAL: RefCell<Local> = RefCell::new(Local::default());
+}
+
+/// What a publish asks of the writer.
+pub(crate) struct Wake {
+    /// Records, evaluation rows and bytes after which a lane wakes the writer.
+    pub(crate) records: u64,
+    pub(crate) rows: usize,
+}
+
+/// Why a record was not published.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// The lane is full (and the policy is to drop, or this is the writer's own thread).
+    Full,
+    /// The writer has stopped, or this thread is ending.
+    Closed,
+}
+
+impl Lanes {
+    /// The lanes of a layer whose queue holds `records` records per thread.
+    pub(crate) fn new(records: usize) -> Self {
+        let bytes = records
+            .saturating_mul(BYTES_PER_RECORD)
+            .clamp(MIN_LANE_BYTES, MAX_LANE_BYTES);
+        Lanes {
+            id: LANES_IDS.fetch_add(1, Ordering::Relaxed),
+            bytes,
+            // A step's end may carry an arena: as many as the records a lane holds.
+            sides: records.clamp(2, MAX_SIDES),
+            big_at: (bytes / 4).min(MAX_INLINE),
+            new: Mutex::new(Vec::new()),
+            closed: AtomicBool::new(false),
+            lost: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Runs `encode` with this thread's encoder, then publishes the record into this thread's
+    /// lane. `wait` is called while the lane is full, until it returns `false` (then the
+    /// record is refused); `wake` when the lane has gathered enough for the writer to read.
+    pub(crate) fn publish(
+        &self,
+        rows: usize,
+        encode: impl FnOnce(&mut Encoder),
+        mut wait: impl FnMut() -> bool,
+        wake_at: &Wake,
+        wake: impl FnOnce(),
+    ) -> Result<(), Refused> {
+        let published = LOCAL.try_with(|local| {
+            let mut local = local.borrow_mut();
+            let Local { lanes, encoder } = &mut *local;
+            encode(encoder);
+            if encoder.bytes.len() > self.big_at {
+                encoder.make_big();
+            }
+            let lane = self.lane(lanes)?;
+            let (need, sides) = (encoder.bytes.len(), encoder.sides.len());
+            loop {
+                if self.closed.load(Ordering::Acquire) {
+                    return Err(Refused::Closed);
+                }
+                if lane.bytes.slots() >= need && lane.sides.slots() >= sides {
+                    break;
+                }
+                if !wait() {
+                    return Err(Refused::Full);
+                }
+            }
+            // The sides first: when the writer reads the record, they are there.
+            for side in encoder.sides.drain(..) {
+                let _ = lane.sides.push(side);
+            }
+            let _ = lane.bytes.push_entire_slice(&encoder.bytes);
+            lane.records += 1;
+            lane.rows += rows;
+            lane.published += need;
+            let due = lane.records >= wake_at.records
+                || lane.rows >= wake_at.rows
+                || lane.published >= self.bytes / 2;
+            if due {
+                (lane.records, lane.rows, lane.published) = (0, 0, 0);
+            }
+            Ok(due)
+        });
+        match published {
+            Ok(Ok(true)) => {
+                wake();
+                Ok(())
+            }
+            Ok(Ok(false)) => Ok(()),
+            Ok(Err(refused)) => Err(refused),
+            Err(_) => Err(Refused::Closed),
+        }
+    }
+
+    /// This thread's lane of these lanes, made on first use (`Closed` once the writer stopped).
+    fn lane<'a>(&self, lanes: &'a mut Vec<LocalLane>) -> Result<&'a mut LocalLane, Refused> {
+        if let Some(i) = lanes.iter().position(|l| l.lanes == self.id) {
+            return Ok(&mut lanes[i]);
+        }
+        // Lanes of layers whose writer has gone are forgotten here.
+        lanes.retain(|l| !l.bytes.is_abandoned());
+        let (bytes, bytes_end) = rtrb::RingBuffer::new(self.bytes);
+        let (sides, sides_end) = rtrb::RingBuffer::new(self.sides);
+        {
+            let mut new = self.new.lock().unwrap_or_else(PoisonError::into_inner);
+            if self.closed.load(Ordering::Acquire) {
+                return Err(Refused::Closed);
+            }
+            new.push(LaneEnd {
+                bytes: bytes_end,
+                sides: sides_end,
+                budget: usize::MAX,
+            });
+        }
+        lanes.push(LocalLane {
+            lanes: self.id,
+            bytes,
+            sides,
+            records: 0,
+            rows: 0,
+            published: 0,
+        });
+        let last = lanes.len() - 1;
+        Ok(&mut lanes[last])
+    }
+
+    /// Stops accepting records. The writer then takes the lanes made so far
+    /// ([`LaneSet::take_new`]), reads them a last time, and hands them back with
+    /// [`Lanes::keep_lost`].
+    pub(crate) fn close(&self) {
+        // Under the lock that makes lanes: a lane made before is taken by the writer's next
+        // `take_new`, none is made after.
+        let _new = self.new.lock().unwrap_or_else(PoisonError::into_inner);
+        self.closed.store(true, Ordering::SeqCst);
+    }
+
+    /// Keeps the lanes after the writer's last read, to count what is published into them
+    /// after it.
+    pub(crate) fn keep_lost(&self, set: &mut LaneSet) {
+        self.lost
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .append(&mut set.lanes);
+    }
+
+    /// The records published into the lanes after the writer's last read (each counted once:
+    /// they are taken out).
+    pub(crate) fn count_lost(&self) -> u64 {
+        let mut lost = self.lost.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut chunk = Vec::new();
+        let mut n = 0;
+        for lane in lost.iter_mut() {
+            lane.budget = usize::MAX;
+            loop {
+                let read = lane.read(&mut chunk, usize::MAX, |_, _| {});
+                if read == 0 {
+                    break;
+                }
+                n += read as u64;
+            }
+        }
+        n
+    }
+}
+
+/// Bytes of a lane the writer copies at a time: more than any record that is not moved to
+/// the side ring.
+const WINDOW: usize = 64 * 1024;
+
+impl LaneEnd {
+    /// Reads up to `max` whole records (within the lane's budget), calling `each` with each
+    /// and the side items that belong to it; returns how many it read.
+    fn read(
+        &mut self,
+        chunk: &mut Vec<u8>,
+        max: usize,
+        mut each: impl FnMut(RawRecord<'_>, &mut dyn FnMut() -> Option<Side>),
+    ) -> usize {
+        let n = self.bytes.slots().min(self.budget).min(WINDOW);
+        let Ok(read) = self.bytes.read_chunk(n) else {
+            return 0;
+        };
+        chunk.clear();
+        let (a, b) = read.as_slices();
+        chunk.extend_from_slice(a);
+        chunk.extend_from_slice(b);
+        let sides = &mut self.sides;
+        let mut records = Records::new(chunk);
+        let mut count = 0;
+        while count < max {
+            let Some(record) = records.next() else {
+                break;
+            };
+            let mut left = record.sides;
+            let mut side = || {
+                if left == 0 {
+                    return None;
+                }
+                left -= 1;
+                sides.pop().ok()
+            };
+            each(record, &mut side);
+            // Side items the reader did not take are freed here, in order.
+            while side().is_some() {}
+            count += 1;
+        }
+        let consumed = chunk.len() - records.chunk.len();
+        read.commit(consumed);
+        self.budget = self.budget.saturating_sub(consumed);
+        count
+    }
+}
+
+/// One record in a chunk read from a lane.
+#[derive(Debug)]
+pub(crate) struct RawRecord<'a> {
+    pub(crate) tag: u8,
+    pub(crate) sides: u8,
+    pub(crate) fields: &'a [u8],
+}
+
+/// The records of a chunk, in order. A record is published whole, so a chunk holds whole
+/// records.
+pub(crate) struct Records<'a> {
+    chunk: &'a [u8],
+}
+
+impl<'a> Records<'a> {
+    pub(crate) fn new(chunk: &'a [u8]) -> Self {
+        Records { chunk }
+    }
+}
+
+impl<'a> Iterator for Records<'a> {
+    type Item = RawRecord<'a>;
+
+    fn next(&mut self) -> Option<RawRecord<'a>> {
+        let len = self.chunk.get(..4)?;
+        let len = u32::from_le_bytes(len.try_into().ok()?) as usize;
+        let record = self.chunk.get(4..4 + len)?;
+        if len < HEADER - 4 {
+            return None;
+        }
+        self.chunk = &self.chunk[4 + len..];
+        Some(RawRecord {
+            tag: record[0],
+            sides: record[1],
+            fields: &record[2..],
+        })
+    }
+}
+
+/// The lanes as the writer holds them.
+#[derive(Debug, Default)]
+pub(crate) struct LaneSet {
+    lanes: Vec<LaneEnd>,
+}
+
+impl LaneSet {
+    /// Takes the lanes threads have made since the last call.
+    pub(crate) fn take_new(&mut self, shared: &Lanes) {
+        let mut new = shared.new.lock().unwrap_or_else(PoisonError::into_inner);
+        self.lanes.append(&mut new);
+    }
+
+    /// Whether no lane has anything to read.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.lanes.iter().all(|l| l.bytes.is_empty())
+    }
+
+    /// Limits the reads that follow to what the lanes hold now (a flush: what was queued when
+    /// it was asked for), until [`LaneSet::unlimit`].
+    pub(crate) fn snapshot(&mut self) {
+        for lane in &mut self.lanes {
+            lane.budget = lane.bytes.slots();
+        }
+    }
+
+    pub(crate) fn unlimit(&mut self) {
+        for lane in &mut self.lanes {
+            lane.budget = usize::MAX;
+        }
+    }
+
+    /// Reads up to `max` records from each lane, in order within a lane: `each` gets each
+    /// record and the side items that belong to it. Returns how many it read. Lanes whose
+    /// thread has ended are forgotten once read to their end.
+    pub(crate) fn read(
+        &mut self,
+        chunk: &mut Vec<u8>,
+        max: usize,
+        mut each: impl FnMut(RawRecord<'_>, &mut dyn FnMut() -> Option<Side>),
+    ) -> usize {
+        let mut total = 0;
+        self.lanes.retain_mut(|lane| {
+            // Before the read: a lane abandoned then holds all it ever will.
+            let abandoned = lane.bytes.is_abandoned();
+            total += lane.read(chunk, max, &mut each);
+            !(abandoned && lane.bytes.is_empty())
+        });
+        total
+    }
+}
