@@ -19,6 +19,7 @@
 //! | `step` | `#[xray::step]` inside an entered `xray::Execution` | `registry().with(xray)`, a [`NullStore`] |
 //! | `step_sampled_out` | `#[xray::step]` inside an `xray::Execution` that `.sample(0.0)` leaves out | `registry().with(xray)`, a [`NullStore`] |
 //! | `step_root` | `#[xray::step]` with no execution above it (each step starts and ends its own) | `registry().with(xray)`, a [`NullStore`] |
+//! | `step_lean` | the lean prototype's step (`src/lean.rs`) inside its execution span | `registry().with(LeanLayer)` |
 //! | `step_fmt` | `#[tracing::instrument]` inside an entered span | `registry().with(fmt::layer().with_writer(io::sink))` |
 //! | `step_fmt_root` | `#[tracing::instrument]` with no span above it | `registry().with(fmt::layer().with_writer(io::sink))` |
 //! | `evaluation` | `evaluate(id).label(..)` and three checks, inside an entered step | `registry().with(xray)`, a [`NullStore`] |
@@ -46,6 +47,13 @@ fn iterations() -> usize {
 fn measured_steps(query: &Query) -> u64 {
     (0..iterations())
         .map(|_| xray_filter(black_box(query)))
+        .sum()
+}
+
+#[inline(never)]
+fn measured_lean_steps(query: &Query) -> u64 {
+    (0..iterations())
+        .map(|_| xray_benches::lean::lean_filter(black_box(query)))
         .sum()
 }
 
@@ -120,6 +128,13 @@ fn main() {
             assert!(guard.flush(), "the writer caught up");
             assert_eq!(guard.stats().dropped, 0, "{:?}", guard.stats());
         }
+        "step_lean" => {
+            let (dispatch, _counts) = xray_benches::lean::lean_dispatch();
+            tracing::dispatcher::with_default(&dispatch, || {
+                let _run = xray_benches::lean::lean_execution();
+                black_box(timed(&mut spent, || measured_lean_steps(&query)));
+            });
+        }
         "step_fmt" | "step_fmt_root" => {
             let fmt = tracing::Dispatch::new(
                 tracing_subscriber::registry()
@@ -145,7 +160,7 @@ fn main() {
         }
         _ => {
             eprintln!(
-                "usage: instructions step|step_root|step_sampled_out|step_fmt|step_fmt_root|evaluation"
+                "usage: instructions step|step_root|step_sampled_out|step_lean|step_fmt|step_fmt_root|evaluation"
             );
             std::process::exit(2);
         }

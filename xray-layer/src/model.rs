@@ -1,7 +1,8 @@
 //! The records X-Ray keeps: executions, steps, evaluations with their checks, and logs.
 //!
-//! These are plain owned values. The layer builds them on the application thread, hands them to
-//! the writer thread through a bounded channel, and a [`Store`](crate::store::Store) persists them.
+//! These are plain owned values. The layer records what they are made of on the application
+//! thread, into that thread's bounded queue; the writer thread builds them from there, and a
+//! [`Store`](crate::store::Store) persists them.
 //! The read side of a store returns the same types (plus the views in [`crate::store`]), so what
 //! was recorded is what is read back.
 //!

@@ -9,7 +9,7 @@
 //! | `XRAY_ENDPOINT` | `Builder::remote` (feature `remote`) | an `xray-server` URL; records go there instead of `XRAY_DB` |
 //! | `XRAY_TOKEN` | `Builder::remote_token` | the server's bearer token (with `XRAY_ENDPOINT`) |
 //! | `XRAY_SPOOL` | `RemoteBuilder::spool` | the remote spool file (default `xray-spool.db`) |
-//! | `XRAY_QUEUE_CAPACITY` | [`Builder::queue_capacity`] | records, ≥ 1 |
+//! | `XRAY_QUEUE_CAPACITY` | [`Builder::queue_capacity`] | records per recording thread, ≥ 1 |
 //! | `XRAY_FLUSH_INTERVAL_MS` | [`Builder::flush_interval`] | milliseconds, ≥ 1 |
 //! | `XRAY_BACKPRESSURE` | [`Builder::backpressure`] | `drop` or `block` |
 //! | `XRAY_CAPTURE` | [`Builder::capture`] | `all`, `summary`, or a number of rows per step |
@@ -41,7 +41,7 @@ use std::time::Duration;
 
 /// The database file when none is given.
 pub const DEFAULT_DB_PATH: &str = "xray.db";
-/// Records that can wait for the writer before new ones are dropped.
+/// Records that can wait for the writer, on each recording thread, before new ones are dropped.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 16_384;
 /// How often the writer wakes to write what is queued.
 pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_millis(100);
@@ -93,7 +93,7 @@ enum StoreChoice {
 /// | `XRAY_ENDPOINT` | `Builder::remote` (feature `remote`) | an `xray-server` URL; records go there instead of `XRAY_DB` |
 /// | `XRAY_TOKEN` | `Builder::remote_token` | the server's bearer token (with `XRAY_ENDPOINT`) |
 /// | `XRAY_SPOOL` | `RemoteBuilder::spool` | the remote spool file (default `xray-spool.db`) |
-/// | `XRAY_QUEUE_CAPACITY` | [`Builder::queue_capacity`] | records, ≥ 1 |
+/// | `XRAY_QUEUE_CAPACITY` | [`Builder::queue_capacity`] | records per recording thread, ≥ 1 |
 /// | `XRAY_FLUSH_INTERVAL_MS` | [`Builder::flush_interval`] | milliseconds, ≥ 1 |
 /// | `XRAY_BACKPRESSURE` | [`Builder::backpressure`] | `drop` or `block` |
 /// | `XRAY_CAPTURE` | [`Builder::capture`] | `all`, `summary`, or a number of rows per step |
@@ -216,7 +216,14 @@ impl Builder {
         self
     }
 
-    /// Records waiting for the writer before new ones are dropped (or block).
+    /// Records waiting for the writer, on each recording thread, before new ones are dropped
+    /// (or block).
+    ///
+    /// Each thread that records gets a queue of its own, the first time it does: a ring of
+    /// `records` × 64 bytes (between 256 bytes and 4 MiB), so it holds about that many records
+    /// of a pipeline's usual size (a step's start and end, its execution's; a step's end with
+    /// its arguments' JSON takes a few hundred bytes). A step's evaluations are not counted
+    /// there: they travel beside its end record, up to `records` steps' worth at a time.
     pub fn queue_capacity(mut self, records: usize) -> Self {
         self.queue_capacity = records.max(1);
         self

@@ -54,9 +54,7 @@ impl Encoder {
     pub(crate) fn begin(&mut self, tag: u8) {
         self.bytes.clear();
         self.sides.clear();
-        self.bytes.extend_from_slice(&[0; 4]);
-        self.bytes.push(tag);
-        self.bytes.push(0);
+        self.bytes.extend_from_slice(&[0, 0, 0, 0, tag, 0]);
     }
 
     /// Sets the length and the side count.
@@ -91,16 +89,6 @@ impl Encoder {
 
     fn uuid(&mut self, v: Uuid) {
         self.bytes.extend_from_slice(v.as_bytes());
-    }
-
-    fn opt_uuid(&mut self, v: Option<Uuid>) {
-        match v {
-            Some(v) => {
-                self.u8(1);
-                self.uuid(v);
-            }
-            None => self.u8(0),
-        }
     }
 
     fn str(&mut self, s: &str) {
@@ -156,10 +144,16 @@ pub(crate) struct StepHead<'a> {
 
 impl Encoder {
     fn step_head(&mut self, head: &StepHead<'_>) {
-        self.uuid(head.id);
-        self.uuid(head.execution_id);
-        self.opt_uuid(head.parent_id);
-        self.i64(head.started_at);
+        // The fixed part in one copy of a known size (no call per field).
+        let mut fixed = [0u8; 57];
+        fixed[..16].copy_from_slice(head.id.as_bytes());
+        fixed[16..32].copy_from_slice(head.execution_id.as_bytes());
+        if let Some(parent) = head.parent_id {
+            fixed[32] = 1;
+            fixed[33..49].copy_from_slice(parent.as_bytes());
+        }
+        fixed[49..].copy_from_slice(&head.started_at.to_le_bytes());
+        self.bytes.extend_from_slice(&fixed);
         self.str(head.name);
         self.opt_str(head.kind);
     }
@@ -335,13 +329,6 @@ impl<'a> Decoder<'a> {
         Uuid::from_slice(self.take(16)?).ok()
     }
 
-    fn opt_uuid(&mut self) -> Option<Option<Uuid>> {
-        match self.u8()? {
-            0 => Some(None),
-            _ => self.uuid().map(Some),
-        }
-    }
-
     fn opt_str(&mut self) -> Option<Option<&'a str>> {
         let len = self.u32()?;
         if len == u32::MAX {
@@ -414,10 +401,14 @@ impl Decoder<'_> {
         &mut self,
         own: &mut impl FnMut(&str) -> String,
     ) -> Option<DecodedHead> {
+        let id = self.uuid()?;
+        let execution_id = self.uuid()?;
+        let has_parent = self.u8()? != 0;
+        let parent = self.uuid()?;
         Some(DecodedHead {
-            id: self.uuid()?,
-            execution_id: self.uuid()?,
-            parent_id: self.opt_uuid()?,
+            id,
+            execution_id,
+            parent_id: has_parent.then_some(parent),
             started_at: self.i64()?,
             name: own(self.str()?),
             kind: self.opt_str()?.map(&mut *own),

@@ -53,7 +53,7 @@ impl StatsHandle {
             c.app.dropped.fetch_add(lost, Ordering::Relaxed);
         }
         RecorderStats {
-            sent: c.app.sent.load(Ordering::Relaxed),
+            sent: self.lanes.sent(),
             written: c.writer.written.load(Ordering::Relaxed),
             dropped: c.app.dropped.load(Ordering::Relaxed),
             failed: c.writer.failed.load(Ordering::Relaxed),

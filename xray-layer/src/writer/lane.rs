@@ -18,7 +18,7 @@
 use super::codec::{Encoder, Side, HEADER};
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// Bytes of a lane for each record of [`Builder::queue_capacity`](crate::Builder::queue_capacity).
 pub(crate) const BYTES_PER_RECORD: usize = 64;
@@ -47,6 +47,17 @@ pub(crate) struct Lanes {
     /// The lanes the writer read last, once it stopped: what is published into them after its
     /// last read is counted as dropped.
     lost: Mutex<Vec<LaneEnd>>,
+    /// The records each lane published: each count is written by its thread alone, with a
+    /// plain store (no read-modify-write on a shared line per record), and summed on demand.
+    sent: Mutex<SentCounts>,
+}
+
+/// The counts of records the lanes published.
+#[derive(Debug, Default)]
+struct SentCounts {
+    lanes: Vec<Arc<AtomicU64>>,
+    /// Those of lanes whose thread has ended.
+    retired: u64,
 }
 
 /// The writer's end of one lane.
@@ -54,6 +65,7 @@ pub(crate) struct Lanes {
 pub(crate) struct LaneEnd {
     bytes: rtrb::Consumer<u8>,
     sides: rtrb::Consumer<Side>,
+    sent: Arc<AtomicU64>,
     /// Bytes the writer may still read from it in this round (see [`LaneSet::snapshot`]).
     budget: usize,
 }
@@ -63,6 +75,9 @@ struct LocalLane {
     lanes: u64,
     bytes: rtrb::Producer<u8>,
     sides: rtrb::Producer<Side>,
+    /// Records published, and where the writer and the stats read that number.
+    sent: u64,
+    shared_sent: Arc<AtomicU64>,
     /// Published since this lane last woke the writer.
     records: u64,
     rows: usize,
@@ -112,6 +127,27 @@ impl Lanes {
             new: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
             lost: Mutex::new(Vec::new()),
+            sent: Mutex::new(SentCounts::default()),
+        }
+    }
+
+    /// The records published into these lanes so far.
+    pub(crate) fn sent(&self) -> u64 {
+        let sent = self.sent.lock().unwrap_or_else(PoisonError::into_inner);
+        sent.retired
+            + sent
+                .lanes
+                .iter()
+                .map(|n| n.load(Ordering::Relaxed))
+                .sum::<u64>()
+    }
+
+    /// Folds the count of a lane whose thread has ended into the retired total.
+    fn retire(&self, lane: &LaneEnd) {
+        let mut sent = self.sent.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(i) = sent.lanes.iter().position(|n| Arc::ptr_eq(n, &lane.sent)) {
+            let n = sent.lanes.swap_remove(i);
+            sent.retired += n.load(Ordering::Relaxed);
         }
     }
 
@@ -146,6 +182,10 @@ impl Lanes {
                     return Err(Refused::Full);
                 }
             }
+            // Counted before it can be written: `written` never passes `sent`. (The room was
+            // checked above, and only this thread fills the lane: the pushes succeed.)
+            lane.sent += 1;
+            lane.shared_sent.store(lane.sent, Ordering::Relaxed);
             // The sides first: when the writer reads the record, they are there.
             for side in encoder.sides.drain(..) {
                 let _ = lane.sides.push(side);
@@ -182,6 +222,7 @@ impl Lanes {
         lanes.retain(|l| !l.bytes.is_abandoned());
         let (bytes, bytes_end) = rtrb::RingBuffer::new(self.bytes);
         let (sides, sides_end) = rtrb::RingBuffer::new(self.sides);
+        let sent = Arc::new(AtomicU64::new(0));
         {
             let mut new = self.new.lock().unwrap_or_else(PoisonError::into_inner);
             if self.closed.load(Ordering::Acquire) {
@@ -190,13 +231,21 @@ impl Lanes {
             new.push(LaneEnd {
                 bytes: bytes_end,
                 sides: sides_end,
+                sent: Arc::clone(&sent),
                 budget: usize::MAX,
             });
         }
+        self.sent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .lanes
+            .push(Arc::clone(&sent));
         lanes.push(LocalLane {
             lanes: self.id,
             bytes,
             sides,
+            sent: 0,
+            shared_sent: sent,
             records: 0,
             rows: 0,
             published: 0,
@@ -368,6 +417,7 @@ impl LaneSet {
     /// thread has ended are forgotten once read to their end.
     pub(crate) fn read(
         &mut self,
+        shared: &Lanes,
         chunk: &mut Vec<u8>,
         max: usize,
         mut each: impl FnMut(RawRecord<'_>, &mut dyn FnMut() -> Option<Side>),
@@ -377,7 +427,11 @@ impl LaneSet {
             // Before the read: a lane abandoned then holds all it ever will.
             let abandoned = lane.bytes.is_abandoned();
             total += lane.read(chunk, max, &mut each);
-            !(abandoned && lane.bytes.is_empty())
+            let done = abandoned && lane.bytes.is_empty();
+            if done {
+                shared.retire(lane);
+            }
+            !done
         });
         total
     }

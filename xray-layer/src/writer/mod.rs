@@ -53,7 +53,6 @@ pub(crate) struct Counters {
 /// Written by the application threads only.
 #[derive(Debug, Default)]
 pub(crate) struct AppCounters {
-    pub(crate) sent: AtomicU64,
     pub(crate) dropped: AtomicU64,
     /// Executions the layer's sampling left out.
     pub(crate) sampled_out: AtomicU64,
@@ -127,8 +126,8 @@ impl Sink {
     /// counts and in its execution's (`execution_dropped`), and `false` is returned.
     ///
     /// The writer is woken every `wake_at` records, [`WAKE_AT_ROWS`] rows or half a lane,
-    /// counted by the lane on this thread: nothing shared is written per record but the count
-    /// of records sent.
+    /// counted by the lane on this thread: nothing shared is written per record (the lane's
+    /// count of records sent is written by this thread alone).
     pub(crate) fn send(
         &self,
         execution_dropped: &AtomicU64,
@@ -155,10 +154,7 @@ impl Sink {
             .lanes
             .publish(rows, encode, wait, &wake_at, || self.wake())
         {
-            Ok(()) => {
-                self.counters.app.sent.fetch_add(1, Ordering::Relaxed);
-                true
-            }
+            Ok(()) => true,
             Err(_) => {
                 self.counters.app.dropped.fetch_add(1, Ordering::Relaxed);
                 execution_dropped.fetch_add(1, Ordering::Relaxed);

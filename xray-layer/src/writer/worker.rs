@@ -255,7 +255,7 @@ impl Worker {
             pending,
             reuse,
         } = read;
-        lanes.read(chunk, max, |record, side| {
+        lanes.read(&self.lanes, chunk, max, |record, side| {
             match self.prepare(record, side, reuse) {
                 Some(prepared) => pending.push_back(prepared),
                 None => {
