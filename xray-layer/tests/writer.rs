@@ -393,6 +393,73 @@ fn drops_reach_the_store_during_a_flood_not_only_after_it() {
     );
 }
 
+/// Each recording thread has a queue of its own, and the writer reads them one after the other:
+/// a step (and a run) that starts on one thread and ends on another has its start in one queue
+/// and its end in the other, and the end may be read first. Thread B here records before A, so
+/// its queue is read first: the ends arrive before the starts, and must not be undone by them.
+#[test]
+fn a_run_and_a_step_that_end_on_another_thread_are_stored_whole() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("xray.db");
+    let (layer, guard) = xray::layer()
+        .sqlite(&path)
+        // Nothing is written before the flush: the writer reads both queues in one go.
+        .flush_interval(Duration::from_secs(3600))
+        .build()
+        .expect("build");
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    let (ready, b_recorded) = std::sync::mpsc::channel::<()>();
+    let (give, spans) = std::sync::mpsc::channel::<(tracing::Span, tracing::Span)>();
+    let b = {
+        let dispatch = dispatch.clone();
+        std::thread::spawn(move || {
+            tracing::dispatcher::with_default(&dispatch, || {
+                busy(1); // B's queue is made first
+                ready.send(()).expect("A waits");
+                let (run, step) = spans.recv().expect("the spans A started");
+                step.in_scope(|| xray::output(&"finished on B"));
+                drop(step);
+                drop(run);
+            })
+        })
+    };
+    tracing::dispatcher::with_default(&dispatch, || {
+        b_recorded.recv().expect("B recorded");
+        let run = tracing::info_span!("moved", xray.execution = "moved run");
+        let step = run.in_scope(|| tracing::info_span!("moved", xray.step = "moved step"));
+        give.send((run, step)).expect("B takes them");
+    });
+    b.join().expect("thread B");
+    assert!(guard.flush());
+    assert_eq!(guard.stats().dropped, 0);
+    assert_eq!(guard.stats().failed, 0);
+
+    let store = SqliteStore::open(&path).expect("open");
+    let runs = store
+        .list_executions(&ExecutionQuery::default())
+        .expect("runs");
+    let run = runs
+        .items
+        .iter()
+        .find(|r| r.name == "moved run")
+        .expect("the run has its name, from its start");
+    assert_eq!(run.status, xray::model::Status::Ok, "{run:?}");
+    assert!(run.completed_at.is_some(), "its end is kept: {run:?}");
+    let detail = store.execution(run.id).expect("read").expect("the run");
+    assert_eq!(detail.steps.len(), 1, "{:?}", detail.steps);
+    let step = store
+        .step(detail.steps[0].id)
+        .expect("read")
+        .expect("the step");
+    assert_eq!(step.name, "moved step");
+    assert_eq!(step.status, xray::model::Status::Ok);
+    assert!(step.ended_at.is_some(), "its end is kept: {step:?}");
+    assert_eq!(
+        step.output.as_ref().map(|o| o.as_str()),
+        Some("\"finished on B\"")
+    );
+}
+
 #[test]
 fn build_reports_a_database_it_cannot_use() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -220,10 +220,10 @@ impl Builder {
     /// (or block).
     ///
     /// Each thread that records gets a queue of its own, the first time it does: a ring of
-    /// `records` × 64 bytes (between 256 bytes and 4 MiB), so it holds about that many records
-    /// of a pipeline's usual size (a step's start and end, its execution's; a step's end with
-    /// its arguments' JSON takes a few hundred bytes). A step's evaluations are not counted
-    /// there: they travel beside its end record, up to `records` steps' worth at a time.
+    /// `records` × 64 bytes (between 256 bytes and 4 MiB): that many records of 64 bytes (a
+    /// step's start, an execution's end), fewer larger ones (a step's end with its arguments'
+    /// and result's JSON takes a few hundred bytes). A step's evaluations are not counted
+    /// there: they travel beside its end record, up to `records / 8` steps' worth at a time.
     pub fn queue_capacity(mut self, records: usize) -> Self {
         self.queue_capacity = records.max(1);
         self

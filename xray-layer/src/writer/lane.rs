@@ -26,7 +26,7 @@ pub(crate) const BYTES_PER_RECORD: usize = 64;
 const MIN_LANE_BYTES: usize = 256;
 const MAX_LANE_BYTES: usize = 4 << 20;
 /// The most side items (arenas, big records) a lane holds.
-const MAX_SIDES: usize = 1 << 16;
+const MAX_SIDES: usize = 8192;
 /// A record larger than this share of a lane (and than `MAX_INLINE`) goes through the side ring.
 const MAX_INLINE: usize = 4096;
 
@@ -121,8 +121,10 @@ impl Lanes {
         Lanes {
             id: LANES_IDS.fetch_add(1, Ordering::Relaxed),
             bytes,
-            // A step's end may carry an arena: as many as the records a lane holds.
-            sides: records.clamp(2, MAX_SIDES),
+            // A step's end may carry an arena (~170 bytes each in the ring): one for every
+            // eight records a lane holds, the share of a pipeline's records that are ends of
+            // steps that judge candidates, with room to spare.
+            sides: (records / 8).clamp(2, MAX_SIDES),
             big_at: (bytes / 4).min(MAX_INLINE),
             new: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
