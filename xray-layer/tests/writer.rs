@@ -239,17 +239,32 @@ fn blocking_backpressure_never_blocks_the_writer_on_its_own_queue() {
     assert_eq!(judged.items.len(), 20, "the program's steps, all of them");
 }
 
-#[test]
-fn dropping_the_guard_writes_everything_queued_before_it() {
+/// A subscriber with an X-Ray layer writing into a new SQLite file (its directory kept alive by
+/// the returned `TempDir`), and the layer's guard.
+fn sqlite_dispatch(
+    flush_interval: Duration,
+) -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    tracing::Dispatch,
+    xray::XRayGuard,
+) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("xray.db");
     let (layer, guard) = xray::layer()
         .sqlite(&path)
-        // The writer would not wake on its own before the test ends.
-        .flush_interval(Duration::from_secs(3600))
+        .flush_interval(flush_interval)
         .build()
         .expect("build");
-    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    (dir, path, dispatch, guard)
+}
+
+#[test]
+fn dropping_the_guard_writes_everything_queued_before_it() {
+    // The writer would not wake on its own before the test ends.
+    let (_dir, path, dispatch, guard) = sqlite_dispatch(Duration::from_secs(3600));
+    tracing::dispatcher::with_default(&dispatch, || {
         for i in 0..300 {
             judge(i);
         }
@@ -299,14 +314,7 @@ fn recording_threads(
 /// none is lost uncounted, not even one sent between the writer's last drain and its exit.
 #[test]
 fn records_sent_while_the_guard_drops_are_written_or_counted() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("xray.db");
-    let (layer, guard) = xray::layer()
-        .sqlite(&path)
-        .flush_interval(Duration::from_millis(5))
-        .build()
-        .expect("build");
-    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    let (_dir, path, dispatch, guard) = sqlite_dispatch(Duration::from_millis(5));
     let stop = Arc::new(AtomicBool::new(false));
     let (calls, threads) = recording_threads(&dispatch, &stop);
     // Both threads are recording when the guard drops.
@@ -399,15 +407,8 @@ fn drops_reach_the_store_during_a_flood_not_only_after_it() {
 /// its queue is read first: the ends arrive before the starts, and must not be undone by them.
 #[test]
 fn a_run_and_a_step_that_end_on_another_thread_are_stored_whole() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("xray.db");
-    let (layer, guard) = xray::layer()
-        .sqlite(&path)
-        // Nothing is written before the flush: the writer reads both queues in one go.
-        .flush_interval(Duration::from_secs(3600))
-        .build()
-        .expect("build");
-    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    // Nothing is written before the flush: the writer reads both queues in one go.
+    let (_dir, path, dispatch, guard) = sqlite_dispatch(Duration::from_secs(3600));
     let (ready, b_recorded) = std::sync::mpsc::channel::<()>();
     let (give, spans) = std::sync::mpsc::channel::<(tracing::Span, tracing::Span)>();
     let b = {
@@ -458,6 +459,48 @@ fn a_run_and_a_step_that_end_on_another_thread_are_stored_whole() {
         step.output.as_ref().map(|o| o.as_str()),
         Some("\"finished on B\"")
     );
+}
+
+/// A program that starts a thread per task: each thread that records gets a queue of its own,
+/// and what a thread recorded just before it ended is written all the same.
+#[test]
+fn threads_that_come_and_go_lose_nothing() {
+    let (layer, guard, store) = xray::layer()
+        .memory()
+        .flush_interval(Duration::from_millis(5))
+        .build_with_store()
+        .expect("build");
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    for round in 0..20u32 {
+        let threads: Vec<_> = (0..10u32)
+            .map(|t| {
+                let dispatch = dispatch.clone();
+                std::thread::spawn(move || {
+                    tracing::dispatcher::with_default(&dispatch, || judge(round * 10 + t))
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("a task thread");
+        }
+    }
+    assert!(guard.flush());
+    let stats = guard.stats();
+    // Each root step: its run's start and end, its own start and end.
+    assert_eq!(stats.sent, 200 * 4, "{stats:?}");
+    assert_eq!((stats.written, stats.dropped), (stats.sent, 0), "{stats:?}");
+    let steps = store
+        .find_steps(&StepQuery {
+            name: Some("judge".into()),
+            limit: Some(1000),
+            ..Default::default()
+        })
+        .expect("steps");
+    assert_eq!(steps.items.len(), 200);
+    assert!(steps
+        .items
+        .iter()
+        .all(|s| s.summary.as_ref().is_some_and(|s| s.total == 10)));
 }
 
 #[test]

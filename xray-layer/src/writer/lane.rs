@@ -438,3 +438,77 @@ impl LaneSet {
         total
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::writer::codec::STEP_START;
+
+    fn publish(lanes: &Lanes, tag: u8) -> Result<(), Refused> {
+        let wake_at = Wake {
+            records: u64::MAX,
+            rows: usize::MAX,
+        };
+        lanes.publish(
+            0,
+            |e| {
+                e.begin(tag);
+                e.finish();
+            },
+            || false,
+            &wake_at,
+            || {},
+        )
+    }
+
+    #[test]
+    fn the_lanes_of_ended_threads_are_read_to_their_end_then_forgotten() {
+        let lanes = Lanes::new(64);
+        std::thread::scope(|s| {
+            for _ in 0..3 {
+                s.spawn(|| {
+                    for _ in 0..5 {
+                        assert_eq!(publish(&lanes, STEP_START), Ok(()));
+                    }
+                });
+            }
+        });
+        let mut set = LaneSet::default();
+        set.take_new(&lanes);
+        assert_eq!(set.lanes.len(), 3);
+        let mut chunk = Vec::new();
+        let mut tags = Vec::new();
+        let read = set.read(&lanes, &mut chunk, usize::MAX, |r, _| tags.push(r.tag));
+        assert_eq!((read, tags.len()), (15, 15));
+        assert!(tags.iter().all(|t| *t == STEP_START));
+        assert!(
+            set.lanes.is_empty(),
+            "their threads ended: nothing more will come"
+        );
+        assert_eq!(lanes.sent(), 15, "their counts outlive them");
+    }
+
+    #[test]
+    fn a_full_lane_refuses_whole_records_and_a_closed_one_refuses_all() {
+        let lanes = Lanes::new(1); // the smallest lane: 256 bytes
+        let mut published = 0;
+        while publish(&lanes, STEP_START).is_ok() {
+            published += 1;
+        }
+        assert_eq!(published, 256 / HEADER, "whole records only");
+        let mut set = LaneSet::default();
+        set.take_new(&lanes);
+        let mut chunk = Vec::new();
+        assert_eq!(
+            set.read(&lanes, &mut chunk, 10, |_, _| {}),
+            10,
+            "at most `max` a read"
+        );
+        assert_eq!(publish(&lanes, STEP_START), Ok(()), "room again");
+        lanes.close();
+        assert_eq!(publish(&lanes, STEP_START), Err(Refused::Closed));
+        lanes.keep_lost(&mut set);
+        assert_eq!(lanes.count_lost(), (published - 10 + 1) as u64);
+        assert_eq!(lanes.count_lost(), 0, "each counted once");
+    }
+}
