@@ -25,6 +25,8 @@ struct GatedStore {
     inner: MemoryStore,
     open: AtomicBool,
     delay: Duration,
+    /// Its writes panic (a store of the user's with a bug).
+    panics: bool,
 }
 
 impl GatedStore {
@@ -37,6 +39,7 @@ impl GatedStore {
 
 impl Store for GatedStore {
     fn write(&self, batch: &[Record]) -> Result<(), StoreError> {
+        assert!(!self.panics, "the user's store panicked");
         self.wait();
         std::thread::sleep(self.delay);
         self.inner.write(batch)
@@ -96,6 +99,7 @@ fn a_full_queue_drops_whole_records_and_counts_every_one() {
         inner: MemoryStore::new(),
         open: AtomicBool::new(false),
         delay: Duration::ZERO,
+        panics: false,
     });
     let (layer, guard) = xray::layer()
         .store(store.clone())
@@ -371,6 +375,7 @@ fn drops_reach_the_store_during_a_flood_not_only_after_it() {
         open: AtomicBool::new(true),
         // ~100,000 records a second at most: two recording threads make more.
         delay: Duration::from_millis(5),
+        panics: false,
     });
     let (layer, guard) = xray::layer()
         .store(Arc::clone(&store) as Arc<dyn Store>)
@@ -501,6 +506,44 @@ fn threads_that_come_and_go_lose_nothing() {
         .items
         .iter()
         .all(|s| s.summary.as_ref().is_some_and(|s| s.total == 10)));
+}
+
+/// A store of the user's that panics kills the writer thread. The program goes on: its threads
+/// do not wait for room nobody will make, even with `Backpressure::Block`, and every record is
+/// still accounted for (here none is written: the first write panics).
+#[test]
+fn a_store_that_panics_stops_the_writer_and_the_program_goes_on() {
+    let store = Arc::new(GatedStore {
+        inner: MemoryStore::new(),
+        open: AtomicBool::new(true),
+        delay: Duration::ZERO,
+        panics: true,
+    });
+    let (layer, guard) = xray::layer()
+        .store(store)
+        .queue_capacity(16)
+        .backpressure(Backpressure::Block)
+        .flush_interval(Duration::from_millis(5))
+        .build()
+        .expect("build");
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        tracing::dispatcher::with_default(&dispatch, || {
+            for i in 0..500 {
+                judge(i);
+            }
+        });
+        let _ = done.send(());
+    });
+    finished
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the program went on after the writer died");
+    let s = guard.stats();
+    assert_eq!(s.written, 0, "{s:?}");
+    // Each root step: its run's start and end, its own start and end.
+    assert_eq!(s.written + s.failed + s.dropped, 500 * 4, "{s:?}");
+    assert!(s.dropped > 0, "{s:?}");
 }
 
 #[test]

@@ -220,10 +220,12 @@ impl Builder {
     /// (or block).
     ///
     /// Each thread that records gets a queue of its own, the first time it does: a ring of
-    /// `records` × 64 bytes (between 256 bytes and 4 MiB): that many records of 64 bytes (a
-    /// step's start, an execution's end), fewer larger ones (a step's end with its arguments'
-    /// and result's JSON takes a few hundred bytes). A step's evaluations are not counted
-    /// there: they travel beside its end record, up to `records / 8` steps' worth at a time.
+    /// `records` × 64 bytes (between 1 KiB and 4 MiB). Records are not all that size: an
+    /// execution's end takes ~50 bytes, a step's start ~80–100, a step's end with its
+    /// arguments' and result's JSON a few hundred; a record larger than a quarter of the ring
+    /// (or than 4 KiB) travels beside it instead. So the ring holds `records` records at the
+    /// pace of a pipeline's usual mix, give or take half. A step's evaluations travel beside its
+    /// end record, up to `records / 8` steps' worth at a time (4 at least).
     pub fn queue_capacity(mut self, records: usize) -> Self {
         self.queue_capacity = records.max(1);
         self

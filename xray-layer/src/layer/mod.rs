@@ -329,31 +329,31 @@ where
             Role::Execution => self.execution_node(attrs, parent, now),
             Role::Step => self.step_node(attrs, parent, now),
         };
-        // The parent is usually the span on top of this thread's stack (read there, not
-        // cloned); otherwise walk the registry's scope.
+        // The parent is usually the span on top of this thread's stack; otherwise walk the
+        // registry's scope. (Cloned out of the stack: making the node may run the user's
+        // `Display` of an `xray.*` field, which may enter spans of its own.)
         let from_stack = if attrs.is_root() {
             None
         } else {
-            current::with_stack_parent(attrs.parent().map(Id::into_u64), |p| make(Some(p)))
+            current::parent_from_stack(attrs.parent().map(Id::into_u64))
         };
-        let node = match from_stack {
-            Some(node) => node,
-            None if attrs.is_root() => make(None),
-            None => {
-                let found = span.scope().skip(1).find_map(|s| {
-                    let node = s.extensions().get::<Node>().cloned()?;
-                    Some((s.id().into_u64(), node))
-                });
-                let parent = if attrs.is_contextual() {
-                    // Inside a handle's `in_scope`, which the registry does not see.
-                    current::scope_parent(found.as_ref().map(|(id, _)| *id))
-                        .or(found.map(|(_, node)| node))
-                } else {
-                    found.map(|(_, node)| node)
-                };
-                make(parent.as_ref())
+        let parent = from_stack.or_else(|| {
+            if attrs.is_root() {
+                return None;
             }
-        };
+            let found = span.scope().skip(1).find_map(|s| {
+                let node = s.extensions().get::<Node>().cloned()?;
+                Some((s.id().into_u64(), node))
+            });
+            if attrs.is_contextual() {
+                // Inside a handle's `in_scope`, which the registry does not see.
+                current::scope_parent(found.as_ref().map(|(id, _)| *id))
+                    .or(found.map(|(_, node)| node))
+            } else {
+                found.map(|(_, node)| node)
+            }
+        });
+        let node = make(parent.as_ref());
         current::set_created(id.into_u64(), node.clone());
         span.extensions_mut().insert(node);
     }

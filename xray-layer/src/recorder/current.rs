@@ -285,11 +285,10 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&StepRef) -> R) -> Option<R> {
         .flatten()
 }
 
-/// Calls `f` with the X-Ray parent of a new span, read from this thread's stack when the stack
-/// can tell: `parent` is the span the subscriber gives as parent (`None`: the current span),
-/// and it must be the top of the stack, entered once, and an X-Ray span. `None` (and `f` not
-/// called) means "ask the registry". `f` must not change this thread's stack.
-pub(crate) fn with_stack_parent<R>(parent: Option<u64>, f: impl FnOnce(&Node) -> R) -> Option<R> {
+/// The X-Ray parent of a new span, read from this thread's stack when the stack can tell:
+/// `parent` is the span the subscriber gives as parent (`None`: the current span), and it must
+/// be the top of the stack, entered once, and an X-Ray span. `None` means "ask the registry".
+pub(crate) fn parent_from_stack(parent: Option<u64>) -> Option<Node> {
     CURRENT
         .try_with(|state| {
             let state = state.borrow();
@@ -297,7 +296,7 @@ pub(crate) fn with_stack_parent<R>(parent: Option<u64>, f: impl FnOnce(&Node) ->
             if parent.is_some_and(|p| p != top.span) || below.iter().any(|e| e.span == top.span) {
                 return None;
             }
-            top.node.as_ref().map(f)
+            top.node.clone()
         })
         .ok()
         .flatten()

@@ -85,9 +85,9 @@ impl ExecutionState {
 
 /// A step's name, kind and capture policy: shared by every span of one callsite.
 ///
-/// Aligned so that its fields never share a cache line with the `Arc`'s counts: every step
-/// clones the `Arc` on the application thread while the writer reads the name, and the two
-/// would otherwise pass the line back and forth between cores on every step.
+/// Aligned so that its fields never share a cache line with the `Arc`'s counts: the threads of
+/// a program clone the `Arc` as their steps start while others read the name, and the two would
+/// otherwise pass the line back and forth between cores.
 #[derive(Debug)]
 #[repr(align(128))]
 pub(crate) struct SpanInfo {
@@ -102,9 +102,9 @@ pub(crate) struct SpanInfo {
 
 /// A running step.
 ///
-/// The writer thread reads what it needs (ids, times, name) from here and from the buffer, never
-/// from the [`ExecutionState`], so that only the application threads write the execution's
-/// counts. Once written, a step's state goes back to the application threads to be reused
+/// The writer thread never reads it: the step's start and end records are copied out of it
+/// into the lane of the thread that makes them. Once the step has ended, the thread that ended
+/// it keeps the state for its next step, unless a handle still refers to it
 /// ([`crate::recycle`]).
 #[derive(Debug)]
 #[repr(C)] // what each step writes comes first, on as few cache lines as possible

@@ -12,14 +12,15 @@ use std::time::Duration;
 /// Counts of what a layer recorded, wrote, dropped and failed to write.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RecorderStats {
-    /// Records queued for the writer. (Those still queued when it closed the queue at
-    /// shutdown are counted in `dropped` too.)
+    /// Records queued for the writer. (Those queued after its last read at shutdown are
+    /// counted in `dropped` too.)
     pub sent: u64,
     /// Records written to the store.
     pub written: u64,
-    /// Records dropped because the queue was full, or sent while the writer stopped (still
-    /// queued when it closed the queue at shutdown, or sent after), plus what arrived after
-    /// its step had ended (each record through a handle, each evaluation).
+    /// Records dropped because the queue was full, or sent while the writer stopped (queued
+    /// after its last read, or sent after it closed the queues), or left when the writer died
+    /// (a store that panicked), plus what arrived after its step had ended (each record
+    /// through a handle, each evaluation).
     pub dropped: u64,
     /// Records the store failed to write.
     pub failed: u64,
@@ -124,9 +125,9 @@ impl XRayGuard {
     }
 
     /// The layer's counts, readable after the guard is dropped (as `tracing-appender`'s
-    /// `ErrorCounter` is). Threads still recording while the writer stops have their records
-    /// counted as dropped: those still queued when it closes the queue are in the database's
-    /// counts too, those sent after it closed are only here.
+    /// `ErrorCounter` is). Threads still recording while the writer stops: what they queued
+    /// before its last read is written, what they queue after is counted as dropped (in the
+    /// database's counts too, if it came before the writer's final count; else only here).
     ///
     /// ```
     /// let (layer, guard) = xray::layer().memory().build()?;

@@ -10,10 +10,11 @@
 //! writer touches once per read, not once per record.
 //!
 //! The writer reads every lane each round ([`LaneSet::read`]). A lane whose thread has ended
-//! is read to its end, then forgotten. When the writer stops, it closes the lanes
-//! ([`Lanes::close`]): a record a thread publishes after that is counted as dropped, by the
-//! thread if it saw the lanes closed, or else by [`Lanes::count_lost`] (what the writer's last
-//! read did not find), so every record is written or counted.
+//! is read to its end, then forgotten. When the writer stops (or dies), it closes the lanes
+//! ([`Lanes::close`]) and reads them a last time: a record a thread publishes after that is
+//! counted as dropped, by the thread if it saw the lanes closed, or else by
+//! [`Lanes::count_lost`] (what the writer's last read did not find; called by the writer as it
+//! stops, and by the stats for what comes later), so every record is written or counted.
 
 use super::codec::{Encoder, Side, HEADER};
 use std::cell::RefCell;
@@ -23,7 +24,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 /// Bytes of a lane for each record of [`Builder::queue_capacity`](crate::Builder::queue_capacity).
 pub(crate) const BYTES_PER_RECORD: usize = 64;
 /// The smallest and largest lane.
-const MIN_LANE_BYTES: usize = 256;
+const MIN_LANE_BYTES: usize = 1024;
 const MAX_LANE_BYTES: usize = 4 << 20;
 /// The most side items (arenas, big records) a lane holds.
 const MAX_SIDES: usize = 8192;
@@ -124,7 +125,7 @@ impl Lanes {
             // A step's end may carry an arena (~170 bytes each in the ring): one for every
             // eight records a lane holds, the share of a pipeline's records that are ends of
             // steps that judge candidates, with room to spare.
-            sides: (records / 8).clamp(2, MAX_SIDES),
+            sides: (records / 8).clamp(4, MAX_SIDES),
             big_at: (bytes / 4).min(MAX_INLINE),
             new: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
@@ -164,6 +165,9 @@ impl Lanes {
         wake_at: &Wake,
         wake: impl FnOnce(),
     ) -> Result<(), Refused> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Refused::Closed);
+        }
         let published = LOCAL.try_with(|local| {
             let mut local = local.borrow_mut();
             let Local { lanes, encoder } = &mut *local;
@@ -219,6 +223,9 @@ impl Lanes {
     fn lane<'a>(&self, lanes: &'a mut Vec<LocalLane>) -> Result<&'a mut LocalLane, Refused> {
         if let Some(i) = lanes.iter().position(|l| l.lanes == self.id) {
             return Ok(&mut lanes[i]);
+        }
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Refused::Closed);
         }
         // Lanes of layers whose writer has gone are forgotten here.
         lanes.retain(|l| !l.bytes.is_abandoned());
@@ -386,6 +393,8 @@ impl<'a> Iterator for Records<'a> {
 #[derive(Debug, Default)]
 pub(crate) struct LaneSet {
     lanes: Vec<LaneEnd>,
+    /// The lane the last read started with.
+    first: usize,
 }
 
 impl LaneSet {
@@ -414,9 +423,10 @@ impl LaneSet {
         }
     }
 
-    /// Reads up to `max` records from each lane, in order within a lane: `each` gets each
-    /// record and the side items that belong to it. Returns how many it read. Lanes whose
-    /// thread has ended are forgotten once read to their end.
+    /// Reads up to `max` records in all, in order within each lane, starting each call with the
+    /// lane after the one the last call started with (so that no thread's records wait behind
+    /// another's): `each` gets each record and the side items that belong to it. Returns how
+    /// many it read. Lanes whose thread has ended are forgotten once read to their end.
     pub(crate) fn read(
         &mut self,
         shared: &Lanes,
@@ -424,17 +434,31 @@ impl LaneSet {
         max: usize,
         mut each: impl FnMut(RawRecord<'_>, &mut dyn FnMut() -> Option<Side>),
     ) -> usize {
+        let n = self.lanes.len();
+        if n == 0 {
+            return 0;
+        }
+        self.first = (self.first + 1) % n;
         let mut total = 0;
-        self.lanes.retain_mut(|lane| {
+        let mut done = Vec::new();
+        for k in 0..n {
+            if total >= max {
+                break;
+            }
+            let i = (self.first + k) % n;
+            let lane = &mut self.lanes[i];
             // Before the read: a lane abandoned then holds all it ever will.
             let abandoned = lane.bytes.is_abandoned();
-            total += lane.read(chunk, max, &mut each);
-            let done = abandoned && lane.bytes.is_empty();
-            if done {
-                shared.retire(lane);
+            total += lane.read(chunk, max - total, &mut each);
+            if abandoned && lane.bytes.is_empty() {
+                done.push(i);
             }
-            !done
-        });
+        }
+        done.sort_unstable();
+        for i in done.into_iter().rev() {
+            let lane = self.lanes.swap_remove(i);
+            shared.retire(&lane);
+        }
         total
     }
 }
@@ -463,16 +487,22 @@ mod tests {
 
     #[test]
     fn the_lanes_of_ended_threads_are_read_to_their_end_then_forgotten() {
-        let lanes = Lanes::new(64);
-        std::thread::scope(|s| {
-            for _ in 0..3 {
-                s.spawn(|| {
+        let lanes = Arc::new(Lanes::new(64));
+        // Joined, not scoped: a scoped thread counts as done before its thread-locals (its
+        // lane's end) are dropped.
+        let threads: Vec<_> = (0..3)
+            .map(|_| {
+                let lanes = Arc::clone(&lanes);
+                std::thread::spawn(move || {
                     for _ in 0..5 {
                         assert_eq!(publish(&lanes, STEP_START), Ok(()));
                     }
-                });
-            }
-        });
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("a recording thread");
+        }
         let mut set = LaneSet::default();
         set.take_new(&lanes);
         assert_eq!(set.lanes.len(), 3);
@@ -490,12 +520,12 @@ mod tests {
 
     #[test]
     fn a_full_lane_refuses_whole_records_and_a_closed_one_refuses_all() {
-        let lanes = Lanes::new(1); // the smallest lane: 256 bytes
+        let lanes = Lanes::new(1); // the smallest lane: 1 KiB
         let mut published = 0;
         while publish(&lanes, STEP_START).is_ok() {
             published += 1;
         }
-        assert_eq!(published, 256 / HEADER, "whole records only");
+        assert_eq!(published, MIN_LANE_BYTES / HEADER, "whole records only");
         let mut set = LaneSet::default();
         set.take_new(&lanes);
         let mut chunk = Vec::new();

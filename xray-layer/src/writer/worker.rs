@@ -125,6 +125,32 @@ impl Worker {
         let mut lanes = LaneSet::default();
         let mut read = Read::default();
         let mut batch = Batch::default();
+        let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.serve(&mut lanes, &mut read, &mut batch)
+        }));
+        if let Err(panic) = served {
+            // The writer dies (a store of the user's panicked): nothing will read the lanes
+            // again. They are closed, so that the threads count what they record as dropped
+            // instead of filling lanes nobody reads (or, with `Backpressure::Block`, waiting
+            // for room forever). The batch being written counts as failed, what was read and
+            // not written yet as dropped, and so does what is left in the lanes.
+            self.lanes.close();
+            lanes.take_new(&self.lanes);
+            self.lanes.keep_lost(&mut lanes);
+            let app = &self.counters.app;
+            let lost = self.lanes.count_lost() + read.pending.len() as u64;
+            app.dropped.fetch_add(lost, Ordering::Relaxed);
+            let failed = batch.records.len() as u64;
+            self.counters
+                .writer
+                .failed
+                .fetch_add(failed, Ordering::Relaxed);
+            std::panic::resume_unwind(panic);
+        }
+    }
+
+    /// The writer's rounds, until the guard asks it to stop (or is gone).
+    fn serve(&mut self, lanes: &mut LaneSet, read: &mut Read, batch: &mut Batch) {
         let mut reported = RecorderCounts::default();
         let mut idle = false;
         let mut backlog = false;
@@ -162,9 +188,13 @@ impl Worker {
             // until the lanes are empty, a request comes, or a flush interval has passed (so
             // that the counts are reported while threads record faster than the store writes).
             let request = stop || !answers.is_empty();
-            let written = self.drain(&mut lanes, &mut read, &mut batch, request);
+            let written = self.drain(lanes, read, batch, request);
             if stop {
-                self.lanes.keep_lost(&mut lanes);
+                self.lanes.keep_lost(lanes);
+                // What threads published after that read, counted now so that the database
+                // has it too (what they publish from here on, only the stats count).
+                let lost = self.lanes.count_lost();
+                self.counters.app.dropped.fetch_add(lost, Ordering::Relaxed);
             }
             self.report(&mut reported);
             for ack in answers {

@@ -17,7 +17,8 @@ fn a_write_lock_held_for_5s_loses_nothing_and_the_program_keeps_stepping() {
 
 fn write_lock_held_for(hold: Duration) {
     let (_dir, db) = scratch();
-    // 1,000 steps/s make 4,000 records/s: the queue holds 16 s of them.
+    // 1,000 steps/s make 4,000 records/s: the queue holds 8 s of them (its 8,192 slots for
+    // the evaluations of steps; its 4 MiB of records would hold more).
     let mut child = Child::spawn(command(
         &db,
         &[
