@@ -291,7 +291,7 @@ impl Lanes {
         for lane in lost.iter_mut() {
             lane.budget = usize::MAX;
             loop {
-                let read = lane.read(&mut chunk, usize::MAX, |_, _| {});
+                let read = lane.read(&mut chunk, usize::MAX, |_, _| true);
                 if read == 0 {
                     break;
                 }
@@ -313,7 +313,7 @@ impl LaneEnd {
         &mut self,
         chunk: &mut Vec<u8>,
         max: usize,
-        mut each: impl FnMut(RawRecord<'_>, &mut dyn FnMut() -> Option<Side>),
+        mut each: impl FnMut(RawRecord<'_>, &mut dyn FnMut() -> Option<Side>) -> bool,
     ) -> usize {
         let n = self.bytes.slots().min(self.budget).min(WINDOW);
         let Ok(read) = self.bytes.read_chunk(n) else {
@@ -338,10 +338,13 @@ impl LaneEnd {
                 left -= 1;
                 sides.pop().ok()
             };
-            each(record, &mut side);
+            let more = each(record, &mut side);
             // Side items the reader did not take are freed here, in order.
             while side().is_some() {}
             count += 1;
+            if !more {
+                break;
+            }
         }
         let consumed = chunk.len() - records.chunk.len();
         read.commit(consumed);
@@ -425,14 +428,15 @@ impl LaneSet {
 
     /// Reads up to `max` records in all, in order within each lane, starting each call with the
     /// lane after the one the last call started with (so that no thread's records wait behind
-    /// another's): `each` gets each record and the side items that belong to it. Returns how
-    /// many it read. Lanes whose thread has ended are forgotten once read to their end.
+    /// another's): `each` gets each record and the side items that belong to it, and says
+    /// whether to read more. Returns how many it read. Lanes whose thread has ended are
+    /// forgotten once read to their end.
     pub(crate) fn read(
         &mut self,
         shared: &Lanes,
         chunk: &mut Vec<u8>,
         max: usize,
-        mut each: impl FnMut(RawRecord<'_>, &mut dyn FnMut() -> Option<Side>),
+        mut each: impl FnMut(RawRecord<'_>, &mut dyn FnMut() -> Option<Side>) -> bool,
     ) -> usize {
         let n = self.lanes.len();
         if n == 0 {
@@ -441,15 +445,19 @@ impl LaneSet {
         self.first = (self.first + 1) % n;
         let mut total = 0;
         let mut done = Vec::new();
+        let mut more = true;
         for k in 0..n {
-            if total >= max {
+            if total >= max || !more {
                 break;
             }
             let i = (self.first + k) % n;
             let lane = &mut self.lanes[i];
             // Before the read: a lane abandoned then holds all it ever will.
             let abandoned = lane.bytes.is_abandoned();
-            total += lane.read(chunk, max - total, &mut each);
+            total += lane.read(chunk, max - total, |record, side| {
+                more = each(record, side);
+                more
+            });
             if abandoned && lane.bytes.is_empty() {
                 done.push(i);
             }
@@ -508,7 +516,10 @@ mod tests {
         assert_eq!(set.lanes.len(), 3);
         let mut chunk = Vec::new();
         let mut tags = Vec::new();
-        let read = set.read(&lanes, &mut chunk, usize::MAX, |r, _| tags.push(r.tag));
+        let read = set.read(&lanes, &mut chunk, usize::MAX, |r, _| {
+            tags.push(r.tag);
+            true
+        });
         assert_eq!((read, tags.len()), (15, 15));
         assert!(tags.iter().all(|t| *t == STEP_START));
         assert!(
@@ -530,7 +541,7 @@ mod tests {
         set.take_new(&lanes);
         let mut chunk = Vec::new();
         assert_eq!(
-            set.read(&lanes, &mut chunk, 10, |_, _| {}),
+            set.read(&lanes, &mut chunk, 10, |_, _| true),
             10,
             "at most `max` a read"
         );

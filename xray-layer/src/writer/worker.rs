@@ -241,7 +241,7 @@ impl Worker {
             {
                 break;
             }
-            if read.pending.len() < self.batch_size {
+            if !self.batch_ready(read) {
                 if !request {
                     lanes.take_new(&self.lanes);
                 }
@@ -249,14 +249,13 @@ impl Worker {
                 self.read(lanes, read, max);
             }
             let mut rows = 0usize;
-            while batch.records.len() < self.batch_size && rows < self.batch_size * 64 {
+            while batch.records.len() < self.batch_size && rows < self.max_rows() {
                 let Some((record, native)) = read.pending.pop_front() else {
                     break;
                 };
-                if let Record::StepFinished(step) = &record {
-                    rows += step.evaluations.len();
-                }
-                rows += native.as_ref().map_or(0, |rows| rows.kept_len());
+                let n = rows_of(&record, native.as_deref());
+                read.pending_rows -= n;
+                rows += n;
                 batch.records.push(record);
                 batch.rows.push(native);
             }
@@ -280,19 +279,31 @@ impl Worker {
     /// Reads up to `max` records from each lane and prepares them (a record that does not decode, which only a
     /// bug makes, is counted as failed).
     fn read(&self, lanes: &mut LaneSet, read: &mut Read, max: usize) {
-        let Read {
-            chunk,
-            pending,
-            reuse,
-        } = read;
-        lanes.read(&self.lanes, chunk, max, |record, side| {
-            match self.prepare(record, side, reuse) {
-                Some(prepared) => pending.push_back(prepared),
+        let mut chunk = std::mem::take(&mut read.chunk);
+        lanes.read(&self.lanes, &mut chunk, max, |record, side| {
+            match self.prepare(record, side, &mut read.reuse) {
+                Some(prepared) => {
+                    read.pending_rows += rows_of(&prepared.0, prepared.1.as_deref());
+                    read.pending.push_back(prepared);
+                }
                 None => {
                     self.counters.writer.failed.fetch_add(1, Ordering::Relaxed);
                 }
             }
+            // Decoded evaluations take memory: no more than a batch's worth waits.
+            !self.batch_ready(read)
         });
+        read.chunk = chunk;
+    }
+
+    /// Evaluation rows per batch at most.
+    fn max_rows(&self) -> usize {
+        self.batch_size * 64
+    }
+
+    /// Whether a batch's worth of records (or of evaluation rows) is read and waiting.
+    fn batch_ready(&self, read: &Read) -> bool {
+        read.pending.len() >= self.batch_size || read.pending_rows >= self.max_rows()
     }
 
     /// Decodes a record (evaluations decoded, or kept in their arena for the native store),
@@ -439,6 +450,8 @@ struct Read {
     /// The bytes of one lane's read.
     chunk: Vec<u8>,
     pending: Pending,
+    /// The evaluation rows of the pending records.
+    pending_rows: usize,
     reuse: Reuse,
 }
 
@@ -447,6 +460,15 @@ struct Read {
 struct Batch {
     records: Vec<Record>,
     rows: Vec<Option<Box<StepRows>>>,
+}
+
+/// The evaluation rows a record carries (decoded, or in its arena for the native store).
+fn rows_of(record: &Record, native: Option<&StepRows>) -> usize {
+    let decoded = match record {
+        Record::StepFinished(step) => step.evaluations.len(),
+        _ => 0,
+    };
+    decoded + native.map_or(0, StepRows::kept_len)
 }
 
 /// Turns a step's end into its record: evaluations decoded, capture policy applied,
