@@ -254,7 +254,7 @@ impl Worker {
                     break;
                 };
                 let n = rows_of(&record, native.as_deref());
-                read.pending_rows -= n;
+                read.pending_rows = read.pending_rows.saturating_sub(n);
                 rows += n;
                 batch.records.push(record);
                 batch.rows.push(native);
@@ -276,8 +276,9 @@ impl Worker {
         written
     }
 
-    /// Reads up to `max` records from each lane and prepares them (a record that does not decode, which only a
-    /// bug makes, is counted as failed).
+    /// Reads up to `max` records from the lanes, and no more once a batch's worth waits, and
+    /// prepares them (a record that does not decode, which only a bug makes, is counted as
+    /// failed).
     fn read(&self, lanes: &mut LaneSet, read: &mut Read, max: usize) {
         let mut chunk = std::mem::take(&mut read.chunk);
         lanes.read(&self.lanes, &mut chunk, max, |record, side| {
