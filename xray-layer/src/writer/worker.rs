@@ -15,7 +15,7 @@ use crate::recycle::Recycler;
 use crate::store::SqliteStore;
 use crate::store::{RecorderCounts, Store, StoreError};
 use crossbeam_channel::{Receiver, TryRecvError};
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -138,7 +138,7 @@ impl Worker {
             lanes.take_new(&self.lanes);
             self.lanes.keep_lost(&mut lanes);
             let app = &self.counters.app;
-            let lost = self.lanes.count_lost() + read.pending.len() as u64;
+            let lost = self.lanes.count_lost() + (read.pending.len() + read.held.len()) as u64;
             app.dropped.fetch_add(lost, Ordering::Relaxed);
             let failed = batch.records.len() as u64;
             self.counters
@@ -248,6 +248,13 @@ impl Worker {
                 let max = self.batch_size - read.pending.len();
                 self.read(lanes, read, max);
             }
+            // The starts held back from the last batch first (see `Read::held`).
+            for record in read.held.drain(..) {
+                batch.records.push(record);
+                batch.rows.push(None);
+            }
+            let mut held = Vec::new();
+            let mut ended = HashSet::new();
             let mut rows = 0usize;
             while batch.records.len() < self.batch_size && rows < self.max_rows() {
                 let Some((record, native)) = read.pending.pop_front() else {
@@ -256,8 +263,28 @@ impl Worker {
                 let n = rows_of(&record, native.as_deref());
                 read.pending_rows = read.pending_rows.saturating_sub(n);
                 rows += n;
+                match &record {
+                    Record::StepStarted(_) if !request => {
+                        held.push(record);
+                        continue;
+                    }
+                    Record::StepFinished(step) => {
+                        ended.insert(step.id);
+                    }
+                    _ => {}
+                }
                 batch.records.push(record);
                 batch.rows.push(native);
+            }
+            // A start whose end is in this batch goes with it (the store writes one whole row).
+            for record in held {
+                match &record {
+                    Record::StepStarted(s) if ended.contains(&s.id) => {
+                        batch.records.push(record);
+                        batch.rows.push(None);
+                    }
+                    _ => read.held.push(record),
+                }
             }
             if batch.records.is_empty() {
                 break;
@@ -453,6 +480,12 @@ struct Read {
     pending: Pending,
     /// The evaluation rows of the pending records.
     pending_rows: usize,
+    /// Step starts held back for one batch (written at the head of the next one, or with
+    /// their end when it came in the same batch). A step's start and its end then never land
+    /// in two batches unless the step outlasts a batch: if the later batch fails (a full
+    /// disk), no start-only row of a step that ended is left behind, running forever. A
+    /// running step shows in the viewer one batch (or one flush interval) later.
+    held: Vec<Record>,
     reuse: Reuse,
 }
 

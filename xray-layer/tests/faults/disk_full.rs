@@ -97,7 +97,14 @@ fn a_full_disk_counts_failed_records_and_writing_resumes_when_space_returns() {
         "every step after recovery is stored"
     );
     // A stored step is whole even if its start record was lost.
-    assert!(steps.iter().all(|s| s.ended && s.evaluations == 10));
+    assert!(
+        steps.iter().all(|s| s.ended && s.evaluations == 10),
+        "{:?}",
+        steps
+            .iter()
+            .filter(|s| !(s.ended && s.evaluations == 10))
+            .collect::<Vec<_>>()
+    );
 
     let rate = |a: &Line, b: &Line| {
         (b.u64("steps") - a.u64("steps")) as f64 * 1e6 / (b.u64("t_us") - a.u64("t_us")) as f64
