@@ -26,35 +26,15 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing_subscriber::prelude::*;
-use xray_benches::{catalog, evaluate, reference_query, Filter, NullStore, Product, CATEGORY};
+use xray_benches::{
+    catalog, evaluate, evaluate_format_args, evaluate_one_check, reference_query, Filter,
+    NullStore, Product,
+};
 
 /// Evaluations per step.
 const STEP_ROWS: u64 = 10_000;
 /// Catalog size (a power of two: the index is masked).
 const CATALOG: usize = 4096;
-
-/// [`evaluate`]'s checks, with the free check's reason as `format_args!`.
-#[inline(always)]
-fn evaluate_format_args(p: &Product, f: &Filter) -> bool {
-    xray::evaluate(&p.asin)
-        .label(&p.title)
-        .check_range("price", p.price, f.lo..=f.hi)
-        .check_min("rating", p.rating, f.min_rating)
-        .check(
-            "category",
-            f.category_ok(p),
-            format_args!("{} is not {CATEGORY}", p.category),
-        )
-        .passed()
-}
-
-/// The smallest evaluation that says why: an id and one structured check.
-#[inline(always)]
-fn evaluate_one_check(p: &Product, f: &Filter) -> bool {
-    xray::evaluate(&p.asin)
-        .check_min("rating", p.rating, f.min_rating)
-        .passed()
-}
 
 /// One X-Ray benchmark: `evaluate` on `products` (cycled) in steps of [`STEP_ROWS`].
 fn xray_evaluate<E: Fn(&Product, &Filter) -> bool>(

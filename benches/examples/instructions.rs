@@ -3,7 +3,7 @@
 //!
 //! ```sh
 //! cargo build --profile bench -p xray-benches --example instructions
-//! for what in step step_root step_fmt step_fmt_root evaluation; do
+//! for what in step step_root step_fmt step_fmt_root evaluation evaluation_format_args; do
 //!   valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.$what --toggle-collect='*measured*' \
 //!     target/release/examples/instructions $what
 //! done
@@ -23,13 +23,15 @@
 //! | `step_fmt` | `#[tracing::instrument]` inside an entered span | `registry().with(fmt::layer().with_writer(io::sink))` |
 //! | `step_fmt_root` | `#[tracing::instrument]` with no span above it | `registry().with(fmt::layer().with_writer(io::sink))` |
 //! | `evaluation` | `evaluate(id).label(..)` and three checks, inside an entered step | `registry().with(xray)`, a [`NullStore`] |
+//! | `evaluation_format_args` | the same, the free check's reason as `format_args!` | `registry().with(xray)`, a [`NullStore`] |
+//! | `evaluation_one_check` | `evaluate(id).check_min(..)` | `registry().with(xray)`, a [`NullStore`] |
 
 use std::hint::black_box;
 use std::sync::Arc;
 use tracing_subscriber::prelude::*;
 use xray_benches::{
-    catalog, evaluate, instrumented_filter, reference_query, xray_filter, Filter, NullStore,
-    Product, Query,
+    catalog, evaluate, evaluate_format_args, evaluate_one_check, instrumented_filter,
+    reference_query, xray_filter, Filter, NullStore, Product, Query,
 };
 
 /// Iterations of each loop, unless `XRAY_ITERATIONS` says otherwise (for `perf stat`, which
@@ -65,7 +67,11 @@ fn measured_instrumented(query: &Query) -> u64 {
 }
 
 #[inline(never)]
-fn measured_evaluations(products: &[Product], f: &Filter) -> usize {
+fn measured_evaluations(
+    products: &[Product],
+    f: &Filter,
+    evaluate: impl Fn(&Product, &Filter) -> bool,
+) -> usize {
     (0..iterations())
         .filter(|i| evaluate(&products[i % products.len()], f))
         .count()
@@ -145,7 +151,12 @@ fn main() {
                 black_box(timed(&mut spent, || measured_instrumented(&query)));
             });
         }
-        "evaluation" => {
+        "evaluation" | "evaluation_format_args" | "evaluation_one_check" => {
+            let evaluate = match mode.as_str() {
+                "evaluation" => evaluate,
+                "evaluation_format_args" => evaluate_format_args,
+                _ => evaluate_one_check,
+            };
             let products = catalog(4096, 1);
             let filter = Filter::for_query(&query);
             let (dispatch, guard) = xray_dispatch();
@@ -153,14 +164,14 @@ fn main() {
                 let _run = xray::Execution::start("bench").enter();
                 let _step = xray::Step::start("filter").kind("filter").enter();
                 black_box(timed(&mut spent, || {
-                    measured_evaluations(&products, &filter)
+                    measured_evaluations(&products, &filter, evaluate)
                 }));
             });
             assert!(guard.flush(), "the writer caught up");
         }
         _ => {
             eprintln!(
-                "usage: instructions step|step_root|step_sampled_out|step_lean|step_fmt|step_fmt_root|evaluation"
+                "usage: instructions step|step_root|step_sampled_out|step_lean|step_fmt|step_fmt_root|evaluation|evaluation_format_args|evaluation_one_check"
             );
             std::process::exit(2);
         }

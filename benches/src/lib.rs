@@ -112,6 +112,29 @@ pub fn evaluate(p: &Product, f: &Filter) -> bool {
         .passed()
 }
 
+/// [`evaluate`]'s checks, with the free check's reason as `format_args!`.
+#[inline(always)]
+pub fn evaluate_format_args(p: &Product, f: &Filter) -> bool {
+    xray::evaluate(&p.asin)
+        .label(&p.title)
+        .check_range("price", p.price, f.lo..=f.hi)
+        .check_min("rating", p.rating, f.min_rating)
+        .check(
+            "category",
+            f.category_ok(p),
+            format_args!("{} is not {CATEGORY}", p.category),
+        )
+        .passed()
+}
+
+/// The smallest evaluation that says why: an id and one structured check.
+#[inline(always)]
+pub fn evaluate_one_check(p: &Product, f: &Filter) -> bool {
+    xray::evaluate(&p.asin)
+        .check_min("rating", p.rating, f.min_rating)
+        .passed()
+}
+
 /// The reference query of every benchmark: its JSON is about 170 bytes.
 pub fn reference_query() -> Query {
     Query {

@@ -170,6 +170,7 @@ impl fmt::Debug for Evaluation {
 
 impl Evaluation {
     /// Starts an evaluation in the current step of this thread.
+    #[inline]
     pub(crate) fn current(candidate_id: impl Display) -> Self {
         let target = match current::begin_local() {
             Begin::Local { serial, mut local } => {
@@ -218,11 +219,13 @@ impl Evaluation {
     }
 
     /// Whether this evaluation will be recorded (a step is current and the layer is installed).
+    #[inline]
     pub fn is_recording(&self) -> bool {
         !matches!(self.target, Target::Off)
     }
 
     /// A human label for the candidate (its title).
+    #[inline]
     pub fn label(mut self, label: impl Display) -> Self {
         self.with_arena(|arena| {
             let t = arena.push_display(label);
@@ -243,6 +246,7 @@ impl Evaluation {
     ///     .passed();
     /// assert!(!passed);
     /// ```
+    #[inline]
     pub fn check(mut self, name: &str, passed: bool, reason: impl Reason) -> Self {
         self.all_passed &= passed;
         self.with_arena(|arena| {
@@ -259,6 +263,7 @@ impl Evaluation {
     /// Passes when `observed >= min`; otherwise the reason is `"3.2 < 3.8 minimum"`. The numbers
     /// are kept, so a threshold can be replayed later; the reason is written from them on the
     /// writer thread, so a structured check formats nothing here.
+    #[inline]
     pub fn check_min(mut self, name: &str, observed: impl Into<f64>, min: impl Into<f64>) -> Self {
         let (observed, min) = (observed.into(), min.into());
         let passed = observed >= min;
@@ -272,6 +277,7 @@ impl Evaluation {
     }
 
     /// Passes when `observed <= max`; otherwise the reason is `"1250 > 1000 maximum"`.
+    #[inline]
     pub fn check_max(mut self, name: &str, observed: impl Into<f64>, max: impl Into<f64>) -> Self {
         let (observed, max) = (observed.into(), max.into());
         let passed = observed <= max;
@@ -285,6 +291,7 @@ impl Evaluation {
     }
 
     /// Passes when `observed` is within `range`; otherwise `"8.99 < 14.99 (range 14.99–59.98)"`.
+    #[inline]
     pub fn check_range(
         mut self,
         name: &str,
@@ -328,12 +335,14 @@ impl Evaluation {
     }
 
     /// The candidate's score (for ranking steps).
+    #[inline]
     pub fn score(mut self, score: f64) -> Self {
         self.with_arena(|arena| arena.set_score(score));
         self
     }
 
     /// A named number (`relevance`, `price_proximity`).
+    #[inline]
     pub fn metric(mut self, name: &str, value: f64) -> Self {
         self.with_arena(|arena| arena.push_metric(name, value));
         self
@@ -355,21 +364,29 @@ impl Evaluation {
     }
 
     /// Sets the verdict explicitly (an LLM judge's decision), overriding "all checks passed".
+    #[inline]
     pub fn verdict(mut self, passed: bool) -> Self {
         self.verdict = Some(passed);
         self
     }
 
     /// Records the evaluation and returns its verdict.
+    #[inline]
     pub fn passed(mut self) -> bool {
-        self.commit()
+        let verdict = self.commit();
+        // Committed: its target is `Off` and holds nothing, so its `Drop` has nothing to do.
+        std::mem::forget(self);
+        verdict
     }
 
     /// Records the evaluation, ignoring the verdict.
+    #[inline]
     pub fn record(mut self) {
         self.commit();
+        std::mem::forget(self); // as in `passed`
     }
 
+    #[inline]
     fn commit(&mut self) -> bool {
         let verdict = self.verdict.unwrap_or(self.all_passed);
         match std::mem::replace(&mut self.target, Target::Off) {
@@ -388,11 +405,13 @@ impl Evaluation {
 }
 
 impl Drop for Evaluation {
+    #[inline]
     fn drop(&mut self) {
         self.commit();
     }
 }
 
+#[inline(always)]
 fn check(name: &str, passed: bool, op: Op) -> NewCheck<'_> {
     NewCheck {
         name,

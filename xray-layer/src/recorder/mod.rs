@@ -56,6 +56,7 @@ pub fn filters<T: Serialize + ?Sized>(value: &T) {
 }
 
 /// Starts the current step's verdict on one candidate. See [`Evaluation`].
+#[inline]
 pub fn evaluate(candidate_id: impl Display) -> Evaluation {
     Evaluation::current(candidate_id)
 }

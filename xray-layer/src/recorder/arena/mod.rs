@@ -298,24 +298,18 @@ impl EvalArena {
     }
 
     /// Adds a check to the current row; `reason` was pushed before, `set` interned before.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn push_check(&mut self, check: NewCheck<'_>, reason: Text, set: u16) {
-        let position = self.rows.last().map_or(0, |r| usize::from(r.checks_len));
-        let name = match self.hints.get(position) {
-            Some(&hint)
-                if self
-                    .names
-                    .get(usize::from(hint))
-                    .is_some_and(|n| **n == *check.name) =>
-            {
-                hint
+        let (position, name) = match self.rows.last() {
+            Some(row) => {
+                let position = usize::from(row.checks_len);
+                (position, self.hinted_name(position, check.name))
             }
-            Some(_) => {
-                let name = self.intern(check.name);
-                self.hints[position] = name;
-                name
-            }
-            None => self.intern(check.name),
+            None => (0, None),
+        };
+        let name = match name {
+            Some(name) => name,
+            None => self.name_at(position, check.name),
         };
         let observed_text = match check.observed_text {
             Some(s) => self.push_str(s),
@@ -335,6 +329,28 @@ impl EvalArena {
         if let Some(row) = self.rows.last_mut() {
             row.checks_len = row.checks_len.saturating_add(1);
         }
+    }
+
+    /// The name the last row gave its check at `position`, if `name` is that one: rows usually
+    /// make the same checks in the same order, so this finds a check's name with one short
+    /// comparison.
+    #[inline(always)]
+    fn hinted_name(&self, position: usize, name: &str) -> Option<u16> {
+        let hint = *self.hints.get(position)?;
+        let known = self.names.get(usize::from(hint))?;
+        same_text(known.as_bytes(), name.as_bytes()).then_some(hint)
+    }
+
+    /// The index of check name `name`, remembered as the hint for `position`: the slower path
+    /// of [`push_check`](Self::push_check), kept out of its way.
+    #[cold]
+    #[inline(never)]
+    fn name_at(&mut self, position: usize, name: &str) -> u16 {
+        let index = self.intern(name);
+        if let Some(hint) = self.hints.get_mut(position) {
+            *hint = index;
+        }
+        index
     }
 
     pub(crate) fn push_metric(&mut self, name: &str, value: f64) {
@@ -419,6 +435,26 @@ impl EvalArena {
     }
 }
 
+/// Whether `a` and `b` are the same bytes. Check names are short: up to 16 bytes, two
+/// overlapping 8-byte words (or four bytes) of each are compared in registers, where `==`
+/// would call `memcmp`.
+#[inline(always)]
+fn same_text(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let word = |s: &[u8], at: usize| s.get(at..)?.first_chunk().map(|w| u64::from_ne_bytes(*w));
+    let half = |s: &[u8], at: usize| s.get(at..)?.first_chunk().map(|w| u32::from_ne_bytes(*w));
+    match n {
+        0 => true,
+        1..=3 => a == b,
+        4..=7 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
+        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        _ => a == b,
+    }
+}
+
 fn get_text(text: &str, t: Text) -> Option<&str> {
     if t.is_none() {
         return None;
@@ -476,6 +512,31 @@ mod tests {
         let decoded = arena.decode();
         assert_eq!(decoded[0].checks[0].name, NAME_NOT_KEPT);
         assert_eq!(decoded[0].checks[0].reason.as_deref(), Some("why"));
+    }
+
+    #[test]
+    fn check_names_that_differ_in_any_byte_are_told_apart() {
+        // `same_text` compares words, not bytes: every length, a difference at every position.
+        for len in 0..40usize {
+            let name: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+            assert!(same_text(&name, &name.clone()), "{len}");
+            if len > 0 {
+                assert!(!same_text(&name, &name[..len - 1]), "{len}");
+            }
+            for at in 0..len {
+                let mut other = name.clone();
+                other[at] = b'_';
+                assert!(!same_text(&name, &other), "length {len}, byte {at}");
+            }
+        }
+        // Through the arena: a row whose check names differ from the last row's only late in
+        // the name gets its own names.
+        let mut arena = EvalArena::default();
+        one(&mut arena, "A", &[("price_minimum", true, None)]);
+        one(&mut arena, "B", &[("price_maximum", false, Some("why"))]);
+        let rows = arena.decode();
+        assert_eq!(rows[0].checks[0].name, "price_minimum");
+        assert_eq!(rows[1].checks[0].name, "price_maximum");
     }
 
     #[test]
