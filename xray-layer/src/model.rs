@@ -144,7 +144,8 @@ pub enum Status {
     Ok,
     /// Returned an `Err`, panicked, or was marked failed.
     Error,
-    /// The finishing record was dropped (full queue) or the process ended before it was written.
+    /// The finishing record was dropped (full queue), failed to be written (a full disk), or
+    /// the process ended before it was written.
     Lost,
 }
 
@@ -215,7 +216,9 @@ pub struct ExecutionEnd {
     pub input: Option<Json>,
     /// The execution function's return value.
     pub output: Option<Json>,
-    /// Records of this execution that the layer dropped because the queue was full.
+    /// Records of this execution that were lost: dropped because the queue was full, or step
+    /// ends in a batch the store failed to write. When it is above zero, the store marks the
+    /// execution's steps still `running` as `lost`.
     pub dropped_records: u64,
 }
 

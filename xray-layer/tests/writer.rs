@@ -21,15 +21,27 @@ fn judge(batch: u32) -> u32 {
 
 /// A store whose writes wait until the gate opens, so the queue fills up; then each write takes
 /// `delay` at least (a slow disk).
-struct GatedStore {
-    inner: MemoryStore,
+struct GatedStore<S = MemoryStore> {
+    inner: S,
     open: AtomicBool,
     delay: Duration,
     /// Its writes panic (a store of the user's with a bug).
     panics: bool,
+    /// Its writes fail while this is set (a full disk).
+    fails: AtomicBool,
 }
 
-impl GatedStore {
+impl<S> GatedStore<S> {
+    fn new(inner: S) -> Self {
+        GatedStore {
+            inner,
+            open: AtomicBool::new(true),
+            delay: Duration::ZERO,
+            panics: false,
+            fails: AtomicBool::new(false),
+        }
+    }
+
     fn wait(&self) {
         while !self.open.load(Ordering::Acquire) {
             std::thread::sleep(Duration::from_millis(1));
@@ -37,11 +49,14 @@ impl GatedStore {
     }
 }
 
-impl Store for GatedStore {
+impl<S: Store> Store for GatedStore<S> {
     fn write(&self, batch: &[Record]) -> Result<(), StoreError> {
         assert!(!self.panics, "the user's store panicked");
         self.wait();
         std::thread::sleep(self.delay);
+        if self.fails.load(Ordering::Acquire) {
+            return Err(StoreError::Io("No space left on device".into()));
+        }
         self.inner.write(batch)
     }
     fn add_recorder_counts(&self, c: &RecorderCounts) -> Result<(), StoreError> {
@@ -100,6 +115,7 @@ fn a_full_queue_drops_whole_records_and_counts_every_one() {
         open: AtomicBool::new(false),
         delay: Duration::ZERO,
         panics: false,
+        fails: AtomicBool::new(false),
     });
     let (layer, guard) = xray::layer()
         .store(store.clone())
@@ -376,6 +392,7 @@ fn drops_reach_the_store_during_a_flood_not_only_after_it() {
         // ~100,000 records a second at most: two recording threads make more.
         delay: Duration::from_millis(5),
         panics: false,
+        fails: AtomicBool::new(false),
     });
     let (layer, guard) = xray::layer()
         .store(Arc::clone(&store) as Arc<dyn Store>)
@@ -518,6 +535,7 @@ fn a_store_that_panics_stops_the_writer_and_the_program_goes_on() {
         open: AtomicBool::new(true),
         delay: Duration::ZERO,
         panics: true,
+        fails: AtomicBool::new(false),
     });
     let (layer, guard) = xray::layer()
         .store(store)
@@ -544,6 +562,70 @@ fn a_store_that_panics_stops_the_writer_and_the_program_goes_on() {
     // Each root step: its run's start and end, its own start and end.
     assert_eq!(s.written + s.failed + s.dropped, 500 * 4, "{s:?}");
     assert!(s.dropped > 0, "{s:?}");
+}
+
+/// A batch the store fails to write (a full disk) leaves no step and no run `running` for
+/// good. A step whose end was in it is marked lost once its run ends; a run whose end was in it
+/// gets that end, as it was, with a later batch (here: the next flush).
+#[test]
+fn a_failed_batch_leaves_no_step_or_run_running_for_good() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("xray.db");
+    let store = Arc::new(GatedStore::new(SqliteStore::open(&path).expect("open")));
+    let (layer, guard) = xray::layer()
+        .store(Arc::clone(&store) as Arc<dyn Store>)
+        // The writer writes when the test flushes, not on its own.
+        .flush_interval(Duration::from_secs(3600))
+        .build()
+        .expect("build");
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    let disk_full = |full: bool| store.fails.store(full, Ordering::Release);
+    tracing::dispatcher::with_default(&dispatch, || {
+        // "outlived": its step's start is written; the step's end fails; the run's end is
+        // written later.
+        let run = xray::Execution::start("outlived").enter();
+        let step = xray::Step::start("long step").kind("filter").enter();
+        assert!(guard.flush());
+        disk_full(true);
+        drop(step);
+        assert!(guard.flush());
+        disk_full(false);
+        drop(run);
+        // "cut": its step's start is written; the step's end and the run's end both fail.
+        let run = xray::Execution::start("cut").enter();
+        let step = xray::Step::start("long step").kind("filter").enter();
+        assert!(guard.flush());
+        disk_full(true);
+        drop(step);
+        drop(run);
+        assert!(guard.flush());
+        disk_full(false);
+    });
+    assert!(guard.flush());
+
+    let reader = SqliteStore::open(&path).expect("open");
+    let runs = reader
+        .list_executions(&ExecutionQuery {
+            limit: Some(10),
+            ..Default::default()
+        })
+        .expect("runs");
+    assert_eq!(runs.items.len(), 2, "{:?}", runs.items);
+    for run in &runs.items {
+        let detail = reader.execution(run.id).expect("read").expect("the run");
+        // The run ended as it did (ok), with its end time, and says a record of it was lost.
+        assert_eq!(run.status, xray::model::Status::Ok, "{}: {run:?}", run.name);
+        assert!(run.completed_at.is_some(), "{}: {run:?}", run.name);
+        assert_eq!(run.dropped_records, 1, "{}: {run:?}", run.name);
+        // Its step, whose end never reached the store, is lost, not running.
+        let statuses: Vec<_> = detail.steps.iter().map(|s| s.status).collect();
+        assert_eq!(statuses, vec![xray::model::Status::Lost], "{}", run.name);
+    }
+    // Each record was written or counted as failed once: the run end sent again is a repair,
+    // not a new record. Failed: two step ends and one run end.
+    let s = guard.stats();
+    assert_eq!(s.failed, 3, "{s:?}");
+    assert_eq!(s.written + s.failed + s.dropped, s.sent, "{s:?}");
 }
 
 #[test]

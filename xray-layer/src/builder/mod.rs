@@ -447,6 +447,7 @@ impl Builder {
             )?));
         }
         let worker = Worker {
+            repairs: Default::default(),
             defaults: Arc::clone(&defaults),
             recycler: Arc::clone(&recycler),
             native,

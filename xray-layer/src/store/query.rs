@@ -97,7 +97,8 @@ pub struct ExecutionSummary {
     /// Candidates leaving the last top-level step that counts them; `None` for a run that
     /// failed (it returned no candidates, whatever a step let through before it failed).
     pub candidates_out: Option<u64>,
-    /// Records of this execution dropped on a full queue.
+    /// Records of this execution that were lost: dropped on a full queue, or step ends the store
+    /// failed to write.
     pub dropped_records: u64,
     /// Service, host, pid of the recording process.
     pub service: Option<String>,

@@ -9,13 +9,15 @@
 //! flush interval. A full lane drops the whole record and counts it (or waits, with
 //! [`Backpressure::Block`]). Evaluation arenas the writer is done with go back to the threads
 //! through the layer's [`Recycler`](crate::recycle::Recycler) instead of being freed on the
-//! writer thread.
+//! writer thread. A batch the store fails to write is counted as failed; what it leaves
+//! half-stored (a run's end, a step's end) is repaired by the next batch written ([`repair`]).
 //!
 //! The [`XRayGuard`] returned by `build()` flushes on drop, with a bounded wait.
 
 pub(crate) mod codec;
 mod guard;
 pub(crate) mod lane;
+pub(crate) mod repair;
 pub(crate) mod worker;
 
 pub use guard::{RecorderStats, StatsHandle, XRayGuard};

@@ -2,6 +2,7 @@
 
 use super::codec::{self, DecodedHead, Decoder, Side};
 use super::lane::{LaneSet, Lanes, RawRecord, Records};
+use super::repair::Repairs;
 use super::Counters;
 use crate::capture::{self, Capture};
 use crate::layer::Defaults;
@@ -47,6 +48,8 @@ pub(crate) struct Worker {
     pub(crate) native: Option<Arc<SqliteStore>>,
     /// Service, host and pid, for execution start records.
     pub(crate) defaults: Arc<Defaults>,
+    /// What failed batches left to repair (see [`super::repair`]).
+    pub(crate) repairs: Repairs,
 }
 
 /// What the writer holds on to until a batch is written, to reuse it then.
@@ -140,7 +143,7 @@ impl Worker {
             let app = &self.counters.app;
             let lost = self.lanes.count_lost() + (read.pending.len() + read.held.len()) as u64;
             app.dropped.fetch_add(lost, Ordering::Relaxed);
-            let failed = batch.records.len() as u64;
+            let failed = (batch.records.len() - batch.repairs) as u64;
             self.counters
                 .writer
                 .failed
@@ -230,6 +233,7 @@ impl Worker {
     ) -> usize {
         let started = Instant::now();
         let mut written = 0;
+        let mut repaired = false;
         if request {
             lanes.take_new(&self.lanes);
             lanes.snapshot();
@@ -287,7 +291,12 @@ impl Worker {
                 }
             }
             if batch.records.is_empty() {
-                break;
+                // Nothing new. On a flush or a shutdown, the run ends that a failed batch left
+                // are sent again, once (otherwise they go with the next batch).
+                if repaired || !(request && self.repairs.has_ends()) {
+                    break;
+                }
+                repaired = true;
             }
             self.write(batch);
             written += batch.records.len();
@@ -298,6 +307,7 @@ impl Worker {
                 self.recycler.give_arena(rows.into_arena());
             }
             batch.records.clear();
+            batch.repairs = 0;
         }
         lanes.unlimit();
         written
@@ -418,10 +428,15 @@ impl Worker {
         Some((record, native))
     }
 
-    fn write(&self, batch: &mut Batch) {
+    /// Writes `batch`, with the repairs that earlier failed batches left (see
+    /// [`super::repair`]); counts its records as written or failed (repairs are not counted
+    /// again).
+    fn write(&mut self, batch: &mut Batch) {
         let started = Instant::now();
         let mut delay = Duration::from_millis(10);
-        let len = batch.records.len();
+        batch.repairs = self.repairs.apply(&mut batch.records);
+        batch.rows.resize_with(batch.records.len(), || None);
+        let len = batch.records.len() - batch.repairs;
         loop {
             let result = match &self.native {
                 Some(sqlite) => sqlite.write_with_rows(&batch.records, &mut batch.rows),
@@ -445,6 +460,7 @@ impl Worker {
                         .failed
                         .fetch_add(len as u64, Ordering::Relaxed);
                     self.pipeline.write_failed(&err, len);
+                    self.repairs.failed(&batch.records);
                     return;
                 }
             }
@@ -494,6 +510,8 @@ struct Read {
 struct Batch {
     records: Vec<Record>,
     rows: Vec<Option<Box<StepRows>>>,
+    /// Records at the end of `records` that repair earlier failed batches.
+    repairs: usize,
 }
 
 /// The evaluation rows a record carries (decoded, or in its arena for the native store).

@@ -103,7 +103,7 @@ export default {
             h('a', { href: `/compare?a=${id}`, class: 'button' }, 'Compare with…'),
             exportButton('json'), exportButton('csv'))),
         run.error ? notice('error', h('strong', {}, 'The run failed: '), run.error) : null,
-        run.dropped_records ? notice('warn', `${n(run.dropped_records)} records of this run were dropped by the recorder (queue full): what is shown is incomplete.`) : null);
+        run.dropped_records ? notice('warn', `${n(run.dropped_records)} ${run.dropped_records === 1 ? 'record of this run was' : 'records of this run were'} lost by the recorder (its queue was full, or the store failed to write them): what is shown is incomplete.`) : null);
     }
 
     // Built once; a live reload replaces the waterfall, the funnel and the payloads only, so an
