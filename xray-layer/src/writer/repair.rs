@@ -9,47 +9,58 @@
 //!   `running` forever. The writer counts the end against its run, and when the run's end is
 //!   written, its `dropped_records` includes the count. A run that ends with records dropped
 //!   has its steps that never finished marked `lost` by the store, as when the application's
-//!   queue was full.
+//!   queue was full. If the run's end was written already (a step that ended on another
+//!   thread can be read after it), that end is sent again, with the count.
 //! - **a run's end**: the run, and its steps with it, would stay `running` forever. A run's
-//!   end is small, so the writer keeps a copy and sends it again with every later batch until
+//!   end is small, so the writer keeps a copy and sends it again with later batches until
 //!   one is written; then the run shows how it really ended, and when.
 //!
-//! Both are bounded ([`MAX_RUNS`]): past that, a failed record is only counted as failed.
-//! A repair is not a new record: it is counted neither as written nor as failed again.
+//! All of it is bounded: [`MAX_RUNS`] runs of each kind (the oldest are forgotten first), at
+//! most [`MAX_PAYLOAD_BYTES`] of the kept ends' inputs, outputs and metadata (past that an end
+//! is kept without them: the store keeps what it has), and [`MAX_PER_BATCH`] repairs a
+//! batch. A repair is not a new record: it is counted neither as written nor as failed again.
 
 use crate::model::{ExecutionEnd, Record};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use uuid::Uuid;
 
-/// Runs the writer keeps repairs for, at most (ends to send again, and runs with step ends
-/// lost). About 200 bytes each.
+/// Runs the writer keeps each kind of repair for, at most: ends to send again, runs with
+/// step ends lost, and run ends written lately.
 pub(crate) const MAX_RUNS: usize = 4096;
+/// Bytes of input, output and metadata the kept ends hold, at most.
+pub(crate) const MAX_PAYLOAD_BYTES: usize = 8 << 20;
+/// Repairs sent with one batch, at most (the rest go with the next).
+pub(crate) const MAX_PER_BATCH: usize = 256;
 
 /// Repairs waiting for a batch the store writes.
 #[derive(Debug, Default)]
 pub(crate) struct Repairs {
     /// Runs whose steps' end records failed: how many, to add to the run's dropped records.
     lost_step_ends: HashMap<Uuid, u64>,
-    /// Run ends that failed, to send again.
-    ends: Vec<ExecutionEnd>,
+    /// The runs of `lost_step_ends`, oldest first (some may have left it since).
+    lost_order: VecDeque<Uuid>,
+    /// Run ends that failed, to send again, oldest first.
+    ends: VecDeque<ExecutionEnd>,
+    /// Bytes of payload `ends` holds.
+    payload_bytes: usize,
+    /// Run ends written lately, without their payloads: sent again if a step end of the run
+    /// fails after it.
+    written: HashMap<Uuid, ExecutionEnd>,
+    /// The runs of `written`, oldest first.
+    written_order: VecDeque<Uuid>,
 }
 
 impl Repairs {
-    /// Whether a repair waits.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.ends.is_empty() && self.lost_step_ends.is_empty()
-    }
-
     /// Whether a run's end waits to be sent again (only a batch that is written helps it).
     pub(crate) fn has_ends(&self) -> bool {
         !self.ends.is_empty()
     }
 
     /// Prepares `records` (a batch about to be written): each run's end carries the step ends
-    /// of that run that failed before, and the run ends that failed before are appended.
+    /// of that run that failed before, and run ends that failed before are appended.
     /// Returns how many were appended (they are at the end of `records`).
     pub(crate) fn apply(&mut self, records: &mut Vec<Record>) -> usize {
-        if self.is_empty() {
+        if self.ends.is_empty() && self.lost_step_ends.is_empty() {
             return 0;
         }
         for record in records.iter_mut() {
@@ -57,12 +68,15 @@ impl Repairs {
                 self.add_lost(end);
             }
         }
-        let mut ends = std::mem::take(&mut self.ends);
-        for end in &mut ends {
-            self.add_lost(end);
+        let appended = self.ends.len().min(MAX_PER_BATCH);
+        for _ in 0..appended {
+            let Some(mut end) = self.ends.pop_front() else {
+                break;
+            };
+            self.payload_bytes = self.payload_bytes.saturating_sub(payload_bytes(&end));
+            self.add_lost(&mut end);
+            records.push(Record::ExecutionFinished(end));
         }
-        let appended = ends.len();
-        records.extend(ends.into_iter().map(Record::ExecutionFinished));
         appended
     }
 
@@ -72,25 +86,102 @@ impl Repairs {
         }
     }
 
+    /// Remembers the run ends of `records`, a batch the store wrote, in case a step end of
+    /// theirs fails later.
+    pub(crate) fn written(&mut self, records: &[Record]) {
+        for record in records {
+            if let Record::ExecutionFinished(end) = record {
+                let kept = ExecutionEnd {
+                    id: end.id,
+                    completed_at: end.completed_at,
+                    status: end.status,
+                    error: end.error.clone(),
+                    metadata: None,
+                    input: None,
+                    output: None,
+                    dropped_records: end.dropped_records,
+                };
+                if self.written.insert(end.id, kept).is_none() {
+                    self.written_order.push_back(end.id);
+                }
+                while self.written.len() > MAX_RUNS {
+                    let Some(oldest) = self.written_order.pop_front() else {
+                        break;
+                    };
+                    self.written.remove(&oldest);
+                }
+                if self.written_order.len() > 2 * MAX_RUNS {
+                    let written = &self.written;
+                    self.written_order.retain(|id| written.contains_key(id));
+                }
+            }
+        }
+    }
+
     /// Keeps what the failed batch `records` leaves to repair.
     pub(crate) fn failed(&mut self, records: &[Record]) {
         for record in records {
             match record {
-                Record::StepFinished(step) => {
-                    let known = self.lost_step_ends.len();
-                    if let Some(lost) = self.lost_step_ends.get_mut(&step.execution_id) {
-                        *lost += 1;
-                    } else if known < MAX_RUNS {
-                        self.lost_step_ends.insert(step.execution_id, 1);
-                    }
-                }
-                Record::ExecutionFinished(end) if self.ends.len() < MAX_RUNS => {
-                    self.ends.push(end.clone());
+                Record::StepFinished(step) => self.count_lost(step.execution_id),
+                Record::ExecutionFinished(end) => {
+                    // Failed: it is not the run's end as stored.
+                    self.written.remove(&end.id);
+                    self.keep_end(end.clone());
                 }
                 _ => {}
             }
         }
+        // A run whose end was written before one of its steps' ends failed: its end again.
+        for record in records {
+            if let Record::StepFinished(step) = record {
+                if let Some(end) = self.written.remove(&step.execution_id) {
+                    self.keep_end(end);
+                }
+            }
+        }
     }
+
+    fn count_lost(&mut self, run: Uuid) {
+        if let Some(lost) = self.lost_step_ends.get_mut(&run) {
+            *lost += 1;
+            return;
+        }
+        while self.lost_step_ends.len() >= MAX_RUNS {
+            let Some(oldest) = self.lost_order.pop_front() else {
+                break;
+            };
+            self.lost_step_ends.remove(&oldest);
+        }
+        if self.lost_order.len() > 2 * MAX_RUNS {
+            let lost = &self.lost_step_ends;
+            self.lost_order.retain(|id| lost.contains_key(id));
+        }
+        self.lost_step_ends.insert(run, 1);
+        self.lost_order.push_back(run);
+    }
+
+    fn keep_end(&mut self, mut end: ExecutionEnd) {
+        if self.ends.len() >= MAX_RUNS {
+            if let Some(oldest) = self.ends.pop_front() {
+                self.payload_bytes = self.payload_bytes.saturating_sub(payload_bytes(&oldest));
+            }
+        }
+        let bytes = payload_bytes(&end);
+        if self.payload_bytes + bytes > MAX_PAYLOAD_BYTES {
+            (end.input, end.output, end.metadata) = (None, None, None);
+        } else {
+            self.payload_bytes += bytes;
+        }
+        self.ends.push_back(end);
+    }
+}
+
+/// Bytes of an end's input, output and metadata.
+fn payload_bytes(end: &ExecutionEnd) -> usize {
+    [&end.input, &end.output, &end.metadata]
+        .iter()
+        .map(|j| j.as_ref().map_or(0, |j| j.as_str().len()))
+        .sum()
 }
 
 #[cfg(test)]
@@ -157,7 +248,7 @@ mod tests {
             })
             .collect();
         assert_eq!(ends, vec![(a, 3), (b, 1)]);
-        assert!(repairs.is_empty());
+        assert!(!repairs.has_ends() && repairs.lost_step_ends.is_empty());
         // That batch fails too: both ends wait again, their counts kept.
         repairs.failed(&batch);
         let mut next = Vec::new();
@@ -168,18 +259,59 @@ mod tests {
     }
 
     #[test]
-    fn repairs_are_bounded() {
+    fn a_step_end_that_fails_after_its_runs_end_was_written_sends_that_end_again() {
+        let a = Uuid::from_u128(1);
         let mut repairs = Repairs::default();
-        let failed: Vec<Record> = (0..MAX_RUNS as u128 + 10)
+        let mut ended = end(a);
+        ended.status = Status::Error;
+        ended.error = Some("model timeout".into());
+        ended.input = Some(Json::from_trusted("{\"q\":1}".into()));
+        repairs.written(&[Record::ExecutionFinished(ended)]);
+        repairs.failed(&[step_end(a)]);
+        let mut batch = Vec::new();
+        assert_eq!(repairs.apply(&mut batch), 1);
+        match &batch[0] {
+            // As it was written (its payloads stay as stored), with the lost step end counted.
+            Record::ExecutionFinished(e) => {
+                assert_eq!((e.id, e.status, e.dropped_records), (a, Status::Error, 2));
+                assert_eq!(e.error.as_deref(), Some("model timeout"));
+                assert!(e.input.is_none());
+            }
+            r => panic!("{r:?}"),
+        }
+    }
+
+    #[test]
+    fn repairs_are_bounded_and_the_oldest_go_first() {
+        let mut repairs = Repairs::default();
+        let runs = MAX_RUNS as u128 + 10;
+        let failed: Vec<Record> = (0..runs)
             .flat_map(|i| {
-                [
-                    step_end(Uuid::from_u128(i)),
-                    Record::ExecutionFinished(end(Uuid::from_u128(i))),
-                ]
+                let mut e = end(Uuid::from_u128(i));
+                e.output = Some(Json::from_trusted(format!("\"{}\"", "x".repeat(4096))));
+                [step_end(Uuid::from_u128(i)), Record::ExecutionFinished(e)]
             })
             .collect();
         repairs.failed(&failed);
         assert_eq!(repairs.ends.len(), MAX_RUNS);
         assert_eq!(repairs.lost_step_ends.len(), MAX_RUNS);
+        assert!(repairs.payload_bytes <= MAX_PAYLOAD_BYTES);
+        assert!(
+            repairs.ends.iter().any(|e| e.output.is_none()),
+            "past the payload budget, ends are kept without their payloads"
+        );
+        let oldest = Uuid::from_u128(0);
+        assert!(
+            !repairs.lost_step_ends.contains_key(&oldest),
+            "the oldest went"
+        );
+        assert!(repairs.ends.iter().all(|e| e.id != oldest));
+        assert!(repairs
+            .lost_step_ends
+            .contains_key(&Uuid::from_u128(runs - 1)));
+        // A batch takes a bounded share of them.
+        let mut batch = Vec::new();
+        assert_eq!(repairs.apply(&mut batch), MAX_PER_BATCH);
+        assert_eq!(batch.len(), MAX_PER_BATCH);
     }
 }

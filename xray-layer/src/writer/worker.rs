@@ -298,8 +298,11 @@ impl Worker {
                 }
                 repaired = true;
             }
-            self.write(batch);
-            written += batch.records.len();
+            if !self.write(batch) {
+                // What made it fail likely lasts: no repair-only write in this round.
+                repaired = true;
+            }
+            written += batch.records.len() - batch.repairs;
             for record in batch.records.iter_mut() {
                 read.reuse.harvest(record);
             }
@@ -430,8 +433,8 @@ impl Worker {
 
     /// Writes `batch`, with the repairs that earlier failed batches left (see
     /// [`super::repair`]); counts its records as written or failed (repairs are not counted
-    /// again).
-    fn write(&mut self, batch: &mut Batch) {
+    /// again). Returns whether it was written.
+    fn write(&mut self, batch: &mut Batch) -> bool {
         let started = Instant::now();
         let mut delay = Duration::from_millis(10);
         batch.repairs = self.repairs.apply(&mut batch.records);
@@ -448,7 +451,8 @@ impl Worker {
                         .writer
                         .written
                         .fetch_add(len as u64, Ordering::Relaxed);
-                    return;
+                    self.repairs.written(&batch.records);
+                    return true;
                 }
                 Err(StoreError::Busy(_)) if started.elapsed() < BUSY_RETRY_FOR => {
                     std::thread::sleep(delay);
@@ -459,9 +463,11 @@ impl Worker {
                         .writer
                         .failed
                         .fetch_add(len as u64, Ordering::Relaxed);
-                    self.pipeline.write_failed(&err, len);
+                    if len > 0 {
+                        self.pipeline.write_failed(&err, len);
+                    }
                     self.repairs.failed(&batch.records);
-                    return;
+                    return false;
                 }
             }
         }
