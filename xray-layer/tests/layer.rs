@@ -383,6 +383,79 @@ fn a_step_keeps_at_most_its_cap_of_log_lines_and_counts_the_rest_even_from_many_
     assert_eq!(step.logs_dropped, 8 * 50 - 5, "the rest, counted");
 }
 
+#[xray::step(kind = "llm")]
+fn root_rank(n: u32) -> Result<u32, String> {
+    if n % 3 == 1 {
+        Err(format!("model timeout on {n}"))
+    } else {
+        Ok(n)
+    }
+}
+
+#[xray::step(kind = "filter")]
+fn root_filter(n: u32) -> u32 {
+    n
+}
+
+/// Root steps one after another (a thread reuses the memory of its last root step's run for
+/// the next): each gets a run of its own, named after it, with its own outcome, and nothing of
+/// the run before.
+#[test]
+fn root_steps_one_after_another_each_get_a_run_of_their_own() {
+    use xray::model::Status;
+    let (layer, guard, store) = xray::layer().memory().build_with_store().expect("build");
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        for n in 0..6 {
+            let _ = root_rank(n);
+            root_filter(n);
+            let _ = root_rank(n + 100);
+        }
+    });
+    assert!(guard.flush());
+    let runs = store
+        .list_executions(&ExecutionQuery {
+            limit: Some(100),
+            ..Default::default()
+        })
+        .expect("runs");
+    assert_eq!(runs.items.len(), 18);
+    let ids: std::collections::HashSet<_> = runs.items.iter().map(|r| r.id).collect();
+    assert_eq!(ids.len(), 18, "a new run each time");
+    let mut failed = 0;
+    for run in &runs.items {
+        let detail = store.execution(run.id).expect("query").expect("the run");
+        assert_eq!(detail.steps.len(), 1, "{run:?}");
+        let step = store
+            .step(detail.steps[0].id)
+            .expect("query")
+            .expect("the step");
+        assert_eq!(step.name, run.name, "the run is named after its step");
+        assert_eq!(step.execution_id, run.id);
+        let input: serde_json::Value =
+            serde_json::from_str(step.input.as_ref().expect("input").as_str()).expect("json");
+        let n = input["n"].as_u64().expect("n");
+        let error =
+            (run.name == "root_rank" && n % 3 == 1).then(|| format!("model timeout on {n}"));
+        failed += usize::from(error.is_some());
+        assert_eq!(run.error, error, "{}({n})", run.name);
+        let status = if error.is_some() {
+            Status::Error
+        } else {
+            Status::Ok
+        };
+        assert_eq!(run.status, status, "{}({n})", run.name);
+        assert_eq!(step.status, status, "{}({n})", run.name);
+        assert_eq!(run.started_at, step.started_at, "{}({n})", run.name);
+        assert!(
+            run.completed_at >= step.ended_at,
+            "{}({n}): {run:?}",
+            run.name
+        );
+        assert_eq!(run.dropped_records, 0);
+    }
+    assert_eq!(failed, 4, "root_rank(1), (4), (100) and (103)");
+}
+
 /// A model call that never answers: its caller gives up on it.
 #[xray::step(kind = "llm")]
 async fn slow_judge(candidate: u32) -> bool {

@@ -185,10 +185,20 @@ impl XRayLayer {
         now: i64,
     ) -> Arc<ExecutionState> {
         let state = Arc::new(ExecutionState::new(id, implicit, name, tags, now));
-        self.sink.send(&state.dropped, 0, |encoder| {
-            encoder.execution_start(id, now, state.name.as_str(), &state.tags);
-        });
+        self.announce_execution(&state);
         state
+    }
+
+    /// Queues the start record of `execution`.
+    fn announce_execution(&self, execution: &ExecutionState) {
+        self.sink.send(&execution.dropped, 0, |encoder| {
+            encoder.execution_start(
+                execution.id,
+                execution.started_at,
+                execution.name.as_str(),
+                &execution.tags,
+            );
+        });
     }
 
     /// The node of a new execution span under `parent`: a started execution, or `Skipped`
@@ -231,12 +241,11 @@ impl XRayLayer {
             return Node::Skipped;
         }
         let callsite = std::ptr::from_ref(attrs.metadata()) as usize;
-        let start = match self.sink.recycler.take_step() {
+        let mut start = match self.sink.recycler.take_step() {
             Some(state) if state.callsite == callsite && state.info.constant => Start::Reuse(state),
             recycled => Start::Fresh(self.step_info(attrs), recycled),
         };
-        let info = start.info();
-        let capture = info.capture.unwrap_or(self.defaults.capture);
+        let capture = start.info().capture.unwrap_or(self.defaults.capture);
         let root;
         let (execution, parent_id) = match parent {
             Some(Node::Step(p)) => (&p.execution, Some(p.id)),
@@ -249,13 +258,19 @@ impl XRayLayer {
                     }
                     return Node::Skipped;
                 };
-                root = self.start_execution(
-                    execution_id,
-                    ExecutionName::Step(Arc::clone(info)),
-                    Vec::new(),
-                    true,
-                    now,
-                );
+                root = match start.restart_execution(execution_id, now) {
+                    Some(execution) => {
+                        self.announce_execution(&execution);
+                        execution
+                    }
+                    None => self.start_execution(
+                        execution_id,
+                        ExecutionName::Step(Arc::clone(start.info())),
+                        Vec::new(),
+                        true,
+                        now,
+                    ),
+                };
                 (&root, None)
             }
         };

@@ -78,6 +78,31 @@ impl ExecutionState {
         }
     }
 
+    /// Makes this state, which nothing else refers to, the state of a new implicit execution
+    /// (started by a root step of `info`'s callsite): the memory of a root step's run is
+    /// reused by the thread's next root step instead of being freed and allocated again.
+    fn restart_implicit(&mut self, id: Uuid, info: &Arc<SpanInfo>, started_at: i64) {
+        self.id = id;
+        self.implicit = true;
+        if !matches!(&self.name, ExecutionName::Step(own) if Arc::ptr_eq(own, info)) {
+            self.name = ExecutionName::Step(Arc::clone(info));
+        }
+        self.tags.clear();
+        self.started_at = started_at;
+        *self.dropped.get_mut() = 0;
+        *self.ended.get_mut() = false;
+        let outcome = self
+            .outcome
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        outcome.status = None;
+        outcome.error = None;
+        outcome.metadata.clear();
+        outcome.ended_at = None;
+        outcome.input = None;
+        outcome.output = None;
+    }
+
     pub(crate) fn outcome(&self) -> MutexGuard<'_, Outcome> {
         self.outcome.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -203,6 +228,26 @@ impl Start {
             Start::Reuse(state) => &state.info,
             Start::Fresh(info, _) => info,
         }
+    }
+
+    /// The implicit execution of the root step this thread ran last, restarted as execution
+    /// `id` for a new root step, when nothing but the idle state this brings refers to it.
+    /// The new step's state then finds it already in place.
+    pub(crate) fn restart_execution(&mut self, id: Uuid, now: i64) -> Option<Arc<ExecutionState>> {
+        let (fresh_info, state) = match self {
+            Start::Reuse(state) => (None, state),
+            Start::Fresh(info, Some(state)) => (Some(&*info), state),
+            Start::Fresh(_, None) => return None,
+        };
+        let StepState {
+            info, execution, ..
+        } = Arc::get_mut(state)?;
+        let execution_state = Arc::get_mut(execution)?;
+        if !execution_state.implicit {
+            return None;
+        }
+        execution_state.restart_implicit(id, fresh_info.unwrap_or(info), now);
+        Some(Arc::clone(execution))
     }
 
     /// The state it brings, if any, for when no step starts after all.
