@@ -628,6 +628,58 @@ fn a_failed_batch_leaves_no_step_or_run_running_for_good() {
     assert_eq!(s.written + s.failed + s.dropped, s.sent, "{s:?}");
 }
 
+/// More runs ended while the disk was full than one batch sends again: a flush sends all of
+/// them (a batch's share at a time), so none is left running when the program stops.
+#[test]
+fn a_flush_sends_every_run_end_a_failed_batch_left() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("xray.db");
+    let store = Arc::new(GatedStore::new(SqliteStore::open(&path).expect("open")));
+    let (layer, guard) = xray::layer()
+        .store(Arc::clone(&store) as Arc<dyn Store>)
+        .flush_interval(Duration::from_secs(3600))
+        .build()
+        .expect("build");
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    let runs = 600;
+    tracing::dispatcher::with_default(&dispatch, || {
+        let mut scopes: Vec<_> = (0..runs)
+            .map(|i| xray::Execution::start(format!("run {i}")).enter())
+            .collect();
+        assert!(guard.flush(), "the runs' starts are written");
+        store.fails.store(true, Ordering::Release);
+        while let Some(scope) = scopes.pop() {
+            drop(scope);
+        }
+        assert!(guard.flush());
+        store.fails.store(false, Ordering::Release);
+    });
+    assert!(guard.flush());
+    let stored = SqliteStore::open(&path)
+        .expect("open")
+        .list_executions(&ExecutionQuery {
+            limit: Some(1000),
+            ..Default::default()
+        })
+        .expect("runs");
+    assert_eq!(stored.items.len(), runs);
+    let running: Vec<&str> = stored
+        .items
+        .iter()
+        .filter(|r| r.status != xray::model::Status::Ok || r.completed_at.is_none())
+        .map(|r| r.name.as_str())
+        .collect();
+    assert!(
+        running.is_empty(),
+        "{} runs not ended, among them {:?}",
+        running.len(),
+        &running[..running.len().min(5)]
+    );
+    let s = guard.stats();
+    assert_eq!(s.failed, runs as u64, "{s:?}");
+    assert_eq!(s.written + s.failed + s.dropped, s.sent, "{s:?}");
+}
+
 #[test]
 fn build_reports_a_database_it_cannot_use() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -27,27 +27,28 @@ use uuid::Uuid;
 /// Runs the writer keeps each kind of repair for, at most: ends to send again, runs with
 /// step ends lost, and run ends written lately.
 pub(crate) const MAX_RUNS: usize = 4096;
-/// Bytes of input, output and metadata the kept ends hold, at most.
+/// Bytes of input, output, metadata and error text the kept ends hold, at most (and, apart,
+/// of error text the run ends written lately hold).
 pub(crate) const MAX_PAYLOAD_BYTES: usize = 8 << 20;
 /// Repairs sent with one batch, at most (the rest go with the next).
 pub(crate) const MAX_PER_BATCH: usize = 256;
+/// An error text kept past [`MAX_PAYLOAD_BYTES`] is cut to this many bytes.
+const CUT_ERROR_AT: usize = 1024;
 
 /// Repairs waiting for a batch the store writes.
 #[derive(Debug, Default)]
 pub(crate) struct Repairs {
     /// Runs whose steps' end records failed: how many, to add to the run's dropped records.
-    lost_step_ends: HashMap<Uuid, u64>,
-    /// The runs of `lost_step_ends`, oldest first (some may have left it since).
-    lost_order: VecDeque<Uuid>,
+    lost_step_ends: Fifo<u64>,
     /// Run ends that failed, to send again, oldest first.
     ends: VecDeque<ExecutionEnd>,
     /// Bytes of payload `ends` holds.
     payload_bytes: usize,
     /// Run ends written lately, without their payloads: sent again if a step end of the run
     /// fails after it.
-    written: HashMap<Uuid, ExecutionEnd>,
-    /// The runs of `written`, oldest first.
-    written_order: VecDeque<Uuid>,
+    written: Fifo<ExecutionEnd>,
+    /// Bytes of error text `written` holds.
+    written_bytes: usize,
 }
 
 impl Repairs {
@@ -101,18 +102,15 @@ impl Repairs {
                     output: None,
                     dropped_records: end.dropped_records,
                 };
-                if self.written.insert(end.id, kept).is_none() {
-                    self.written_order.push_back(end.id);
+                self.written_bytes += error_bytes(&kept);
+                if let Some(old) = self.written.insert(end.id, kept) {
+                    self.written_bytes -= error_bytes(&old);
                 }
-                while self.written.len() > MAX_RUNS {
-                    let Some(oldest) = self.written_order.pop_front() else {
+                while self.written.len() > MAX_RUNS || self.written_bytes > MAX_PAYLOAD_BYTES {
+                    let Some(oldest) = self.written.pop_oldest() else {
                         break;
                     };
-                    self.written.remove(&oldest);
-                }
-                if self.written_order.len() > 2 * MAX_RUNS {
-                    let written = &self.written;
-                    self.written_order.retain(|id| written.contains_key(id));
+                    self.written_bytes -= error_bytes(&oldest);
                 }
             }
         }
@@ -125,7 +123,7 @@ impl Repairs {
                 Record::StepFinished(step) => self.count_lost(step.execution_id),
                 Record::ExecutionFinished(end) => {
                     // Failed: it is not the run's end as stored.
-                    self.written.remove(&end.id);
+                    self.forget_written(end.id);
                     self.keep_end(end.clone());
                 }
                 _ => {}
@@ -134,11 +132,17 @@ impl Repairs {
         // A run whose end was written before one of its steps' ends failed: its end again.
         for record in records {
             if let Record::StepFinished(step) = record {
-                if let Some(end) = self.written.remove(&step.execution_id) {
+                if let Some(end) = self.forget_written(step.execution_id) {
                     self.keep_end(end);
                 }
             }
         }
+    }
+
+    fn forget_written(&mut self, run: Uuid) -> Option<ExecutionEnd> {
+        let end = self.written.remove(&run)?;
+        self.written_bytes -= error_bytes(&end);
+        Some(end)
     }
 
     fn count_lost(&mut self, run: Uuid) {
@@ -147,17 +151,11 @@ impl Repairs {
             return;
         }
         while self.lost_step_ends.len() >= MAX_RUNS {
-            let Some(oldest) = self.lost_order.pop_front() else {
+            if self.lost_step_ends.pop_oldest().is_none() {
                 break;
-            };
-            self.lost_step_ends.remove(&oldest);
-        }
-        if self.lost_order.len() > 2 * MAX_RUNS {
-            let lost = &self.lost_step_ends;
-            self.lost_order.retain(|id| lost.contains_key(id));
+            }
         }
         self.lost_step_ends.insert(run, 1);
-        self.lost_order.push_back(run);
     }
 
     fn keep_end(&mut self, mut end: ExecutionEnd) {
@@ -166,22 +164,101 @@ impl Repairs {
                 self.payload_bytes = self.payload_bytes.saturating_sub(payload_bytes(&oldest));
             }
         }
-        let bytes = payload_bytes(&end);
-        if self.payload_bytes + bytes > MAX_PAYLOAD_BYTES {
+        if self.payload_bytes + payload_bytes(&end) > MAX_PAYLOAD_BYTES {
+            // Kept without what the store keeps anyway (see the module's docs), and with its
+            // error cut: the run's status and times are what matter here.
             (end.input, end.output, end.metadata) = (None, None, None);
-        } else {
-            self.payload_bytes += bytes;
+            if let Some(error) = &mut end.error {
+                if error.len() > CUT_ERROR_AT {
+                    let mut at = CUT_ERROR_AT;
+                    while !error.is_char_boundary(at) {
+                        at -= 1;
+                    }
+                    error.truncate(at);
+                    error.push('…');
+                }
+            }
         }
+        self.payload_bytes += payload_bytes(&end);
         self.ends.push_back(end);
     }
 }
 
-/// Bytes of an end's input, output and metadata.
+/// Bytes of an end's input, output, metadata and error.
 fn payload_bytes(end: &ExecutionEnd) -> usize {
     [&end.input, &end.output, &end.metadata]
         .iter()
         .map(|j| j.as_ref().map_or(0, |j| j.as_str().len()))
-        .sum()
+        .sum::<usize>()
+        + error_bytes(end)
+}
+
+fn error_bytes(end: &ExecutionEnd) -> usize {
+    end.error.as_ref().map_or(0, String::len)
+}
+
+/// A map by run that forgets its oldest runs first. An entry taken out and put back counts as
+/// new: each carries the number of its insertion, and the order only evicts an entry whose
+/// number it holds.
+#[derive(Debug)]
+struct Fifo<V> {
+    map: HashMap<Uuid, (V, u64)>,
+    order: VecDeque<(Uuid, u64)>,
+    next: u64,
+}
+
+impl<V> Default for Fifo<V> {
+    fn default() -> Self {
+        Fifo {
+            map: HashMap::new(),
+            order: VecDeque::new(),
+            next: 0,
+        }
+    }
+}
+
+impl<V> Fifo<V> {
+    fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    fn get_mut(&mut self, run: &Uuid) -> Option<&mut V> {
+        self.map.get_mut(run).map(|(v, _)| v)
+    }
+
+    fn remove(&mut self, run: &Uuid) -> Option<V> {
+        self.map.remove(run).map(|(v, _)| v)
+    }
+
+    /// Inserts `value` as the newest entry; returns the value `run` had.
+    fn insert(&mut self, run: Uuid, value: V) -> Option<V> {
+        let n = self.next;
+        self.next += 1;
+        self.order.push_back((run, n));
+        let old = self.map.insert(run, (value, n)).map(|(v, _)| v);
+        // Entries of the order whose run left the map, or came back since: dropped once they
+        // outnumber the live ones, so the order stays within twice the map.
+        if self.order.len() > 2 * self.map.len() + 64 {
+            let map = &self.map;
+            self.order
+                .retain(|(run, n)| map.get(run).is_some_and(|(_, m)| m == n));
+        }
+        old
+    }
+
+    /// Takes out the oldest entry.
+    fn pop_oldest(&mut self) -> Option<V> {
+        while let Some((run, n)) = self.order.pop_front() {
+            if self.map.get(&run).is_some_and(|(_, m)| *m == n) {
+                return self.remove(&run);
+            }
+        }
+        None
+    }
 }
 
 #[cfg(test)]
@@ -302,16 +379,62 @@ mod tests {
         );
         let oldest = Uuid::from_u128(0);
         assert!(
-            !repairs.lost_step_ends.contains_key(&oldest),
+            !repairs.lost_step_ends.map.contains_key(&oldest),
             "the oldest went"
         );
         assert!(repairs.ends.iter().all(|e| e.id != oldest));
         assert!(repairs
             .lost_step_ends
+            .map
             .contains_key(&Uuid::from_u128(runs - 1)));
         // A batch takes a bounded share of them.
         let mut batch = Vec::new();
         assert_eq!(repairs.apply(&mut batch), MAX_PER_BATCH);
         assert_eq!(batch.len(), MAX_PER_BATCH);
+    }
+
+    #[test]
+    fn a_run_taken_out_and_put_back_is_the_newest() {
+        let mut fifo = Fifo::default();
+        let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        fifo.insert(a, 1);
+        fifo.insert(b, 2);
+        assert_eq!(fifo.remove(&a), Some(1));
+        fifo.insert(a, 3);
+        // Its first place in the order does not make it the oldest.
+        assert_eq!(fifo.pop_oldest(), Some(2));
+        assert_eq!(fifo.pop_oldest(), Some(3));
+        assert_eq!(fifo.pop_oldest(), None);
+        // The order does not grow without bound while the same runs come and go.
+        for i in 0..10_000 {
+            fifo.insert(a, i);
+            fifo.remove(&a);
+        }
+        assert!(
+            fifo.order.len() <= 2 * fifo.len() + 65,
+            "{}",
+            fifo.order.len()
+        );
+    }
+
+    #[test]
+    fn an_end_kept_past_the_budget_keeps_its_status_and_a_cut_error() {
+        let mut repairs = Repairs {
+            payload_bytes: MAX_PAYLOAD_BYTES,
+            ..Default::default()
+        };
+        let mut e = end(Uuid::from_u128(7));
+        e.status = Status::Error;
+        e.error = Some("é".repeat(4000));
+        e.output = Some(Json::from_trusted("1".into()));
+        repairs.failed(&[Record::ExecutionFinished(e)]);
+        let kept = &repairs.ends[0];
+        assert_eq!(kept.status, Status::Error);
+        assert!(kept.output.is_none());
+        let error = kept.error.as_deref().unwrap_or("");
+        assert!(
+            error.len() <= CUT_ERROR_AT + 3 && error.ends_with('…'),
+            "{error}"
+        );
     }
 }

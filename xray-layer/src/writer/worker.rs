@@ -233,7 +233,7 @@ impl Worker {
     ) -> usize {
         let started = Instant::now();
         let mut written = 0;
-        let mut repaired = false;
+        let mut repair_failed = false;
         if request {
             lanes.take_new(&self.lanes);
             lanes.snapshot();
@@ -291,16 +291,16 @@ impl Worker {
                 }
             }
             if batch.records.is_empty() {
-                // Nothing new. On a flush or a shutdown, the run ends that a failed batch left
-                // are sent again, once (otherwise they go with the next batch).
-                if repaired || !(request && self.repairs.has_ends()) {
+                // Nothing new. On a flush or a shutdown, the run ends that failed batches left
+                // are sent again, a batch's share at a time, until they are written or a write
+                // fails (otherwise they go with the next batches).
+                if repair_failed || !(request && self.repairs.has_ends()) {
                     break;
                 }
-                repaired = true;
             }
             if !self.write(batch) {
                 // What made it fail likely lasts: no repair-only write in this round.
-                repaired = true;
+                repair_failed = true;
             }
             written += batch.records.len() - batch.repairs;
             for record in batch.records.iter_mut() {
