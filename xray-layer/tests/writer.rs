@@ -274,6 +274,9 @@ fn sqlite_dispatch(
     let (layer, guard) = xray::layer()
         .sqlite(&path)
         .flush_interval(flush_interval)
+        // These tests check that every record is written or counted once the guard is gone: on
+        // a loaded machine the writer may need longer than the default to finish.
+        .shutdown_timeout(Duration::from_secs(120))
         .build()
         .expect("build");
     let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
@@ -564,21 +567,35 @@ fn a_store_that_panics_stops_the_writer_and_the_program_goes_on() {
     assert!(s.dropped > 0, "{s:?}");
 }
 
-/// A batch the store fails to write (a full disk) leaves no step and no run `running` for
-/// good. A step whose end was in it is marked lost once its run ends; a run whose end was in it
-/// gets that end, as it was, with a later batch (here: the next flush).
-#[test]
-fn a_failed_batch_leaves_no_step_or_run_running_for_good() {
+/// A subscriber with an X-Ray layer writing into a new SQLite file through a store whose
+/// writes fail while its `fails` is set (a full disk), and which writes only when the test
+/// flushes; the file's directory is kept alive by the returned `TempDir`.
+#[allow(clippy::type_complexity)]
+fn failing_sqlite_dispatch() -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    Arc<GatedStore<SqliteStore>>,
+    tracing::Dispatch,
+    xray::XRayGuard,
+) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("xray.db");
     let store = Arc::new(GatedStore::new(SqliteStore::open(&path).expect("open")));
     let (layer, guard) = xray::layer()
         .store(Arc::clone(&store) as Arc<dyn Store>)
-        // The writer writes when the test flushes, not on its own.
         .flush_interval(Duration::from_secs(3600))
         .build()
         .expect("build");
     let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    (dir, path, store, dispatch, guard)
+}
+
+/// A batch the store fails to write (a full disk) leaves no step and no run `running` for
+/// good. A step whose end was in it is marked lost once its run ends; a run whose end was in it
+/// gets that end, as it was, with a later batch (here: the next flush).
+#[test]
+fn a_failed_batch_leaves_no_step_or_run_running_for_good() {
+    let (_dir, path, store, dispatch, guard) = failing_sqlite_dispatch();
     let disk_full = |full: bool| store.fails.store(full, Ordering::Release);
     tracing::dispatcher::with_default(&dispatch, || {
         // "outlived": its step's start is written; the step's end fails; the run's end is
@@ -632,15 +649,7 @@ fn a_failed_batch_leaves_no_step_or_run_running_for_good() {
 /// them (a batch's share at a time), so none is left running when the program stops.
 #[test]
 fn a_flush_sends_every_run_end_a_failed_batch_left() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("xray.db");
-    let store = Arc::new(GatedStore::new(SqliteStore::open(&path).expect("open")));
-    let (layer, guard) = xray::layer()
-        .store(Arc::clone(&store) as Arc<dyn Store>)
-        .flush_interval(Duration::from_secs(3600))
-        .build()
-        .expect("build");
-    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    let (_dir, path, store, dispatch, guard) = failing_sqlite_dispatch();
     let runs = 600;
     tracing::dispatcher::with_default(&dispatch, || {
         let mut scopes: Vec<_> = (0..runs)

@@ -171,17 +171,67 @@ impl Drop for XRayGuard {
             }
             // The writer is still busy (a locked database): leave it detached rather than hang
             // the program's exit, and say what it had not written (stderr is what is left to
-            // say it on: the database is what it cannot reach).
-            let s = self.stats();
-            let unwritten = s.sent.saturating_sub(s.written + s.failed);
-            if unwritten > 0 {
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "X-Ray: {unwritten} records not written: the writer did not finish within \
-                     the shutdown timeout ({:?})",
-                    self.shutdown_timeout
-                );
+            // say it on: the database is what it cannot reach). Or it had died (a store of the
+            // user's panicked, which was reported then): say so, not that it timed out.
+            let ended = writer.is_finished();
+            if let Some(message) = unwritten(&self.stats(), ended, self.shutdown_timeout) {
+                let _ = writeln!(std::io::stderr(), "{message}");
+            }
+            if ended {
+                let _ = writer.join();
             }
         }
+    }
+}
+
+/// What the guard says on stderr when the writer did not answer its shutdown: `ended` when its
+/// thread had already stopped (it died), else it was still busy after `timeout`.
+fn unwritten(s: &RecorderStats, ended: bool, timeout: Duration) -> Option<String> {
+    if ended {
+        return Some(format!(
+            "X-Ray: the writer thread had stopped early (a panic, reported when it happened): \
+             {} records were counted as dropped and {} as failed",
+            s.dropped, s.failed
+        ));
+    }
+    let unwritten = s.sent.saturating_sub(s.written + s.failed);
+    (unwritten > 0).then(|| {
+        format!(
+            "X-Ray: {unwritten} records not written: the writer did not finish within the \
+             shutdown timeout ({timeout:?})"
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_writer_that_died_is_not_said_to_have_timed_out() {
+        let s = RecorderStats {
+            sent: 20,
+            written: 0,
+            dropped: 13,
+            failed: 7,
+            ..Default::default()
+        };
+        let timeout = Duration::from_secs(5);
+        let died = unwritten(&s, true, timeout).unwrap_or_default();
+        assert!(died.contains("stopped early"), "{died}");
+        assert!(
+            died.contains("13 records were counted as dropped and 7 as failed"),
+            "{died}"
+        );
+        assert!(!died.contains("timeout"), "{died}");
+        let busy = unwritten(&s, false, timeout).unwrap_or_default();
+        assert!(busy.contains("13 records not written"), "{busy}");
+        assert!(busy.contains("shutdown timeout (5s)"), "{busy}");
+        let done = RecorderStats {
+            sent: 20,
+            written: 20,
+            ..Default::default()
+        };
+        assert_eq!(unwritten(&done, false, timeout), None);
     }
 }

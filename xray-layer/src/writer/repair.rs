@@ -20,6 +20,7 @@
 //! is kept without them: the store keeps what it has), and [`MAX_PER_BATCH`] repairs a
 //! batch. A repair is not a new record: it is counted neither as written nor as failed again.
 
+use crate::capture::FxBuild;
 use crate::model::{ExecutionEnd, Record};
 use std::collections::{HashMap, VecDeque};
 use uuid::Uuid;
@@ -202,7 +203,7 @@ fn error_bytes(end: &ExecutionEnd) -> usize {
 /// number it holds.
 #[derive(Debug)]
 struct Fifo<V> {
-    map: HashMap<Uuid, (V, u64)>,
+    map: HashMap<Uuid, (V, u64), FxBuild>,
     order: VecDeque<(Uuid, u64)>,
     next: u64,
 }
@@ -210,7 +211,7 @@ struct Fifo<V> {
 impl<V> Default for Fifo<V> {
     fn default() -> Self {
         Fifo {
-            map: HashMap::new(),
+            map: HashMap::default(),
             order: VecDeque::new(),
             next: 0,
         }
