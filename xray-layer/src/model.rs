@@ -413,6 +413,35 @@ impl StepRecord {
     pub fn duration_us(&self) -> Option<i64> {
         self.ended_at.map(|end| end.saturating_sub(self.started_at))
     }
+
+    /// A step named `filter` of run `execution_id` that started at 1 and ended at 2, with
+    /// nothing recorded: for the crate's unit tests to change what they need.
+    #[cfg(test)]
+    pub(crate) fn ended_for_test(execution_id: Uuid) -> StepRecord {
+        StepRecord {
+            id: Uuid::nil(),
+            execution_id,
+            parent_id: None,
+            name: "filter".into(),
+            kind: None,
+            started_at: 1,
+            ended_at: Some(2),
+            status: Status::Ok,
+            error: None,
+            input: None,
+            output: None,
+            filters: None,
+            selection: Vec::new(),
+            reasoning: None,
+            metadata: Json::from_trusted("{}".into()),
+            candidates_in: None,
+            candidates_out: None,
+            summary: None,
+            evaluations: Vec::new(),
+            logs: Vec::new(),
+            logs_dropped: 0,
+        }
+    }
 }
 
 /// `1 - out/in`, when both are known and `in > 0`.

@@ -281,29 +281,7 @@ mod tests {
     }
 
     fn step_end(execution_id: Uuid) -> Record {
-        Record::StepFinished(Box::new(StepRecord {
-            id: Uuid::from_u128(u128::MAX),
-            execution_id,
-            parent_id: None,
-            name: "filter".into(),
-            kind: None,
-            started_at: 1,
-            ended_at: Some(2),
-            status: Status::Ok,
-            error: None,
-            input: None,
-            output: None,
-            filters: None,
-            selection: Vec::new(),
-            reasoning: None,
-            metadata: Json::from_trusted("{}".into()),
-            candidates_in: None,
-            candidates_out: None,
-            summary: None,
-            evaluations: Vec::new(),
-            logs: Vec::new(),
-            logs_dropped: 0,
-        }))
+        Record::StepFinished(Box::new(StepRecord::ended_for_test(execution_id)))
     }
 
     #[test]

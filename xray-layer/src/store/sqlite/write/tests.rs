@@ -172,34 +172,19 @@ fn rows_of(conn: &Connection) -> Vec<String> {
 #[test]
 fn rows_written_from_the_arena_equal_rows_written_from_decoded_evaluations() {
     use crate::capture::{self, Capture};
-    use crate::model::{Json, Selection, Status};
+    use crate::model::Selection;
     for capture_policy in [Capture::All, Capture::Cap(7), Capture::Summary] {
         let selection = vec![Selection {
             candidate_id: "C5".into(),
             reason: "best".into(),
         }];
         let record = |summary, evaluations| StepRecord {
-            id: Uuid::nil(),
-            execution_id: Uuid::nil(),
-            parent_id: None,
-            name: "filter".into(),
-            kind: None,
-            started_at: 1,
-            ended_at: Some(2),
-            status: Status::Ok,
-            error: None,
-            input: None,
-            output: None,
-            filters: None,
             selection: selection.clone(),
-            reasoning: None,
-            metadata: Json::from_trusted("{}".into()),
             candidates_in: Some(40),
             candidates_out: Some(1),
             summary: Some(summary),
             evaluations,
-            logs: vec![],
-            logs_dropped: 0,
+            ..StepRecord::ended_for_test(Uuid::nil())
         };
         // Decoded, as for any store.
         let mut decoded = Vec::new();
