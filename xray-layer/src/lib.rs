@@ -93,9 +93,11 @@
 //! ## Costs
 //!
 //! With no X-Ray layer installed (or the span disabled by a filter), a step costs what a
-//! disabled `tracing` span costs, and no argument is serialized. With the layer, arguments and
-//! results are serialized once on the calling thread; everything else (sampling, redaction,
-//! payload caps, hooks, SQL) runs on the writer thread. A full queue never blocks the program by
+//! disabled `tracing` span costs, and no argument is serialized. With the layer, the calling
+//! thread runs each argument's and result's `Serialize` once, into a compact record of its calls
+//! (no escaping, no number formatting); the writer thread turns that into the JSON serde_json
+//! would have written, and everything else (sampling, redaction, payload caps, hooks, SQL) runs
+//! there too. A full queue never blocks the program by
 //! default: the record is dropped and counted, and the count is stored where the viewer shows it.
 
 #![warn(missing_docs)]
@@ -122,6 +124,7 @@ mod recycle;
 #[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
 pub mod remote;
 pub mod store;
+mod tape;
 mod unwind;
 mod writer;
 

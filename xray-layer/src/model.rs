@@ -7,8 +7,9 @@
 //! was recorded is what is read back.
 //!
 //! Times are unix microseconds (`i64`). JSON payloads travel as [`Json`]: text that is already
-//! valid JSON, serialized once on the application thread and never re-encoded unless a processor
-//! (redaction, payload cap) has to change it.
+//! valid JSON, made once on the writer thread from what the application thread recorded of the
+//! value (its `Serialize` calls), and never re-encoded unless a processor (redaction, payload
+//! cap) has to change it.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -16,7 +17,7 @@ use uuid::Uuid;
 
 /// Valid JSON text.
 ///
-/// Payloads are serialized once, where they are recorded, and stored as text. A payload cut by
+/// Payloads are serialized once and stored as text. A payload cut by
 /// the payload cap stays valid JSON and is marked (see [`Json::truncated`]).
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct Json(String);
@@ -29,7 +30,7 @@ impl Json {
         // A string the writer thread gave back, when this thread has one: its memory was
         // allocated by an application thread and goes on being reused rather than being freed
         // on the writer thread (see `recycle`).
-        let mut buf = crate::recycle::take_string().into_bytes();
+        let mut buf = crate::recycle::take_buffer();
         match crate::unwind::guarded("Serialize", || serde_json::to_writer(&mut buf, value)) {
             // SAFETY: `buf` came from `String::into_bytes` and was only written by
             // `serde_json::to_writer`, which writes UTF-8 and nothing else: every string goes
@@ -38,15 +39,6 @@ impl Json {
             // even its partial output would be whole `&str`s. (Checking cost ~20 ns a step.)
             Ok(Ok(())) => Json(unsafe { String::from_utf8_unchecked(buf) }),
             Ok(Err(err)) => Json::string(&format!("<not serializable: {err}>")),
-            Err(panic) => Json::string(&format!("<not recorded: {panic}>")),
-        }
-    }
-
-    /// A JSON string of `value`'s `Debug` text; a `Debug` that panics is caught, as in
-    /// [`Json::from_serialize`].
-    pub(crate) fn from_debug<T: fmt::Debug + ?Sized>(value: &T) -> Json {
-        match crate::unwind::guarded("Debug", || format!("{value:?}")) {
-            Ok(text) => Json::string(&text),
             Err(panic) => Json::string(&format!("<not recorded: {panic}>")),
         }
     }

@@ -24,10 +24,10 @@
 
 #![allow(missing_docs)]
 
-use crate::model::Json;
 use crate::recorder::current;
 use crate::recorder::scope::node_of;
 use crate::recorder::state::Node;
+use crate::tape::{ObjectTape, Tape};
 use crate::unwind::Watch;
 use serde::Serialize;
 use std::any::Any;
@@ -70,7 +70,7 @@ impl Recording {
 
     /// Records `input` as the whole input (the attributes' `input = <expr>` option), made
     /// right after the step began.
-    pub fn set_input_json(&self, input: Json) {
+    pub fn set_input_json(&self, input: Tape) {
         if let Some(node) = &self.node {
             node.set_input(input);
             fail_if(node, self.watch.caught());
@@ -86,7 +86,7 @@ impl Recording {
     }
 
     /// The function returned normally; `output` serializes its value (called only when recording).
-    pub fn ok(&self, output: impl FnOnce() -> Option<Json>) {
+    pub fn ok(&self, output: impl FnOnce() -> Option<Tape>) {
         self.finished.store(true, Ordering::Relaxed);
         if let Some(node) = &self.node {
             let watch = Watch::start();
@@ -256,96 +256,74 @@ impl<F: Future> Future for StepFuture<F> {
     }
 }
 
-/// Builds a JSON object from recorded arguments, in one buffer.
-#[derive(Default)]
+/// Builds an object from recorded arguments, in one buffer.
 pub struct ObjectWriter {
-    text: String,
+    object: ObjectTape,
     /// Sees a `Serialize` or `Debug` of an argument that panicked.
     watch: Watch,
+}
+
+impl Default for ObjectWriter {
+    fn default() -> Self {
+        ObjectWriter::new()
+    }
 }
 
 impl ObjectWriter {
     pub fn new() -> Self {
         ObjectWriter {
-            text: crate::recycle::take_string(),
+            object: ObjectTape::new(),
             watch: Watch::start(),
         }
     }
 
-    pub fn push(&mut self, name: &str, value: Json) {
-        self.push_str(name, value.as_str());
-        crate::recycle::give_string(value.into_string());
+    pub fn push(&mut self, name: &str, value: Tape) {
+        self.object.push(name, &value);
+        crate::recycle::give_buffer(value.into_bytes());
     }
 
-    fn push_str(&mut self, name: &str, value: &str) {
-        if self.text.is_empty() {
-            self.text.reserve(name.len() + value.len() + 8);
-            self.text.push('{');
-        } else {
-            self.text.push(',');
-        }
-        if name.contains(['"', '\\']) || name.chars().any(char::is_control) {
-            self.text.push_str(Json::string(name).as_str());
-        } else {
-            self.text.push('"');
-            self.text.push_str(name);
-            self.text.push('"');
-        }
-        self.text.push(':');
-        self.text.push_str(value);
-    }
-
-    fn finish(mut self) -> Json {
-        if self.text.is_empty() {
-            self.text.push('{');
-        }
-        self.text.push('}');
-        Json::from_trusted(self.text)
+    fn finish(self) -> Tape {
+        self.object.finish()
     }
 
     /// The keys and values, for metadata (merged key by key with later `xray::metadata` calls).
-    fn into_pairs(self) -> Vec<(String, Json)> {
-        let object: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(self.finish().as_str()).unwrap_or_default();
-        object
-            .into_iter()
-            .map(|(k, v)| (k, Json::from(v)))
-            .collect()
+    fn into_pairs(self) -> Vec<(String, Tape)> {
+        crate::tape::entries(self.finish().as_bytes()).unwrap_or_default()
     }
 }
 
 /// A value to record, for autoref specialization.
 pub struct Arg<'a, T: ?Sized>(pub &'a T);
 
-/// Level 1: `Serialize` values become JSON.
+/// Level 1: `Serialize` values are recorded through it.
 pub trait ViaSerialize {
-    fn __xray_arg(&self) -> Json;
-    fn __xray_output(&self) -> Json;
+    fn __xray_arg(&self) -> Tape;
+    fn __xray_output(&self) -> Tape;
 }
 
 impl<T: Serialize + ?Sized> ViaSerialize for &&Arg<'_, T> {
     #[inline]
-    fn __xray_arg(&self) -> Json {
-        Json::from_serialize(self.0)
+    fn __xray_arg(&self) -> Tape {
+        Tape::of(self.0)
     }
     #[inline]
-    fn __xray_output(&self) -> Json {
-        Json::from_serialize(self.0)
+    fn __xray_output(&self) -> Tape {
+        Tape::of(self.0)
     }
 }
 
-/// Level 2: `Debug` values become a JSON string of their Debug text.
+/// Level 2: `Debug` values become a string of their Debug text.
 pub trait ViaDebug {
-    fn __xray_arg(&self) -> Json;
-    fn __xray_output(&self) -> Json;
+    fn __xray_arg(&self) -> Tape;
+    fn __xray_output(&self) -> Tape;
 }
 
 impl<T: Debug + ?Sized> ViaDebug for &Arg<'_, T> {
-    fn __xray_arg(&self) -> Json {
-        Json::from_debug(self.0)
+    fn __xray_arg(&self) -> Tape {
+        Tape::debug(self.0)
     }
-    fn __xray_output(&self) -> Json {
-        Json::from_debug(self.0)
+    fn __xray_output(&self) -> Tape {
+        Tape::debug(self.0)
     }
 }
 
@@ -368,26 +346,26 @@ pub trait RecordableOutput {}
 
 /// Level 3: anything else is a compile error, reported at the argument.
 pub trait ViaNothing<T: ?Sized> {
-    fn __xray_arg(&self) -> Json
+    fn __xray_arg(&self) -> Tape
     where
         T: RecordableArgument;
-    fn __xray_output(&self) -> Json
+    fn __xray_output(&self) -> Tape
     where
         T: RecordableOutput;
 }
 
 impl<T: ?Sized> ViaNothing<T> for Arg<'_, T> {
-    fn __xray_arg(&self) -> Json
+    fn __xray_arg(&self) -> Tape
     where
         T: RecordableArgument,
     {
-        Json::string(std::any::type_name::<T>())
+        Tape::string(std::any::type_name::<T>())
     }
-    fn __xray_output(&self) -> Json
+    fn __xray_output(&self) -> Tape
     where
         T: RecordableOutput,
     {
-        Json::string(std::any::type_name::<T>())
+        Tape::string(std::any::type_name::<T>())
     }
 }
 

@@ -5,7 +5,7 @@
 //! memory is not reused by the thread that allocates. DESIGN's measured fact: ~0.5 µs per
 //! record with a 1 KB string. So:
 //!
-//! - a step's state and its JSON strings never reach the writer (its records are copied into
+//! - a step's state and its recorded values ([`crate::tape`]) never reach the writer (its records are copied into
 //!   the thread's lane): the thread that ends a step keeps them in a small cache of its own
 //!   and reuses them for its next step, still in its core's cache;
 //! - evaluation arenas do reach the writer (moved, not copied: a step may judge thousands of
@@ -20,17 +20,17 @@ use crate::recorder::state::StepState;
 use std::cell::RefCell;
 use std::sync::{Arc, Mutex, PoisonError};
 
-/// Strings larger than this are freed, not kept.
-const MAX_STRING_CAPACITY: usize = 16 * 1024;
-/// Strings smaller than this are freed, not kept: a JSON payload would have to grow them.
-const MIN_STRING_CAPACITY: usize = 128;
+/// Buffers larger than this are freed, not kept.
+const MAX_BUFFER_CAPACITY: usize = 16 * 1024;
+/// Buffers smaller than this are freed, not kept: a payload would have to grow them.
+const MIN_BUFFER_CAPACITY: usize = 128;
 /// Arenas larger than this are freed, not kept.
 const MAX_ARENA_BYTES: usize = 64 * 1024 * 1024;
 /// Bytes of arenas a layer keeps for reuse. A writer that is behind holds the arenas of every
 /// step queued; once it catches up they come back here, and the next steps reuse them instead
 /// of page-faulting fresh memory in (~10% of an evaluation's cost on the application thread).
 const POOLED_ARENA_BYTES: usize = 96 * 1024 * 1024;
-/// Strings kept per thread.
+/// Buffers kept per thread.
 const THREAD_CACHE: usize = 64;
 
 /// The pools of one layer.
@@ -45,7 +45,7 @@ const THREAD_STEPS: usize = 64;
 
 thread_local! {
     static STEPS: RefCell<Vec<Arc<StepState>>> = const { RefCell::new(Vec::new()) };
-    static STRINGS: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+    static BUFFERS: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
 }
 
 impl Recycler {
@@ -103,22 +103,22 @@ impl Recycler {
     }
 }
 
-/// A string from this thread's cache (empty, with room for a small JSON payload), or a new one.
-pub(crate) fn take_string() -> String {
-    STRINGS
+/// A buffer from this thread's cache (empty, with room for a small payload), or a new one.
+pub(crate) fn take_buffer() -> Vec<u8> {
+    BUFFERS
         .try_with(|cache| cache.borrow_mut().pop())
         .ok()
         .flatten()
-        .unwrap_or_else(|| String::with_capacity(2 * MIN_STRING_CAPACITY))
+        .unwrap_or_else(|| Vec::with_capacity(2 * MIN_BUFFER_CAPACITY))
 }
 
-/// Keeps an unneeded string in this thread's cache (emptied), or frees it.
-pub(crate) fn give_string(mut s: String) {
-    if !(MIN_STRING_CAPACITY..=MAX_STRING_CAPACITY).contains(&s.capacity()) {
+/// Keeps an unneeded buffer in this thread's cache (emptied), or frees it.
+pub(crate) fn give_buffer(mut s: Vec<u8>) {
+    if !(MIN_BUFFER_CAPACITY..=MAX_BUFFER_CAPACITY).contains(&s.capacity()) {
         return;
     }
     s.clear();
-    let _ = STRINGS.try_with(|cache| {
+    let _ = BUFFERS.try_with(|cache| {
         let mut cache = cache.borrow_mut();
         if cache.len() < THREAD_CACHE {
             cache.push(s);

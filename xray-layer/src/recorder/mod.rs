@@ -26,7 +26,8 @@ pub(crate) mod scope;
 pub(crate) mod state;
 pub(crate) mod text;
 
-use crate::model::{Json, Selection, Status};
+use crate::model::{Selection, Status};
+use crate::tape::Tape;
 use crate::unwind::Watch;
 use serde::Serialize;
 use state::StepRef;
@@ -211,11 +212,11 @@ impl StepHandle {
     fn record_json<T: Serialize + ?Sized>(
         &self,
         value: &T,
-        keep: impl FnOnce(&mut state::StepBuffer, Json),
+        keep: impl FnOnce(&mut state::StepBuffer, Tape),
     ) {
         if let Some(step) = &self.step {
             let watch = Watch::start();
-            let json = Json::from_serialize(value);
+            let json = Tape::of(value);
             let failed = watch.caught();
             step.record(|b| {
                 keep(b, json);

@@ -2,7 +2,8 @@
 
 use super::current;
 use super::state::Node;
-use crate::model::{Json, Status};
+use crate::model::Status;
+use crate::tape::Tape;
 use serde::Serialize;
 use std::fmt::Display;
 use tracing::span::EnteredSpan;
@@ -10,7 +11,7 @@ use tracing::Span;
 
 impl Node {
     /// Sets the input (a step's, or an execution's).
-    pub(crate) fn set_input(&self, json: Json) {
+    pub(crate) fn set_input(&self, json: Tape) {
         match self {
             Node::Step(step) => step.record(|b| b.input = Some(json)),
             Node::Execution(e) => e.outcome().input = Some(json),
@@ -18,7 +19,7 @@ impl Node {
         }
     }
 
-    pub(crate) fn add_metadata(&self, pairs: Vec<(String, Json)>) {
+    pub(crate) fn add_metadata(&self, pairs: Vec<(String, Tape)>) {
         match self {
             Node::Step(step) => step.record(|b| b.metadata.extend(pairs)),
             Node::Execution(e) => e.outcome().metadata.extend(pairs),
@@ -43,7 +44,7 @@ impl Node {
     /// Records how the function ended. An error replaces one set earlier (by [`crate::fail`]).
     ///
     /// A step's end time is read when its span closes, right after; an execution's likewise.
-    pub(crate) fn finish(&self, output: Option<Json>, error: Option<String>) {
+    pub(crate) fn finish(&self, output: Option<Tape>, error: Option<String>) {
         match self {
             Node::Step(step) => step.record(|b| {
                 if output.is_some() {
@@ -94,7 +95,7 @@ pub(crate) fn node_of(span: &Span) -> Option<Node> {
 pub struct Execution {
     name: String,
     tags: Vec<String>,
-    metadata: Vec<(String, Json)>,
+    metadata: Vec<(String, Tape)>,
 }
 
 impl Execution {
@@ -115,8 +116,7 @@ impl Execution {
 
     /// Sets one key of the execution's metadata.
     pub fn metadata<T: Serialize + ?Sized>(mut self, key: &str, value: &T) -> Self {
-        self.metadata
-            .push((key.to_owned(), Json::from_serialize(value)));
+        self.metadata.push((key.to_owned(), Tape::of(value)));
         self
     }
 
@@ -226,7 +226,7 @@ impl Scope {
         self.returned.set(true);
         if let Some(node) = &self.node {
             let watch = crate::unwind::Watch::start();
-            node.finish(Some(Json::from_serialize(value)), None);
+            node.finish(Some(Tape::of(value)), None);
             if let Some(error) = watch.caught() {
                 node.finish(None, Some(error));
             }

@@ -6,8 +6,9 @@
 
 use super::arena::EvalArena;
 use crate::capture::Capture;
-use crate::model::{Json, LogLine, Selection, Status};
+use crate::model::{LogLine, Selection, Status};
 use crate::recycle::Recycler;
+use crate::tape::Tape;
 use crate::writer::codec::StepHead;
 use crate::writer::{Counters, Sink};
 
@@ -36,10 +37,10 @@ pub(crate) struct ExecutionState {
 pub(crate) struct Outcome {
     pub(crate) status: Option<Status>,
     pub(crate) error: Option<String>,
-    pub(crate) metadata: Vec<(String, Json)>,
+    pub(crate) metadata: Vec<(String, Tape)>,
     pub(crate) ended_at: Option<i64>,
-    pub(crate) input: Option<Json>,
-    pub(crate) output: Option<Json>,
+    pub(crate) input: Option<Tape>,
+    pub(crate) output: Option<Tape>,
 }
 
 /// An execution's name: its own, or (started by a root step) its step's.
@@ -154,19 +155,20 @@ pub(crate) struct StepState {
     closed: AtomicBool,
 }
 
-/// What the step recorded so far.
-#[derive(Debug, Default)]
+/// What the step recorded so far: its values as [`Tape`]s. The writer reads a step's end into
+/// a `StepBuffer<Json>`, the values replayed into JSON.
+#[derive(Debug)]
 #[repr(C)] // what every step records first
-pub(crate) struct StepBuffer {
+pub(crate) struct StepBuffer<V = Tape> {
     pub(crate) closed: bool,
     pub(crate) status: Option<Status>,
-    pub(crate) input: Option<Json>,
-    pub(crate) output: Option<Json>,
+    pub(crate) input: Option<V>,
+    pub(crate) output: Option<V>,
     pub(crate) ended_at: Option<i64>,
-    pub(crate) filters: Option<Json>,
+    pub(crate) filters: Option<V>,
     pub(crate) selection: Vec<Selection>,
     pub(crate) reasoning: Option<String>,
-    pub(crate) metadata: Vec<(String, Json)>,
+    pub(crate) metadata: Vec<(String, V)>,
     pub(crate) error: Option<String>,
     pub(crate) candidates_in: Option<u64>,
     pub(crate) candidates_out: Option<u64>,
@@ -191,13 +193,36 @@ impl SpanInfo {
     }
 }
 
+impl<V> Default for StepBuffer<V> {
+    fn default() -> Self {
+        StepBuffer {
+            closed: false,
+            status: None,
+            input: None,
+            output: None,
+            ended_at: None,
+            filters: None,
+            selection: Vec::new(),
+            reasoning: None,
+            metadata: Vec::new(),
+            error: None,
+            candidates_in: None,
+            candidates_out: None,
+            evaluations: EvalArena::default(),
+            logs: Vec::new(),
+            logs_dropped: 0,
+            no_result: false,
+        }
+    }
+}
+
 impl StepBuffer {
-    /// Empties what the step recorded, keeping the memory of its lists and its JSON strings
-    /// (given back to this thread's cache) for the next step. It stays closed.
+    /// Empties what the step recorded, keeping the memory of its lists and its tapes (given
+    /// back to this thread's cache) for the next step. It stays closed.
     fn empty(&mut self) {
-        for json in [&mut self.input, &mut self.output, &mut self.filters] {
-            if let Some(json) = json.take() {
-                crate::recycle::give_string(json.into_string());
+        for tape in [&mut self.input, &mut self.output, &mut self.filters] {
+            if let Some(tape) = tape.take() {
+                crate::recycle::give_buffer(tape.into_bytes());
             }
         }
         self.status = None;
@@ -426,7 +451,8 @@ impl StepState {
 }
 
 /// Builds a JSON object from key/value pairs (later keys win), or `None` when there are none.
-pub(crate) fn object_of(pairs: &[(String, Json)]) -> Option<Json> {
+pub(crate) fn object_of(pairs: &[(String, crate::model::Json)]) -> Option<crate::model::Json> {
+    use crate::model::Json;
     if pairs.is_empty() {
         return None;
     }

@@ -13,7 +13,8 @@
 //! | 1 | how many items of the lane's side queue belong to it (an evaluation arena, a big record) |
 //! | … | the fields, in the order of the `encode_*` functions |
 //!
-//! Strings are a `u32` length and UTF-8 bytes (`u32::MAX` for an absent one). A step's end
+//! Strings are a `u32` length and UTF-8 bytes (`u32::MAX` for an absent one); a recorded value
+//! is its [`Tape`]'s bytes, the same way, and the writer replays it into JSON as it reads it. A step's end
 //! says which of its optional fields follow in a bit set: most steps set few. A record larger
 //! than the lane's share for one record is moved whole into the side queue, and only its header
 //! (tag `BIG`) goes through the bytes.
@@ -21,7 +22,8 @@
 use crate::capture::Capture;
 use crate::model::{Json, LogLine, Selection, Status};
 use crate::recorder::arena::EvalArena;
-use crate::recorder::state::{object_of, Outcome, StepBuffer};
+use crate::recorder::state::{Outcome, StepBuffer};
+use crate::tape::Tape;
 use uuid::Uuid;
 
 pub(crate) const EXECUTION_START: u8 = 1;
@@ -104,6 +106,30 @@ impl Encoder {
         }
     }
 
+    fn tape(&mut self, tape: &Tape) {
+        let bytes = tape.as_bytes();
+        // A tape over 4 GiB is cut, and replays as a string that says so.
+        let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX - 1);
+        self.bytes.extend_from_slice(&len.to_le_bytes());
+        self.bytes.extend_from_slice(&bytes[..len as usize]);
+    }
+
+    fn opt_tape(&mut self, tape: Option<&Tape>) {
+        match tape {
+            Some(tape) => self.tape(tape),
+            None => self.bytes.extend_from_slice(&u32::MAX.to_le_bytes()),
+        }
+    }
+
+    /// Key and value pairs (metadata), later keys winning when the writer reads them.
+    fn pairs(&mut self, pairs: &[(String, Tape)]) {
+        self.len(pairs.len());
+        for (key, value) in pairs {
+            self.str(key);
+            self.tape(value);
+        }
+    }
+
     fn len(&mut self, n: usize) {
         self.bytes
             .extend_from_slice(&u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes());
@@ -168,7 +194,7 @@ impl Encoder {
     /// side queue; the rest is copied, so the buffer keeps its memory for the next step.
     pub(crate) fn step_end(&mut self, head: &StepHead<'_>, capture: Capture, b: &mut StepBuffer) {
         self.begin(STEP_END);
-        let json_len = |j: &Option<Json>| j.as_ref().map_or(0, |j| j.as_str().len());
+        let json_len = |t: &Option<Tape>| t.as_ref().map_or(0, |t| t.as_bytes().len());
         self.bytes.reserve(
             96 + head.name.len()
                 + head.kind.map_or(0, str::len)
@@ -206,12 +232,11 @@ impl Encoder {
         if b.status.is_some() {
             self.status(b.status);
         }
-        for text in [b.error.as_deref(), b.input.as_ref().map(Json::as_str)]
-            .into_iter()
-            .chain([b.output.as_ref(), b.filters.as_ref()].map(|j| j.map(Json::as_str)))
-            .flatten()
-        {
-            self.str(text);
+        if let Some(error) = &b.error {
+            self.str(error);
+        }
+        for tape in [&b.input, &b.output, &b.filters].into_iter().flatten() {
+            self.tape(tape);
         }
         if !b.selection.is_empty() {
             self.len(b.selection.len());
@@ -224,11 +249,7 @@ impl Encoder {
             self.str(reasoning);
         }
         if !b.metadata.is_empty() {
-            self.len(b.metadata.len());
-            for (key, value) in &b.metadata {
-                self.str(key);
-                self.str(value.as_str());
-            }
+            self.pairs(&b.metadata);
         }
         for n in [b.candidates_in, b.candidates_out].into_iter().flatten() {
             self.u64(n);
@@ -279,10 +300,9 @@ impl Encoder {
         self.i64(o.ended_at.unwrap_or(started_at));
         self.status(Some(o.status.unwrap_or(Status::Ok)));
         self.opt_str(o.error.as_deref());
-        let metadata = object_of(&o.metadata);
-        self.opt_str(metadata.as_ref().map(Json::as_str));
-        self.opt_str(o.input.as_ref().map(Json::as_str));
-        self.opt_str(o.output.as_ref().map(Json::as_str));
+        self.pairs(&o.metadata);
+        self.opt_tape(o.input.as_ref());
+        self.opt_tape(o.output.as_ref());
         self.u64(dropped);
         self.finish();
     }
@@ -341,6 +361,27 @@ impl<'a> Decoder<'a> {
         self.opt_str()?
     }
 
+    fn opt_tape(&mut self) -> Option<Option<&'a [u8]>> {
+        let len = self.u32()?;
+        if len == u32::MAX {
+            return Some(None);
+        }
+        self.take(len as usize).map(Some)
+    }
+
+    fn tape(&mut self) -> Option<&'a [u8]> {
+        self.opt_tape()?
+    }
+
+    fn pairs(&mut self, own: &mut impl Own, into: &mut Vec<(String, Json)>) -> Option<()> {
+        for _ in 0..self.u32()? {
+            let key = own.string(self.str()?);
+            let value = own.json(self.tape()?);
+            into.push((key, value));
+        }
+        Some(())
+    }
+
     fn status(&mut self) -> Option<Option<Status>> {
         Some(match self.u8()? {
             0 => None,
@@ -360,6 +401,15 @@ impl<'a> Decoder<'a> {
             _ => return None,
         })
     }
+}
+
+/// What the writer makes the strings and the JSON of the records it reads from: memory of its
+/// own, reused.
+pub(crate) trait Own {
+    /// A copy of `s`.
+    fn string(&mut self, s: &str) -> String;
+    /// The JSON a recorded value's tape replays to.
+    fn json(&mut self, tape: &[u8]) -> Json;
 }
 
 /// A step start or end as the writer reads it: the strings are the writer's own (`own` makes
@@ -390,17 +440,15 @@ pub(crate) struct DecodedExecutionEnd {
     pub(crate) completed_at: i64,
     pub(crate) status: Status,
     pub(crate) error: Option<String>,
-    pub(crate) metadata: Option<Json>,
+    /// Key and value pairs, later keys winning.
+    pub(crate) metadata: Vec<(String, Json)>,
     pub(crate) input: Option<Json>,
     pub(crate) output: Option<Json>,
     pub(crate) dropped: u64,
 }
 
 impl Decoder<'_> {
-    pub(crate) fn step_head(
-        &mut self,
-        own: &mut impl FnMut(&str) -> String,
-    ) -> Option<DecodedHead> {
+    pub(crate) fn step_head(&mut self, own: &mut impl Own) -> Option<DecodedHead> {
         let id = self.uuid()?;
         let execution_id = self.uuid()?;
         let has_parent = self.u8()? != 0;
@@ -410,8 +458,8 @@ impl Decoder<'_> {
             execution_id,
             parent_id: has_parent.then_some(parent),
             started_at: self.i64()?,
-            name: own(self.str()?),
-            kind: self.opt_str()?.map(&mut *own),
+            name: own.string(self.str()?),
+            kind: self.opt_str()?.map(|kind| own.string(kind)),
         })
     }
 
@@ -419,8 +467,8 @@ impl Decoder<'_> {
     /// that carries its evaluations, taken only if the record says it has one.
     pub(crate) fn step_end(
         &mut self,
-        own: &mut impl FnMut(&str) -> String,
-        b: &mut StepBuffer,
+        own: &mut impl Own,
+        b: &mut StepBuffer<Json>,
         arena: impl FnOnce() -> Option<EvalArena>,
     ) -> Option<Capture> {
         let capture = self.capture()?;
@@ -433,17 +481,17 @@ impl Decoder<'_> {
             b.status = self.status()?;
         }
         if has(2) {
-            b.error = Some(own(self.str()?));
+            b.error = Some(own.string(self.str()?));
         }
         for (bit, json) in [(3, &mut b.input), (4, &mut b.output), (5, &mut b.filters)] {
             if has(bit) {
-                *json = Some(Json::from_trusted(own(self.str()?)));
+                *json = Some(own.json(self.tape()?));
             }
         }
         if has(6) {
             for _ in 0..self.u32()? {
-                let candidate_id = own(self.str()?);
-                let reason = own(self.str()?);
+                let candidate_id = own.string(self.str()?);
+                let reason = own.string(self.str()?);
                 b.selection.push(Selection {
                     candidate_id,
                     reason,
@@ -451,14 +499,10 @@ impl Decoder<'_> {
             }
         }
         if has(7) {
-            b.reasoning = Some(own(self.str()?));
+            b.reasoning = Some(own.string(self.str()?));
         }
         if has(8) {
-            for _ in 0..self.u32()? {
-                let key = own(self.str()?);
-                let value = Json::from_trusted(own(self.str()?));
-                b.metadata.push((key, value));
-            }
+            self.pairs(own, &mut b.metadata)?;
         }
         if has(9) {
             b.candidates_in = Some(self.u64()?);
@@ -470,10 +514,10 @@ impl Decoder<'_> {
             for _ in 0..self.u32()? {
                 b.logs.push(LogLine {
                     at: self.i64()?,
-                    level: own(self.str()?),
-                    target: own(self.str()?),
-                    message: own(self.str()?),
-                    fields: Json::from_trusted(own(self.str()?)),
+                    level: own.string(self.str()?),
+                    target: own.string(self.str()?),
+                    message: own.string(self.str()?),
+                    fields: Json::from_trusted(own.string(self.str()?)),
                 });
             }
         }
@@ -487,13 +531,10 @@ impl Decoder<'_> {
         Some(capture)
     }
 
-    pub(crate) fn execution_start(
-        &mut self,
-        own: &mut impl FnMut(&str) -> String,
-    ) -> Option<DecodedExecutionStart> {
+    pub(crate) fn execution_start(&mut self, own: &mut impl Own) -> Option<DecodedExecutionStart> {
         let id = self.uuid()?;
         let started_at = self.i64()?;
-        let name = own(self.str()?);
+        let name = own.string(self.str()?);
         let n = self.u32()?;
         let mut tags = Vec::with_capacity(n.min(64) as usize);
         for _ in 0..n {
@@ -507,15 +548,21 @@ impl Decoder<'_> {
         })
     }
 
-    pub(crate) fn execution_end(&mut self) -> Option<DecodedExecutionEnd> {
+    pub(crate) fn execution_end(&mut self, own: &mut impl Own) -> Option<DecodedExecutionEnd> {
+        let id = self.uuid()?;
+        let completed_at = self.i64()?;
+        let status = self.status()?.unwrap_or(Status::Ok);
+        let error = self.opt_str()?.map(str::to_owned);
+        let mut metadata = Vec::new();
+        self.pairs(own, &mut metadata)?;
         Some(DecodedExecutionEnd {
-            id: self.uuid()?,
-            completed_at: self.i64()?,
-            status: self.status()?.unwrap_or(Status::Ok),
-            error: self.opt_str()?.map(str::to_owned),
-            metadata: self.opt_str()?.map(|s| Json::from_trusted(s.to_owned())),
-            input: self.opt_str()?.map(|s| Json::from_trusted(s.to_owned())),
-            output: self.opt_str()?.map(|s| Json::from_trusted(s.to_owned())),
+            id,
+            completed_at,
+            status,
+            error,
+            metadata,
+            input: self.opt_tape()?.map(|t| own.json(t)),
+            output: self.opt_tape()?.map(|t| own.json(t)),
             dropped: self.u64()?,
         })
     }
@@ -525,8 +572,15 @@ impl Decoder<'_> {
 mod tests {
     use super::*;
 
-    fn own(s: &str) -> String {
-        s.to_owned()
+    struct Copies;
+
+    impl Own for Copies {
+        fn string(&mut self, s: &str) -> String {
+            s.to_owned()
+        }
+        fn json(&mut self, tape: &[u8]) -> Json {
+            crate::tape::to_json(tape, Vec::new())
+        }
     }
 
     #[test]
@@ -543,12 +597,12 @@ mod tests {
             ended_at: Some(20),
             status: Some(Status::Error),
             error: Some("price feed timed out".into()),
-            input: Some(Json::from_trusted("{\"q\":\"stand\"}".into())),
+            input: Some(Tape::object([("q", &Tape::of("stand"))])),
             selection: vec![Selection {
                 candidate_id: "B0C".into(),
                 reason: "best match".into(),
             }],
-            metadata: vec![("model".into(), Json::from_trusted("\"gpt\"".into()))],
+            metadata: vec![("model".into(), Tape::of("gpt"))],
             candidates_in: Some(5000),
             logs: vec![LogLine {
                 at: 15,
@@ -569,14 +623,14 @@ mod tests {
         );
         assert_eq!((e.bytes[4], e.bytes[5]), (STEP_END, 0));
         let mut d = Decoder::new(&e.bytes[HEADER..]);
-        let read = d.step_head(&mut own).expect("head");
+        let read = d.step_head(&mut Copies).expect("head");
         assert_eq!((read.id, read.parent_id), (head.id, head.parent_id));
         assert_eq!(
             (read.name.as_str(), read.kind.as_deref()),
             ("filter_price", Some("filter"))
         );
         let mut out = StepBuffer::default();
-        let capture = d.step_end(&mut own, &mut out, || None).expect("end");
+        let capture = d.step_end(&mut Copies, &mut out, || None).expect("end");
         assert_eq!(capture, Capture::Cap(7));
         assert_eq!(out.error.as_deref(), Some("price feed timed out"));
         assert_eq!(
@@ -586,6 +640,7 @@ mod tests {
         assert_eq!(out.output, None);
         assert_eq!(out.selection[0].reason, "best match");
         assert_eq!(out.metadata[0].0, "model");
+        assert_eq!(out.metadata[0].1.as_str(), "\"gpt\"");
         assert_eq!((out.candidates_in, out.candidates_out), (Some(5000), None));
         assert_eq!(
             (out.logs[0].message.as_str(), out.logs_dropped),
@@ -600,8 +655,8 @@ mod tests {
         let mut e = Encoder::default();
         e.execution_start(Uuid::from_u128(9), 1, "run", &["nightly".into()]);
         let fields = &e.bytes[HEADER..e.bytes.len() - 1];
-        assert!(Decoder::new(fields).execution_start(&mut own).is_none());
-        let whole = Decoder::new(&e.bytes[HEADER..]).execution_start(&mut own);
+        assert!(Decoder::new(fields).execution_start(&mut Copies).is_none());
+        let whole = Decoder::new(&e.bytes[HEADER..]).execution_start(&mut Copies);
         assert_eq!(whole.expect("whole").tags, vec!["nightly".to_owned()]);
     }
 }

@@ -114,6 +114,16 @@ impl Reuse {
     }
 }
 
+impl codec::Own for Reuse {
+    fn string(&mut self, s: &str) -> String {
+        self.copy(s)
+    }
+
+    fn json(&mut self, tape: &[u8]) -> Json {
+        crate::tape::to_json(tape, self.spare.pop().unwrap_or_default().into_bytes())
+    }
+}
+
 /// How long a batch that fails with "database is locked" is retried before it counts as failed.
 const BUSY_RETRY_FOR: Duration = Duration::from_secs(30);
 
@@ -366,7 +376,7 @@ impl Worker {
                 return self.prepare(inner, side, reuse);
             }
             codec::STEP_START => {
-                let head = d.step_head(&mut |s| reuse.copy(s))?;
+                let head = d.step_head(reuse)?;
                 Record::StepStarted(StepStart {
                     id: head.id,
                     execution_id: head.execution_id,
@@ -377,7 +387,7 @@ impl Worker {
                 })
             }
             codec::EXECUTION_START => {
-                let start = d.execution_start(&mut |s| reuse.copy(s))?;
+                let start = d.execution_start(reuse)?;
                 let defaults = &self.defaults;
                 Record::ExecutionStarted(ExecutionStart {
                     id: start.id,
@@ -391,26 +401,26 @@ impl Worker {
                 })
             }
             codec::EXECUTION_END => {
-                let end = d.execution_end()?;
+                let end = d.execution_end(reuse)?;
                 Record::ExecutionFinished(ExecutionEnd {
                     id: end.id,
                     completed_at: end.completed_at,
                     status: end.status,
                     error: end.error,
-                    metadata: end.metadata,
+                    metadata: object_of(&end.metadata),
                     input: end.input,
                     output: end.output,
                     dropped_records: end.dropped,
                 })
             }
             codec::STEP_END => {
-                let head = d.step_head(&mut |s| reuse.copy(s))?;
+                let head = d.step_head(reuse)?;
                 let mut buffer = StepBuffer::default();
                 let arena = || match side() {
                     Some(Side::Arena(arena)) => Some(arena),
                     _ => None,
                 };
-                let capture = d.step_end(&mut |s| reuse.copy(s), &mut buffer, arena)?;
+                let capture = d.step_end(reuse, &mut buffer, arena)?;
                 let (record, rows) = finish_step(
                     head,
                     capture,
@@ -534,7 +544,7 @@ fn rows_of(record: &Record, native: Option<&StepRows>) -> usize {
 fn finish_step(
     head: DecodedHead,
     capture: Capture,
-    buffer: StepBuffer,
+    buffer: StepBuffer<Json>,
     reuse: &mut Reuse,
     recycler: &Recycler,
     native: bool,
