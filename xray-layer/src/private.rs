@@ -7,7 +7,7 @@
 //! let __xray = StepGuard::enter(span!(.., xray.step = "name", xray.kind = "filter", ..));
 //! if __xray.is_recording() {
 //!     let mut input = ObjectWriter::new();
-//!     input.push("arg", (&&&Arg(&arg)).__xray_arg());   // Serialize, else Debug, else a compile error
+//!     (&&&Arg(&arg)).__xray_arg_into(&mut input, "arg"); // Serialize, else Debug, else a compile error
 //!     __xray.set_input(input);
 //! }
 //! match run::<Ret, _>(|| body) {                          // catches a panic to record it
@@ -282,6 +282,16 @@ impl ObjectWriter {
         crate::recycle::give_buffer(value.into_bytes());
     }
 
+    /// Records `value` as the entry `name`, in place.
+    #[inline]
+    fn push_serialize<T: Serialize + ?Sized>(&mut self, name: &str, value: &T) {
+        self.object.entry(name).push(value);
+    }
+
+    fn push_debug<T: Debug + ?Sized>(&mut self, name: &str, value: &T) {
+        self.object.entry(name).push_debug(value);
+    }
+
     fn finish(self) -> Tape {
         self.object.finish()
     }
@@ -298,6 +308,7 @@ pub struct Arg<'a, T: ?Sized>(pub &'a T);
 /// Level 1: `Serialize` values are recorded through it.
 pub trait ViaSerialize {
     fn __xray_arg(&self) -> Tape;
+    fn __xray_arg_into(&self, object: &mut ObjectWriter, name: &str);
     fn __xray_output(&self) -> Tape;
 }
 
@@ -305,6 +316,10 @@ impl<T: Serialize + ?Sized> ViaSerialize for &&Arg<'_, T> {
     #[inline]
     fn __xray_arg(&self) -> Tape {
         Tape::of(self.0)
+    }
+    #[inline]
+    fn __xray_arg_into(&self, object: &mut ObjectWriter, name: &str) {
+        object.push_serialize(name, self.0);
     }
     #[inline]
     fn __xray_output(&self) -> Tape {
@@ -315,12 +330,16 @@ impl<T: Serialize + ?Sized> ViaSerialize for &&Arg<'_, T> {
 /// Level 2: `Debug` values become a string of their Debug text.
 pub trait ViaDebug {
     fn __xray_arg(&self) -> Tape;
+    fn __xray_arg_into(&self, object: &mut ObjectWriter, name: &str);
     fn __xray_output(&self) -> Tape;
 }
 
 impl<T: Debug + ?Sized> ViaDebug for &Arg<'_, T> {
     fn __xray_arg(&self) -> Tape {
         Tape::debug(self.0)
+    }
+    fn __xray_arg_into(&self, object: &mut ObjectWriter, name: &str) {
+        object.push_debug(name, self.0);
     }
     fn __xray_output(&self) -> Tape {
         Tape::debug(self.0)
@@ -349,6 +368,9 @@ pub trait ViaNothing<T: ?Sized> {
     fn __xray_arg(&self) -> Tape
     where
         T: RecordableArgument;
+    fn __xray_arg_into(&self, object: &mut ObjectWriter, name: &str)
+    where
+        T: RecordableArgument;
     fn __xray_output(&self) -> Tape
     where
         T: RecordableOutput;
@@ -360,6 +382,12 @@ impl<T: ?Sized> ViaNothing<T> for Arg<'_, T> {
         T: RecordableArgument,
     {
         Tape::string(std::any::type_name::<T>())
+    }
+    fn __xray_arg_into(&self, object: &mut ObjectWriter, name: &str)
+    where
+        T: RecordableArgument,
+    {
+        object.push(name, Tape::string(std::any::type_name::<T>()));
     }
     fn __xray_output(&self) -> Tape
     where

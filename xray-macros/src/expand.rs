@@ -276,7 +276,7 @@ fn rewrite(kind: Kind, options: &Options, function: &ItemFn) -> syn::Result<Toke
         let pushes = recorded.iter().map(|ident| {
             let name = key(ident);
             quote_spanned! {ident.span()=>
-                #writer.push(#name, (&&&::xray::__private::Arg(&#ident)).__xray_arg());
+                (&&&::xray::__private::Arg(&#ident)).__xray_arg_into(&mut #writer, #name);
             }
         });
         record.extend(quote! {
@@ -290,7 +290,7 @@ fn rewrite(kind: Kind, options: &Options, function: &ItemFn) -> syn::Result<Toke
             let name = &entry.key;
             let expr = &entry.value;
             quote_spanned! {expr.span()=>
-                #writer.push(#name, (&&&::xray::__private::Arg(&(#expr))).__xray_arg());
+                (&&&::xray::__private::Arg(&(#expr))).__xray_arg_into(&mut #writer, #name);
             }
         });
         record.extend(quote! {

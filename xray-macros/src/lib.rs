@@ -74,8 +74,8 @@
 //!         xray.step = "f", xray.kind = "", xray.capture = "", xray.constant = Empty));
 //!     if guard.is_recording() {
 //!         let mut input = ObjectWriter::new();
-//!         input.push("a", (&&&Arg(&a)).__xray_arg());   // Serialize, else Debug, else an error
-//!         input.push("b", (&&&Arg(&b)).__xray_arg());
+//!         (&&&Arg(&a)).__xray_arg_into(&mut input, "a"); // Serialize, else Debug, else an error
+//!         (&&&Arg(&b)).__xray_arg_into(&mut input, "b");
 //!         guard.set_input(input);
 //!     }
 //!     match run::<R, _>(|| { /* the original body */ }) {

@@ -96,17 +96,23 @@ impl Tape {
     /// [`Tape::of`].
     pub(crate) fn debug<T: fmt::Debug + ?Sized>(value: &T) -> Tape {
         let mut tape = Tape(crate::recycle::take_buffer());
+        tape.push_debug(value);
+        tape
+    }
+
+    /// Appends `value`'s `Debug` text (see [`Tape::debug`]).
+    pub(crate) fn push_debug<T: fmt::Debug + ?Sized>(&mut self, value: &T) {
+        let at = self.0.len();
         let recorded = crate::unwind::guarded("Debug", || {
-            record::record_display(&mut tape.0, format_args!("{value:?}"))
+            record::record_display(&mut self.0, format_args!("{value:?}"))
         });
         let failed = match recorded {
-            Ok(Ok(())) => return tape,
+            Ok(Ok(())) => return,
             Ok(Err(err)) => format!("<not recorded: {err}>"),
             Err(panic) => format!("<not recorded: {panic}>"),
         };
-        tape.0.clear();
-        tape.push_str(&failed);
-        tape
+        self.0.truncate(at);
+        self.push_str(&failed);
     }
 
     /// A string.
@@ -116,6 +122,7 @@ impl Tape {
         tape
     }
 
+    #[inline]
     fn push_str(&mut self, text: &str) {
         push_str(&mut self.0, text);
     }
@@ -158,28 +165,36 @@ impl fmt::Debug for Tape {
 }
 
 /// An object built key by key, in one buffer.
-pub(crate) struct ObjectTape(Vec<u8>);
+pub(crate) struct ObjectTape(Tape);
 
 impl ObjectTape {
     pub(crate) fn new() -> ObjectTape {
         let mut bytes = crate::recycle::take_buffer();
         bytes.push(tag::MAP);
-        ObjectTape(bytes)
+        ObjectTape(Tape(bytes))
     }
 
     /// Appends the entry `key`: `value`.
     pub(crate) fn push(&mut self, key: &str, value: &Tape) {
-        push_str(&mut self.0, key);
-        self.0.extend_from_slice(value.as_bytes());
+        self.0.push_str(key);
+        self.0 .0.extend_from_slice(value.as_bytes());
+    }
+
+    /// Appends the entry `key`, and returns the tape for its value, to record it in place.
+    #[inline]
+    pub(crate) fn entry(&mut self, key: &str) -> &mut Tape {
+        self.0.push_str(key);
+        &mut self.0
     }
 
     pub(crate) fn finish(mut self) -> Tape {
-        self.0.push(tag::END);
-        Tape(self.0)
+        self.0 .0.push(tag::END);
+        self.0
     }
 }
 
 /// Appends a string; one too long for a tape's length is cut (at a char boundary).
+#[inline]
 fn push_str(tape: &mut Vec<u8>, text: &str) {
     let mut end = text.len().min(u32::MAX as usize);
     while !text.is_char_boundary(end) {
