@@ -456,6 +456,47 @@ fn root_steps_one_after_another_each_get_a_run_of_their_own() {
     assert_eq!(failed, 4, "root_rank(1), (4), (100) and (103)");
 }
 
+/// A root step's run ends with it (one record carries both ends): the hooks see the step's
+/// end and then its run's, with the step's outcome, and the counts say two records each.
+#[test]
+fn a_root_steps_run_ends_right_after_it_in_the_hooks() {
+    use std::sync::{Arc, Mutex};
+    let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+    let (steps, runs) = (Arc::clone(&seen), Arc::clone(&seen));
+    let (layer, guard, _store) = xray::layer()
+        .memory()
+        .on_step_end(move |step| {
+            let mut seen = steps.lock().expect("lock");
+            seen.push(format!(
+                "step {} {}",
+                step.execution_id,
+                step.status.as_str()
+            ));
+        })
+        .on_execution_end(move |run| {
+            let mut seen = runs.lock().expect("lock");
+            seen.push(format!("run {} {}", run.id, run.status.as_str()));
+        })
+        .build_with_store()
+        .expect("build");
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        for n in 0..3 {
+            let _ = root_rank(n);
+        }
+    });
+    assert!(guard.flush());
+    let seen = seen.lock().expect("lock").clone();
+    assert_eq!(seen.len(), 6, "{seen:?}");
+    for (pair, status) in seen.chunks(2).zip(["ok", "error", "ok"]) {
+        let step = pair[0].strip_prefix("step ").expect("a step first");
+        let run = pair[1].strip_prefix("run ").expect("then its run");
+        assert_eq!(step, run, "{seen:?}");
+        assert!(run.ends_with(status), "{seen:?}");
+    }
+    let stats = guard.stats();
+    assert_eq!((stats.sent, stats.written), (12, 12), "{stats:?}");
+}
+
 /// A model call that never answers: its caller gives up on it.
 #[xray::step(kind = "llm")]
 async fn slow_judge(candidate: u32) -> bool {

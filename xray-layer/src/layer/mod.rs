@@ -176,21 +176,16 @@ impl XRayLayer {
         }
     }
 
+    /// Starts an execution of its own (an `#[xray::execution]`, an [`crate::Execution`]) and
+    /// queues its start record.
     fn start_execution(
         &self,
         id: uuid::Uuid,
         name: ExecutionName,
         tags: Vec<String>,
-        implicit: bool,
         now: i64,
     ) -> Arc<ExecutionState> {
-        let state = Arc::new(ExecutionState::new(id, implicit, name, tags, now));
-        self.announce_execution(&state);
-        state
-    }
-
-    /// Queues the start record of `execution`.
-    fn announce_execution(&self, execution: &ExecutionState) {
+        let execution = Arc::new(ExecutionState::new(id, false, name, tags, now));
         self.sink.send(&execution.dropped, 0, |encoder| {
             encoder.execution_start(
                 execution.id,
@@ -199,6 +194,7 @@ impl XRayLayer {
                 &execution.tags,
             );
         });
+        execution
     }
 
     /// The node of a new execution span under `parent`: a started execution, or `Skipped`
@@ -224,7 +220,6 @@ impl XRayLayer {
             execution_id,
             ExecutionName::Named(name),
             fields.tags,
-            false,
             now,
         ))
     }
@@ -246,7 +241,7 @@ impl XRayLayer {
             recycled => Start::Fresh(self.step_info(attrs), recycled),
         };
         let capture = start.info().capture.unwrap_or(self.defaults.capture);
-        let root;
+        let root_execution;
         let (execution, parent_id) = match parent {
             Some(Node::Step(p)) => (&p.execution, Some(p.id)),
             Some(Node::Execution(e)) => (e, None),
@@ -258,22 +253,22 @@ impl XRayLayer {
                     }
                     return Node::Skipped;
                 };
-                root = match start.restart_execution(execution_id, now) {
-                    Some(execution) => {
-                        self.announce_execution(&execution);
-                        execution
-                    }
-                    None => self.start_execution(
-                        execution_id,
-                        ExecutionName::Step(Arc::clone(start.info())),
-                        Vec::new(),
-                        true,
-                        now,
-                    ),
-                };
-                (&root, None)
+                // Its implicit execution: started by the step's start record.
+                root_execution = start
+                    .restart_execution(execution_id, now)
+                    .unwrap_or_else(|| {
+                        Arc::new(ExecutionState::new(
+                            execution_id,
+                            true,
+                            ExecutionName::Step(Arc::clone(start.info())),
+                            Vec::new(),
+                            now,
+                        ))
+                    });
+                (&root_execution, None)
             }
         };
+        let root = parent.is_none();
         let step = StepState::start(
             NewStep {
                 id: ids::new_id(now),
@@ -288,9 +283,12 @@ impl XRayLayer {
             },
             start,
         );
-        self.sink.send(&step.execution.dropped, 0, |encoder| {
-            encoder.step_start(&step.head());
-        });
+        // A root step's start starts its run too: two records, both lost if refused.
+        let records = if root { 2 } else { 1 };
+        self.sink
+            .send_records(&step.execution.dropped, records, records, 0, |encoder| {
+                encoder.step_start(&step.head(), root);
+            });
         Node::Step(step)
     }
 
@@ -450,8 +448,7 @@ where
         match node {
             Some(Node::Step(step)) => {
                 let now = now_us();
-                step.close(now, &self.sink);
-                if step.execution.implicit {
+                if step.close(now, &self.sink) {
                     self.finish_execution(&step.execution, now);
                 }
                 // Reused by this thread's next step, unless a handle still refers to it.

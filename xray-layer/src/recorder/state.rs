@@ -397,29 +397,47 @@ impl StepState {
     /// into that thread's lane (so the writer never reads this state, and it can be reused as
     /// soon as nothing else refers to it). Called once, from the layer's `on_close`; later
     /// records through handles are counted as dropped.
-    pub(crate) fn close(&self, now: i64, sink: &Sink) {
+    ///
+    /// A root step's record ends its implicit execution too ([`codec::ROOT_STEP_END`]).
+    /// Returns `true` when that execution is left to end (its record was refused: the caller
+    /// sends the execution's end alone, which a lane with room for a small record still takes).
+    ///
+    /// [`codec::ROOT_STEP_END`]: crate::writer::codec::ROOT_STEP_END
+    pub(crate) fn close(&self, now: i64, sink: &Sink) -> bool {
         let mut buffer = self.buffer();
         if buffer.closed {
-            return;
+            return false;
         }
         buffer.closed = true;
         self.closed.store(true, Ordering::Release);
         let ended_at = *buffer.ended_at.get_or_insert(now);
-        if self.execution.implicit {
-            let mut outcome = self.execution.outcome();
-            outcome.status = Some(buffer.status.unwrap_or(Status::Ok));
-            outcome.error.clone_from(&buffer.error);
-            outcome.ended_at = Some(ended_at);
-        }
         let rows = buffer.evaluations.rows();
         let capture = self.capture;
-        sink.send(&self.execution.dropped, rows, |encoder| {
-            encoder.step_end(&self.head(), capture, &mut buffer);
-        });
+        let head = self.head();
+        let run_left = if self.execution.implicit {
+            let dropped = self.execution.dropped.load(Ordering::Relaxed);
+            // Two records; if refused, only the step's end is lost: the run's is sent again.
+            let sent = sink.send_records(&self.execution.dropped, 2, 1, rows, |encoder| {
+                encoder.step_end(&head, capture, &mut buffer, Some(dropped));
+            });
+            if !sent {
+                let mut outcome = self.execution.outcome();
+                outcome.status = Some(buffer.status.unwrap_or(Status::Ok));
+                outcome.error.clone_from(&buffer.error);
+                outcome.ended_at = Some(ended_at);
+            }
+            !sent
+        } else {
+            sink.send(&self.execution.dropped, rows, |encoder| {
+                encoder.step_end(&head, capture, &mut buffer, None);
+            });
+            false
+        };
         // The arena went with the record (or was dropped with it); the rest is emptied here,
         // its memory kept for the next step that reuses this state.
         buffer.evaluations = EvalArena::default();
         buffer.empty();
+        run_left
     }
 
     /// The step's identity, as its records carry it.

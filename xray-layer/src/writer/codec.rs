@@ -32,6 +32,22 @@ pub(crate) const STEP_START: u8 = 3;
 pub(crate) const STEP_END: u8 = 4;
 /// A record moved whole into the side queue.
 pub(crate) const BIG: u8 = 5;
+/// A root step's start, which starts the implicit execution it runs in (named after the
+/// step, with no tags): the fields of a [`STEP_START`]. The writer makes both records of it,
+/// so a root step costs the recording thread one record less.
+pub(crate) const ROOT_STEP_START: u8 = 6;
+/// A root step's end, which ends its implicit execution (with the step's status, error and
+/// end time): the fields of a [`STEP_END`], then the execution's count of dropped records.
+pub(crate) const ROOT_STEP_END: u8 = 7;
+
+/// How many records a lane record with `tag` holds (what the counts of records sent, written
+/// and failed count).
+pub(crate) fn records_in(tag: u8) -> u64 {
+    match tag {
+        ROOT_STEP_START | ROOT_STEP_END => 2,
+        _ => 1,
+    }
+}
 
 /// The bytes of a record before its fields.
 pub(crate) const HEADER: usize = 6;
@@ -184,16 +200,29 @@ impl Encoder {
         self.opt_str(head.kind);
     }
 
-    pub(crate) fn step_start(&mut self, head: &StepHead<'_>) {
-        self.begin(STEP_START);
+    /// A step's start; `root`: it starts its implicit execution too ([`ROOT_STEP_START`]).
+    pub(crate) fn step_start(&mut self, head: &StepHead<'_>, root: bool) {
+        self.begin(if root { ROOT_STEP_START } else { STEP_START });
         self.step_head(head);
         self.finish();
     }
 
     /// A step's end, with everything it recorded. The buffer's evaluations are moved into the
     /// side queue; the rest is copied, so the buffer keeps its memory for the next step.
-    pub(crate) fn step_end(&mut self, head: &StepHead<'_>, capture: Capture, b: &mut StepBuffer) {
-        self.begin(STEP_END);
+    /// `run_dropped`: the step ends its implicit execution too, whose count of dropped records
+    /// this is ([`ROOT_STEP_END`]).
+    pub(crate) fn step_end(
+        &mut self,
+        head: &StepHead<'_>,
+        capture: Capture,
+        b: &mut StepBuffer,
+        run_dropped: Option<u64>,
+    ) {
+        self.begin(if run_dropped.is_some() {
+            ROOT_STEP_END
+        } else {
+            STEP_END
+        });
         let json_len = |t: &Option<Tape>| t.as_ref().map_or(0, |t| t.as_bytes().len());
         self.bytes.reserve(
             96 + head.name.len()
@@ -271,6 +300,9 @@ impl Encoder {
             self.sides
                 .push(Side::Arena(std::mem::take(&mut b.evaluations)));
         }
+        if let Some(dropped) = run_dropped {
+            self.u64(dropped);
+        }
         self.finish();
     }
 
@@ -337,7 +369,7 @@ impl<'a> Decoder<'a> {
         self.take(4)?.try_into().ok().map(u32::from_le_bytes)
     }
 
-    fn u64(&mut self) -> Option<u64> {
+    pub(crate) fn u64(&mut self) -> Option<u64> {
         self.take(8)?.try_into().ok().map(u64::from_le_bytes)
     }
 
@@ -616,7 +648,7 @@ mod tests {
             ..StepBuffer::default()
         };
         let mut e = Encoder::default();
-        e.step_end(&head, Capture::Cap(7), &mut b);
+        e.step_end(&head, Capture::Cap(7), &mut b, None);
         assert_eq!(
             e.bytes.len() - 4,
             u32::from_le_bytes(e.bytes[..4].try_into().expect("4 bytes")) as usize

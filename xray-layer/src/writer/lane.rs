@@ -16,7 +16,7 @@
 //! [`Lanes::count_lost`] (what the writer's last read did not find; called by the writer as it
 //! stops, and by the stats for what comes later), so every record is written or counted.
 
-use super::codec::{Encoder, Side, HEADER};
+use super::codec::{records_in, Encoder, Side, BIG, HEADER};
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -157,8 +157,10 @@ impl Lanes {
     /// Runs `encode` with this thread's encoder, then publishes the record into this thread's
     /// lane. `wait` is called while the lane is full, until it returns `false` (then the
     /// record is refused); `wake` when the lane has gathered enough for the writer to read.
+    /// `records`: how many records the writer makes of it ([`super::codec::records_in`]).
     pub(crate) fn publish(
         &self,
+        records: u64,
         rows: usize,
         encode: impl FnOnce(&mut Encoder),
         mut wait: impl FnMut() -> bool,
@@ -190,7 +192,7 @@ impl Lanes {
             }
             // Counted before it can be written: `written` never passes `sent`. (The room was
             // checked above, and only this thread fills the lane: the pushes succeed.)
-            lane.sent += 1;
+            lane.sent += records;
             lane.shared_sent.store(lane.sent, Ordering::Relaxed);
             // The sides first: when the writer reads the record, they are there.
             for side in encoder.sides.drain(..) {
@@ -290,13 +292,19 @@ impl Lanes {
         let mut n = 0;
         for lane in lost.iter_mut() {
             lane.budget = usize::MAX;
-            loop {
-                let read = lane.read(&mut chunk, usize::MAX, |_, _| true);
-                if read == 0 {
-                    break;
-                }
-                n += read as u64;
-            }
+            let mut count = |raw: RawRecord<'_>, side: &mut dyn FnMut() -> Option<Side>| {
+                // A big record's own tag is that of the record it moved into its side item.
+                let tag = match (raw.tag, raw.tag == BIG && raw.sides > 0) {
+                    (_, true) => match side() {
+                        Some(Side::Big(bytes)) => bytes.get(4).copied().unwrap_or(BIG),
+                        _ => BIG,
+                    },
+                    (tag, false) => tag,
+                };
+                n += records_in(tag);
+                true
+            };
+            while lane.read(&mut chunk, usize::MAX, &mut count) > 0 {}
         }
         n
     }
@@ -482,6 +490,7 @@ mod tests {
             rows: usize::MAX,
         };
         lanes.publish(
+            1,
             0,
             |e| {
                 e.begin(tag);

@@ -136,6 +136,20 @@ impl Sink {
         rows: usize,
         encode: impl FnOnce(&mut Encoder),
     ) -> bool {
+        self.send_records(execution_dropped, 1, 1, rows, encode)
+    }
+
+    /// [`Sink::send`] for a record the writer makes `records` records of (a root step's start
+    /// or end, which starts or ends its run too): `records` are counted as sent, or
+    /// `dropped_if_refused` as dropped (fewer when the caller sends part of it again alone).
+    pub(crate) fn send_records(
+        &self,
+        execution_dropped: &AtomicU64,
+        records: u64,
+        dropped_if_refused: u64,
+        rows: usize,
+        encode: impl FnOnce(&mut Encoder),
+    ) -> bool {
         let block = self.backpressure == Backpressure::Block
             // The writer itself (a hook that runs an instrumented function under a global
             // subscriber) would wait for room only it can make: it drops instead.
@@ -154,12 +168,15 @@ impl Sink {
         };
         match self
             .lanes
-            .publish(rows, encode, wait, &wake_at, || self.wake())
+            .publish(records, rows, encode, wait, &wake_at, || self.wake())
         {
             Ok(()) => true,
             Err(_) => {
-                self.counters.app.dropped.fetch_add(1, Ordering::Relaxed);
-                execution_dropped.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .app
+                    .dropped
+                    .fetch_add(dropped_if_refused, Ordering::Relaxed);
+                execution_dropped.fetch_add(dropped_if_refused, Ordering::Relaxed);
                 false
             }
         }

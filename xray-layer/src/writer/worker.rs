@@ -332,13 +332,26 @@ impl Worker {
     fn read(&self, lanes: &mut LaneSet, read: &mut Read, max: usize) {
         let mut chunk = std::mem::take(&mut read.chunk);
         lanes.read(&self.lanes, &mut chunk, max, |record, side| {
+            let records = codec::records_in(record.tag);
             match self.prepare(record, side, &mut read.reuse) {
                 Some(prepared) => {
-                    read.pending_rows += rows_of(&prepared.0, prepared.1.as_deref());
-                    read.pending.push_back(prepared);
+                    // A root step's run starts before the step, and ends after it.
+                    let Prepared {
+                        run_start,
+                        record,
+                        rows,
+                        run_end,
+                    } = prepared;
+                    read.pending_rows += rows_of(&record, rows.as_deref());
+                    read.pending.extend(run_start.map(|start| (start, None)));
+                    read.pending.push_back((record, rows));
+                    read.pending.extend(run_end.map(|end| (end, None)));
                 }
                 None => {
-                    self.counters.writer.failed.fetch_add(1, Ordering::Relaxed);
+                    self.counters
+                        .writer
+                        .failed
+                        .fetch_add(records, Ordering::Relaxed);
                 }
             }
             // Decoded evaluations take memory: no more than a batch's worth waits.
@@ -364,10 +377,10 @@ impl Worker {
         raw: RawRecord<'_>,
         side: &mut dyn FnMut() -> Option<Side>,
         reuse: &mut Reuse,
-    ) -> Option<(Record, Option<Box<StepRows>>)> {
+    ) -> Option<Prepared> {
         let mut d = Decoder::new(raw.fields);
-        let mut native = None;
-        let mut record = match raw.tag {
+        let (mut run_start, mut run_end, mut rows) = (None, None, None);
+        let record = match raw.tag {
             codec::BIG => {
                 let Some(Side::Big(bytes)) = side() else {
                     return None;
@@ -375,8 +388,19 @@ impl Worker {
                 let inner = Records::new(&bytes).next()?;
                 return self.prepare(inner, side, reuse);
             }
-            codec::STEP_START => {
+            codec::STEP_START | codec::ROOT_STEP_START => {
                 let head = d.step_head(reuse)?;
+                if raw.tag == codec::ROOT_STEP_START {
+                    // The run a root step starts: named after it, no tags.
+                    let name = reuse.copy(&head.name);
+                    run_start = Some(self.execution_started(
+                        head.execution_id,
+                        name,
+                        head.started_at,
+                        Vec::new(),
+                        reuse,
+                    ));
+                }
                 Record::StepStarted(StepStart {
                     id: head.id,
                     execution_id: head.execution_id,
@@ -388,17 +412,7 @@ impl Worker {
             }
             codec::EXECUTION_START => {
                 let start = d.execution_start(reuse)?;
-                let defaults = &self.defaults;
-                Record::ExecutionStarted(ExecutionStart {
-                    id: start.id,
-                    name: start.name,
-                    started_at: start.started_at,
-                    tags: start.tags,
-                    metadata: Json::from_trusted(reuse.copy("{}")),
-                    service: defaults.service.clone(),
-                    host: defaults.host.clone(),
-                    pid: Some(defaults.pid),
-                })
+                self.execution_started(start.id, start.name, start.started_at, start.tags, reuse)
             }
             codec::EXECUTION_END => {
                 let end = d.execution_end(reuse)?;
@@ -413,7 +427,7 @@ impl Worker {
                     dropped_records: end.dropped,
                 })
             }
-            codec::STEP_END => {
+            codec::STEP_END | codec::ROOT_STEP_END => {
                 let head = d.step_head(reuse)?;
                 let mut buffer = StepBuffer::default();
                 let arena = || match side() {
@@ -421,7 +435,7 @@ impl Worker {
                     _ => None,
                 };
                 let capture = d.step_end(reuse, &mut buffer, arena)?;
-                let (record, rows) = finish_step(
+                let (record, native) = finish_step(
                     head,
                     capture,
                     buffer,
@@ -429,7 +443,20 @@ impl Worker {
                     &self.recycler,
                     self.native.is_some(),
                 );
-                native = rows.map(|mut rows| {
+                if raw.tag == codec::ROOT_STEP_END {
+                    // The run a root step ends, as the step ended.
+                    run_end = Some(Record::ExecutionFinished(ExecutionEnd {
+                        id: record.execution_id,
+                        completed_at: record.ended_at.unwrap_or(record.started_at),
+                        status: record.status,
+                        error: record.error.clone(),
+                        metadata: None,
+                        input: None,
+                        output: None,
+                        dropped_records: d.u64()?,
+                    }));
+                }
+                rows = native.map(|mut rows| {
                     rows.snapshot_cap = self.pipeline.max_payload_bytes;
                     rows
                 });
@@ -437,8 +464,43 @@ impl Worker {
             }
             _ => return None,
         };
-        self.pipeline.process(&mut record, &self.counters);
-        Some((record, native))
+        let mut prepared = Prepared {
+            run_start,
+            record,
+            rows,
+            run_end,
+        };
+        // In the order they are written: hooks see a step end before its run's.
+        if let Some(start) = &mut prepared.run_start {
+            self.pipeline.process(start, &self.counters);
+        }
+        self.pipeline.process(&mut prepared.record, &self.counters);
+        if let Some(end) = &mut prepared.run_end {
+            self.pipeline.process(end, &self.counters);
+        }
+        Some(prepared)
+    }
+
+    /// An execution's start record, with this process's service, host and pid.
+    fn execution_started(
+        &self,
+        id: uuid::Uuid,
+        name: String,
+        started_at: i64,
+        tags: Vec<String>,
+        reuse: &mut Reuse,
+    ) -> Record {
+        let defaults = &self.defaults;
+        Record::ExecutionStarted(ExecutionStart {
+            id,
+            name,
+            started_at,
+            tags,
+            metadata: Json::from_trusted(reuse.copy("{}")),
+            service: defaults.service.clone(),
+            host: defaults.host.clone(),
+            pid: Some(defaults.pid),
+        })
     }
 
     /// Writes `batch`, with the repairs that earlier failed batches left (see
@@ -502,6 +564,15 @@ impl Worker {
             *reported = now;
         }
     }
+}
+
+/// What one lane record is prepared into: a record (and the evaluations of a step's end, kept
+/// in their arena for the native store), and for a root step's start or end, its run's.
+struct Prepared {
+    run_start: Option<Record>,
+    record: Record,
+    rows: Option<Box<StepRows>>,
+    run_end: Option<Record>,
 }
 
 /// What the writer reads the lanes into.
