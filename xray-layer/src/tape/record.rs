@@ -80,25 +80,29 @@ impl Recorder<'_> {
 
     #[inline]
     fn fixed<const N: usize>(&mut self, tag: u8, bytes: [u8; N]) {
-        self.tape.reserve(1 + N);
-        self.tape.push(tag);
-        self.tape.extend_from_slice(&bytes);
+        // One copy of tag and payload (N is 4, 8 or 16).
+        let mut record = [0u8; 17];
+        record[0] = tag;
+        record[1..=N].copy_from_slice(&bytes);
+        self.tape.extend_from_slice(&record[..=N]);
     }
 
     #[inline]
     fn bytes(&mut self, tag: u8, bytes: &[u8]) -> Result<(), RecordError> {
-        let len = u32::try_from(bytes.len()).map_err(|_| {
-            RecordError(format!(
-                "a value of {} bytes is too long to record",
-                bytes.len()
-            ))
-        })?;
+        let Ok(len) = u32::try_from(bytes.len()) else {
+            return Err(too_long(bytes.len()));
+        };
+        let [a, b, c, d] = len.to_le_bytes();
         self.tape.reserve(5 + bytes.len());
-        self.tape.push(tag);
-        self.tape.extend_from_slice(&len.to_le_bytes());
+        self.tape.extend_from_slice(&[tag, a, b, c, d]);
         self.tape.extend_from_slice(bytes);
         Ok(())
     }
+}
+
+#[cold]
+fn too_long(len: usize) -> RecordError {
+    RecordError(format!("a value of {len} bytes is too long to record"))
 }
 
 #[inline]
