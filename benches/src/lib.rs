@@ -70,9 +70,18 @@ pub fn instrumented_filter(query: &Query) -> u64 {
     work(query)
 }
 
+/// Steps timed in one go by [`timed_xray_steps`] before the writer is waited for (untimed).
+///
+/// Into a [`NullStore`] the application thread makes steps faster than the writer thread turns
+/// their recorded values into JSON: a criterion sample of hundreds of thousands of steps in a
+/// row would fill the queue and have records dropped, which would make a step look cheaper than
+/// it is (a refused record costs less). Within a chunk the writer keeps up.
+pub const STEP_CHUNK: u64 = 10_000;
+
 /// Times `iters` calls of [`xray_filter`] (inside an entered execution when `nested`) under the
-/// current subscriber, then (not timed) waits for the writer behind `guard` and checks that no
-/// record was dropped or failed, so that a full queue cannot make a step look cheaper than it is.
+/// current subscriber, [`STEP_CHUNK`] at a time, waiting (untimed) for the writer behind
+/// `guard` after each chunk; then checks that no record was dropped or failed, so that a full
+/// queue cannot make a step look cheaper than it is.
 pub fn timed_xray_steps(
     iters: u64,
     query: &Query,
@@ -80,17 +89,23 @@ pub fn timed_xray_steps(
     guard: &xray::XRayGuard,
 ) -> std::time::Duration {
     use std::hint::black_box;
-    let run = nested.then(|| xray::Execution::start("bench").enter());
-    let start = std::time::Instant::now();
-    for _ in 0..iters {
-        black_box(xray_filter(black_box(query)));
+    let mut elapsed = std::time::Duration::ZERO;
+    let mut left = iters;
+    while left > 0 {
+        let chunk = left.min(STEP_CHUNK);
+        left -= chunk;
+        let run = nested.then(|| xray::Execution::start("bench").enter());
+        let start = std::time::Instant::now();
+        for _ in 0..chunk {
+            black_box(xray_filter(black_box(query)));
+        }
+        elapsed += start.elapsed();
+        drop(run);
+        assert!(
+            guard.flush_timeout(std::time::Duration::from_secs(60)),
+            "the writer did not catch up"
+        );
     }
-    let elapsed = start.elapsed();
-    drop(run);
-    assert!(
-        guard.flush_timeout(std::time::Duration::from_secs(60)),
-        "the writer did not catch up"
-    );
     let stats = guard.stats();
     assert_eq!(stats.dropped, 0, "records were dropped: {stats:?}");
     assert_eq!(stats.failed, 0, "records failed: {stats:?}");

@@ -268,7 +268,8 @@ impl Worker {
                 batch.rows.push(None);
             }
             let mut held = Vec::new();
-            let mut ended = HashSet::new();
+            let ended = &mut read.ended;
+            ended.clear();
             let mut rows = 0usize;
             while batch.records.len() < self.batch_size && rows < self.max_rows() {
                 let Some((record, native)) = read.pending.pop_front() else {
@@ -589,6 +590,8 @@ struct Read {
     /// disk), no start-only row of a step that ended is left behind, running forever. A
     /// running step shows in the viewer one batch (or one flush interval) later.
     held: Vec<Record>,
+    /// The steps whose end is in the batch being made (kept for its memory).
+    ended: HashSet<uuid::Uuid, crate::capture::FxBuild>,
     reuse: Reuse,
 }
 
