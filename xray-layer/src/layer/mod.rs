@@ -22,7 +22,9 @@ use crate::ids;
 use crate::model::{now_us, LogLine};
 use crate::recorder::current;
 use crate::recorder::state::SpanInfo;
-use crate::recorder::state::{ExecutionName, ExecutionState, NewStep, Node, Start, StepState};
+use crate::recorder::state::{
+    ExecutionName, ExecutionState, NewStep, Node, Start, StepRun, StepState,
+};
 use crate::writer::Sink;
 use fields::{EventFields, SameAs, XrayFields};
 use std::cell::RefCell;
@@ -236,15 +238,14 @@ impl XRayLayer {
             return Node::Skipped;
         }
         let callsite = std::ptr::from_ref(attrs.metadata()) as usize;
-        let mut start = match self.sink.recycler.take_step() {
+        let start = match self.sink.recycler.take_step() {
             Some(state) if state.callsite == callsite && state.info.constant => Start::Reuse(state),
             recycled => Start::Fresh(self.step_info(attrs), recycled),
         };
         let capture = start.info().capture.unwrap_or(self.defaults.capture);
-        let root_execution;
-        let (execution, parent_id) = match parent {
-            Some(Node::Step(p)) => (&p.execution, Some(p.id)),
-            Some(Node::Execution(e)) => (e, None),
+        let (run, parent_id) = match parent {
+            Some(Node::Step(p)) => (StepRun::In(&p.execution), Some(p.id)),
+            Some(Node::Execution(e)) => (StepRun::In(e), None),
             Some(Node::Skipped) => return Node::Skipped,
             None => {
                 let Some(execution_id) = self.sampled_id(now) else {
@@ -254,25 +255,14 @@ impl XRayLayer {
                     return Node::Skipped;
                 };
                 // Its implicit execution: started by the step's start record.
-                root_execution = start
-                    .restart_execution(execution_id, now)
-                    .unwrap_or_else(|| {
-                        Arc::new(ExecutionState::new(
-                            execution_id,
-                            true,
-                            ExecutionName::Step(Arc::clone(start.info())),
-                            Vec::new(),
-                            now,
-                        ))
-                    });
-                (&root_execution, None)
+                (StepRun::Root(execution_id), None)
             }
         };
         let root = parent.is_none();
         let step = StepState::start(
             NewStep {
                 id: ids::new_id(now),
-                execution,
+                run,
                 parent_id,
                 callsite,
                 started_at: now,

@@ -255,26 +255,6 @@ impl Start {
         }
     }
 
-    /// The implicit execution of the root step this thread ran last, restarted as execution
-    /// `id` for a new root step, when nothing but the idle state this brings refers to it.
-    /// The new step's state then finds it already in place.
-    pub(crate) fn restart_execution(&mut self, id: Uuid, now: i64) -> Option<Arc<ExecutionState>> {
-        let (fresh_info, state) = match self {
-            Start::Reuse(state) => (None, state),
-            Start::Fresh(info, Some(state)) => (Some(&*info), state),
-            Start::Fresh(_, None) => return None,
-        };
-        let StepState {
-            info, execution, ..
-        } = Arc::get_mut(state)?;
-        let execution_state = Arc::get_mut(execution)?;
-        if !execution_state.implicit {
-            return None;
-        }
-        execution_state.restart_implicit(id, fresh_info.unwrap_or(info), now);
-        Some(Arc::clone(execution))
-    }
-
     /// The state it brings, if any, for when no step starts after all.
     pub(crate) fn into_state(self) -> Option<Arc<StepState>> {
         match self {
@@ -284,13 +264,35 @@ impl Start {
     }
 }
 
+/// A new implicit execution: the run of a root step of `info`'s callsite.
+fn implicit_execution(id: Uuid, info: &Arc<SpanInfo>, now: i64) -> Arc<ExecutionState> {
+    Arc::new(ExecutionState::new(
+        id,
+        true,
+        ExecutionName::Step(Arc::clone(info)),
+        Vec::new(),
+        now,
+    ))
+}
+
 /// A shared reference to a running step.
 pub(crate) type StepRef = Arc<StepState>;
+
+/// The run a new step belongs to.
+#[derive(Clone, Copy)]
+pub(crate) enum StepRun<'a> {
+    /// The run of the step or execution above it.
+    In(&'a Arc<ExecutionState>),
+    /// A run of its own, with this id: an implicit execution named after the step, started by
+    /// its start record and ended with it. The implicit execution of the root step the reused
+    /// state ran last is restarted in place when nothing else refers to it.
+    Root(Uuid),
+}
 
 /// What a new step is made of.
 pub(crate) struct NewStep<'a> {
     pub(crate) id: Uuid,
-    pub(crate) execution: &'a Arc<ExecutionState>,
+    pub(crate) run: StepRun<'a>,
     pub(crate) parent_id: Option<Uuid>,
     /// The address of the span's metadata.
     pub(crate) callsite: usize,
@@ -311,16 +313,26 @@ impl StepState {
         if let Some(mut state) = recycled {
             if let Some(s) = Arc::get_mut(&mut state) {
                 s.id = step.id;
-                s.execution_id = step.execution.id;
-                // A pipeline's steps follow one another in one execution: the execution already
-                // there is kept, without touching its count.
-                if !Arc::ptr_eq(&s.execution, step.execution) {
-                    s.execution = Arc::clone(step.execution);
-                }
                 s.parent_id = step.parent_id;
                 if let Some(info) = info {
                     s.info = info;
                 }
+                match step.run {
+                    // A pipeline's steps follow one another in one execution: the execution
+                    // already there is kept, without touching its count.
+                    StepRun::In(execution) => {
+                        if !Arc::ptr_eq(&s.execution, execution) {
+                            s.execution = Arc::clone(execution);
+                        }
+                    }
+                    StepRun::Root(id) => match Arc::get_mut(&mut s.execution) {
+                        Some(last) if last.implicit => {
+                            last.restart_implicit(id, &s.info, step.started_at);
+                        }
+                        _ => s.execution = implicit_execution(id, &s.info, step.started_at),
+                    },
+                }
+                s.execution_id = s.execution.id;
                 s.callsite = step.callsite;
                 s.started_at = step.started_at;
                 s.capture = step.capture;
@@ -347,10 +359,14 @@ impl StepState {
     }
 
     fn empty(step: NewStep<'_>, info: Arc<SpanInfo>) -> StepState {
+        let execution = match step.run {
+            StepRun::In(execution) => Arc::clone(execution),
+            StepRun::Root(id) => implicit_execution(id, &info, step.started_at),
+        };
         StepState {
             id: step.id,
-            execution_id: step.execution.id,
-            execution: Arc::clone(step.execution),
+            execution_id: execution.id,
+            execution,
             parent_id: step.parent_id,
             info,
             callsite: step.callsite,
