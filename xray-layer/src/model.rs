@@ -27,17 +27,9 @@ impl Json {
     /// error. A `Serialize` that panics does not unwind into the caller: the value is kept as a
     /// string with the panic's message.
     pub fn from_serialize<T: Serialize + ?Sized>(value: &T) -> Json {
-        // A string the writer thread gave back, when this thread has one: its memory was
-        // allocated by an application thread and goes on being reused rather than being freed
-        // on the writer thread (see `recycle`).
-        let mut buf = crate::recycle::take_buffer();
-        match crate::unwind::guarded("Serialize", || serde_json::to_writer(&mut buf, value)) {
-            // SAFETY: `buf` came from `String::into_bytes` and was only written by
-            // `serde_json::to_writer`, which writes UTF-8 and nothing else: every string goes
-            // through `serialize_str` (a `&str`), everything else is ASCII. `serde_json::to_string`
-            // relies on the same. A `Serialize` that failed or panicked half way is not used, and
-            // even its partial output would be whole `&str`s. (Checking cost ~20 ns a step.)
-            Ok(Ok(())) => Json(unsafe { String::from_utf8_unchecked(buf) }),
+        // (Steps record their values as tapes, not through this: see `crate::tape`.)
+        match crate::unwind::guarded("Serialize", || serde_json::to_string(value)) {
+            Ok(Ok(text)) => Json(text),
             Ok(Err(err)) => Json::string(&format!("<not serializable: {err}>")),
             Err(panic) => Json::string(&format!("<not recorded: {panic}>")),
         }

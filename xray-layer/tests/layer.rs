@@ -456,6 +456,46 @@ fn root_steps_one_after_another_each_get_a_run_of_their_own() {
     assert_eq!(failed, 4, "root_rank(1), (4), (100) and (103)");
 }
 
+#[xray::step(kind = "llm")]
+fn flaky_judge(n: u32) -> Result<u32, String> {
+    Err(format!("model timeout on {n}"))
+}
+
+#[xray::step(kind = "rank")]
+fn rank_with_fallback(n: u32) -> u32 {
+    flaky_judge(n).unwrap_or(0)
+}
+
+/// The steps under a root step leave its run to it: the run ends once, when the root step
+/// ends, with the root step's outcome (here ok, though a step under it failed).
+#[test]
+fn a_root_steps_run_ends_once_with_the_root_step_not_with_the_steps_under_it() {
+    use std::sync::{Arc, Mutex};
+    let ends = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&ends);
+    let (layer, guard, store) = xray::layer()
+        .memory()
+        .on_execution_end(move |run| {
+            let mut seen = seen.lock().expect("lock");
+            seen.push((run.id, run.status.as_str().to_owned()));
+        })
+        .build_with_store()
+        .expect("build");
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        rank_with_fallback(7);
+    });
+    assert!(guard.flush());
+    let ends = ends.lock().expect("lock").clone();
+    assert_eq!(ends.len(), 1, "one end for the run: {ends:?}");
+    let (run, status) = &ends[0];
+    assert_eq!(status, "ok");
+    let detail = store.execution(*run).expect("query").expect("the run");
+    assert_eq!(detail.execution.status.as_str(), "ok");
+    assert_eq!(detail.steps.len(), 2);
+    let stats = guard.stats();
+    assert_eq!((stats.sent, stats.written), (6, 6), "{stats:?}");
+}
+
 /// A root step's run ends with it (one record carries both ends): the hooks see the step's
 /// end and then its run's, with the step's outcome, and the counts say two records each.
 #[test]

@@ -414,7 +414,8 @@ impl StepState {
     /// soon as nothing else refers to it). Called once, from the layer's `on_close`; later
     /// records through handles are counted as dropped.
     ///
-    /// A root step's record ends its implicit execution too ([`codec::ROOT_STEP_END`]).
+    /// A root step's record ends its implicit execution too ([`codec::ROOT_STEP_END`]); the
+    /// steps under it leave the run to it.
     /// Returns `true` when that execution is left to end (its record was refused: the caller
     /// sends the execution's end alone, which a lane with room for a small record still takes).
     ///
@@ -430,7 +431,8 @@ impl StepState {
         let rows = buffer.evaluations.rows();
         let capture = self.capture;
         let head = self.head();
-        let run_left = if self.execution.implicit {
+        // The root step of an implicit execution ends it (the steps under it do not).
+        let run_left = if self.execution.implicit && self.parent_id.is_none() {
             let dropped = self.execution.dropped.load(Ordering::Relaxed);
             // Two records; if refused, only the step's end is lost: the run's is sent again.
             let sent = sink.send_records(&self.execution.dropped, 2, 1, rows, |encoder| {

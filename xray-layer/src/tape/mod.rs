@@ -7,7 +7,12 @@
 //! strings and formats the numbers there, off the program's thread. The JSON is the same, byte
 //! for byte, as `serde_json::to_string` of the value: the replay makes the same calls, in the
 //! same order, with the same strings and numbers (integers widened to 64 bits, which
-//! serde_json writes the same way).
+//! serde_json writes the same way). Where serde_json would have failed, the tape fails too, if
+//! not always with the same message (it goes on past a map key serde_json refuses, and finds
+//! out on the writer thread). Two differences, both where serde_json's own output is wrong or
+//! unreadable: a `Serialize` that announces a wrong length still gives valid JSON, and a value
+//! nested deeper than [`record::MAX_DEPTH`] (128, what serde_json reads back) is recorded as a
+//! string that says so.
 //!
 //! Why not JSON at once: escaping and number formatting are most of what serializing costs
 //! (`benches/README.md`, "Values recorded as tapes"), and a step's own thread is the one whose
@@ -20,19 +25,20 @@
 //! |---|---|---|
 //! | `UNIT` | | `serialize_unit` (`()`, `None`, a unit struct: `null`) |
 //! | `FALSE`, `TRUE` | | `serialize_bool` |
-//! | `I64`, `U64` | 8 bytes | `serialize_i64`, `serialize_u64` (narrower integers widened) |
+//! | `I8`, `I32`, `I64` | 1, 4 or 8 bytes | `serialize_i64` (any signed integer, in the fewest bytes that hold it) |
+//! | `U8`, `U32`, `U64` | 1, 4 or 8 bytes | `serialize_u64` (likewise) |
 //! | `I128`, `U128` | 16 bytes | `serialize_i128`, `serialize_u128` |
 //! | `F32`, `F64` | 4 or 8 bytes | `serialize_f32`, `serialize_f64` |
 //! | `STR` | length (4 bytes), UTF-8 | `serialize_str` (also chars and unit variants) |
 //! | `BYTES` | length (4 bytes), bytes | `serialize_bytes` |
 //! | `SEQ` … `END` | values | a sequence (also tuples) |
 //! | `MAP` … `END` | keys and values | a map (also structs; an enum variant with content is a one-entry map around it, as serde_json writes it) |
-//! | `RAW` | length (4 bytes), JSON | a serde_json `RawValue` |
+//! | `RAW` | length (4 bytes), JSON | a serde_json `RawValue` (or `Number`, with its `arbitrary_precision` feature) |
 //!
 //! Lengths and numbers are little-endian. A `Serialize` that fails or panics leaves no partial
 //! value: the tape then holds a string that says so, as [`Json::from_serialize`] would.
 
-mod record;
+pub(crate) mod record;
 mod replay;
 
 use crate::model::Json;
@@ -58,6 +64,10 @@ pub(crate) mod tag {
     pub(crate) const MAP: u8 = 12;
     pub(crate) const END: u8 = 13;
     pub(crate) const RAW: u8 = 14;
+    pub(crate) const I8: u8 = 15;
+    pub(crate) const I32: u8 = 16;
+    pub(crate) const U8: u8 = 17;
+    pub(crate) const U32: u8 = 18;
 }
 
 /// One value, recorded for JSON: see the [module docs](self).

@@ -23,9 +23,18 @@ impl ser::Error for RecordError {
     }
 }
 
-/// The name serde_json gives the struct a `RawValue` serializes as; serde_json writes that
-/// struct's one field as JSON text, so the tape keeps it as such.
-const RAW_VALUE_TOKEN: &str = "$serde_json::private::RawValue";
+/// The names serde_json gives the structs a `RawValue` and (with its `arbitrary_precision`
+/// feature, which any crate of a program can turn on) a `Number` serialize as. serde_json
+/// writes such a struct's one field, a string, as JSON text; so does the tape.
+const RAW_TOKENS: [&str; 2] = [
+    "$serde_json::private::RawValue",
+    "$serde_json::private::Number",
+];
+
+/// How deeply sequences and maps nest in a value at most. serde_json reads no deeper (its
+/// recursion limit), and the writer thread replays a tape recursively on a stack of its own:
+/// a deeper value is recorded as a string that says so.
+pub(crate) const MAX_DEPTH: u32 = 128;
 
 /// Appends the serde calls of one value to `tape`. On an error, `tape` holds a partial value
 /// and must be cut back by the caller.
@@ -33,7 +42,7 @@ pub(crate) fn record<T: Serialize + ?Sized>(
     tape: &mut Vec<u8>,
     value: &T,
 ) -> Result<(), RecordError> {
-    value.serialize(&mut Recorder { tape })
+    value.serialize(&mut Recorder { tape, depth: 0 })
 }
 
 /// Appends a string: what `text` formats to, written straight into the tape.
@@ -70,6 +79,8 @@ pub(crate) fn record_display(
 /// A `serde::Serializer` that writes a tape.
 pub(crate) struct Recorder<'t> {
     tape: &'t mut Vec<u8>,
+    /// Sequences and maps open around what it records.
+    depth: u32,
 }
 
 impl Recorder<'_> {
@@ -101,19 +112,43 @@ impl Recorder<'_> {
 }
 
 #[cold]
+fn not_json_text() -> RecordError {
+    RecordError("invalid raw value".into())
+}
+
+#[cold]
 fn too_long(len: usize) -> RecordError {
     RecordError(format!("a value of {len} bytes is too long to record"))
 }
 
+/// A recorder for what `levels` more sequences or maps hold, unless that is too deep.
 #[inline]
-fn compound<'a>(rec: &'a mut Recorder<'_>, ends: u8) -> Compound<'a> {
-    Compound {
-        rec: Recorder {
-            tape: &mut *rec.tape,
-        },
-        ends,
-        raw: false,
+fn deeper<'a>(rec: &'a mut Recorder<'_>, levels: u32) -> Result<Recorder<'a>, RecordError> {
+    let depth = rec.depth + levels;
+    if depth > MAX_DEPTH {
+        return Err(too_deep());
     }
+    Ok(Recorder {
+        tape: &mut *rec.tape,
+        depth,
+    })
+}
+
+#[cold]
+fn too_deep() -> RecordError {
+    RecordError(format!(
+        "sequences and maps nest deeper than {MAX_DEPTH} levels"
+    ))
+}
+
+/// A compound whose content is `levels` deeper, closed by `levels` END tags.
+#[inline]
+fn compound<'a>(rec: &'a mut Recorder<'_>, levels: u32) -> Result<Compound<'a>, RecordError> {
+    Ok(Compound {
+        rec: deeper(rec, levels)?,
+        ends: levels as u8,
+        raw: Raw::No,
+    })
 }
 
 /// A sequence, map or struct being recorded: `ends` END tags close it (two for an enum
@@ -121,7 +156,16 @@ fn compound<'a>(rec: &'a mut Recorder<'_>, ends: u8) -> Compound<'a> {
 pub(crate) struct Compound<'a> {
     rec: Recorder<'a>,
     ends: u8,
-    raw: bool,
+    raw: Raw,
+}
+
+/// Whether a compound is serde_json's struct around JSON text (see [`RAW_TOKENS`]).
+#[derive(PartialEq, Eq)]
+enum Raw {
+    No,
+    /// Its one field, named `token`, is still to come.
+    Expecting(&'static str),
+    Recorded,
 }
 
 impl<'a> ser::Serializer for &'a mut Recorder<'_> {
@@ -154,7 +198,14 @@ impl<'a> ser::Serializer for &'a mut Recorder<'_> {
     }
     #[inline]
     fn serialize_i64(self, v: i64) -> Result<(), RecordError> {
-        self.fixed(tag::I64, v.to_le_bytes());
+        // Small numbers in fewer bytes: a list of bytes stays about the size of its JSON.
+        if let Ok(v) = i8::try_from(v) {
+            self.fixed(tag::I8, v.to_le_bytes());
+        } else if let Ok(v) = i32::try_from(v) {
+            self.fixed(tag::I32, v.to_le_bytes());
+        } else {
+            self.fixed(tag::I64, v.to_le_bytes());
+        }
         Ok(())
     }
     #[inline]
@@ -176,7 +227,13 @@ impl<'a> ser::Serializer for &'a mut Recorder<'_> {
     }
     #[inline]
     fn serialize_u64(self, v: u64) -> Result<(), RecordError> {
-        self.fixed(tag::U64, v.to_le_bytes());
+        if let Ok(v) = u8::try_from(v) {
+            self.fixed(tag::U8, v.to_le_bytes());
+        } else if let Ok(v) = u32::try_from(v) {
+            self.fixed(tag::U32, v.to_le_bytes());
+        } else {
+            self.fixed(tag::U64, v.to_le_bytes());
+        }
         Ok(())
     }
     #[inline]
@@ -251,19 +308,19 @@ impl<'a> ser::Serializer for &'a mut Recorder<'_> {
     ) -> Result<(), RecordError> {
         self.tag(tag::MAP);
         self.bytes(tag::STR, variant.as_bytes())?;
-        value.serialize(&mut *self)?;
+        value.serialize(&mut deeper(self, 1)?)?;
         self.tag(tag::END);
         Ok(())
     }
     #[inline]
     fn serialize_seq(self, _len: Option<usize>) -> Result<Compound<'a>, RecordError> {
         self.tag(tag::SEQ);
-        Ok(compound(self, 1))
+        compound(self, 1)
     }
     #[inline]
     fn serialize_tuple(self, _len: usize) -> Result<Compound<'a>, RecordError> {
         self.tag(tag::SEQ);
-        Ok(compound(self, 1))
+        compound(self, 1)
     }
     #[inline]
     fn serialize_tuple_struct(
@@ -272,7 +329,7 @@ impl<'a> ser::Serializer for &'a mut Recorder<'_> {
         _len: usize,
     ) -> Result<Compound<'a>, RecordError> {
         self.tag(tag::SEQ);
-        Ok(compound(self, 1))
+        compound(self, 1)
     }
     fn serialize_tuple_variant(
         self,
@@ -284,12 +341,12 @@ impl<'a> ser::Serializer for &'a mut Recorder<'_> {
         self.tag(tag::MAP);
         self.bytes(tag::STR, variant.as_bytes())?;
         self.tag(tag::SEQ);
-        Ok(compound(self, 2))
+        compound(self, 2)
     }
     #[inline]
     fn serialize_map(self, _len: Option<usize>) -> Result<Compound<'a>, RecordError> {
         self.tag(tag::MAP);
-        Ok(compound(self, 1))
+        compound(self, 1)
     }
     #[inline]
     fn serialize_struct(
@@ -297,13 +354,13 @@ impl<'a> ser::Serializer for &'a mut Recorder<'_> {
         name: &'static str,
         _len: usize,
     ) -> Result<Compound<'a>, RecordError> {
-        if name == RAW_VALUE_TOKEN {
-            let mut raw = compound(self, 0);
-            raw.raw = true;
+        if RAW_TOKENS.contains(&name) {
+            let mut raw = compound(self, 0)?;
+            raw.raw = Raw::Expecting(name);
             return Ok(raw);
         }
         self.tag(tag::MAP);
-        Ok(compound(self, 1))
+        compound(self, 1)
     }
     fn serialize_struct_variant(
         self,
@@ -315,7 +372,7 @@ impl<'a> ser::Serializer for &'a mut Recorder<'_> {
         self.tag(tag::MAP);
         self.bytes(tag::STR, variant.as_bytes())?;
         self.tag(tag::MAP);
-        Ok(compound(self, 2))
+        compound(self, 2)
     }
 
     fn collect_str<T: fmt::Display + ?Sized>(self, value: &T) -> Result<(), RecordError> {
@@ -336,6 +393,9 @@ impl Compound<'_> {
 
     #[inline]
     fn end(mut self) -> Result<(), RecordError> {
+        if let Raw::Expecting(_) = self.raw {
+            return Err(not_json_text());
+        }
         for _ in 0..self.ends {
             self.rec.tag(tag::END);
         }
@@ -421,17 +481,21 @@ impl ser::SerializeStruct for Compound<'_> {
         key: &'static str,
         value: &T,
     ) -> Result<(), RecordError> {
-        if self.raw {
-            // The JSON text of a `RawValue`, a string: kept as JSON, not as a string.
-            let at = self.rec.tape.len();
-            self.element(value)?;
-            if self.rec.tape.get(at) == Some(&tag::STR) {
+        match self.raw {
+            Raw::No => {}
+            // The JSON text of a `RawValue` (or a `Number`), a string: kept as JSON.
+            Raw::Expecting(token) if key == token => {
+                let at = self.rec.tape.len();
+                self.element(value)?;
+                if self.rec.tape.get(at) != Some(&tag::STR) {
+                    return Err(not_json_text());
+                }
                 self.rec.tape[at] = tag::RAW;
+                self.raw = Raw::Recorded;
                 return Ok(());
             }
-            return Err(RecordError(
-                "a RawValue held something other than JSON text".into(),
-            ));
+            // serde_json refuses anything else in such a struct.
+            Raw::Expecting(_) | Raw::Recorded => return Err(not_json_text()),
         }
         self.key(key)?;
         self.element(value)

@@ -75,7 +75,11 @@ impl Serialize for Value<'_, '_> {
             tag::UNIT => s.serialize_unit(),
             tag::FALSE => s.serialize_bool(false),
             tag::TRUE => s.serialize_bool(true),
+            tag::I8 => s.serialize_i64(i8::from_le_bytes(c.array()?).into()),
+            tag::I32 => s.serialize_i64(i32::from_le_bytes(c.array()?).into()),
             tag::I64 => s.serialize_i64(i64::from_le_bytes(c.array()?)),
+            tag::U8 => s.serialize_u64(u8::from_le_bytes(c.array()?).into()),
+            tag::U32 => s.serialize_u64(u32::from_le_bytes(c.array()?).into()),
             tag::U64 => s.serialize_u64(u64::from_le_bytes(c.array()?)),
             tag::I128 => s.serialize_i128(i128::from_le_bytes(c.array()?)),
             tag::U128 => s.serialize_u128(u128::from_le_bytes(c.array()?)),
@@ -117,7 +121,8 @@ fn end_of(tape: &[u8], mut at: usize) -> Option<usize> {
         at += 1;
         match tag {
             tag::UNIT | tag::FALSE | tag::TRUE => {}
-            tag::F32 => at += 4,
+            tag::I8 | tag::U8 => at += 1,
+            tag::F32 | tag::I32 | tag::U32 => at += 4,
             tag::I64 | tag::U64 | tag::F64 => at += 8,
             tag::I128 | tag::U128 => at += 16,
             tag::STR | tag::BYTES | tag::RAW => {

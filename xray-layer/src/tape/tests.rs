@@ -132,6 +132,21 @@ fn numbers_keep_their_width_and_their_text() {
     // serde_json writes non-finite numbers as null.
     same(&[f64::NAN, f64::INFINITY, f64::NEG_INFINITY]);
     same(&[f32::NAN]);
+    same(&[255u64, 256, 65_535, u32::MAX as u64, u32::MAX as u64 + 1]);
+    same(&[
+        -128i64,
+        -129,
+        127,
+        128,
+        i32::MIN as i64 - 1,
+        i32::MAX as i64 + 1,
+    ]);
+    // Small numbers take few bytes: a list of bytes is no bigger than twice its JSON.
+    let bytes = vec![200u8; 1_000];
+    assert!(
+        Tape::of(&bytes).as_bytes().len()
+            <= 2 * serde_json::to_string(&bytes).map_or(0, |j| j.len())
+    );
 }
 
 #[test]
@@ -371,5 +386,64 @@ fn a_cut_or_corrupt_tape_replays_to_a_string_never_a_panic() {
         let json = to_json(&corrupt, Vec::new());
         assert!(Json::parse(json.as_str()).is_some(), "not JSON: {json}");
         let _ = entries(&corrupt);
+    }
+}
+
+#[test]
+fn values_nested_past_serde_jsons_limit_are_recorded_as_a_string_that_says_so() {
+    fn nested(depth: usize) -> serde_json::Value {
+        (0..depth).fold(serde_json::json!(1), |inner, _| serde_json::json!([inner]))
+    }
+    // As deep as serde_json reads back: recorded whole.
+    same(&nested(record::MAX_DEPTH as usize));
+    // One level deeper: a string (the writer replays a tape recursively on its own stack).
+    assert_eq!(
+        Tape::of(&nested(record::MAX_DEPTH as usize + 1))
+            .to_json()
+            .as_str(),
+        "\"<not serializable: sequences and maps nest deeper than 128 levels>\""
+    );
+    // An enum variant's content counts as a level, as in its JSON.
+    #[derive(Serialize)]
+    enum Wrap {
+        In(serde_json::Value),
+    }
+    assert!(Tape::of(&Wrap::In(nested(record::MAX_DEPTH as usize)))
+        .to_json()
+        .as_str()
+        .contains("deeper than 128"));
+    same(&Wrap::In(nested(record::MAX_DEPTH as usize - 1)));
+}
+
+#[test]
+fn serde_jsons_json_text_structs_replay_as_json_text_and_nothing_else_passes_as_one() {
+    // A `Number` under serde_json's `arbitrary_precision` feature serializes as this struct.
+    struct Precise(&'static str);
+    impl Serialize for Precise {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeStruct;
+            const TOKEN: &str = "$serde_json::private::Number";
+            let mut number = s.serialize_struct(TOKEN, 1)?;
+            number.serialize_field(TOKEN, self.0)?;
+            number.end()
+        }
+    }
+    assert_eq!(
+        Tape::of(&[Precise("1.50"), Precise("12345678901234567890123")])
+            .to_json()
+            .as_str(),
+        "[1.50,12345678901234567890123]"
+    );
+    // An internally tagged variant around a RawValue puts its tag into the RawValue's
+    // struct: serde_json refuses it, and so does the tape.
+    #[derive(Serialize)]
+    #[serde(tag = "kind")]
+    enum Tagged {
+        Raw(Box<serde_json::value::RawValue>),
+    }
+    let raw = serde_json::value::RawValue::from_string("{\"a\":1}".into()).expect("JSON");
+    let value = Tagged::Raw(raw);
+    for json in [Tape::of(&value).to_json(), Json::from_serialize(&value)] {
+        assert!(json.as_str().starts_with("\"<not serializable: "), "{json}");
     }
 }

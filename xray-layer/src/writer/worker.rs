@@ -333,8 +333,8 @@ impl Worker {
     fn read(&self, lanes: &mut LaneSet, read: &mut Read, max: usize) {
         let mut chunk = std::mem::take(&mut read.chunk);
         lanes.read(&self.lanes, &mut chunk, max, |record, side| {
-            let records = codec::records_in(record.tag);
-            match self.prepare(record, side, &mut read.reuse) {
+            let mut records = codec::records_in(record.tag);
+            match self.prepare(record, side, &mut read.reuse, &mut records) {
                 Some(prepared) => {
                     // A root step's run starts before the step, and ends after it.
                     let Prepared {
@@ -372,12 +372,14 @@ impl Worker {
     }
 
     /// Decodes a record (evaluations decoded, or kept in their arena for the native store),
-    /// applies the capture policy and the processors, runs the hooks.
+    /// applies the capture policy and the processors, runs the hooks. `records`: how many
+    /// records it holds, set to its inner record's for a big one (what a failure counts).
     fn prepare(
         &self,
         raw: RawRecord<'_>,
         side: &mut dyn FnMut() -> Option<Side>,
         reuse: &mut Reuse,
+        records: &mut u64,
     ) -> Option<Prepared> {
         let mut d = Decoder::new(raw.fields);
         let (mut run_start, mut run_end, mut rows) = (None, None, None);
@@ -387,7 +389,8 @@ impl Worker {
                     return None;
                 };
                 let inner = Records::new(&bytes).next()?;
-                return self.prepare(inner, side, reuse);
+                *records = codec::records_in(inner.tag);
+                return self.prepare(inner, side, reuse, records);
             }
             codec::STEP_START | codec::ROOT_STEP_START => {
                 let head = d.step_head(reuse)?;
