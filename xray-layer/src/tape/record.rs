@@ -147,25 +147,20 @@ fn compound<'a>(rec: &'a mut Recorder<'_>, levels: u32) -> Result<Compound<'a>, 
     Ok(Compound {
         rec: deeper(rec, levels)?,
         ends: levels as u8,
-        raw: Raw::No,
     })
 }
 
+/// [`Compound::ends`] of serde_json's struct around JSON text (see [`RAW_TOKENS`]) whose one
+/// field is still to come; then [`RAW_RECORDED`].
+const RAW_EXPECTED: u8 = u8::MAX;
+const RAW_RECORDED: u8 = u8::MAX - 1;
+
 /// A sequence, map or struct being recorded: `ends` END tags close it (two for an enum
-/// variant, which is a one-entry map around its content).
+/// variant, which is a one-entry map around its content), or it is serde_json's struct
+/// around JSON text ([`RAW_EXPECTED`], [`RAW_RECORDED`]).
 pub(crate) struct Compound<'a> {
     rec: Recorder<'a>,
     ends: u8,
-    raw: Raw,
-}
-
-/// Whether a compound is serde_json's struct around JSON text (see [`RAW_TOKENS`]).
-#[derive(PartialEq, Eq)]
-enum Raw {
-    No,
-    /// Its one field, named `token`, is still to come.
-    Expecting(&'static str),
-    Recorded,
 }
 
 impl<'a> ser::Serializer for &'a mut Recorder<'_> {
@@ -356,7 +351,7 @@ impl<'a> ser::Serializer for &'a mut Recorder<'_> {
     ) -> Result<Compound<'a>, RecordError> {
         if RAW_TOKENS.contains(&name) {
             let mut raw = compound(self, 0)?;
-            raw.raw = Raw::Expecting(name);
+            raw.ends = RAW_EXPECTED;
             return Ok(raw);
         }
         self.tag(tag::MAP);
@@ -391,10 +386,33 @@ impl Compound<'_> {
         self.rec.bytes(tag::STR, key.as_bytes())
     }
 
+    /// The one field of serde_json's struct around JSON text: a string, kept as JSON. serde_json
+    /// refuses anything else in such a struct.
+    #[cold]
+    fn raw_field<T: Serialize + ?Sized>(
+        &mut self,
+        key: &'static str,
+        value: &T,
+    ) -> Result<(), RecordError> {
+        if self.ends != RAW_EXPECTED || !RAW_TOKENS.contains(&key) {
+            return Err(not_json_text());
+        }
+        let at = self.rec.tape.len();
+        self.element(value)?;
+        if self.rec.tape.get(at) != Some(&tag::STR) {
+            return Err(not_json_text());
+        }
+        self.rec.tape[at] = tag::RAW;
+        self.ends = RAW_RECORDED;
+        Ok(())
+    }
+
     #[inline]
     fn end(mut self) -> Result<(), RecordError> {
-        if let Raw::Expecting(_) = self.raw {
-            return Err(not_json_text());
+        match self.ends {
+            RAW_EXPECTED => return Err(not_json_text()),
+            RAW_RECORDED => return Ok(()),
+            _ => {}
         }
         for _ in 0..self.ends {
             self.rec.tag(tag::END);
@@ -481,21 +499,8 @@ impl ser::SerializeStruct for Compound<'_> {
         key: &'static str,
         value: &T,
     ) -> Result<(), RecordError> {
-        match self.raw {
-            Raw::No => {}
-            // The JSON text of a `RawValue` (or a `Number`), a string: kept as JSON.
-            Raw::Expecting(token) if key == token => {
-                let at = self.rec.tape.len();
-                self.element(value)?;
-                if self.rec.tape.get(at) != Some(&tag::STR) {
-                    return Err(not_json_text());
-                }
-                self.rec.tape[at] = tag::RAW;
-                self.raw = Raw::Recorded;
-                return Ok(());
-            }
-            // serde_json refuses anything else in such a struct.
-            Raw::Expecting(_) | Raw::Recorded => return Err(not_json_text()),
+        if self.ends >= RAW_RECORDED {
+            return self.raw_field(key, value);
         }
         self.key(key)?;
         self.element(value)
