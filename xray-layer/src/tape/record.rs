@@ -421,57 +421,31 @@ impl Compound<'_> {
     }
 }
 
-impl ser::SerializeSeq for Compound<'_> {
-    type Ok = ();
-    type Error = RecordError;
-    #[inline]
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), RecordError> {
-        self.element(value)
-    }
-    #[inline]
-    fn end(self) -> Result<(), RecordError> {
-        Compound::end(self)
-    }
+/// The compounds whose items are values, one after another: each item is recorded as it
+/// comes.
+macro_rules! compound_of_values {
+    ($($trait:ident :: $method:ident),*) => {$(
+        impl ser::$trait for Compound<'_> {
+            type Ok = ();
+            type Error = RecordError;
+            #[inline]
+            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), RecordError> {
+                self.element(value)
+            }
+            #[inline]
+            fn end(self) -> Result<(), RecordError> {
+                Compound::end(self)
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeTuple for Compound<'_> {
-    type Ok = ();
-    type Error = RecordError;
-    #[inline]
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), RecordError> {
-        self.element(value)
-    }
-    #[inline]
-    fn end(self) -> Result<(), RecordError> {
-        Compound::end(self)
-    }
-}
-
-impl ser::SerializeTupleStruct for Compound<'_> {
-    type Ok = ();
-    type Error = RecordError;
-    #[inline]
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), RecordError> {
-        self.element(value)
-    }
-    #[inline]
-    fn end(self) -> Result<(), RecordError> {
-        Compound::end(self)
-    }
-}
-
-impl ser::SerializeTupleVariant for Compound<'_> {
-    type Ok = ();
-    type Error = RecordError;
-    #[inline]
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), RecordError> {
-        self.element(value)
-    }
-    #[inline]
-    fn end(self) -> Result<(), RecordError> {
-        Compound::end(self)
-    }
-}
+compound_of_values!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field
+);
 
 impl ser::SerializeMap for Compound<'_> {
     type Ok = ();
