@@ -24,13 +24,15 @@
 
 #![allow(missing_docs)]
 
+use crate::model::now_us;
 use crate::recorder::current;
 use crate::recorder::scope::node_of;
-use crate::recorder::state::Node;
+use crate::recorder::state::{Ending, Node, StepRef};
 use crate::tape::{ObjectTape, Tape};
 use crate::unwind::Watch;
 use serde::Serialize;
 use std::any::Any;
+use std::cell::Cell;
 use std::fmt::{Debug, Display};
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -90,7 +92,7 @@ impl Recording {
         self.finished.store(true, Ordering::Relaxed);
         if let Some(node) = &self.node {
             let watch = Watch::start();
-            node.finish(output(), None);
+            node.returned(output(), None);
             fail_if(node, watch.caught());
         }
     }
@@ -113,20 +115,35 @@ impl Recording {
 }
 
 /// A sync step's handle: the span stays entered for the rest of the function.
+///
+/// A step's function ends on the thread it began on, with its span entered: the guard keeps
+/// the arguments until then, and records them with the result and ends the step in one go,
+/// before the span closes ([`StepState::finish`](crate::recorder::state::StepState::finish)).
+/// The layer then has nothing left to do when the span closes.
 pub struct StepGuard {
-    // Dropped before the span: when the span closes, nothing but the span refers to the step's
-    // state, so the layer can keep it for this thread's next step.
+    // Dropped before the span (see `Drop`).
     recording: Recording,
-    span: EnteredSpan,
+    /// `None` once dropped.
+    span: Option<EnteredSpan>,
+    /// The span's id (0 when it has none).
+    id: u64,
+    /// The arguments, recorded as the function began.
+    input: Cell<Option<Tape>>,
+    /// The step ended as the function returned or panicked.
+    ended: Cell<bool>,
 }
 
 impl StepGuard {
     /// Enters `span` for the rest of the function.
     pub fn enter(span: Span) -> Self {
         let span = span.entered();
-        let node = span.id().and_then(|id| current::node_if(id.into_u64()));
+        let id = span.id().map_or(0, |id| id.into_u64());
+        let node = if id == 0 { None } else { current::node_if(id) };
         StepGuard {
-            span,
+            span: Some(span),
+            id,
+            input: Cell::new(None),
+            ended: Cell::new(false),
             recording: Recording {
                 node,
                 watch: Watch::start(),
@@ -137,7 +154,114 @@ impl StepGuard {
 
     /// The span.
     pub fn span(&self) -> &Span {
-        &self.span
+        // The span is taken only when the guard drops.
+        static NONE: Span = Span::none();
+        self.span.as_deref().unwrap_or(&NONE)
+    }
+
+    /// The step's recording, if the layer records a step (not an execution) for the span.
+    fn step(&self) -> Option<&StepRef> {
+        match &self.recording.node {
+            Some(Node::Step(step)) => Some(step),
+            _ => None,
+        }
+    }
+
+    /// Keeps the arguments until the function ends (a step's), or records them now.
+    pub fn set_input(&self, input: ObjectWriter) {
+        if self.step().is_some() && input.watch.caught().is_none() {
+            self.input.set(Some(input.finish()));
+        } else {
+            self.recording.set_input(input);
+        }
+    }
+
+    /// The `input = <expr>` value, kept like the arguments (see [`StepGuard::set_input`]).
+    pub fn set_input_json(&self, input: Tape) {
+        if self.step().is_some() && self.recording.watch.caught().is_none() {
+            self.input.set(Some(input));
+        } else {
+            self.recording.set_input_json(input);
+        }
+    }
+
+    /// The function returned normally; `output` serializes its value (called only when
+    /// recording). A step ends here.
+    pub fn ok(&self, output: impl FnOnce() -> Option<Tape>) {
+        let Some(step) = self.step() else {
+            return self.recording.ok(output);
+        };
+        self.recording.finished.store(true, Ordering::Relaxed);
+        let watch = Watch::start();
+        let output = output();
+        let error = watch.caught();
+        self.end(
+            step,
+            Ending {
+                output,
+                error,
+                ..Ending::default()
+            },
+        );
+    }
+
+    /// The function returned an error.
+    pub fn err(&self, error: String) {
+        let Some(step) = self.step() else {
+            return self.recording.err(error);
+        };
+        self.recording.finished.store(true, Ordering::Relaxed);
+        self.end_without_result(step, error);
+    }
+
+    /// The function panicked with `payload`.
+    pub fn panicked(&self, payload: &(dyn Any + Send)) {
+        let Some(step) = self.step() else {
+            return self.recording.panicked(payload);
+        };
+        self.recording.finished.store(true, Ordering::Relaxed);
+        self.end_without_result(step, format!("panicked: {}", panic_message(payload)));
+    }
+
+    fn end_without_result(&self, step: &StepRef, error: String) {
+        self.end(
+            step,
+            Ending {
+                error: Some(error),
+                no_result: true,
+                ..Ending::default()
+            },
+        );
+    }
+
+    /// Ends the step with `ending`, the arguments, and the evaluations this thread made in it.
+    fn end(&self, step: &StepRef, mut ending: Ending) {
+        ending.input = self.input.take();
+        let mut local = current::take_local(self.id);
+        step.finish(now_us(), ending, local.as_mut().map(|l| &mut l.arena));
+        if let Some(local) = local {
+            current::keep_spare(local);
+        }
+        self.ended.set(true);
+    }
+}
+
+impl Drop for StepGuard {
+    fn drop(&mut self) {
+        // The step's state first: once the span has closed, nothing else refers to it, and
+        // this thread's next step reuses it.
+        let node = self.recording.node.take();
+        let span = self.span.take();
+        match node {
+            Some(Node::Step(step)) if self.ended.get() => {
+                crate::recycle::keep_step(step);
+                current::closing_ended(self.id, || drop(span));
+            }
+            node => {
+                drop(node);
+                drop(span);
+            }
+        }
     }
 }
 

@@ -49,8 +49,9 @@ thread_local! {
 }
 
 impl Recycler {
-    /// A step state that nothing else refers to, from this thread's cache: the state of a step
-    /// this thread ended, its memory still in this core's cache.
+    /// A step state from this thread's cache: the state of a step this thread ended, its
+    /// memory still in this core's cache. Reuse it only if nothing else refers to it
+    /// (`Arc::get_mut`): a handle the program kept, or the span of a step [`keep_step`] kept.
     pub(crate) fn take_step(&self) -> Option<Arc<StepState>> {
         STEPS
             .try_with(|cache| cache.borrow_mut().pop())
@@ -64,13 +65,21 @@ impl Recycler {
         if Arc::get_mut(&mut step).is_none() {
             return;
         }
-        let _ = STEPS.try_with(|cache| {
-            let mut cache = cache.borrow_mut();
-            if cache.len() < THREAD_STEPS {
-                cache.push(step);
-            }
-        });
+        keep_step(step);
     }
+}
+
+/// Keeps the state of a step that ended on this thread for the next one, before its span
+/// (which refers to it too) has closed: the span closes right after, and [`Recycler::take_step`]'s
+/// caller reuses the state only if nothing else refers to it by then (it asks `Arc::get_mut`,
+/// as it must anyway to change it).
+pub(crate) fn keep_step(step: Arc<StepState>) {
+    let _ = STEPS.try_with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if cache.len() < THREAD_STEPS {
+            cache.push(step);
+        }
+    });
 }
 
 impl Recycler {

@@ -268,8 +268,7 @@ impl XRayLayer {
                 started_at: now,
                 capture,
                 max_logs: self.defaults.max_logs_per_step,
-                recycler: &self.sink.recycler,
-                counters: &self.sink.counters,
+                sink: &self.sink,
             },
             start,
         );
@@ -280,15 +279,6 @@ impl XRayLayer {
                 encoder.step_start(&step.head(), root);
             });
         Node::Step(step)
-    }
-
-    fn finish_execution(&self, execution: &ExecutionState, now: i64) {
-        let mut outcome = execution.outcome();
-        outcome.ended_at.get_or_insert(now);
-        self.sink.send(&execution.dropped, 0, |encoder| {
-            let dropped = execution.dropped.load(std::sync::atomic::Ordering::Relaxed);
-            encoder.execution_end(execution.id, execution.started_at, &outcome, dropped);
-        });
     }
 }
 
@@ -431,24 +421,24 @@ where
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        if current::ended_by_guard(id.into_u64()) {
+            // A `#[xray::step]` function's step, ended as it returned: nothing is left to do,
+            // and its node goes with the span's extensions.
+            return;
+        }
         let Some(span) = ctx.span(&id) else {
             return;
         };
         let node = span.extensions_mut().remove::<Node>();
         match node {
-            Some(Node::Step(step)) => {
-                let now = now_us();
-                if step.close(now, &self.sink) {
-                    self.finish_execution(&step.execution, now);
-                }
-                // Reused by this thread's next step, unless a handle still refers to it.
-                self.sink.recycler.give_step(step);
-            }
+            // Reused by this thread's next step, unless a handle still refers to it.
+            Some(Node::Step(step)) if step.end(now_us()) => self.sink.recycler.give_step(step),
+            Some(Node::Step(_)) => {} // ended as its function returned
             Some(Node::Execution(execution)) => {
                 execution
                     .ended
                     .store(true, std::sync::atomic::Ordering::Release);
-                self.finish_execution(&execution, now_us());
+                execution.end(&self.sink, now_us());
             }
             // A skipped span holds nothing, and nothing tells it closed: forget it here.
             Some(Node::Skipped) => current::forget_created(id.into_u64()),

@@ -9,7 +9,7 @@
 
 use super::arena::EvalArena;
 use super::state::{Node, StepRef};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -180,8 +180,25 @@ pub(crate) fn pop_current(span: u64) {
     keep_spare(local);
 }
 
+/// Takes the evaluations this thread made in the step of span `span` (its innermost entry),
+/// unless an evaluation builder holds them: for the step to end with them before its span is
+/// exited. Give the `Local` back with [`keep_spare`].
+pub(crate) fn take_local(span: u64) -> Option<Box<Local>> {
+    CURRENT
+        .try_with(|state| {
+            let mut state = state.borrow_mut();
+            let entry = state.stack.iter_mut().rev().find(|e| e.span == span)?;
+            if entry.lent {
+                return None;
+            }
+            entry.local.take()
+        })
+        .ok()
+        .flatten()
+}
+
 /// Keeps an emptied `Local` for this thread's next step.
-fn keep_spare(mut local: Box<Local>) {
+pub(crate) fn keep_spare(mut local: Box<Local>) {
     local.step = None;
     local.arena.clear_all();
     let _ = CURRENT.try_with(|state| {
@@ -224,7 +241,7 @@ pub(crate) fn begin_local() -> Begin {
             let local = entry.local.take().unwrap_or_else(|| {
                 let mut local = state.spare.take().unwrap_or_default();
                 if local.arena.capacity_bytes() == 0 {
-                    if let Some(arena) = step.recycler.take_arena() {
+                    if let Some(arena) = step.sink.recycler.take_arena() {
                         local.arena = arena;
                     }
                 }
@@ -338,6 +355,28 @@ pub(crate) fn innermost() -> Option<Node> {
         })
         .ok()
         .flatten()
+}
+
+thread_local! {
+    /// The span whose `#[xray::step]` guard is closing it on this thread, its step already
+    /// ended (0: none). Set only while the guard drops the span, so that a later span with the
+    /// same id is never taken for it.
+    static ENDING: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Runs `close` (the guard's drop of span `span`, whose step it ended) with `span` marked as
+/// ended by its guard: the layer's `on_close` then has nothing to look up.
+pub(crate) fn closing_ended(span: u64, close: impl FnOnce()) {
+    let marked = ENDING.try_with(|e| e.set(span)).is_ok();
+    close();
+    if marked {
+        let _ = ENDING.try_with(|e| e.set(0));
+    }
+}
+
+/// Whether `span` is closing from its guard, which ended its step (see [`closing_ended`]).
+pub(crate) fn ended_by_guard(span: u64) -> bool {
+    ENDING.try_with(Cell::get).is_ok_and(|e| e == span)
 }
 
 /// Forgets span `span` as the one this thread created last (it closed without being entered

@@ -41,7 +41,7 @@ pub fn input<T: Serialize + ?Sized>(value: &T) {
     current_step().input(value);
 }
 
-/// Sets the current step's output (replacing the recorded return value).
+/// Sets the current step's output: what the step records instead of the value its function returns.
 pub fn output<T: Serialize + ?Sized>(value: &T) {
     current_step().output(value);
 }

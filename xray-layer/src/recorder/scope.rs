@@ -1,7 +1,7 @@
 //! Executions and steps for code that cannot take an attribute: [`Execution`] and [`Step`].
 
 use super::current;
-use super::state::Node;
+use super::state::{keep_first, Node};
 use crate::model::Status;
 use crate::tape::Tape;
 use serde::Serialize;
@@ -41,13 +41,26 @@ impl Node {
         }
     }
 
-    /// Records how the function ended. An error replaces one set earlier (by [`crate::fail`]).
+    /// Records how the function ended. An error replaces one set earlier (by [`crate::fail`]);
+    /// an output replaces one set earlier.
     ///
     /// A step's end time is read when its span closes, right after; an execution's likewise.
     pub(crate) fn finish(&self, output: Option<Tape>, error: Option<String>) {
+        self.finish_with(output, error, false);
+    }
+
+    /// [`Node::finish`] for the value a step's function returned: an output its body set
+    /// ([`crate::output`]) stays.
+    pub(crate) fn returned(&self, output: Option<Tape>, error: Option<String>) {
+        self.finish_with(output, error, true);
+    }
+
+    fn finish_with(&self, output: Option<Tape>, error: Option<String>, body_first: bool) {
         match self {
             Node::Step(step) => step.record(|b| {
-                if output.is_some() {
+                if body_first {
+                    keep_first(&mut b.output, output);
+                } else if output.is_some() {
                     b.output = output;
                 }
                 if let Some(error) = error {

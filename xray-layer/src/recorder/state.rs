@@ -7,7 +7,6 @@
 use super::arena::EvalArena;
 use crate::capture::Capture;
 use crate::model::{LogLine, Selection, Status};
-use crate::recycle::Recycler;
 use crate::tape::Tape;
 use crate::writer::codec::StepHead;
 use crate::writer::{Counters, Sink};
@@ -107,6 +106,17 @@ impl ExecutionState {
     pub(crate) fn outcome(&self) -> MutexGuard<'_, Outcome> {
         self.outcome.lock().unwrap_or_else(PoisonError::into_inner)
     }
+
+    /// Queues the execution's end record: its outcome, ended at `now` unless its code said
+    /// when.
+    pub(crate) fn end(&self, sink: &Sink, now: i64) {
+        let mut outcome = self.outcome();
+        outcome.ended_at.get_or_insert(now);
+        sink.send(&self.dropped, 0, |encoder| {
+            let dropped = self.dropped.load(Ordering::Relaxed);
+            encoder.execution_end(self.id, self.started_at, &outcome, dropped);
+        });
+    }
 }
 
 /// A step's name, kind and capture policy: shared by every span of one callsite.
@@ -147,11 +157,11 @@ pub(crate) struct StepState {
     buffer: Mutex<StepBuffer>,
     pub(crate) capture: Capture,
     pub(crate) max_logs: usize,
-    /// Where evaluation arenas come from (and go back to, once written).
-    pub(crate) recycler: Arc<Recycler>,
-    /// The layer's counters: what arrives after the step has ended is counted as dropped.
-    counters: Arc<Counters>,
-    /// Its span has closed (read without the buffer's lock).
+    /// The layer's sending end: where the step's end goes, where evaluation arenas come from
+    /// (and go back to, once written), and the counts of what arrives after the step ended.
+    pub(crate) sink: Arc<Sink>,
+    /// The step has ended (read without the buffer's lock): at its span's close, or earlier
+    /// when its function returned ([`StepState::finish`]).
     closed: AtomicBool,
 }
 
@@ -299,8 +309,7 @@ pub(crate) struct NewStep<'a> {
     pub(crate) started_at: i64,
     pub(crate) capture: Capture,
     pub(crate) max_logs: usize,
-    pub(crate) recycler: &'a Arc<Recycler>,
-    pub(crate) counters: &'a Arc<Counters>,
+    pub(crate) sink: &'a Arc<Sink>,
 }
 
 impl StepState {
@@ -337,11 +346,8 @@ impl StepState {
                 s.started_at = step.started_at;
                 s.capture = step.capture;
                 s.max_logs = step.max_logs;
-                if !Arc::ptr_eq(&s.recycler, step.recycler) {
-                    s.recycler = Arc::clone(step.recycler);
-                }
-                if !Arc::ptr_eq(&s.counters, step.counters) {
-                    s.counters = Arc::clone(step.counters);
+                if !Arc::ptr_eq(&s.sink, step.sink) {
+                    s.sink = Arc::clone(step.sink);
                 }
                 let buffer = s.buffer.get_mut().unwrap_or_else(PoisonError::into_inner);
                 // Its last step left it empty (and closed) when it ended.
@@ -373,8 +379,7 @@ impl StepState {
             started_at: step.started_at,
             capture: step.capture,
             max_logs: step.max_logs,
-            recycler: Arc::clone(step.recycler),
-            counters: Arc::clone(step.counters),
+            sink: Arc::clone(step.sink),
             buffer: Mutex::new(StepBuffer::default()),
             closed: AtomicBool::new(false),
         }
@@ -382,7 +387,7 @@ impl StepState {
 
     /// Whether the layer whose counters these are records this step.
     pub(crate) fn recorded_by(&self, counters: &Arc<Counters>) -> bool {
-        Arc::ptr_eq(&self.counters, counters)
+        Arc::ptr_eq(&self.sink.counters, counters)
     }
 
     /// Locks the buffer. A panic elsewhere while it was held leaves it usable.
@@ -406,22 +411,57 @@ impl StepState {
     /// `dropped_records`: there, a count means an end record was lost, and the store marks the
     /// run's running steps `lost`.
     fn late(&self, n: u64) {
-        self.counters.app.dropped.fetch_add(n, Ordering::Relaxed);
+        self.sink
+            .counters
+            .app
+            .dropped
+            .fetch_add(n, Ordering::Relaxed);
     }
 
-    /// Ends the step and queues its record: written here, on the thread that closes the step,
+    /// Ends the step and queues its record: written here, on the thread that ends the step,
     /// into that thread's lane (so the writer never reads this state, and it can be reused as
-    /// soon as nothing else refers to it). Called once, from the layer's `on_close`; later
-    /// records through handles are counted as dropped.
+    /// soon as nothing else refers to it). Called from the layer's `on_close`, or earlier by
+    /// [`StepState::finish`]; once the step has ended, this does nothing, and later records
+    /// through handles are counted as dropped.
     ///
     /// A root step's record ends its implicit execution too ([`codec::ROOT_STEP_END`]); the
-    /// steps under it leave the run to it.
-    /// Returns `true` when that execution is left to end (its record was refused: the caller
-    /// sends the execution's end alone, which a lane with room for a small record still takes).
+    /// steps under it leave the run to it. Returns whether the step ended here.
     ///
     /// [`codec::ROOT_STEP_END`]: crate::writer::codec::ROOT_STEP_END
-    pub(crate) fn close(&self, now: i64, sink: &Sink) -> bool {
+    pub(crate) fn end(&self, now: i64) -> bool {
+        if self.closed.load(Ordering::Acquire) {
+            return false;
+        }
+        self.end_locked(self.buffer(), now)
+    }
+
+    /// Records how the step's function ended, and ends the step, under one lock: what a
+    /// `#[xray::step]` function does as it returns (or panics), before its span closes.
+    /// `local`: the evaluations this thread made in the step, not handed over yet.
+    pub(crate) fn finish(&self, now: i64, ending: Ending, local: Option<&mut EvalArena>) {
         let mut buffer = self.buffer();
+        if buffer.closed {
+            drop(buffer);
+            let late = ending.input.is_some() as u64 + ending.output.is_some() as u64;
+            self.late(late + local.map_or(0, |l| l.rows() as u64));
+            return;
+        }
+        if let Some(local) = local {
+            absorb_into(&mut buffer, local);
+        }
+        // What the body set (`xray::input`, `xray::output`) stays.
+        keep_first(&mut buffer.input, ending.input);
+        keep_first(&mut buffer.output, ending.output);
+        if let Some(error) = ending.error {
+            buffer.status = Some(Status::Error);
+            buffer.error = Some(error);
+        }
+        buffer.no_result |= ending.no_result;
+        self.end_locked(buffer, now);
+    }
+
+    /// [`StepState::end`], the buffer locked.
+    fn end_locked(&self, mut buffer: MutexGuard<'_, StepBuffer>, now: i64) -> bool {
         if buffer.closed {
             return false;
         }
@@ -431,6 +471,7 @@ impl StepState {
         let rows = buffer.evaluations.rows();
         let capture = self.capture;
         let head = self.head();
+        let sink = &*self.sink;
         // The root step of an implicit execution ends it (the steps under it do not).
         let run_left = if self.execution.implicit && self.parent_id.is_none() {
             let dropped = self.execution.dropped.load(Ordering::Relaxed);
@@ -455,7 +496,13 @@ impl StepState {
         // its memory kept for the next step that reuses this state.
         buffer.evaluations = EvalArena::default();
         buffer.empty();
-        run_left
+        drop(buffer);
+        if run_left {
+            // Its record was refused: the execution's end alone, which a lane with room for a
+            // small record still takes.
+            self.execution.end(sink, now);
+        }
+        true
     }
 
     /// The step's identity, as its records carry it.
@@ -478,12 +525,39 @@ impl StepState {
             drop(buffer);
             self.late(arena.rows() as u64);
             arena.clear_rows();
-        } else if buffer.evaluations.is_empty() {
-            std::mem::swap(&mut buffer.evaluations, arena);
         } else {
-            buffer.evaluations.append(arena);
+            absorb_into(&mut buffer, arena);
         }
     }
+}
+
+/// Sets `slot` to `value` unless it is set already (then `value`'s memory is kept for reuse).
+pub(crate) fn keep_first(slot: &mut Option<Tape>, value: Option<Tape>) {
+    match (slot.is_some(), value) {
+        (false, value) => *slot = value,
+        (true, Some(unused)) => crate::recycle::give_buffer(unused.into_bytes()),
+        (true, None) => {}
+    }
+}
+
+/// Moves the evaluations of `arena` into the step's `buffer` (`arena` is left empty).
+fn absorb_into(buffer: &mut StepBuffer, arena: &mut EvalArena) {
+    if buffer.evaluations.is_empty() {
+        std::mem::swap(&mut buffer.evaluations, arena);
+    } else {
+        buffer.evaluations.append(arena);
+    }
+}
+
+/// How a step's function ended, as [`StepState::finish`] records it.
+#[derive(Default)]
+pub(crate) struct Ending {
+    /// Its arguments, recorded as it began (kept until now, to take one lock at the end).
+    pub(crate) input: Option<Tape>,
+    pub(crate) output: Option<Tape>,
+    pub(crate) error: Option<String>,
+    /// It returned an error, or panicked: it let no candidate through.
+    pub(crate) no_result: bool,
 }
 
 /// Builds a JSON object from key/value pairs (later keys win), or `None` when there are none.

@@ -1,0 +1,190 @@
+//! When a `#[xray::step]` function's step ends: as the function returns (or panics), with
+//! everything it recorded, even when its span stays open after it; and what the body said
+//! explicitly (`xray::input`, `xray::output`) wins over the arguments and the return value.
+
+use std::future::Future;
+use std::time::Duration;
+use tracing_subscriber::prelude::*;
+use xray::model::{Status, StepRecord};
+use xray::store::{EvaluationQuery, ExecutionQuery, Store};
+
+/// A filter step that judges `n` candidates on its own thread, and hands its span (a clone of
+/// it, as code that keeps `Span::current()` does) to the caller, which keeps it open.
+#[xray::step(kind = "filter", skip(keep))]
+fn keeps_its_span_open(n: u32, keep: &mut Option<tracing::Span>) -> u32 {
+    for i in 0..n {
+        xray::evaluate(format!("B0{i}"))
+            .check_min("rating", f64::from(i), 1.0)
+            .passed();
+    }
+    *keep = Some(tracing::Span::current());
+    n * 10
+}
+
+#[xray::step(kind = "llm")]
+fn says_its_own_input_and_output(query: &str) -> String {
+    xray::input(&serde_json::json!({ "rewritten": format!("{query}!") }));
+    xray::output(&serde_json::json!({ "chosen": "B01" }));
+    format!("raw answer to {query}")
+}
+
+#[xray::step(kind = "llm")]
+async fn says_its_own_output_async(query: String) -> String {
+    xray::output(&serde_json::json!({ "chosen": "B02" }));
+    format!("raw answer to {query}")
+}
+
+#[xray::step]
+fn panics_after_judging() -> u32 {
+    xray::evaluate("B09")
+        .check("stock", false, "out of stock")
+        .passed();
+    panic!("the model returned nothing");
+}
+
+/// The steps of the only run in `store`, by name.
+fn steps(store: &dyn Store) -> Vec<StepRecord> {
+    let runs = store
+        .list_executions(&ExecutionQuery::default())
+        .expect("runs");
+    let mut steps = Vec::new();
+    for run in runs.items {
+        let detail = store.execution(run.id).expect("query").expect("the run");
+        for summary in detail.steps {
+            steps.push(store.step(summary.id).expect("query").expect("the step"));
+        }
+    }
+    steps
+}
+
+fn json(value: Option<&xray::model::Json>) -> serde_json::Value {
+    serde_json::from_str(value.expect("recorded").as_str()).expect("JSON")
+}
+
+#[test]
+fn a_step_ends_when_its_function_returns_even_while_its_span_stays_open() {
+    let (layer, guard, store) = xray::layer().memory().build_with_store().expect("build");
+    let subscriber = tracing_subscriber::registry().with(layer);
+    let mut kept = None;
+    tracing::subscriber::with_default(subscriber, || {
+        let run = xray::Execution::start("kept").enter();
+        assert_eq!(keeps_its_span_open(3, &mut kept), 30);
+        let span = kept.as_ref().expect("the step's span");
+        assert!(!span.is_disabled(), "the span is still open");
+        // Recorded after the step ended, into its still open span: counted, not kept.
+        span.in_scope(|| {
+            xray::evaluate("B0late").check("late", true, "").passed();
+        });
+        run.finish();
+        assert!(guard.flush_timeout(Duration::from_secs(10)));
+        let steps = steps(&*store);
+        assert_eq!(steps.len(), 1);
+        let step = &steps[0];
+        assert_eq!(step.status, Status::Ok, "ended, not running: {step:?}");
+        assert!(step.ended_at.is_some());
+        assert_eq!(json(step.input.as_ref()), serde_json::json!({ "n": 3 }));
+        assert_eq!(json(step.output.as_ref()), serde_json::json!(30));
+        let rows = store
+            .evaluations(step.id, &EvaluationQuery::default())
+            .expect("rows");
+        let ids: Vec<&str> = rows.items.iter().map(|e| e.candidate_id.as_str()).collect();
+        assert_eq!(ids, ["B00", "B01", "B02"], "the rows made in the function");
+        assert_eq!(step.candidates_in, Some(3));
+        assert_eq!(step.candidates_out, Some(2), "B00 is below the minimum");
+        assert_eq!(guard.stats().dropped, 1, "the late row, counted");
+        // Closing the span later records nothing more; the thread's next steps are whole.
+        kept = None;
+        let run = xray::Execution::start("next").enter();
+        assert_eq!(keeps_its_span_open(2, &mut kept), 20);
+        kept = None;
+        run.finish();
+    });
+    assert!(guard.flush_timeout(Duration::from_secs(10)));
+    let steps = steps(&*store);
+    assert_eq!(steps.len(), 2, "{steps:?}");
+    assert!(steps.iter().all(|s| s.status == Status::Ok));
+    let mut outputs: Vec<_> = steps.iter().map(|s| json(s.output.as_ref())).collect();
+    outputs.sort_by_key(|o| o.as_u64());
+    assert_eq!(outputs, [serde_json::json!(20), serde_json::json!(30)]);
+    let stats = guard.stats();
+    assert_eq!((stats.dropped, stats.failed), (1, 0), "{stats:?}");
+    drop(kept);
+}
+
+#[test]
+fn what_the_body_records_as_input_and_output_wins_over_arguments_and_return_value() {
+    let (layer, guard, store) = xray::layer().memory().build_with_store().expect("build");
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        let run = xray::Execution::start("explicit").enter();
+        assert_eq!(
+            says_its_own_input_and_output("stand"),
+            "raw answer to stand"
+        );
+        let mut future = std::pin::pin!(says_its_own_output_async("case".into()));
+        let waker = std::task::Waker::noop();
+        let answer = match future
+            .as_mut()
+            .poll(&mut std::task::Context::from_waker(waker))
+        {
+            std::task::Poll::Ready(answer) => answer,
+            std::task::Poll::Pending => panic!("the step does not wait"),
+        };
+        assert_eq!(answer, "raw answer to case");
+        run.finish();
+    });
+    assert!(guard.flush_timeout(Duration::from_secs(10)));
+    let steps = steps(&*store);
+    let step = |name: &str| {
+        steps
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| panic!("{name} in {steps:?}"))
+    };
+    let sync = step("says_its_own_input_and_output");
+    assert_eq!(
+        json(sync.input.as_ref()),
+        serde_json::json!({ "rewritten": "stand!" })
+    );
+    assert_eq!(
+        json(sync.output.as_ref()),
+        serde_json::json!({ "chosen": "B01" })
+    );
+    let not_set = step("says_its_own_output_async");
+    assert_eq!(
+        json(not_set.input.as_ref()),
+        serde_json::json!({ "query": "case" }),
+        "the arguments, when the body sets no input"
+    );
+    assert_eq!(
+        json(not_set.output.as_ref()),
+        serde_json::json!({ "chosen": "B02" })
+    );
+}
+
+#[test]
+fn a_panicking_step_ends_failed_with_its_rows_and_its_arguments() {
+    let (layer, guard, store) = xray::layer().memory().build_with_store().expect("build");
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        let panicked = std::panic::catch_unwind(panics_after_judging);
+        assert!(panicked.is_err(), "the panic goes on to the caller");
+    });
+    assert!(guard.flush_timeout(Duration::from_secs(10)));
+    let steps = steps(&*store);
+    assert_eq!(steps.len(), 1);
+    let step = &steps[0];
+    assert_eq!(step.status, Status::Error);
+    assert_eq!(
+        step.error.as_deref(),
+        Some("panicked: the model returned nothing")
+    );
+    let rows = store
+        .evaluations(step.id, &EvaluationQuery::default())
+        .expect("rows");
+    assert_eq!(rows.items.len(), 1, "the row made before the panic");
+    assert_eq!(step.candidates_in, Some(1));
+    assert_eq!(
+        step.candidates_out, None,
+        "ended without a result: no count of what it let through"
+    );
+    assert_eq!(guard.stats().dropped, 0);
+}
