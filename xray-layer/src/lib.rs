@@ -109,6 +109,7 @@ extern crate self as xray;
 pub mod __private;
 mod builder;
 pub mod capture;
+pub mod clock;
 mod error;
 pub mod export;
 mod ids;

@@ -467,46 +467,9 @@ impl Record {
     }
 }
 
-/// The current time in unix microseconds.
+/// The current time in unix microseconds: the wall clock's, read from the CPU's counter
+/// ([`crate::clock`]).
 #[inline]
 pub fn now_us() -> i64 {
-    #[cfg(unix)]
-    {
-        let mut now = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: `now` is a valid timespec to write to, and CLOCK_REALTIME exists on every
-        // unix; `clock_gettime` writes nothing else.
-        if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut now) } == 0 {
-            // `time_t` and `c_long` are 32 bits wide on some targets.
-            #[allow(clippy::useless_conversion)]
-            return i64::from(now.tv_sec) * 1_000_000 + i64::from(now.tv_nsec) / 1_000;
-        }
-    }
-    match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
-        Ok(d) => d.as_micros() as i64,
-        Err(e) => -(e.duration().as_micros() as i64),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    /// The clock read straight from the system says what `SystemTime` says, in microseconds.
-    #[test]
-    fn now_us_is_the_wall_clock_in_microseconds() {
-        let before = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("after 1970")
-            .as_micros() as i64;
-        let now = super::now_us();
-        let after = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("after 1970")
-            .as_micros() as i64;
-        assert!(
-            before <= now && now <= after,
-            "{before} <= {now} <= {after}"
-        );
-    }
+    crate::clock::now_us()
 }

@@ -383,6 +383,8 @@ impl Builder {
         if let Some(e) = self.env_error {
             return Err(e);
         }
+        // The clock of records is calibrated here (once per process), not by the first step.
+        crate::clock::calibrate();
         let (store, native): (Arc<dyn Store>, _) = match self.store {
             StoreChoice::Sqlite(path) => {
                 let sqlite = Arc::new(SqliteStore::open(&path)?);
