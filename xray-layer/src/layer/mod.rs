@@ -274,10 +274,16 @@ impl XRayLayer {
         );
         // A root step's start starts its run too: two records, both lost if refused.
         let records = if root { 2 } else { 1 };
-        self.sink
-            .send_records(&step.execution.dropped, records, records, 0, |encoder| {
+        self.sink.send_records(
+            &step.execution.dropped,
+            records,
+            records,
+            0,
+            |encoder, _| {
                 encoder.step_start(&step.head(), root);
-            });
+                Some(step.id)
+            },
+        );
         Node::Step(step)
     }
 }

@@ -476,8 +476,9 @@ impl StepState {
         let run_left = if self.execution.implicit && self.parent_id.is_none() {
             let dropped = self.execution.dropped.load(Ordering::Relaxed);
             // Two records; if refused, only the step's end is lost: the run's is sent again.
-            let sent = sink.send_records(&self.execution.dropped, 2, 1, rows, |encoder| {
-                encoder.step_end(&head, capture, &mut buffer, Some(dropped));
+            let sent = sink.send_records(&self.execution.dropped, 2, 1, rows, |encoder, last| {
+                encoder.step_end(&head, capture, &mut buffer, Some(dropped), last);
+                None
             });
             if !sent {
                 let mut outcome = self.execution.outcome();
@@ -487,8 +488,9 @@ impl StepState {
             }
             !sent
         } else {
-            sink.send(&self.execution.dropped, rows, |encoder| {
-                encoder.step_end(&head, capture, &mut buffer, None);
+            sink.send_records(&self.execution.dropped, 1, 1, rows, |encoder, last| {
+                encoder.step_end(&head, capture, &mut buffer, None, last);
+                None
             });
             false
         };

@@ -40,10 +40,17 @@ pub(crate) const ROOT_STEP_START: u8 = 6;
 /// end time): the fields of a [`STEP_END`], then the execution's count of dropped records.
 pub(crate) const ROOT_STEP_END: u8 = 7;
 
+/// A flag on the tag of a step's end ([`STEP_END`], [`ROOT_STEP_END`]): the step's start was
+/// the last step start its lane carried (not moved into the side queue), and the end carries
+/// only the step's id for its head. The writer keeps the fields of each lane's last step start
+/// and reads the head from them: a leaf step (most steps) does not copy its ids, start time,
+/// name and kind twice.
+pub(crate) const HEAD_OF_LAST_START: u8 = 0x80;
+
 /// How many records a lane record with `tag` holds (what the counts of records sent, written
 /// and failed count).
 pub(crate) fn records_in(tag: u8) -> u64 {
-    match tag {
+    match tag & !HEAD_OF_LAST_START {
         ROOT_STEP_START | ROOT_STEP_END => 2,
         _ => 1,
     }
@@ -210,18 +217,26 @@ impl Encoder {
     /// A step's end, with everything it recorded. The buffer's evaluations are moved into the
     /// side queue; the rest is copied, so the buffer keeps its memory for the next step.
     /// `run_dropped`: the step ends its implicit execution too, whose count of dropped records
-    /// this is ([`ROOT_STEP_END`]).
+    /// this is ([`ROOT_STEP_END`]). `last_start`: the id of the last step start the lane
+    /// carried; when it is this step's, the head is left out ([`HEAD_OF_LAST_START`]).
     pub(crate) fn step_end(
         &mut self,
         head: &StepHead<'_>,
         capture: Capture,
         b: &mut StepBuffer,
         run_dropped: Option<u64>,
+        last_start: Option<Uuid>,
     ) {
-        self.begin(if run_dropped.is_some() {
+        let elided = last_start == Some(head.id);
+        let tag = if run_dropped.is_some() {
             ROOT_STEP_END
         } else {
             STEP_END
+        };
+        self.begin(if elided {
+            tag | HEAD_OF_LAST_START
+        } else {
+            tag
         });
         let json_len = |t: &Option<Tape>| t.as_ref().map_or(0, |t| t.as_bytes().len());
         self.bytes.reserve(
@@ -230,7 +245,11 @@ impl Encoder {
                 + json_len(&b.input)
                 + json_len(&b.output),
         );
-        self.step_head(head);
+        if elided {
+            self.uuid(head.id);
+        } else {
+            self.step_head(head);
+        }
         self.capture(capture);
         // Which of the fields that follow are there: most steps set few of them.
         let mut flags = 0u16;
@@ -480,6 +499,19 @@ pub(crate) struct DecodedExecutionEnd {
 }
 
 impl Decoder<'_> {
+    /// The head of a step's end flagged [`HEAD_OF_LAST_START`]: its id here, the rest from
+    /// `last_start`, the fields of the lane's last step start (`None` if that start is
+    /// another step's).
+    pub(crate) fn head_of_last_start(
+        &mut self,
+        last_start: &[u8],
+        own: &mut impl Own,
+    ) -> Option<DecodedHead> {
+        let id = self.uuid()?;
+        let head = Decoder::new(last_start).step_head(own)?;
+        (head.id == id).then_some(head)
+    }
+
     pub(crate) fn step_head(&mut self, own: &mut impl Own) -> Option<DecodedHead> {
         let id = self.uuid()?;
         let execution_id = self.uuid()?;
@@ -648,7 +680,7 @@ mod tests {
             ..StepBuffer::default()
         };
         let mut e = Encoder::default();
-        e.step_end(&head, Capture::Cap(7), &mut b, None);
+        e.step_end(&head, Capture::Cap(7), &mut b, None, None);
         assert_eq!(
             e.bytes.len() - 4,
             u32::from_le_bytes(e.bytes[..4].try_into().expect("4 bytes")) as usize
@@ -680,6 +712,71 @@ mod tests {
         );
         assert!(out.no_result);
         assert_eq!(out.status, Some(Status::Error));
+    }
+
+    /// The end of the step whose start its lane carried last leaves the head out; the writer
+    /// reads it from that start, and only if the ids agree.
+    #[test]
+    fn an_end_after_its_own_start_carries_only_the_steps_id_for_its_head() {
+        let head = StepHead {
+            id: Uuid::from_u128(7),
+            execution_id: Uuid::from_u128(1),
+            parent_id: Some(Uuid::from_u128(3)),
+            started_at: 10,
+            name: "filter_price",
+            kind: Some("filter"),
+        };
+        let mut start = Encoder::default();
+        start.step_start(&head, false);
+        let last_start = &start.bytes[HEADER..];
+        let (mut full, mut short) = (Encoder::default(), Encoder::default());
+        let other = Some(Uuid::from_u128(8));
+        full.step_end(&head, Capture::All, &mut StepBuffer::default(), None, other);
+        let last = Some(head.id);
+        short.step_end(
+            &head,
+            Capture::All,
+            &mut StepBuffer::default(),
+            Some(4),
+            last,
+        );
+        assert_eq!(full.bytes[4], STEP_END);
+        assert_eq!(short.bytes[4], ROOT_STEP_END | HEAD_OF_LAST_START);
+        assert_eq!(
+            records_in(short.bytes[4]),
+            2,
+            "a root step's end: its run's too"
+        );
+        assert_eq!(
+            full.bytes.len() - short.bytes.len(),
+            57 + 4 + "filter_price".len() + 4 + "filter".len() - 16 - 8,
+            "the head less the id (the root end's 8-byte count aside)"
+        );
+        let read = Decoder::new(&short.bytes[HEADER..])
+            .head_of_last_start(last_start, &mut Copies)
+            .expect("the head of the last start");
+        assert_eq!(
+            (read.id, read.execution_id, read.parent_id, read.started_at),
+            (head.id, head.execution_id, head.parent_id, 10)
+        );
+        assert_eq!(
+            (read.name.as_str(), read.kind.as_deref()),
+            ("filter_price", Some("filter"))
+        );
+        let mut another = Encoder::default();
+        another.step_start(
+            &StepHead {
+                id: Uuid::from_u128(8),
+                ..head
+            },
+            false,
+        );
+        assert!(
+            Decoder::new(&short.bytes[HEADER..])
+                .head_of_last_start(&another.bytes[HEADER..], &mut Copies)
+                .is_none(),
+            "another step's start does not make its head"
+        );
     }
 
     #[test]

@@ -16,10 +16,11 @@
 //! [`Lanes::count_lost`] (what the writer's last read did not find; called by the writer as it
 //! stops, and by the stats for what comes later), so every record is written or counted.
 
-use super::codec::{records_in, Encoder, Side, BIG, HEADER};
+use super::codec::{records_in, Encoder, Side, BIG, HEADER, ROOT_STEP_START, STEP_START};
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use uuid::Uuid;
 
 /// Bytes of a lane for each record of [`Builder::queue_capacity`](crate::Builder::queue_capacity).
 pub(crate) const BYTES_PER_RECORD: usize = 64;
@@ -69,6 +70,9 @@ pub(crate) struct LaneEnd {
     sent: Arc<AtomicU64>,
     /// Bytes the writer may still read from it in this round (see [`LaneSet::snapshot`]).
     budget: usize,
+    /// The fields of the last step start read from it (not one moved into the side queue):
+    /// the head of a step end flagged [`super::codec::HEAD_OF_LAST_START`].
+    last_start: Vec<u8>,
 }
 
 /// A thread's end of one layer's lane, with what it counts to wake the writer.
@@ -83,6 +87,9 @@ struct LocalLane {
     records: u64,
     rows: usize,
     published: usize,
+    /// The id of the last step start published into it (not one moved into the side queue):
+    /// that step's end leaves its head out ([`super::codec::HEAD_OF_LAST_START`]).
+    last_start: Option<Uuid>,
 }
 
 /// What a thread keeps: its lanes (one per layer it records through) and the encoder its
@@ -154,15 +161,17 @@ impl Lanes {
         }
     }
 
-    /// Runs `encode` with this thread's encoder, then publishes the record into this thread's
-    /// lane. `wait` is called while the lane is full, until it returns `false` (then the
-    /// record is refused); `wake` when the lane has gathered enough for the writer to read.
-    /// `records`: how many records the writer makes of it ([`super::codec::records_in`]).
+    /// Runs `encode` with this thread's encoder and the id of the last step start its lane
+    /// carried, then publishes the record into this thread's lane; `encode` returns the id of
+    /// the step the record starts, if it is a step's start. `wait` is called while the lane
+    /// is full, until it returns `false` (then the record is refused); `wake` when the lane
+    /// has gathered enough for the writer to read. `records`: how many records the writer
+    /// makes of it ([`super::codec::records_in`]).
     pub(crate) fn publish(
         &self,
         records: u64,
         rows: usize,
-        encode: impl FnOnce(&mut Encoder),
+        encode: impl FnOnce(&mut Encoder, Option<Uuid>) -> Option<Uuid>,
         mut wait: impl FnMut() -> bool,
         wake_at: &Wake,
         wake: impl FnOnce(),
@@ -173,11 +182,13 @@ impl Lanes {
         let published = LOCAL.try_with(|local| {
             let mut local = local.borrow_mut();
             let Local { lanes, encoder } = &mut *local;
-            encode(encoder);
+            let lane = self.lane(lanes)?;
+            let mut starts = encode(encoder, lane.last_start);
             if encoder.bytes.len() > self.big_at {
                 encoder.make_big();
+                // The writer keeps the fields of starts read from the bytes only.
+                starts = None;
             }
-            let lane = self.lane(lanes)?;
             let (need, sides) = (encoder.bytes.len(), encoder.sides.len());
             loop {
                 if self.closed.load(Ordering::Acquire) {
@@ -199,6 +210,9 @@ impl Lanes {
                 let _ = lane.sides.push(side);
             }
             let _ = lane.bytes.push_entire_slice(&encoder.bytes);
+            if starts.is_some() {
+                lane.last_start = starts;
+            }
             lane.records += 1;
             lane.rows += rows;
             lane.published += need;
@@ -244,6 +258,7 @@ impl Lanes {
                 sides: sides_end,
                 sent: Arc::clone(&sent),
                 budget: usize::MAX,
+                last_start: Vec::new(),
             });
         }
         self.sent
@@ -260,6 +275,7 @@ impl Lanes {
             records: 0,
             rows: 0,
             published: 0,
+            last_start: None,
         });
         let last = lanes.len() - 1;
         Ok(&mut lanes[last])
@@ -323,20 +339,31 @@ impl LaneEnd {
         max: usize,
         mut each: impl FnMut(RawRecord<'_>, &mut dyn FnMut() -> Option<Side>) -> bool,
     ) -> usize {
-        let n = self.bytes.slots().min(self.budget).min(WINDOW);
-        let Ok(read) = self.bytes.read_chunk(n) else {
+        let LaneEnd {
+            bytes,
+            sides,
+            budget,
+            last_start,
+            ..
+        } = self;
+        let n = bytes.slots().min(*budget).min(WINDOW);
+        let Ok(read) = bytes.read_chunk(n) else {
             return 0;
         };
         chunk.clear();
         let (a, b) = read.as_slices();
         chunk.extend_from_slice(a);
         chunk.extend_from_slice(b);
-        let sides = &mut self.sides;
         let mut records = Records::new(chunk);
         let mut count = 0;
         while count < max {
-            let Some(record) = records.next() else {
+            let Some(raw) = records.next() else {
                 break;
+            };
+            let (tag, fields) = (raw.tag, raw.fields);
+            let record = RawRecord {
+                last_start: last_start.as_slice(),
+                ..raw
             };
             let mut left = record.sides;
             let mut side = || {
@@ -349,6 +376,10 @@ impl LaneEnd {
             let more = each(record, &mut side);
             // Side items the reader did not take are freed here, in order.
             while side().is_some() {}
+            if tag == STEP_START || tag == ROOT_STEP_START {
+                last_start.clear();
+                last_start.extend_from_slice(fields);
+            }
             count += 1;
             if !more {
                 break;
@@ -356,7 +387,7 @@ impl LaneEnd {
         }
         let consumed = chunk.len() - records.chunk.len();
         read.commit(consumed);
-        self.budget = self.budget.saturating_sub(consumed);
+        *budget = budget.saturating_sub(consumed);
         count
     }
 }
@@ -367,6 +398,9 @@ pub(crate) struct RawRecord<'a> {
     pub(crate) tag: u8,
     pub(crate) sides: u8,
     pub(crate) fields: &'a [u8],
+    /// The fields of the last step start its lane carried before it (empty if none, or
+    /// unknown): the head of a step end flagged [`super::codec::HEAD_OF_LAST_START`].
+    pub(crate) last_start: &'a [u8],
 }
 
 /// The records of a chunk, in order. A record is published whole, so a chunk holds whole
@@ -396,6 +430,7 @@ impl<'a> Iterator for Records<'a> {
             tag: record[0],
             sides: record[1],
             fields: &record[2..],
+            last_start: &[],
         })
     }
 }
@@ -482,7 +517,6 @@ impl LaneSet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::writer::codec::STEP_START;
 
     fn publish(lanes: &Lanes, tag: u8) -> Result<(), Refused> {
         let wake_at = Wake {
@@ -492,9 +526,10 @@ mod tests {
         lanes.publish(
             1,
             0,
-            |e| {
+            |e, _| {
                 e.begin(tag);
                 e.finish();
+                None
             },
             || false,
             &wake_at,

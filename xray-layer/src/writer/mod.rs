@@ -136,19 +136,24 @@ impl Sink {
         rows: usize,
         encode: impl FnOnce(&mut Encoder),
     ) -> bool {
-        self.send_records(execution_dropped, 1, 1, rows, encode)
+        self.send_records(execution_dropped, 1, 1, rows, |encoder, _| {
+            encode(encoder);
+            None
+        })
     }
 
-    /// [`Sink::send`] for a record the writer makes `records` records of (a root step's start
-    /// or end, which starts or ends its run too): `records` are counted as sent, or
-    /// `dropped_if_refused` as dropped (fewer when the caller sends part of it again alone).
+    /// [`Sink::send`] for a step's start or end, which may be a record the writer makes
+    /// `records` records of (a root step's, which starts or ends its run too): `records` are
+    /// counted as sent, or `dropped_if_refused` as dropped (fewer when the caller sends part of
+    /// it again alone). `encode` gets the id of the last step start the thread's lane carried,
+    /// and returns the id of the step the record starts (see [`Lanes::publish`]).
     pub(crate) fn send_records(
         &self,
         execution_dropped: &AtomicU64,
         records: u64,
         dropped_if_refused: u64,
         rows: usize,
-        encode: impl FnOnce(&mut Encoder),
+        encode: impl FnOnce(&mut Encoder, Option<uuid::Uuid>) -> Option<uuid::Uuid>,
     ) -> bool {
         let block = self.backpressure == Backpressure::Block
             // The writer itself (a hook that runs an instrumented function under a global

@@ -383,12 +383,15 @@ impl Worker {
     ) -> Option<Prepared> {
         let mut d = Decoder::new(raw.fields);
         let (mut run_start, mut run_end, mut rows) = (None, None, None);
-        let record = match raw.tag {
+        let elided = raw.tag & codec::HEAD_OF_LAST_START != 0;
+        let tag = raw.tag & !codec::HEAD_OF_LAST_START;
+        let record = match tag {
             codec::BIG => {
                 let Some(Side::Big(bytes)) = side() else {
                     return None;
                 };
-                let inner = Records::new(&bytes).next()?;
+                let mut inner = Records::new(&bytes).next()?;
+                inner.last_start = raw.last_start;
                 *records = codec::records_in(inner.tag);
                 return self.prepare(inner, side, reuse, records);
             }
@@ -432,7 +435,11 @@ impl Worker {
                 })
             }
             codec::STEP_END | codec::ROOT_STEP_END => {
-                let head = d.step_head(reuse)?;
+                let head = if elided {
+                    d.head_of_last_start(raw.last_start, reuse)?
+                } else {
+                    d.step_head(reuse)?
+                };
                 let mut buffer = StepBuffer::default();
                 let arena = || match side() {
                     Some(Side::Arena(arena)) => Some(arena),
@@ -447,7 +454,7 @@ impl Worker {
                     &self.recycler,
                     self.native.is_some(),
                 );
-                if raw.tag == codec::ROOT_STEP_END {
+                if tag == codec::ROOT_STEP_END {
                     // The run a root step ends, as the step ended.
                     run_end = Some(Record::ExecutionFinished(ExecutionEnd {
                         id: record.execution_id,
