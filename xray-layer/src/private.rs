@@ -27,7 +27,7 @@
 use crate::model::now_us;
 use crate::recorder::current;
 use crate::recorder::scope::node_of;
-use crate::recorder::state::{Ending, Node, StepRef};
+use crate::recorder::state::{Ending, Node};
 use crate::tape::{ObjectTape, Tape};
 use crate::unwind::Watch;
 use serde::Serialize;
@@ -118,15 +118,21 @@ impl Recording {
 ///
 /// A step's function ends on the thread it began on, with its span entered: the guard keeps
 /// the arguments until then, and records them with the result and ends the step in one go,
-/// before the span closes ([`StepState::finish`](crate::recorder::state::StepState::finish)).
+/// before the span closes (`StepState::finish`).
 /// The layer then has nothing left to do when the span closes.
+///
+/// The step's state is not cloned into the guard: it is this thread's innermost entry for the
+/// span (the layer pushed it as the span was entered), where the guard finds it again.
 pub struct StepGuard {
-    // Dropped before the span (see `Drop`).
+    /// What is recorded into an execution's node (an `#[xray::execution]`'s); a step's state
+    /// stays on the thread's stack.
     recording: Recording,
     /// `None` once dropped.
     span: Option<EnteredSpan>,
     /// The span's id (0 when it has none).
     id: u64,
+    /// The layer records a step for the span.
+    step: bool,
     /// The arguments, recorded as the function began.
     input: Cell<Option<Tape>>,
     /// The step ended as the function returned or panicked.
@@ -138,10 +144,15 @@ impl StepGuard {
     pub fn enter(span: Span) -> Self {
         let span = span.entered();
         let id = span.id().map_or(0, |id| id.into_u64());
-        let node = if id == 0 { None } else { current::node_if(id) };
+        let (step, node) = match current::entered(id) {
+            current::Entered::Step => (true, None),
+            current::Entered::Other(node) => (false, Some(node)),
+            current::Entered::Nothing => (false, None),
+        };
         StepGuard {
             span: Some(span),
             id,
+            step,
             input: Cell::new(None),
             ended: Cell::new(false),
             recording: Recording {
@@ -159,108 +170,121 @@ impl StepGuard {
         self.span.as_deref().unwrap_or(&NONE)
     }
 
-    /// The step's recording, if the layer records a step (not an execution) for the span.
-    fn step(&self) -> Option<&StepRef> {
-        match &self.recording.node {
-            Some(Node::Step(step)) => Some(step),
-            _ => None,
+    /// Whether the X-Ray layer records this span. When `false`, nothing is serialized.
+    #[inline]
+    pub fn is_recording(&self) -> bool {
+        self.step || self.recording.is_recording()
+    }
+
+    /// Runs `f` with the span's node: a step's on this thread's stack, or the execution's.
+    fn with_node(&self, f: impl FnOnce(&Node)) {
+        if self.step {
+            current::with_entered(self.id, f);
+        } else if let Some(node) = &self.recording.node {
+            f(node);
         }
     }
 
     /// Keeps the arguments until the function ends (a step's), or records them now.
     pub fn set_input(&self, input: ObjectWriter) {
-        if self.step().is_some() && input.watch.caught().is_none() {
-            self.input.set(Some(input.finish()));
-        } else {
-            self.recording.set_input(input);
+        if !self.step {
+            return self.recording.set_input(input);
+        }
+        match input.watch.caught() {
+            None => self.input.set(Some(input.finish())),
+            Some(failed) => self.with_node(|node| {
+                node.set_input(input.finish());
+                node.finish(None, Some(failed));
+            }),
         }
     }
 
     /// The `input = <expr>` value, kept like the arguments (see [`StepGuard::set_input`]).
     pub fn set_input_json(&self, input: Tape) {
-        if self.step().is_some() && self.recording.watch.caught().is_none() {
-            self.input.set(Some(input));
-        } else {
-            self.recording.set_input_json(input);
+        if !self.step {
+            return self.recording.set_input_json(input);
         }
+        match self.recording.watch.caught() {
+            None => self.input.set(Some(input)),
+            Some(failed) => self.with_node(|node| {
+                node.set_input(input);
+                node.finish(None, Some(failed));
+            }),
+        }
+    }
+
+    /// The `metadata(..)` values of the attribute.
+    pub fn set_metadata(&self, metadata: ObjectWriter) {
+        if !self.step {
+            return self.recording.set_metadata(metadata);
+        }
+        let failed = metadata.watch.caught();
+        let pairs = metadata.into_pairs();
+        self.with_node(|node| {
+            node.add_metadata(pairs);
+            fail_if(node, failed);
+        });
     }
 
     /// The function returned normally; `output` serializes its value (called only when
     /// recording). A step ends here.
     pub fn ok(&self, output: impl FnOnce() -> Option<Tape>) {
-        let Some(step) = self.step() else {
+        if !self.step {
             return self.recording.ok(output);
-        };
-        self.recording.finished.store(true, Ordering::Relaxed);
+        }
         let watch = Watch::start();
         let output = output();
         let error = watch.caught();
-        self.end(
-            step,
-            Ending {
-                output,
-                error,
-                ..Ending::default()
-            },
-        );
+        self.end(Ending {
+            output,
+            error,
+            ..Ending::default()
+        });
     }
 
     /// The function returned an error.
     pub fn err(&self, error: String) {
-        let Some(step) = self.step() else {
+        if !self.step {
             return self.recording.err(error);
-        };
-        self.recording.finished.store(true, Ordering::Relaxed);
-        self.end_without_result(step, error);
+        }
+        self.end_without_result(error);
     }
 
     /// The function panicked with `payload`.
     pub fn panicked(&self, payload: &(dyn Any + Send)) {
-        let Some(step) = self.step() else {
+        if !self.step {
             return self.recording.panicked(payload);
-        };
-        self.recording.finished.store(true, Ordering::Relaxed);
-        self.end_without_result(step, format!("panicked: {}", panic_message(payload)));
+        }
+        self.end_without_result(format!("panicked: {}", panic_message(payload)));
     }
 
-    fn end_without_result(&self, step: &StepRef, error: String) {
-        self.end(
-            step,
-            Ending {
-                error: Some(error),
-                no_result: true,
-                ..Ending::default()
-            },
-        );
+    fn end_without_result(&self, error: String) {
+        self.end(Ending {
+            error: Some(error),
+            no_result: true,
+            ..Ending::default()
+        });
     }
 
     /// Ends the step with `ending`, the arguments, and the evaluations this thread made in it.
-    fn end(&self, step: &StepRef, mut ending: Ending) {
+    fn end(&self, mut ending: Ending) {
         ending.input = self.input.take();
-        let mut local = current::take_local(self.id);
-        step.finish(now_us(), ending, local.as_mut().map(|l| &mut l.arena));
-        if let Some(local) = local {
-            current::keep_spare(local);
-        }
-        self.ended.set(true);
+        let now = now_us();
+        let ended =
+            current::end_entered_step(self.id, |step, local| step.finish(now, ending, local));
+        self.ended.set(ended);
     }
 }
 
 impl Drop for StepGuard {
     fn drop(&mut self) {
-        // The step's state first: once the span has closed, nothing else refers to it, and
-        // this thread's next step reuses it.
-        let node = self.recording.node.take();
         let span = self.span.take();
-        match node {
-            Some(Node::Step(step)) if self.ended.get() => {
-                crate::recycle::keep_step(step);
-                current::closing_ended(self.id, || drop(span));
-            }
-            node => {
-                drop(node);
-                drop(span);
-            }
+        if self.ended.get() {
+            // The span's exit keeps the step's state for this thread's next step (it has
+            // ended); its close has nothing left to do.
+            current::closing_ended(self.id, || drop(span));
+        } else {
+            drop(span);
         }
     }
 }

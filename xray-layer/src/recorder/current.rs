@@ -164,41 +164,103 @@ pub(crate) fn pop_current(span: u64) {
         })
         .ok()
         .flatten();
-    let Some(Entry {
-        node,
-        local: Some(mut local),
-        ..
-    }) = entry
-    else {
+    let Some(Entry { node, local, .. }) = entry else {
         return;
     };
-    if let Some(Node::Step(step)) = &node {
-        if !local.arena.is_empty() {
-            step.absorb(&mut local.arena);
+    if let Some(mut local) = local {
+        if let Some(Node::Step(step)) = &node {
+            if !local.arena.is_empty() {
+                step.absorb(&mut local.arena);
+            }
+        }
+        keep_spare(local);
+    }
+    // A step its function ended (`#[xray::step]`'s guard): its span closes next, and the
+    // state is kept for this thread's next step (reused once nothing else refers to it).
+    if let Some(Node::Step(step)) = node {
+        if step.has_ended() {
+            crate::recycle::keep_step(step);
         }
     }
-    keep_spare(local);
 }
 
-/// Takes the evaluations this thread made in the step of span `span` (its innermost entry),
-/// unless an evaluation builder holds them: for the step to end with them before its span is
-/// exited. Give the `Local` back with [`keep_spare`].
-pub(crate) fn take_local(span: u64) -> Option<Box<Local>> {
+/// What this thread's innermost entry for span `span` holds, for a `#[xray::step]` guard.
+pub(crate) enum Entered {
+    /// A step the layer records: the guard finds it there again ([`with_entered`],
+    /// [`end_entered_step`]).
+    Step,
+    /// An execution the layer records.
+    Other(Node),
+    /// Nothing recorded: no X-Ray span, or a run sampling leaves out.
+    Nothing,
+}
+
+/// What the innermost entry for span `span` (the top of the stack) holds.
+pub(crate) fn entered(span: u64) -> Entered {
+    CURRENT
+        .try_with(|state| {
+            let state = state.borrow();
+            match state.stack.last().filter(|e| e.span == span) {
+                Some(Entry {
+                    node: Some(Node::Step(_)),
+                    ..
+                }) => Entered::Step,
+                Some(Entry {
+                    node: Some(node @ Node::Execution(_)),
+                    ..
+                }) => Entered::Other(node.clone()),
+                _ => Entered::Nothing,
+            }
+        })
+        .unwrap_or(Entered::Nothing)
+}
+
+/// Runs `f` with the node of the innermost entry for span `span`, if there is one.
+pub(crate) fn with_entered(span: u64, f: impl FnOnce(&Node)) {
+    let _ = CURRENT.try_with(|state| {
+        let state = state.borrow();
+        if let Some(node) = state
+            .stack
+            .iter()
+            .rev()
+            .find(|e| e.span == span)
+            .and_then(|e| e.node.as_ref())
+        {
+            f(node);
+        }
+    });
+}
+
+/// Runs `end` with the step of the innermost entry for span `span`, and the evaluations this
+/// thread made in it (unless an evaluation builder holds them): for the step to end, with them,
+/// before its span is exited. Returns whether there was such a step.
+///
+/// `end` runs with this thread's stack borrowed: it must not enter, exit or record into spans.
+pub(crate) fn end_entered_step(
+    span: u64,
+    end: impl FnOnce(&StepRef, Option<&mut EvalArena>),
+) -> bool {
     CURRENT
         .try_with(|state| {
             let mut state = state.borrow_mut();
-            let entry = state.stack.iter_mut().rev().find(|e| e.span == span)?;
-            if entry.lent {
-                return None;
-            }
-            entry.local.take()
+            let Some(entry) = state.stack.iter_mut().rev().find(|e| e.span == span) else {
+                return false;
+            };
+            let Some(Node::Step(step)) = &entry.node else {
+                return false;
+            };
+            let local = match (&mut entry.local, entry.lent) {
+                (Some(local), false) => Some(&mut local.arena),
+                _ => None,
+            };
+            end(step, local);
+            true
         })
-        .ok()
-        .flatten()
+        .unwrap_or(false)
 }
 
 /// Keeps an emptied `Local` for this thread's next step.
-pub(crate) fn keep_spare(mut local: Box<Local>) {
+fn keep_spare(mut local: Box<Local>) {
     local.step = None;
     local.arena.clear_all();
     let _ = CURRENT.try_with(|state| {

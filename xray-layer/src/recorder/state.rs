@@ -385,6 +385,11 @@ impl StepState {
         }
     }
 
+    /// Whether the step has ended (its record is sent).
+    pub(crate) fn has_ended(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
     /// Whether the layer whose counters these are records this step.
     pub(crate) fn recorded_by(&self, counters: &Arc<Counters>) -> bool {
         Arc::ptr_eq(&self.sink.counters, counters)
