@@ -13,7 +13,7 @@
 //! | new span | assigns a UUID v7, finds the enclosing step or execution (or starts an execution for a root step), queues a start record into the thread's lane |
 //! | enter / exit | makes the step current on this thread, for [`evaluate`](crate::evaluate) and friends |
 //! | event inside a step | keeps it as one of the step's log lines (level, message, fields; capped per step) |
-//! | close | queues one complete record of the step, with everything it recorded, into the lane of the thread that closes it |
+//! | close | queues one complete record of the step, with everything it recorded, into the lane of the thread that closes it; for a `#[xray::step]` function's step, nothing: the function's guard ended the step as the function returned, before its span closed |
 
 mod fields;
 
