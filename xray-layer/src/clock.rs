@@ -9,11 +9,14 @@
 //! to an **anchor**: a reading of the wall clock that each thread takes when it first needs the
 //! time, and again once [`REANCHOR_AFTER_NS`] have passed on the counter.
 //!
-//! So a record's time is the wall clock's to within the counter's drift over one second (a few
-//! microseconds at worst: the calibration's error is ~10 ns per second), and times read on one
-//! thread within a second of each other are as exact as the counter. Where quanta finds no
-//! invariant counter (and on targets without one), it reads the monotonic clock instead, and
-//! the anchors work the same way.
+//! So a record's time is the wall clock's to within what the counter's rate drifts from it in
+//! a second: the calibration's rate error (quanta stops calibrating once its mean error is
+//! under 10 ns, after at least half a millisecond: up to ~10 µs per second) and the system
+//! clock's own slewing by NTP (at most 500 µs per second, usually far less). Times read on one
+//! thread never go back: a reading is at least the thread's last one, so a renewed anchor that
+//! is behind makes the clock stand still for a moment instead. Where quanta finds no invariant
+//! counter (and on targets without one), it reads the monotonic clock instead, and the anchors
+//! work the same way.
 
 use std::cell::Cell;
 use std::sync::OnceLock;
@@ -26,8 +29,9 @@ pub const REANCHOR_AFTER_NS: u64 = 1_000_000_000;
 static CLOCK: OnceLock<quanta::Clock> = OnceLock::new();
 
 thread_local! {
-    /// This thread's anchor: a counter reading and the wall clock's time then (0: none yet).
-    static ANCHOR: Cell<(u64, i64)> = const { Cell::new((0, 0)) };
+    /// This thread's anchor, a counter reading and the wall clock's time then (0: none yet),
+    /// and the last time it returned.
+    static ANCHOR: Cell<(u64, i64, i64)> = const { Cell::new((0, 0, i64::MIN)) };
 }
 
 /// The process's counter, calibrated on first use.
@@ -47,16 +51,18 @@ pub fn now_us() -> i64 {
     let raw = clock.raw();
     ANCHOR
         .try_with(|anchor| {
-            let (at, at_us) = anchor.get();
-            if at != 0 && raw >= at {
-                let since = clock.delta_as_nanos(at, raw);
-                if since < REANCHOR_AFTER_NS {
-                    // Below a second: the quotient fits an i64.
-                    return at_us + (since / 1_000) as i64;
-                }
-            }
-            let now = wall_us();
-            anchor.set((clock.raw().max(1), now));
+            let (mut at, mut at_us, last) = anchor.get();
+            let since = clock.delta_as_nanos(at, raw);
+            let now = if at != 0 && raw >= at && since < REANCHOR_AFTER_NS {
+                // Below a second: the quotient fits an i64.
+                at_us + (since / 1_000) as i64
+            } else {
+                at_us = wall_us();
+                at = clock.raw().max(1);
+                at_us
+            };
+            let now = now.max(last);
+            anchor.set((at, at_us, now));
             now
         })
         .unwrap_or_else(|_| wall_us())
@@ -125,7 +131,7 @@ mod tests {
                     before - 1_000 <= now && now <= after + 1_000,
                     "{before} <= {now} <= {after}, within a millisecond"
                 );
-                assert!(now >= last - 1_000, "{now} went back from {last}");
+                assert!(now >= last, "{now} went back from {last}");
                 last = now;
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }

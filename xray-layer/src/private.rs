@@ -268,16 +268,33 @@ impl StepGuard {
 
     /// Ends the step with `ending`, the arguments, and the evaluations this thread made in it.
     fn end(&self, mut ending: Ending) {
+        self.recording.finished.store(true, Ordering::Relaxed);
         ending.input = self.input.take();
         let now = now_us();
-        let ended =
-            current::end_entered_step(self.id, |step, local| step.finish(now, ending, local));
-        self.ended.set(ended);
+        let mut run_open = false;
+        let ended = current::end_entered_step(self.id, |step, local| {
+            run_open = step.finish(now, ending, local);
+        });
+        // A run left to the span's close (a root step whose children may outlive it) needs
+        // the layer's `on_close`.
+        self.ended.set(ended && !run_open);
     }
 }
 
 impl Drop for StepGuard {
     fn drop(&mut self) {
+        if self.step && !self.recording.finished.load(Ordering::Relaxed) {
+            // Neither returned nor panicked inside the function: an `input = ..` or
+            // `metadata(..)` expression panicked before it ran (or the guard was leaked
+            // into an unwind some other way). The step ends with what it has.
+            let error = std::thread::panicking()
+                .then(|| "panicked while its arguments were recorded".to_owned());
+            self.end(Ending {
+                no_result: error.is_some(),
+                error,
+                ..Ending::default()
+            });
+        }
         let span = self.span.take();
         if self.ended.get() {
             // The span's exit keeps the step's state for this thread's next step (it has

@@ -34,6 +34,44 @@ async fn says_its_own_output_async(query: String) -> String {
     format!("raw answer to {query}")
 }
 
+/// A step that starts, says so, and ends when `go` says so.
+#[xray::step(kind = "llm", skip(started, go))]
+fn judges_when_told(
+    started: std::sync::mpsc::Sender<()>,
+    go: std::sync::mpsc::Receiver<()>,
+) -> u32 {
+    let _ = started.send(());
+    let _ = go.recv();
+    2
+}
+
+/// A root step that leaves a step under it running on another thread (a task it spawned and
+/// did not wait for): the step under it starts before this one returns, and ends when `go`
+/// says so.
+#[xray::step(kind = "search", skip(go, done))]
+fn fans_out(
+    go: std::sync::mpsc::Receiver<()>,
+    done: std::sync::mpsc::Sender<u32>,
+) -> std::thread::JoinHandle<()> {
+    let span = tracing::Span::current();
+    let dispatch = tracing::dispatcher::get_default(Clone::clone);
+    let (started, wait_started) = std::sync::mpsc::channel();
+    let worker = std::thread::spawn(move || {
+        tracing::dispatcher::with_default(&dispatch, || {
+            span.in_scope(|| {
+                let _ = done.send(judges_when_told(started, go));
+            });
+        });
+    });
+    let _ = wait_started.recv();
+    worker
+}
+
+#[xray::step(metadata(first = items[0]))]
+fn records_the_first_of(items: Vec<u32>) -> u32 {
+    items.len() as u32
+}
+
 #[xray::step]
 fn panics_after_judging() -> u32 {
     xray::evaluate("B09")
@@ -187,4 +225,88 @@ fn a_panicking_step_ends_failed_with_its_rows_and_its_arguments() {
         "ended without a result: no count of what it let through"
     );
     assert_eq!(guard.stats().dropped, 0);
+}
+
+/// A root step's run ends with it, unless a step under it outlives its function: then the
+/// run ends when the last of them has (its span's close), with the root step's status.
+#[test]
+fn a_root_steps_run_outlives_it_while_a_step_under_it_runs() {
+    let (layer, guard, store) = xray::layer().memory().build_with_store().expect("build");
+    let subscriber = tracing_subscriber::registry().with(layer);
+    let (go, wait_go) = std::sync::mpsc::channel();
+    let (done, wait_done) = std::sync::mpsc::channel();
+    let dispatch = tracing::Dispatch::new(subscriber);
+    let worker = tracing::dispatcher::with_default(&dispatch, || fans_out(wait_go, done));
+    assert!(guard.flush_timeout(Duration::from_secs(10)));
+    let runs = store
+        .list_executions(&ExecutionQuery::default())
+        .expect("runs");
+    assert_eq!(runs.items.len(), 1);
+    let run = &runs.items[0];
+    assert_eq!(run.completed_at, None, "still running: {run:?}");
+    let root = steps(&*store)
+        .into_iter()
+        .find(|s| s.name == "fans_out")
+        .expect("the root step");
+    assert_eq!(
+        root.status,
+        Status::Ok,
+        "the root step ended as it returned"
+    );
+    let _ = go.send(());
+    assert_eq!(wait_done.recv_timeout(Duration::from_secs(10)), Ok(2));
+    worker.join().expect("the worker ran");
+    drop(dispatch);
+    assert!(guard.flush_timeout(Duration::from_secs(10)));
+    let run = store
+        .list_executions(&ExecutionQuery::default())
+        .expect("runs")
+        .items
+        .remove(0);
+    let steps = steps(&*store);
+    let child = steps
+        .iter()
+        .find(|s| s.name == "judges_when_told")
+        .expect("the step under it");
+    assert_eq!(child.parent_id, Some(root.id));
+    assert_eq!(child.execution_id, run.id);
+    assert_eq!(run.status, Status::Ok, "{run:?}");
+    let completed = run.completed_at.expect("ended");
+    assert!(
+        completed >= child.ended_at.expect("child ended"),
+        "the run ends after the step under it: {run:?} {child:?}"
+    );
+    assert_eq!(guard.stats().dropped, 0);
+}
+
+/// An argument's `metadata(..)` expression that panics, before the function runs: the step
+/// ends failed, with its arguments.
+#[test]
+fn a_step_whose_metadata_expression_panics_ends_failed_with_its_arguments() {
+    let (layer, guard, store) = xray::layer().memory().build_with_store().expect("build");
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        let panicked = std::panic::catch_unwind(|| records_the_first_of(Vec::new()));
+        assert!(panicked.is_err(), "items[0] of nothing");
+        assert_eq!(records_the_first_of(vec![7, 8]), 2);
+    });
+    assert!(guard.flush_timeout(Duration::from_secs(10)));
+    let steps = steps(&*store);
+    assert_eq!(steps.len(), 2);
+    let failed = steps
+        .iter()
+        .find(|s| s.status == Status::Error)
+        .expect("the failed step");
+    assert_eq!(
+        failed.error.as_deref(),
+        Some("panicked while its arguments were recorded")
+    );
+    assert_eq!(
+        json(failed.input.as_ref()),
+        serde_json::json!({ "items": [] })
+    );
+    let ok = steps
+        .iter()
+        .find(|s| s.status == Status::Ok)
+        .expect("the other");
+    assert_eq!(json(Some(&ok.metadata)), serde_json::json!({ "first": 7 }));
 }

@@ -244,7 +244,10 @@ impl XRayLayer {
         };
         let capture = start.info().capture.unwrap_or(self.defaults.capture);
         let (run, parent_id) = match parent {
-            Some(Node::Step(p)) => (StepRun::In(&p.execution), Some(p.id)),
+            Some(Node::Step(p)) => {
+                p.add_child();
+                (StepRun::In(&p.execution), Some(p.id))
+            }
             Some(Node::Execution(e)) => (StepRun::In(e), None),
             Some(Node::Skipped) => return Node::Skipped,
             None => {
@@ -439,7 +442,12 @@ where
         match node {
             // Reused by this thread's next step, unless a handle still refers to it.
             Some(Node::Step(step)) if step.end(now_us()) => self.sink.recycler.give_step(step),
-            Some(Node::Step(_)) => {} // ended as its function returned
+            // Ended as its function returned; a root step that steps under it outlived
+            // leaves its run's end to now.
+            Some(Node::Step(step)) if step.take_open_run() => {
+                step.execution.end(&self.sink, now_us());
+            }
+            Some(Node::Step(_)) => {}
             Some(Node::Execution(execution)) => {
                 execution
                     .ended

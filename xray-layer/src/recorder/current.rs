@@ -429,11 +429,19 @@ thread_local! {
 /// Runs `close` (the guard's drop of span `span`, whose step it ended) with `span` marked as
 /// ended by its guard: the layer's `on_close` then has nothing to look up.
 pub(crate) fn closing_ended(span: u64, close: impl FnOnce()) {
-    let marked = ENDING.try_with(|e| e.set(span)).is_ok();
-    close();
-    if marked {
-        let _ = ENDING.try_with(|e| e.set(0));
+    /// Puts the mark back as it was, also if `close` unwinds (another layer panicking in its
+    /// `on_exit` or `on_close`): a mark left behind would make a later span with the same id
+    /// look ended.
+    struct Restore(Option<u64>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            if let Some(before) = self.0 {
+                let _ = ENDING.try_with(|e| e.set(before));
+            }
+        }
     }
+    let _restore = Restore(ENDING.try_with(|e| e.replace(span)).ok());
+    close();
 }
 
 /// Whether `span` is closing from its guard, which ended its step (see [`closing_ended`]).

@@ -163,6 +163,12 @@ pub(crate) struct StepState {
     /// The step has ended (read without the buffer's lock): at its span's close, or earlier
     /// when its function returned ([`StepState::finish`]).
     closed: AtomicBool,
+    /// A step started under it. The span of a step outlives those of the steps under it, but
+    /// its function may return before they end (a task it spawned and did not wait for): a
+    /// root step that its function ends then leaves its run's end to its span's close.
+    has_children: AtomicBool,
+    /// Its run's end is left to its span's close (see `has_children`).
+    run_open: AtomicBool,
 }
 
 /// What the step recorded so far: its values as [`Tape`]s. The writer reads a step's end into
@@ -353,6 +359,8 @@ impl StepState {
                 // Its last step left it empty (and closed) when it ended.
                 buffer.closed = false;
                 *s.closed.get_mut() = false;
+                *s.has_children.get_mut() = false;
+                *s.run_open.get_mut() = false;
                 return state;
             }
             info.get_or_insert_with(|| Arc::clone(&state.info));
@@ -382,6 +390,8 @@ impl StepState {
             sink: Arc::clone(step.sink),
             buffer: Mutex::new(StepBuffer::default()),
             closed: AtomicBool::new(false),
+            has_children: AtomicBool::new(false),
+            run_open: AtomicBool::new(false),
         }
     }
 
@@ -437,19 +447,38 @@ impl StepState {
         if self.closed.load(Ordering::Acquire) {
             return false;
         }
-        self.end_locked(self.buffer(), now)
+        self.end_locked(self.buffer(), now, true)
+    }
+
+    /// Notes that a step started under this one (see `has_children`).
+    pub(crate) fn add_child(&self) {
+        if !self.has_children.load(Ordering::Relaxed) {
+            self.has_children.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether its run's end was left to its span's close, which is now: the caller sends it.
+    /// `true` once.
+    pub(crate) fn take_open_run(&self) -> bool {
+        self.run_open.load(Ordering::Acquire) && self.run_open.swap(false, Ordering::AcqRel)
     }
 
     /// Records how the step's function ended, and ends the step, under one lock: what a
     /// `#[xray::step]` function does as it returns (or panics), before its span closes.
-    /// `local`: the evaluations this thread made in the step, not handed over yet.
-    pub(crate) fn finish(&self, now: i64, ending: Ending, local: Option<&mut EvalArena>) {
+    /// `local`: the evaluations this thread made in the step, not handed over yet. Returns
+    /// whether the step's run is left to end at its span's close (see `has_children`).
+    pub(crate) fn finish(&self, now: i64, ending: Ending, local: Option<&mut EvalArena>) -> bool {
         let mut buffer = self.buffer();
         if buffer.closed {
             drop(buffer);
             let late = ending.input.is_some() as u64 + ending.output.is_some() as u64;
-            self.late(late + local.map_or(0, |l| l.rows() as u64));
-            return;
+            let rows = local.map_or(0, |l| {
+                let n = l.rows() as u64;
+                l.clear_rows();
+                n
+            });
+            self.late(late + rows);
+            return false;
         }
         if let Some(local) = local {
             absorb_into(&mut buffer, local);
@@ -462,11 +491,13 @@ impl StepState {
             buffer.error = Some(error);
         }
         buffer.no_result |= ending.no_result;
-        self.end_locked(buffer, now);
+        self.end_locked(buffer, now, false);
+        self.run_open.load(Ordering::Relaxed)
     }
 
-    /// [`StepState::end`], the buffer locked.
-    fn end_locked(&self, mut buffer: MutexGuard<'_, StepBuffer>, now: i64) -> bool {
+    /// [`StepState::end`], the buffer locked. `at_close`: its span is closing (every step
+    /// under it has ended), else its function returned.
+    fn end_locked(&self, mut buffer: MutexGuard<'_, StepBuffer>, now: i64, at_close: bool) -> bool {
         if buffer.closed {
             return false;
         }
@@ -477,8 +508,17 @@ impl StepState {
         let capture = self.capture;
         let head = self.head();
         let sink = &*self.sink;
-        // The root step of an implicit execution ends it (the steps under it do not).
-        let run_left = if self.execution.implicit && self.parent_id.is_none() {
+        // The root step of an implicit execution ends it (the steps under it do not), unless
+        // steps under it may still run: then its span's close does.
+        let root = self.execution.implicit && self.parent_id.is_none();
+        let run_open = root && !at_close && self.has_children.load(Ordering::Relaxed);
+        if run_open {
+            let mut outcome = self.execution.outcome();
+            outcome.status = Some(buffer.status.unwrap_or(Status::Ok));
+            outcome.error.clone_from(&buffer.error);
+            self.run_open.store(true, Ordering::Release);
+        }
+        let run_left = if root && !run_open {
             let dropped = self.execution.dropped.load(Ordering::Relaxed);
             // Two records; if refused, only the step's end is lost: the run's is sent again.
             let sent = sink.send_records(&self.execution.dropped, 2, 1, rows, |encoder, last| {
