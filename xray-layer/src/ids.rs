@@ -5,7 +5,7 @@
 //! thread-local xorshift generator, seeded once per thread from the OS, fills the random bits.
 
 use std::cell::Cell;
-use uuid::{Builder, Uuid};
+use uuid::Uuid;
 
 thread_local! {
     static STATE: Cell<u64> = const { Cell::new(0) };
@@ -29,14 +29,14 @@ fn next_random() -> u64 {
         .unwrap_or_else(|_| Uuid::now_v7().as_u128() as u64)
 }
 
-/// A new UUID v7 for the current time.
+/// A new UUID v7 for the current time (RFC 9562: 48 bits of unix milliseconds, the version,
+/// 12 random bits, the variant, 62 random bits), put together as one `u128`.
 pub(crate) fn new_id(now_us: i64) -> Uuid {
     let (a, b) = (next_random(), next_random());
-    let mut bytes = [0u8; 10];
-    bytes[..8].copy_from_slice(&a.to_le_bytes());
-    bytes[8..].copy_from_slice(&b.to_le_bytes()[..2]);
-    let millis = u64::try_from(now_us / 1000).unwrap_or(0);
-    Builder::from_unix_timestamp_millis(millis, &bytes).into_uuid()
+    let millis = u64::try_from(now_us / 1000).unwrap_or(0) & 0xFFFF_FFFF_FFFF;
+    let rand_a = u128::from(b >> 52);
+    let rand_b = u128::from(a & 0x3FFF_FFFF_FFFF_FFFF);
+    Uuid::from_u128(u128::from(millis) << 80 | 0x7 << 76 | rand_a << 64 | 0b10 << 62 | rand_b)
 }
 
 #[cfg(test)]
@@ -52,6 +52,18 @@ mod tests {
         unique.dedup();
         assert_eq!(unique.len(), 1000);
         assert!(ids.iter().all(|id| id.get_version_num() == 7));
+        assert!(ids
+            .iter()
+            .all(|id| id.get_variant() == uuid::Variant::RFC4122));
+        // The same fields as the uuid crate's own builder puts them.
+        let mut rebuilt = [0u8; 10];
+        let bytes = ids[0].as_bytes();
+        rebuilt[0] = bytes[6] & 0x0F;
+        rebuilt[1] = bytes[7];
+        rebuilt[2..].copy_from_slice(&bytes[8..]);
+        let by_builder =
+            uuid::Builder::from_unix_timestamp_millis((now / 1000) as u64, &rebuilt).into_uuid();
+        assert_eq!(ids[0], by_builder);
         let (secs, _) = ids[0]
             .get_timestamp()
             .expect("v7 has a timestamp")
