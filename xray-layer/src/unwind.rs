@@ -7,12 +7,15 @@
 //! (The default panic hook still prints the panic's message to stderr, as for any caught panic.)
 
 use std::any::Any;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 thread_local! {
-    /// Panics caught on this thread so far, and the last one's message.
-    static CAUGHT: RefCell<(u64, String)> = const { RefCell::new((0, String::new())) };
+    /// Panics caught on this thread so far: read by every [`Watch`], so a plain cell (no
+    /// destructor to register, no borrow flag).
+    static CAUGHT: Cell<u64> = const { Cell::new(0) };
+    /// The last one's message.
+    static LAST_CAUGHT: RefCell<String> = const { RefCell::new(String::new()) };
 }
 
 /// Runs `f` (a `what` impl of the user's); a panic is caught and counted, and its message
@@ -30,11 +33,8 @@ pub(crate) fn guarded<R>(what: &str, f: impl FnOnce() -> R) -> Result<R, String>
 
 /// Counts a failure of a user's impl on this thread (for [`Watch`]) and returns its message.
 fn caught(message: String) -> String {
-    let _ = CAUGHT.try_with(|caught| {
-        let mut caught = caught.borrow_mut();
-        caught.0 += 1;
-        caught.1.clone_from(&message);
-    });
+    let _ = CAUGHT.try_with(|caught| caught.set(caught.get() + 1));
+    let _ = LAST_CAUGHT.try_with(|last| last.borrow_mut().clone_from(&message));
     message
 }
 
@@ -80,19 +80,18 @@ pub(crate) struct Watch(u64);
 
 impl Watch {
     pub(crate) fn start() -> Watch {
-        Watch(CAUGHT.try_with(|c| c.borrow().0).unwrap_or(0))
+        Watch(CAUGHT.try_with(Cell::get).unwrap_or(0))
     }
 
     /// The error to record on the step, if a panic was caught since [`Watch::start`].
     pub(crate) fn caught(self) -> Option<String> {
-        CAUGHT
-            .try_with(|caught| {
-                let caught = caught.borrow();
-                (caught.0 != self.0)
-                    .then(|| format!("X-Ray could not record this step: {}", caught.1))
-            })
-            .ok()
-            .flatten()
+        if CAUGHT.try_with(Cell::get).unwrap_or(0) == self.0 {
+            return None;
+        }
+        let last = LAST_CAUGHT
+            .try_with(|last| last.borrow().clone())
+            .unwrap_or_default();
+        Some(format!("X-Ray could not record this step: {last}"))
     }
 }
 
