@@ -91,6 +91,10 @@ impl Recording {
     pub fn ok(&self, output: impl FnOnce() -> Option<Tape>) {
         self.finished.store(true, Ordering::Relaxed);
         if let Some(node) = &self.node {
+            if node.output_set() {
+                // The body's output is kept: the returned value is not serialized.
+                return node.returned(None, None);
+            }
             let watch = Watch::start();
             node.returned(output(), None);
             fail_if(node, watch.caught());
@@ -231,6 +235,12 @@ impl StepGuard {
     pub fn ok(&self, output: impl FnOnce() -> Option<Tape>) {
         if !self.step {
             return self.recording.ok(output);
+        }
+        let mut output_set = false;
+        current::with_entered(self.id, |node| output_set = node.output_set());
+        if output_set {
+            // The body's output is kept: the returned value is not serialized.
+            return self.end(Ending::default());
         }
         let watch = Watch::start();
         let output = output();

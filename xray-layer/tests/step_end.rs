@@ -21,17 +21,36 @@ fn keeps_its_span_open(n: u32, keep: &mut Option<tracing::Span>) -> u32 {
     n * 10
 }
 
-#[xray::step(kind = "llm")]
-fn says_its_own_input_and_output(query: &str) -> String {
-    xray::input(&serde_json::json!({ "rewritten": format!("{query}!") }));
-    xray::output(&serde_json::json!({ "chosen": "B01" }));
-    format!("raw answer to {query}")
+/// How many times an [`Answer`] was serialized.
+static ANSWERS_SERIALIZED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// A step's return value whose `Serialize` counts its calls.
+#[derive(Debug, PartialEq)]
+struct Answer(String);
+
+impl serde::Serialize for Answer {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ANSWERS_SERIALIZED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.0.serialize(s)
+    }
 }
 
 #[xray::step(kind = "llm")]
-async fn says_its_own_output_async(query: String) -> String {
+fn says_its_own_input_and_output(query: &str) -> Answer {
+    xray::input(&serde_json::json!({ "rewritten": format!("{query}!") }));
+    xray::output(&serde_json::json!({ "chosen": "B01" }));
+    Answer(format!("raw answer to {query}"))
+}
+
+#[xray::step(kind = "llm")]
+async fn says_its_own_output_async(query: String) -> Answer {
     xray::output(&serde_json::json!({ "chosen": "B02" }));
-    format!("raw answer to {query}")
+    Answer(format!("raw answer to {query}"))
+}
+
+#[xray::step(kind = "llm")]
+fn answers(query: &str) -> Answer {
+    Answer(format!("raw answer to {query}"))
 }
 
 /// A step that starts, says so, and ends when `go` says so.
@@ -155,9 +174,10 @@ fn what_the_body_records_as_input_and_output_wins_over_arguments_and_return_valu
     tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
         let run = xray::Execution::start("explicit").enter();
         assert_eq!(
-            says_its_own_input_and_output("stand"),
+            says_its_own_input_and_output("stand").0,
             "raw answer to stand"
         );
+        assert_eq!(answers("mount").0, "raw answer to mount");
         let mut future = std::pin::pin!(says_its_own_output_async("case".into()));
         let waker = std::task::Waker::noop();
         let answer = match future
@@ -167,7 +187,7 @@ fn what_the_body_records_as_input_and_output_wins_over_arguments_and_return_valu
             std::task::Poll::Ready(answer) => answer,
             std::task::Poll::Pending => panic!("the step does not wait"),
         };
-        assert_eq!(answer, "raw answer to case");
+        assert_eq!(answer.0, "raw answer to case");
         run.finish();
     });
     assert!(guard.flush_timeout(Duration::from_secs(10)));
@@ -196,6 +216,16 @@ fn what_the_body_records_as_input_and_output_wins_over_arguments_and_return_valu
     assert_eq!(
         json(not_set.output.as_ref()),
         serde_json::json!({ "chosen": "B02" })
+    );
+    assert_eq!(
+        json(step("answers").output.as_ref()),
+        serde_json::json!("raw answer to mount"),
+        "the returned value, when the body sets no output"
+    );
+    assert_eq!(
+        ANSWERS_SERIALIZED.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "a returned value the step does not keep (its body set the output) is not serialized"
     );
 }
 

@@ -200,6 +200,9 @@ impl StepHandle {
     /// See [`crate::output`].
     pub fn output<T: Serialize + ?Sized>(&self, value: &T) {
         self.record_json(value, |b, json| b.output = Some(json));
+        if let Some(step) = &self.step {
+            step.note_output_set();
+        }
     }
 
     /// See [`crate::filters`].

@@ -49,6 +49,12 @@ impl Node {
         self.finish_with(output, error, false);
     }
 
+    /// Whether it is a step whose body set its output ([`crate::output`]): the value its
+    /// function returns would not be kept, and is not serialized.
+    pub(crate) fn output_set(&self) -> bool {
+        matches!(self, Node::Step(step) if step.output_set())
+    }
+
     /// [`Node::finish`] for the value a step's function returned: an output its body set
     /// ([`crate::output`]) stays.
     pub(crate) fn returned(&self, output: Option<Tape>, error: Option<String>) {

@@ -169,6 +169,9 @@ pub(crate) struct StepState {
     has_children: AtomicBool,
     /// Its run's end is left to its span's close (see `has_children`).
     run_open: AtomicBool,
+    /// Its body set its output ([`crate::output`]): the value its function returns is not
+    /// serialized, as it would not be kept.
+    output_set: AtomicBool,
 }
 
 /// What the step recorded so far: its values as [`Tape`]s. The writer reads a step's end into
@@ -361,6 +364,7 @@ impl StepState {
                 *s.closed.get_mut() = false;
                 *s.has_children.get_mut() = false;
                 *s.run_open.get_mut() = false;
+                *s.output_set.get_mut() = false;
                 return state;
             }
             info.get_or_insert_with(|| Arc::clone(&state.info));
@@ -392,6 +396,7 @@ impl StepState {
             closed: AtomicBool::new(false),
             has_children: AtomicBool::new(false),
             run_open: AtomicBool::new(false),
+            output_set: AtomicBool::new(false),
         }
     }
 
@@ -448,6 +453,16 @@ impl StepState {
             return false;
         }
         self.end_locked(self.buffer(), now, true)
+    }
+
+    /// Notes that its body set its output (see `output_set`).
+    pub(crate) fn note_output_set(&self) {
+        self.output_set.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether its body set its output: the value its function returns would not be kept.
+    pub(crate) fn output_set(&self) -> bool {
+        self.output_set.load(Ordering::Relaxed)
     }
 
     /// Notes that a step started under this one (see `has_children`).
