@@ -33,6 +33,7 @@ macro_rules! suite {
             missing_execution_start_gets_a_placeholder,
             execution_metadata_merges_start_and_finish,
             dropped_records_mark_running_steps_lost,
+            execution_counts_follow_steps_across_batches,
             many_runs_in_one_batch_read_as_if_written_one_by_one,
             list_executions_filters,
             list_executions_search_text,

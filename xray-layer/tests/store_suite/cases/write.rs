@@ -3,7 +3,7 @@
 use super::*;
 use crate::fixtures::*;
 use serde_json::json;
-use xray::model::{Record, Status};
+use xray::model::{Record, Status, StepRecord};
 use xray::store::{ExecutionQuery, StepQuery};
 
 /// The same batch written twice (a retry, an ingest repeated) leaves one copy of everything.
@@ -408,6 +408,74 @@ pub fn dropped_records_mark_running_steps_lost(store: &dyn Store) {
     );
     assert_eq!(step_of(store, r.id).status, Status::Running);
     assert_eq!(detail(store, y).execution.dropped_records, 0);
+}
+
+/// An execution's counts of steps and of failed steps follow its steps as they arrive, batch
+/// after batch: starts, ends over starts, ends without starts, ends written again, a late end
+/// of a step marked lost.
+pub fn execution_counts_follow_steps_across_batches(store: &dyn Store) {
+    let x = new_id();
+    let counts = |store: &dyn Store| {
+        let d = detail(store, x);
+        let listed = store
+            .list_executions(&ExecutionQuery::default())
+            .expect("list")
+            .items
+            .into_iter()
+            .find(|e| e.id == x)
+            .map(|e| (e.step_count, e.error_steps));
+        assert_eq!(
+            listed,
+            Some((d.execution.step_count, d.execution.error_steps)),
+            "the list says what the detail says"
+        );
+        (d.execution.step_count, d.execution.error_steps)
+    };
+    let failed = |mut s: StepRecord| {
+        s.status = Status::Error;
+        s.error = Some("the model timed out".into());
+        s
+    };
+    let a = failed(step(x, "judge", T0 + 1, 10));
+    write(store, &[begin(x, "run", T0), started(&a)]);
+    assert_eq!(
+        counts(store),
+        (1, 0),
+        "a running step counts, not as failed"
+    );
+    write(store, &[done(&a)]);
+    assert_eq!(counts(store), (1, 1), "its end, in a later batch, failed");
+    write(store, &[done(&a)]);
+    assert_eq!(counts(store), (1, 1), "the same end again changes nothing");
+    write(store, &[started(&a)]);
+    assert_eq!(counts(store), (1, 1), "nor does a late start");
+
+    let b = step(x, "rank", T0 + 20, 5);
+    let c = failed(step(x, "select", T0 + 30, 5));
+    write(store, &[started(&b), done(&b), done(&c)]);
+    assert_eq!(
+        counts(store),
+        (3, 2),
+        "a start and end in one batch, an end alone"
+    );
+
+    // The same step's end again, now passed: a batch that says otherwise wins.
+    let mut c_passed = c.clone();
+    c_passed.status = Status::Ok;
+    c_passed.error = None;
+    write(store, &[done(&c_passed)]);
+    assert_eq!(counts(store), (3, 1));
+
+    // A step marked lost when its run ended with records dropped, whose end comes late.
+    let d = failed(step(x, "explain", T0 + 40, 5));
+    write(store, &[started(&d)]);
+    let mut e = end(x, T0 + 100, Status::Ok);
+    e.dropped_records = 1;
+    write(store, &[Record::ExecutionFinished(e)]);
+    assert_eq!(step_of(store, d.id).status, Status::Lost);
+    assert_eq!(counts(store), (4, 1), "a lost step counts, not as failed");
+    write(store, &[done(&d)]);
+    assert_eq!(counts(store), (4, 2), "its late end failed");
 }
 
 /// Many runs in one batch, as a writer that keeps up with thousands of tiny runs sends them,

@@ -1,13 +1,18 @@
 //! The write side: one transaction per batch, cached statements, idempotent by id.
 
+mod counts;
+mod steps;
+
 use super::sqlite_error;
-use crate::model::{
-    elimination, Evaluation, ExecutionEnd, ExecutionStart, Record, StepRecord, StepStart,
-};
-use crate::recorder::arena::{json_into, StepRows};
+use crate::model::{ExecutionEnd, ExecutionStart, Record};
+use crate::recorder::arena::StepRows;
 use crate::store::{ExecutionUpdate, RecorderCounts, StoreError};
+use counts::{refresh_execution, CountChange};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, HashSet};
+#[cfg(test)]
+use steps::encode_checks;
+use steps::step_started;
 use uuid::Uuid;
 
 /// Separator around failed check names in `evaluations.failed_checks`.
@@ -28,7 +33,7 @@ pub(super) fn write_batch(
         .map_err(sqlite_error)?;
     // Two per record (its placeholder execution, itself), and one per touched execution.
     let mut seq = allocate_seq(&tx, batch.len() as i64 * 3)?;
-    let mut touched = BTreeSet::new();
+    let mut touched: BTreeMap<Uuid, CountChange> = BTreeMap::new();
     // A step that ends in this batch is written once, complete: its start row would be
     // replaced in the same transaction, so no reader could ever see it.
     let finished: HashSet<Uuid> = batch
@@ -56,21 +61,29 @@ pub(super) fn write_batch(
                 execution_finished(&tx, r, seq.next())?;
                 w.ensured.insert(r.id);
             }
-            Record::StepStarted(r) if finished.contains(&r.id) => {}
+            Record::StepStarted(r) if finished.contains(&r.id) => continue,
             Record::StepStarted(r) => {
                 w.ensure_execution(r.execution_id, r.started_at, seq.next())?;
-                step_started(&tx, r, seq.next())?;
+                let change = step_started(&tx, r, seq.next())?;
+                touched.entry(r.execution_id).or_default().add(change);
+                continue;
             }
             Record::StepFinished(r) => {
                 w.ensure_execution(r.execution_id, r.started_at, seq.next())?;
                 let rows = rows.get_mut(i).and_then(Option::as_deref_mut);
-                w.step_finished(r, rows, seq.next())?;
+                let change = w.step_finished(r, rows, seq.next())?;
+                touched.entry(r.execution_id).or_default().add(change);
+                continue;
             }
         }
-        touched.insert(record.execution_id());
+        // The run's status decides its candidates out (none for a run that failed).
+        touched
+            .entry(record.execution_id())
+            .or_default()
+            .out_changed = true;
     }
-    for id in touched {
-        refresh_execution(&tx, id, seq.next())?;
+    for (id, change) in touched {
+        refresh_execution(&tx, id, &change, seq.next())?;
     }
     tx.commit().map_err(sqlite_error)
 }
@@ -212,254 +225,6 @@ fn execution_finished(tx: &Transaction<'_>, r: &ExecutionEnd, seq: i64) -> Resul
         .and_then(|mut s| s.execute(params![r.id.to_string(), seq]))
         .map_err(sqlite_error)?;
     }
-    Ok(())
-}
-
-/// Writes a step's start row; its execution is known to exist (see `Writer::ensure_execution`).
-fn step_started(tx: &Transaction<'_>, r: &StepStart, seq: i64) -> Result<(), StoreError> {
-    tx.prepare_cached(
-        "INSERT INTO steps(id, execution_id, parent_id, name, kind, started_at, status, created_at, seq)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running', ?6, ?7)
-         ON CONFLICT(id) DO NOTHING",
-    )
-    .and_then(|mut s| {
-        s.execute(params![
-            r.id.to_string(),
-            r.execution_id.to_string(),
-            r.parent_id.map(|p| p.to_string()),
-            r.name,
-            r.kind,
-            r.started_at,
-            seq
-        ])
-    })
-    .map_err(sqlite_error)?;
-    Ok(())
-}
-
-impl Writer<'_> {
-    fn step_finished(
-        &mut self,
-        r: &StepRecord,
-        rows: Option<&mut StepRows>,
-        seq: i64,
-    ) -> Result<(), StoreError> {
-        let tx = self.tx;
-        let json = |j: &Option<crate::model::Json>| j.as_ref().map(|j| j.as_str().to_owned());
-        let summary = r
-            .summary
-            .as_ref()
-            .and_then(|s| serde_json::to_string(s).ok());
-        let selection = (!r.selection.is_empty())
-            .then(|| serde_json::to_string(&r.selection).ok())
-            .flatten();
-        let sid: i64 = tx
-        .prepare_cached(
-            "INSERT INTO steps(id, execution_id, parent_id, name, kind, started_at, ended_at, duration_us,
-                status, error, input, output, filters, evaluations, selection, reasoning, metadata,
-                candidates_in, candidates_out, elimination, evaluations_kept, logs_dropped, created_at, seq)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
-                ?20, ?21, ?22, ?6, ?23)
-             ON CONFLICT(id) DO UPDATE SET
-                parent_id = excluded.parent_id, name = excluded.name, kind = excluded.kind,
-                started_at = excluded.started_at, ended_at = excluded.ended_at,
-                duration_us = excluded.duration_us, status = excluded.status, error = excluded.error,
-                input = excluded.input, output = excluded.output, filters = excluded.filters,
-                evaluations = excluded.evaluations, selection = excluded.selection,
-                reasoning = excluded.reasoning, metadata = excluded.metadata,
-                candidates_in = excluded.candidates_in, candidates_out = excluded.candidates_out,
-                elimination = excluded.elimination, evaluations_kept = excluded.evaluations_kept,
-                logs_dropped = excluded.logs_dropped, seq = excluded.seq
-             RETURNING sid",
-        )
-        .and_then(|mut s| {
-            s.query_row(
-                params![
-                    r.id.to_string(),
-                    r.execution_id.to_string(),
-                    r.parent_id.map(|p| p.to_string()),
-                    r.name,
-                    r.kind,
-                    r.started_at,
-                    r.ended_at,
-                    r.duration_us(),
-                    r.status.as_str(),
-                    r.error,
-                    json(&r.input),
-                    json(&r.output),
-                    json(&r.filters),
-                    summary,
-                    selection,
-                    r.reasoning,
-                    r.metadata.as_str(),
-                    r.candidates_in.map(|n| n as i64),
-                    r.candidates_out.map(|n| n as i64),
-                    elimination(r.candidates_in, r.candidates_out),
-                    rows.as_ref().map_or(r.evaluations.len(), |rows| rows.kept_len()) as i64,
-                    r.logs_dropped as i64,
-                    seq
-                ],
-                |row| row.get(0),
-            )
-        })
-        .map_err(sqlite_error)?;
-        // Idempotent: a step written again replaces its rows.
-        for sql in [
-            "DELETE FROM evaluations WHERE step_sid = ?1",
-            "DELETE FROM logs WHERE step_sid = ?1",
-        ] {
-            tx.prepare_cached(sql)
-                .and_then(|mut s| s.execute([sid]))
-                .map_err(sqlite_error)?;
-        }
-        if let Some(rows) = rows {
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT INTO evaluations(step_sid, idx, candidate_id, label, passed, score,
-                        selected, checks, failed_checks, metrics, snapshot)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                )
-                .map_err(sqlite_error)?;
-            let (checks, failed, metrics) = (&mut self.checks, &mut self.failed, &mut self.metrics);
-            let kept: Vec<usize> = rows.kept().collect();
-            for (idx, &i) in kept.iter().enumerate() {
-                rows.write_checks(i, checks, failed);
-                let has_metrics = rows.write_metrics(i, metrics);
-                insert
-                    .execute(params![
-                        sid,
-                        idx as i64,
-                        rows.candidate(i),
-                        rows.label(i),
-                        rows.passed(i),
-                        rows.score(i),
-                        rows.selected(i),
-                        checks.as_str(),
-                        failed.as_str(),
-                        has_metrics.then_some(metrics.as_str()),
-                        rows.snapshot(i).as_deref()
-                    ])
-                    .map_err(sqlite_error)?;
-            }
-        } else if !r.evaluations.is_empty() {
-            let mut insert = tx
-            .prepare_cached(
-                "INSERT INTO evaluations(step_sid, idx, candidate_id, label, passed, score, selected,
-                    checks, failed_checks, metrics, snapshot)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            )
-            .map_err(sqlite_error)?;
-            let (checks, failed, scratch) = (&mut self.checks, &mut self.failed, &mut self.scratch);
-            for (idx, e) in r.evaluations.iter().enumerate() {
-                encode_checks(e, checks, failed, scratch);
-                let metrics = (!e.metrics.is_empty())
-                    .then(|| serde_json::to_string(&e.metrics).ok())
-                    .flatten();
-                insert
-                    .execute(params![
-                        sid,
-                        idx as i64,
-                        e.candidate_id,
-                        e.label,
-                        e.passed,
-                        e.score,
-                        e.selected,
-                        checks.as_str(),
-                        failed.as_str(),
-                        metrics,
-                        e.snapshot.as_ref().map(|s| s.as_str())
-                    ])
-                    .map_err(sqlite_error)?;
-            }
-        }
-        if !r.logs.is_empty() {
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT INTO logs(step_sid, idx, at, level, target, message, fields)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                )
-                .map_err(sqlite_error)?;
-            for (idx, log) in r.logs.iter().enumerate() {
-                insert
-                    .execute(params![
-                        sid,
-                        idx as i64,
-                        log.at,
-                        log.level,
-                        log.target,
-                        log.message,
-                        log.fields.as_str()
-                    ])
-                    .map_err(sqlite_error)?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Writes an evaluation's checks as JSON (what `serde_json` writes for `Vec<Check>`, by hand:
-/// no `Value` walk, no allocation) and its failed check names as `\x1fa\x1fb\x1f`.
-fn encode_checks(e: &Evaluation, checks: &mut String, failed: &mut String, scratch: &mut Vec<u8>) {
-    checks.clear();
-    failed.clear();
-    checks.push('[');
-    for (i, c) in e.checks.iter().enumerate() {
-        if i > 0 {
-            checks.push(',');
-        }
-        checks.push_str("{\"name\":");
-        json_into(checks, scratch, c.name.as_str());
-        checks.push_str(if c.passed {
-            ",\"passed\":true"
-        } else {
-            ",\"passed\":false"
-        });
-        if let Some(reason) = &c.reason {
-            checks.push_str(",\"reason\":");
-            json_into(checks, scratch, reason.as_str());
-        }
-        if let Some(observed) = &c.observed {
-            checks.push_str(",\"observed\":");
-            json_into(checks, scratch, observed);
-        }
-        if let Some(threshold) = &c.threshold {
-            checks.push_str(",\"threshold\":");
-            json_into(checks, scratch, threshold);
-        }
-        if let Some(op) = &c.op {
-            checks.push_str(",\"op\":");
-            json_into(checks, scratch, op.as_str());
-        }
-        checks.push('}');
-    }
-    checks.push(']');
-    for c in e.checks.iter().filter(|c| !c.passed) {
-        if failed.is_empty() {
-            failed.push(SEP);
-        }
-        failed.push_str(&c.name);
-        failed.push(SEP);
-    }
-}
-
-/// Recomputes an execution's step counts and funnel ends after its steps changed.
-fn refresh_execution(tx: &Transaction<'_>, id: Uuid, seq: i64) -> Result<(), StoreError> {
-    tx.prepare_cached(
-        "UPDATE executions SET
-            step_count = (SELECT count(*) FROM steps WHERE execution_id = ?1),
-            error_steps = (SELECT count(*) FROM steps WHERE execution_id = ?1 AND status = 'error'),
-            candidates_in = (SELECT candidates_in FROM steps WHERE execution_id = ?1
-                             AND candidates_in IS NOT NULL ORDER BY started_at, sid LIMIT 1),
-            -- A run that failed returned no candidates, whatever a step let through before.
-            candidates_out = CASE WHEN status = 'error' THEN NULL ELSE
-                             (SELECT candidates_out FROM steps WHERE execution_id = ?1
-                              AND candidates_out IS NOT NULL AND parent_id IS NULL
-                              ORDER BY started_at DESC, sid DESC LIMIT 1) END,
-            seq = ?2
-         WHERE id = ?1",
-    )
-    .and_then(|mut s| s.execute(params![id.to_string(), seq]))
-    .map_err(sqlite_error)?;
     Ok(())
 }
 

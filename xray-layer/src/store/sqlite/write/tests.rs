@@ -1,7 +1,7 @@
 //! The write side's encodings, checked against what serde_json and the decoded path write.
 
 use super::*;
-use crate::model::Check;
+use crate::model::{Check, Evaluation, StepRecord};
 use serde_json::json;
 
 #[test]
