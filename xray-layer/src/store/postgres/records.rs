@@ -17,7 +17,7 @@
 //!   steps, execution ends, steps marked lost, and the executions' counts last.
 
 use super::pg_error;
-use super::step_rows::{self, StepRow};
+use super::step_rows::{self, CountChange, StepRow};
 use crate::model::{ExecutionEnd, ExecutionStart, Json, Record, StepRecord};
 use crate::store::metadata::merge;
 use crate::store::StoreError;
@@ -47,10 +47,10 @@ pub(super) fn write_records(
     let metadata = plan.final_metadata(&stored);
     placeholders(tx, &plan.placeholders)?;
     execution_starts(tx, &plan.starts, &metadata)?;
-    step_rows::steps(tx, &plan.step_rows, &plan.step_ends, &plan.end_index)?;
+    let counts = step_rows::steps(tx, &plan.step_rows, &plan.step_ends, &plan.end_index)?;
     execution_ends(tx, &plan.ends, &metadata)?;
     lost_steps(tx, &plan.ends)?;
-    refresh(tx, &plan.touched)
+    refresh(tx, &plan.touched, &counts)
 }
 
 /// What a batch writes, one entry per row, in record order.
@@ -65,13 +65,25 @@ struct Plan<'a> {
     ends: Vec<End<'a>>,
     /// Starts and ends of executions, in record order, for the metadata merge.
     metadata_changes: Vec<MetadataChange<'a>>,
-    /// Every execution the batch touched, with the change number of its recount.
-    touched: Vec<(Uuid, i64)>,
+    /// Every execution the batch touched.
+    touched: Vec<Touched>,
     /// Where each id is in `step_rows`, `step_ends` and `touched` (a batch holds up to
     /// thousands of steps: no linear search per record).
     seen_rows: HashSet<Uuid>,
     end_index: HashMap<Uuid, usize>,
-    seen_touched: HashSet<Uuid>,
+    touched_index: HashMap<Uuid, usize>,
+}
+
+/// An execution the batch touched: the change number of its refresh, and whether its funnel
+/// ends may have changed (see [`refresh`]).
+struct Touched {
+    id: Uuid,
+    seq: i64,
+    /// A step that counted the candidates it took in was written.
+    in_changed: bool,
+    /// A top-level step that counted the candidates it let out was written, or the
+    /// execution's own record (its status).
+    out_changed: bool,
 }
 
 /// An execution's start: the last start record's values, with the first tags given.
@@ -117,7 +129,7 @@ impl<'a> Plan<'a> {
             touched: Vec::new(),
             seen_rows: HashSet::new(),
             end_index: HashMap::new(),
-            seen_touched: HashSet::new(),
+            touched_index: HashMap::new(),
         };
         let mut placed = HashSet::new();
         let mut placeholder =
@@ -210,12 +222,29 @@ impl<'a> Plan<'a> {
                 }
             }
             let id = record.execution_id();
-            if plan.seen_touched.insert(id) {
-                plan.touched.push((id, 0));
-            }
+            let at = *plan.touched_index.entry(id).or_insert_with(|| {
+                plan.touched.push(Touched {
+                    id,
+                    seq: 0,
+                    in_changed: false,
+                    out_changed: false,
+                });
+                plan.touched.len() - 1
+            });
+            let (in_changed, out_changed) = match record {
+                Record::ExecutionStarted(_) | Record::ExecutionFinished(_) => (false, true),
+                Record::StepStarted(_) => (false, false),
+                Record::StepFinished(r) => (
+                    r.candidates_in.is_some(),
+                    r.candidates_out.is_some() && r.parent_id.is_none(),
+                ),
+            };
+            let t = &mut plan.touched[at];
+            t.in_changed |= in_changed;
+            t.out_changed |= out_changed;
         }
-        for (_, s) in &mut plan.touched {
-            *s = seq.next_seq();
+        for t in &mut plan.touched {
+            t.seq = seq.next_seq();
         }
         plan
     }
@@ -418,27 +447,43 @@ fn lost_steps(tx: &mut Transaction<'_>, ends: &[End<'_>]) -> Result<(), StoreErr
     Ok(())
 }
 
-/// Recomputes the step counts and funnel ends of the executions whose steps changed.
-fn refresh(tx: &mut Transaction<'_>, touched: &[(Uuid, i64)]) -> Result<(), StoreError> {
+/// Brings the step counts and funnel ends of the executions the batch touched up to date: the
+/// counts by what the batch's step rows changed (`counts`), not counted again over all of an
+/// execution's steps (which cost a run of many steps more with every batch); the funnel ends
+/// looked up only when the batch wrote what may change them.
+fn refresh(
+    tx: &mut Transaction<'_>,
+    touched: &[Touched],
+    counts: &HashMap<Uuid, CountChange>,
+) -> Result<(), StoreError> {
     if touched.is_empty() {
         return Ok(());
     }
-    let ids: Vec<Uuid> = touched.iter().map(|t| t.0).collect();
-    let seqs: Vec<i64> = touched.iter().map(|t| t.1).collect();
+    let ids: Vec<Uuid> = touched.iter().map(|t| t.id).collect();
+    let seqs: Vec<i64> = touched.iter().map(|t| t.seq).collect();
+    let change = |t: &Touched| counts.get(&t.id).copied().unwrap_or_default();
+    let steps: Vec<i64> = touched.iter().map(|t| change(t).steps).collect();
+    let errors: Vec<i64> = touched.iter().map(|t| change(t).errors).collect();
+    let ins: Vec<bool> = touched.iter().map(|t| t.in_changed).collect();
+    let outs: Vec<bool> = touched.iter().map(|t| t.out_changed).collect();
     tx.execute(
         "UPDATE xray.executions e SET
-            step_count = (SELECT count(*) FROM xray.steps WHERE execution_id = e.id),
-            error_steps = (SELECT count(*) FROM xray.steps WHERE execution_id = e.id AND status = 'error'),
-            candidates_in = (SELECT candidates_in FROM xray.steps WHERE execution_id = e.id
-                             AND candidates_in IS NOT NULL ORDER BY started_at, sid LIMIT 1),
-            candidates_out = CASE WHEN e.status = 'error' THEN NULL ELSE
+            step_count = e.step_count + u.steps,
+            error_steps = e.error_steps + u.errors,
+            candidates_in = CASE WHEN u.in_changed THEN
+                             (SELECT candidates_in FROM xray.steps WHERE execution_id = e.id
+                              AND candidates_in IS NOT NULL ORDER BY started_at, sid LIMIT 1)
+                             ELSE e.candidates_in END,
+            candidates_out = CASE WHEN e.status = 'error' THEN NULL WHEN u.out_changed THEN
                              (SELECT candidates_out FROM xray.steps WHERE execution_id = e.id
                               AND candidates_out IS NOT NULL AND parent_id IS NULL
-                              ORDER BY started_at DESC, sid DESC LIMIT 1) END,
+                              ORDER BY started_at DESC, sid DESC LIMIT 1)
+                             ELSE e.candidates_out END,
             seq = u.seq
-         FROM unnest($1::uuid[], $2::int8[]) AS u(id, seq)
+         FROM unnest($1::uuid[], $2::int8[], $3::int8[], $4::int8[], $5::bool[], $6::bool[])
+              AS u(id, seq, steps, errors, in_changed, out_changed)
          WHERE e.id = u.id",
-        &[&ids, &seqs],
+        &[&ids, &seqs, &steps, &errors, &ins, &outs],
     )
     .map_err(pg_error)?;
     Ok(())

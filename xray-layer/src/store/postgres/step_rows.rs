@@ -155,19 +155,40 @@ impl<'a> StepColumns<'a> {
     }
 }
 
+/// What a batch's steps changed of one execution's counts (`step_count`, `error_steps`).
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct CountChange {
+    pub(super) steps: i64,
+    pub(super) errors: i64,
+}
+
+impl CountChange {
+    /// A step row written over `old` (its status before, `None` if it had no row) with
+    /// status `new`.
+    fn add(&mut self, old: Option<&str>, new: &str) {
+        self.steps += i64::from(old.is_none());
+        self.errors += i64::from(new == "error") - i64::from(old == Some("error"));
+    }
+}
+
 /// Writes every step of the batch. First the rows of the steps that have none, in the order of
 /// their first records (their `sid`s follow it), complete if finished; then, for finished steps
 /// whose row already existed (written before, or by another writer meanwhile), their values,
 /// by `ON CONFLICT DO UPDATE` (which sees rows committed after the statement began). Usually
 /// every step is new and the second statement is not sent.
+///
+/// Returns what the rows changed of each execution's counts: the rows inserted, and the status
+/// each row written over had before (read first, rows locked), so that the counts follow
+/// without counting an execution's steps again.
 pub(super) fn steps(
     tx: &mut Transaction<'_>,
     rows: &[StepRow<'_>],
     ends: &[(&StepRecord, i64)],
     end_index: &HashMap<Uuid, usize>,
-) -> Result<(), StoreError> {
+) -> Result<HashMap<Uuid, CountChange>, StoreError> {
+    let mut changes: HashMap<Uuid, CountChange> = HashMap::new();
     if rows.is_empty() {
-        return Ok(());
+        return Ok(changes);
     }
     let mut new = StepColumns::default();
     for row in rows {
@@ -176,7 +197,8 @@ pub(super) fn steps(
             None => new.push_running(row),
         }
     }
-    let inserted: HashSet<Uuid> = tx
+    let mut inserted = HashSet::new();
+    for row in tx
         .query(
             &format!(
                 "INSERT INTO xray.steps({STEP_COLUMNS}, created_at)
@@ -184,39 +206,59 @@ pub(super) fn steps(
                  FROM unnest({STEP_TYPES}) WITH ORDINALITY AS u({STEP_COLUMNS}, ord)
                  ORDER BY ord
                  ON CONFLICT (id) DO NOTHING
-                 RETURNING id"
+                 RETURNING id, execution_id, status"
             ),
             &new.params(),
         )
         .map_err(pg_error)?
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
+    {
+        inserted.insert(row.get::<_, Uuid>(0));
+        let status: &str = row.get(2);
+        changes.entry(row.get(1)).or_default().add(None, status);
+    }
     let mut known = StepColumns::default();
     for (r, seq) in ends.iter().filter(|(r, _)| !inserted.contains(&r.id)) {
         known.push_finished(r, *seq);
     }
     if known.ids.is_empty() {
-        return Ok(());
+        return Ok(changes);
     }
-    tx.execute(
-        &format!(
-            "INSERT INTO xray.steps({STEP_COLUMNS}, created_at)
-             SELECT {STEP_COLUMNS}, started_at
-             FROM unnest({STEP_TYPES}) AS u({STEP_COLUMNS})
-             ON CONFLICT (id) DO UPDATE SET
-                parent_id = excluded.parent_id, name = excluded.name, kind = excluded.kind,
-                started_at = excluded.started_at, ended_at = excluded.ended_at,
-                duration_us = excluded.duration_us, status = excluded.status, error = excluded.error,
-                input = excluded.input, output = excluded.output, filters = excluded.filters,
-                evaluations = excluded.evaluations, selection = excluded.selection,
-                reasoning = excluded.reasoning, metadata = excluded.metadata,
-                candidates_in = excluded.candidates_in, candidates_out = excluded.candidates_out,
-                elimination = excluded.elimination, evaluations_kept = excluded.evaluations_kept,
-                logs_dropped = excluded.logs_dropped, seq = excluded.seq"
-        ),
-        &known.params(),
-    )
-    .map_err(pg_error)?;
-    Ok(())
+    // Their statuses before, rows locked until the commit (read in the statement that writes
+    // them, a locking read would skip the rows that statement changes).
+    let before: HashMap<Uuid, String> = tx
+        .query(
+            "SELECT id, status FROM xray.steps WHERE id = ANY($1::uuid[]) FOR UPDATE",
+            &[&known.ids],
+        )
+        .map_err(pg_error)?
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    for row in tx
+        .query(
+            &format!(
+                "INSERT INTO xray.steps({STEP_COLUMNS}, created_at)
+                 SELECT {STEP_COLUMNS}, started_at
+                 FROM unnest({STEP_TYPES}) AS u({STEP_COLUMNS})
+                 ON CONFLICT (id) DO UPDATE SET
+                    parent_id = excluded.parent_id, name = excluded.name, kind = excluded.kind,
+                    started_at = excluded.started_at, ended_at = excluded.ended_at,
+                    duration_us = excluded.duration_us, status = excluded.status, error = excluded.error,
+                    input = excluded.input, output = excluded.output, filters = excluded.filters,
+                    evaluations = excluded.evaluations, selection = excluded.selection,
+                    reasoning = excluded.reasoning, metadata = excluded.metadata,
+                    candidates_in = excluded.candidates_in, candidates_out = excluded.candidates_out,
+                    elimination = excluded.elimination, evaluations_kept = excluded.evaluations_kept,
+                    logs_dropped = excluded.logs_dropped, seq = excluded.seq
+                 RETURNING id, execution_id, status"
+            ),
+            &known.params(),
+        )
+        .map_err(pg_error)?
+    {
+        let (id, status): (Uuid, &str) = (row.get(0), row.get(2));
+        let old = before.get(&id).map(String::as_str);
+        changes.entry(row.get(1)).or_default().add(old, status);
+    }
+    Ok(changes)
 }
