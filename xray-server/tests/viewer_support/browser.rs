@@ -250,15 +250,25 @@ impl Page {
     }
 
     /// Clicks the first element matching `selector` (a real mouse click at its centre).
+    ///
+    /// The page may render the element again between the moment the page's script sees it and
+    /// the moment the browser is asked for it (a list that reloads, a row a live update
+    /// replaces): the element is then looked for again, until [`TIMEOUT`].
     pub fn click(&self, selector: &str) {
-        self.wait(
-            &format!("document.querySelector({}) !== null", js_str(selector)),
-            selector,
-        );
-        let element = self
-            .tab
-            .find_element(selector)
-            .unwrap_or_else(|e| panic!("no element {selector}: {e}"));
+        let started = Instant::now();
+        let element = loop {
+            self.wait(
+                &format!("document.querySelector({}) !== null", js_str(selector)),
+                selector,
+            );
+            match self.tab.find_element(selector) {
+                Ok(element) => break element,
+                Err(e) if started.elapsed() > TIMEOUT => {
+                    panic!("no element {selector} for {TIMEOUT:?}: {e}")
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        };
         element.scroll_into_view().ok();
         element
             .click()
