@@ -11,7 +11,8 @@
 //! The variants are `step_overhead`'s: `nested` (inside an entered execution, or an entered
 //! span for the peer) and `root` (a step with no execution above it). X-Ray writes to a
 //! [`NullStore`]; between rounds (not timed) the writer catches up, and every round checks that
-//! nothing was dropped. `XRAY_BENCH_ROUNDS` sets the number of rounds.
+//! nothing was dropped. `XRAY_BENCH_ROUNDS` sets the number of rounds; `XRAY_BENCH_QUEUE` the
+//! layer's queue capacity (default: the layer's own, [`xray::DEFAULT_QUEUE_CAPACITY`]).
 //!
 //! Each round also times two floors of a step ([`xray_benches::floor`]): the same span with its
 //! arguments' and output's JSON and two clock reads, nothing else, through the registry alone
@@ -83,9 +84,15 @@ fn main() {
         .unwrap_or(ROUNDS);
     let query = reference_query();
     let store = Arc::new(NullStore::new());
+    // The queue a layer has by default, unless `XRAY_BENCH_QUEUE` says otherwise (a round's
+    // records fit in it: the writer catches up between rounds).
+    let queue = std::env::var("XRAY_BENCH_QUEUE")
+        .ok()
+        .and_then(|q| q.parse().ok())
+        .unwrap_or(xray::DEFAULT_QUEUE_CAPACITY);
     let (layer, guard) = xray::layer()
         .store(Arc::clone(&store) as Arc<dyn xray::store::Store>)
-        .queue_capacity(1 << 16)
+        .queue_capacity(queue)
         .build()
         .expect("the layer builds");
     let xray = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
