@@ -5,7 +5,7 @@ use super::{CountChange, Writer, SEP};
 use crate::model::{elimination, Evaluation, Status, StepRecord, StepStart};
 use crate::recorder::arena::{json_into, StepRows};
 use crate::store::StoreError;
-use rusqlite::{params, OptionalExtension, Transaction};
+use rusqlite::{params, Transaction};
 
 /// Writes a step's start row; its execution is known to exist (see `Writer::ensure_execution`).
 /// A step already written (its start again, or its end first) is left as it is.
@@ -57,22 +57,17 @@ const INSERT_STEP_END: &str =
         logs_dropped, created_at, seq)
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
         ?19, ?20, ?21, ?22, ?6, ?23)
-     ON CONFLICT(id) DO NOTHING
-     RETURNING sid";
+     ON CONFLICT(id) DO NOTHING";
 
 /// A step's end over its start row, written by an earlier batch.
 const UPDATE_RUNNING_STEP: &str = concat!(
     "UPDATE steps SET ",
     step_end_columns!(),
-    " WHERE id = ?1 AND status = 'running' RETURNING sid"
+    " WHERE id = ?1 AND status = 'running'"
 );
 
 /// A step's end over a row that had its end already (written again), or was marked `lost`.
-const UPDATE_ENDED_STEP: &str = concat!(
-    "UPDATE steps SET ",
-    step_end_columns!(),
-    " WHERE id = ?1 RETURNING sid"
-);
+const UPDATE_ENDED_STEP: &str = concat!("UPDATE steps SET ", step_end_columns!(), " WHERE id = ?1");
 
 impl Writer<'_> {
     /// Writes a step's end, with its evaluations and logs: a new row, or over the step's start
@@ -123,9 +118,18 @@ impl Writer<'_> {
             r.logs_dropped as i64,
             seq
         ];
-        let write = |sql: &str| -> Result<Option<i64>, StoreError> {
+        // Whether the statement wrote the row. (Not `RETURNING sid`: SQLite keeps a statement
+        // journal for a statement with `RETURNING`, a copy of every page it changes; the new
+        // row's `sid` is `last_insert_rowid`, an existing row's is looked up.)
+        let write = |sql: &str| -> Result<bool, StoreError> {
             tx.prepare_cached(sql)
-                .and_then(|mut s| s.query_row(values, |row| row.get(0)).optional())
+                .and_then(|mut s| s.execute(values))
+                .map(|n| n == 1)
+                .map_err(sqlite_error)
+        };
+        let sid_of = || -> Result<i64, StoreError> {
+            tx.prepare_cached("SELECT sid FROM steps WHERE id = ?1")
+                .and_then(|mut s| s.query_row([&id], |row| row.get(0)))
                 .map_err(sqlite_error)
         };
         let funnel = CountChange {
@@ -134,7 +138,8 @@ impl Writer<'_> {
             ..CountChange::default()
         };
         let errors = i64::from(r.status == Status::Error);
-        let (sid, change) = if let Some(sid) = write(INSERT_STEP_END)? {
+        let (sid, change) = if write(INSERT_STEP_END)? {
+            let sid = tx.last_insert_rowid();
             // A new row: it has no evaluations or logs to replace.
             let change = CountChange {
                 steps: 1,
@@ -143,17 +148,17 @@ impl Writer<'_> {
             };
             (sid, change)
         } else {
-            let (sid, change) = if let Some(sid) = write(UPDATE_RUNNING_STEP)? {
-                (Some(sid), CountChange { errors, ..funnel })
+            let change = if write(UPDATE_RUNNING_STEP)? {
+                CountChange { errors, ..funnel }
             } else {
-                let change = CountChange {
+                // The insert found the row: it is there, in this transaction.
+                write(UPDATE_ENDED_STEP)?;
+                CountChange {
                     recount: true,
                     ..funnel
-                };
-                (write(UPDATE_ENDED_STEP)?, change)
+                }
             };
-            // The insert found the row: it is there, in this transaction.
-            let sid = sid.ok_or_else(|| sqlite_error(rusqlite::Error::QueryReturnedNoRows))?;
+            let sid = sid_of()?;
             // Idempotent: a step written again replaces its rows.
             for sql in [
                 "DELETE FROM evaluations WHERE step_sid = ?1",
