@@ -230,6 +230,17 @@ pub trait Store: Send + Sync + 'static {
     }
 }
 
+/// Which of its execution's funnel ends a finished step can move, `(in, out)`: the candidates
+/// in come from the first step that counted the candidates it took in, the candidates out from
+/// the last top-level step that counted those it let out. A store that keeps the funnel ends
+/// up batch by batch looks them up again only when a batch holds such a step.
+pub(crate) fn funnel_ends_moved_by(step: &StepRecord) -> (bool, bool) {
+    (
+        step.candidates_in.is_some(),
+        step.candidates_out.is_some() && step.parent_id.is_none(),
+    )
+}
+
 /// A database URL fit to print: its password replaced by `***`, in the URL form
 /// (`postgres://user:secret@host/db`) and the key=value form (`host=db password=secret`).
 pub fn redact_password(url: &str) -> String {

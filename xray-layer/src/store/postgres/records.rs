@@ -234,10 +234,7 @@ impl<'a> Plan<'a> {
             let (in_changed, out_changed) = match record {
                 Record::ExecutionStarted(_) | Record::ExecutionFinished(_) => (false, true),
                 Record::StepStarted(_) => (false, false),
-                Record::StepFinished(r) => (
-                    r.candidates_in.is_some(),
-                    r.candidates_out.is_some() && r.parent_id.is_none(),
-                ),
+                Record::StepFinished(r) => crate::store::funnel_ends_moved_by(r),
             };
             let t = &mut plan.touched[at];
             t.in_changed |= in_changed;

@@ -132,9 +132,10 @@ impl Writer<'_> {
                 .and_then(|mut s| s.query_row([&id], |row| row.get(0)))
                 .map_err(sqlite_error)
         };
+        let (in_changed, out_changed) = crate::store::funnel_ends_moved_by(r);
         let funnel = CountChange {
-            in_changed: r.candidates_in.is_some(),
-            out_changed: r.candidates_out.is_some() && r.parent_id.is_none(),
+            in_changed,
+            out_changed,
             ..CountChange::default()
         };
         let errors = i64::from(r.status == Status::Error);
