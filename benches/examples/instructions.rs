@@ -113,6 +113,28 @@ fn xray_dispatch_sampling(share: f64) -> (tracing::Dispatch, xray::XRayGuard) {
     )
 }
 
+/// The CPU time the writer thread (`xray-writer`) has used so far, from
+/// `/proc/self/task/*/stat` (clock ticks, 10 ms each on Linux): what recording costs besides
+/// the application thread's time. `None` where there is no such file or thread.
+fn writer_cpu() -> Option<std::time::Duration> {
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let dir = task.ok()?.path();
+        let comm = std::fs::read_to_string(dir.join("comm")).ok()?;
+        if comm.trim() != "xray-writer" {
+            continue;
+        }
+        let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+        // Fields after the command's closing parenthesis: the state is the 3rd field of the
+        // line, utime the 14th and stime the 15th.
+        let rest = &stat[stat.rfind(')')? + 1..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: u64 =
+            fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        return Some(std::time::Duration::from_millis(ticks * 10));
+    }
+    None
+}
+
 /// Runs `f`, adding the time it took to `spent`.
 fn timed<R>(spent: &mut std::time::Duration, f: impl FnOnce() -> R) -> R {
     let start = std::time::Instant::now();
@@ -126,6 +148,8 @@ fn main() {
     let query = reference_query();
     // The measured loop's own time (not the program's start, nor the writer's final flush).
     let mut spent = std::time::Duration::ZERO;
+    // The writer thread's CPU time, read after its last flush (before the guard stops it).
+    let mut writer = None;
     match mode.as_str() {
         "step" => {
             let (dispatch, guard) = xray_dispatch();
@@ -135,6 +159,7 @@ fn main() {
                     timed(&mut spent, || measured_steps(&query, n))
                 }));
             });
+            writer = writer_cpu();
         }
         "step_sampled_out" => {
             let (dispatch, guard) = xray_dispatch_sampling(0.0);
@@ -143,6 +168,7 @@ fn main() {
                 black_box(timed(&mut spent, || measured_steps(&query, iterations())));
             });
             assert!(guard.flush(), "the writer caught up");
+            writer = writer_cpu();
             assert_eq!(guard.stats().sampled_out, 1, "{:?}", guard.stats());
         }
         "step_root" => {
@@ -152,6 +178,7 @@ fn main() {
                     timed(&mut spent, || measured_steps(&query, n))
                 }));
             });
+            writer = writer_cpu();
         }
         "step_lean" => {
             let (dispatch, _counts) = xray_benches::lean::lean_dispatch();
@@ -187,6 +214,7 @@ fn main() {
                 }));
             });
             assert!(guard.flush(), "the writer caught up");
+            writer = writer_cpu();
         }
         _ => {
             eprintln!(
@@ -200,4 +228,11 @@ fn main() {
         "{mode}: {n} iterations, {:.0} ns each (the loop alone, timed; under callgrind, ignore it)",
         spent.as_nanos() as f64 / n as f64
     );
+    if let Some(writer) = writer {
+        println!(
+            "  the writer thread's CPU time: {:.0} ns per iteration ({} ms in all, 10 ms ticks)",
+            writer.as_nanos() as f64 / n as f64,
+            writer.as_millis()
+        );
+    }
 }

@@ -3,8 +3,10 @@
 //! A step's arguments, its result, its filters and its metadata become JSON in the database,
 //! but the JSON is not written on the thread that records them. That thread runs the value's
 //! `Serialize` into a [`Tape`]: one tag byte per call and its payload, strings copied as they
-//! are. The writer thread replays the tape into `serde_json` ([`to_json`]), which escapes the
-//! strings and formats the numbers there, off the program's thread. The JSON is the same, byte
+//! are. The writer thread turns the tape into JSON ([`to_json`]) with `serde_json`, which escapes
+//! the strings and formats the numbers there, off the program's thread: through serde_json's
+//! formatter straight from the tape where nothing needs escaping ([`json`]), else by replaying
+//! the tape into a `serde_json::Serializer`. The JSON is the same, byte
 //! for byte, as `serde_json::to_string` of the value: the replay makes the same calls, in the
 //! same order, with the same strings and numbers (integers widened to 64 bits, which
 //! serde_json writes the same way). Where serde_json would have failed, the tape fails too, if
@@ -38,6 +40,7 @@
 //! Lengths and numbers are little-endian. A `Serialize` that fails or panics leaves no partial
 //! value: the tape then holds a string that says so, as [`Json::from_serialize`] would.
 
+mod json;
 pub(crate) mod record;
 mod replay;
 
@@ -220,6 +223,15 @@ fn push_str(tape: &mut Vec<u8>, text: &str) {
 /// that serde_json refuses (a map whose keys are not strings or numbers) gives a string
 /// naming the error, as [`Json::from_serialize`] does for the same value.
 pub(crate) fn to_json(tape: &[u8], mut buf: Vec<u8>) -> Json {
+    buf.clear();
+    // Most tapes: serde_json's formatter called straight from the tape, the text checked
+    // once. The rest, and any tape that is not valid, are replayed.
+    if json::write(tape, &mut buf).is_some() {
+        match String::from_utf8(buf) {
+            Ok(text) => return Json::from_trusted(text),
+            Err(err) => buf = err.into_bytes(),
+        }
+    }
     buf.clear();
     match replay::replay(tape, &mut serde_json::Serializer::new(&mut buf)) {
         // SAFETY: `buf` was emptied and then written only by serde_json, which writes UTF-8

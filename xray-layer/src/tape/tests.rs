@@ -78,9 +78,9 @@ struct Flattened {
     extra: BTreeMap<String, i32>,
 }
 
-#[test]
-fn structs_options_and_enums_replay_to_serde_jsons_text() {
-    let query = Query {
+/// A step's typical argument: strings, numbers, a list, an option, an enum.
+fn query() -> Query {
+    Query {
         asin: "B0REF00042".into(),
         title: "Adjustable aluminium laptop stand".into(),
         price: 29.99,
@@ -93,8 +93,12 @@ fn structs_options_and_enums_replay_to_serde_jsons_text() {
             model: "gpt-4o",
             temperature: 0.2,
         },
-    };
-    same(&query);
+    }
+}
+
+#[test]
+fn structs_options_and_enums_replay_to_serde_jsons_text() {
+    same(&query());
     same(&Kind::Filter);
     same(&Kind::Rank(3));
     same(&Kind::Window(-1, 1));
@@ -360,6 +364,105 @@ fn generated_json_values_replay_to_the_same_text() {
     for _ in 0..2_000 {
         same(&rng.value(0));
     }
+}
+
+/// What the formatter path ([`json::write`]) makes of `value`'s tape: `None` where it leaves
+/// the tape to the replay.
+fn formatted<T: Serialize + ?Sized>(value: &T) -> Option<String> {
+    let mut out = Vec::new();
+    json::write(Tape::of(value).as_bytes(), &mut out)?;
+    Some(String::from_utf8(out).expect("UTF-8"))
+}
+
+#[test]
+fn values_with_nothing_to_escape_are_written_by_the_formatter_as_serde_json_writes_them() {
+    let mut rng = Rng(42);
+    let (mut written, mut replayed) = (0, 0);
+    for _ in 0..2_000 {
+        let value = rng.value(0);
+        let expected = serde_json::to_string(&value).expect("JSON");
+        // A `serde_json::Value` has string keys and 64-bit numbers: only an escaped byte
+        // (`\"`, `\\`, a control character) sends it to the replay.
+        match formatted(&value) {
+            Some(text) => {
+                assert_eq!(text, expected);
+                written += 1;
+            }
+            None => {
+                assert!(expected.contains('\\'), "left to the replay: {expected}");
+                replayed += 1;
+            }
+        }
+    }
+    assert!(
+        written > 1_000 && replayed > 200,
+        "{written} written, {replayed} replayed"
+    );
+    let query = query();
+    assert_eq!(
+        formatted(&query).as_deref(),
+        Some(serde_json::to_string(&query).expect("JSON").as_str())
+    );
+    for number in [f64::NAN, f64::INFINITY, -0.0, 1e300, 0.1] {
+        assert_eq!(
+            formatted(&number),
+            Some(serde_json::to_string(&number).expect("JSON"))
+        );
+        let single = number as f32;
+        assert_eq!(
+            formatted(&single),
+            Some(serde_json::to_string(&single).expect("JSON"))
+        );
+    }
+    for number in [i64::MIN, -1, 0, u64::MAX as i64] {
+        assert_eq!(formatted(&number), Some(number.to_string()));
+    }
+    assert_eq!(formatted(&u64::MAX), Some(u64::MAX.to_string()));
+    assert_eq!(
+        formatted(&(i8::MIN, u8::MAX, i32::MIN, u32::MAX)),
+        Some("[-128,255,-2147483648,4294967295]".into())
+    );
+    assert_eq!(
+        formatted(&((), true, false, [(); 0], BTreeMap::<String, u8>::new())),
+        Some("[null,true,false,[],{}]".into())
+    );
+}
+
+#[test]
+fn values_the_formatter_cannot_write_alone_are_replayed_to_the_same_text() {
+    let mut by_number = BTreeMap::new();
+    by_number.insert(7u32, "seven");
+    let raw = serde_json::value::RawValue::from_string("{\"a\":1}".into()).expect("JSON");
+    assert_eq!(formatted(&by_number), None);
+    same(&by_number);
+    assert_eq!(formatted(&"tab\there"), None);
+    same(&"tab\there");
+    assert_eq!(formatted(&serde_bytes_like()), None);
+    same(&serde_bytes_like());
+    assert_eq!(formatted(&u128::MAX), None);
+    same(&u128::MAX);
+    assert_eq!(formatted(&raw), None);
+    same(&raw);
+    // A string that is not UTF-8 (a corrupt tape) is left to the replay, which says so.
+    let corrupt = Tape::from_bytes(vec![tag::STR, 2, 0, 0, 0, 0xC3, b'(']);
+    let mut out = Vec::new();
+    assert_eq!(json::write(corrupt.as_bytes(), &mut out), Some(()));
+    assert!(String::from_utf8(out).is_err());
+    assert_eq!(
+        corrupt.to_json().as_str(),
+        r#""<not serializable: a recorded string was not UTF-8>""#
+    );
+}
+
+/// A value serialized with `serialize_bytes`.
+fn serde_bytes_like() -> impl Serialize {
+    struct Bytes;
+    impl Serialize for Bytes {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_bytes(b"\x01\x02")
+        }
+    }
+    Bytes
 }
 
 #[test]
