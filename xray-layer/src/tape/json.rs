@@ -42,6 +42,9 @@ pub(super) fn write(tape: &[u8], out: &mut Vec<u8>) -> Option<()> {
     // The JSON is about as long as the tape (a string's 5-byte head against its quotes and
     // separators); most values then fit without growing `out`.
     out.reserve(tape.len() + 64);
+    let start = out.len();
+    // The quotes around the strings written: a string that held a quote shows in the count.
+    let mut quotes = 0usize;
     let mut at = 0;
     // The containers the cursor is in, innermost last, and where the next value goes.
     let mut open: Vec<Slot> = Vec::new();
@@ -111,12 +114,10 @@ pub(super) fn write(tape: &[u8], out: &mut Vec<u8>) -> Option<()> {
                 let len = u32::from_le_bytes(take(tape, &mut at)?) as usize;
                 let text = tape.get(at..at.checked_add(len)?)?;
                 at += len;
-                if needs_escape(text) {
-                    return None;
-                }
                 f.begin_string(out).ok()?;
                 out.extend_from_slice(text);
                 f.end_string(out).ok()?;
+                quotes += 2;
             }
             tag::SEQ | tag::MAP => {
                 if open.len() >= MAX_DEPTH as usize {
@@ -137,7 +138,7 @@ pub(super) fn write(tape: &[u8], out: &mut Vec<u8>) -> Option<()> {
             break;
         }
     }
-    (at == tape.len()).then_some(())
+    (at == tape.len() && !escapes_needed(&out[start..], quotes)).then_some(())
 }
 
 /// Moves the slot on past a value just written; `Some(false)` when it was the top-level one.
@@ -170,12 +171,28 @@ fn take<const N: usize>(tape: &[u8], at: &mut usize) -> Option<[u8; N]> {
     bytes.try_into().ok()
 }
 
-/// Whether serde_json writes any byte of `text` escaped (a control character, `"` or `\`).
-/// Written without an early exit, so that the compiler checks many bytes per instruction.
-#[inline]
-fn needs_escape(text: &[u8]) -> bool {
-    text.iter()
-        .map(|&b| u8::from(b < 0x20) | u8::from(b == b'"') | u8::from(b == b'\\'))
-        .fold(0, |any, b| any | b)
-        != 0
+/// Whether a string copied into `json` (written with `quotes` quotes of its own) held a byte
+/// serde_json escapes: a control character or `\` (which nothing else writes), or a `"`
+/// (more quotes than the strings' own). Checked once over the whole text, where the compiler
+/// checks many bytes per instruction, rather than string by string (most are a few bytes).
+fn escapes_needed(json: &[u8], quotes: usize) -> bool {
+    /// What one run of bytes holds: a control character or `\` (non-zero), and quotes.
+    #[inline(always)]
+    fn scan(bytes: &[u8]) -> (u8, usize) {
+        let (mut special, mut quotes) = (0u8, 0u8);
+        for &b in bytes {
+            special |= u8::from(b < 0x20) | u8::from(b == b'\\');
+            quotes += u8::from(b == b'"');
+        }
+        (special, usize::from(quotes))
+    }
+    // Runs of a fixed length, which the compiler turns into vector instructions.
+    let mut chunks = json.chunks_exact(32);
+    let (mut special, mut seen) = scan(chunks.remainder());
+    for chunk in &mut chunks {
+        let (s, q) = scan(chunk);
+        special |= s;
+        seen += q;
+    }
+    special != 0 || seen != quotes
 }
