@@ -137,6 +137,14 @@ impl Builder {
             if let Some(v) = get("XRAY_SERVICE") {
                 b = b.service(v);
             }
+            if let Some(v) = get("XRAY_WRITER_NICE") {
+                b = b.writer_nice(parse(
+                    "XRAY_WRITER_NICE",
+                    &v,
+                    "nice levels from 0 to 19",
+                    |n: &u8| *n <= 19,
+                )?);
+            }
             if let Some(v) = get("XRAY_SAMPLE") {
                 b = b.sample(parse(
                     "XRAY_SAMPLE",
@@ -223,5 +231,22 @@ mod tests {
         assert_eq!(b.backpressure, Backpressure::Block);
         assert_eq!(b.queue_capacity, 8);
         assert!(b.build().is_ok());
+        for (value, ok) in [("0", Some(0)), ("19", Some(19)), ("20", None), ("-1", None)] {
+            let b = layer()
+                .memory()
+                .with_env(move |var: &str| (var == "XRAY_WRITER_NICE").then(|| value.to_owned()));
+            match (ok, b.build()) {
+                (Some(n), Ok(_)) => assert_eq!(
+                    layer()
+                        .with_env(move |var: &str| {
+                            (var == "XRAY_WRITER_NICE").then(|| value.to_owned())
+                        })
+                        .writer_nice,
+                    n
+                ),
+                (None, Err(Error::Env { var, .. })) => assert_eq!(var, "XRAY_WRITER_NICE"),
+                (ok, other) => panic!("XRAY_WRITER_NICE={value}: expected {ok:?}, got {other:?}"),
+            }
+        }
     }
 }

@@ -17,6 +17,8 @@
 //! | `XRAY_MAX_PAYLOAD_BYTES` | [`Builder::max_payload_bytes`] | bytes, ≥ 64 |
 //! | `XRAY_MAX_LOGS_PER_STEP` | [`Builder::max_logs_per_step`] | log lines |
 //! | `XRAY_SERVICE` | [`Builder::service`] | a name |
+//! | `XRAY_SAMPLE` | [`Builder::sample`] | the share of executions recorded, `0`–`1` (default `1`: all) |
+//! | `XRAY_WRITER_NICE` | [`Builder::writer_nice`] | nice levels below the application's, `0`–`19` (default [`DEFAULT_WRITER_NICE`]) |
 //! | `XRAY_OTLP_ENDPOINT` | `Builder::otlp` (feature `otlp`) | a collector's OTLP/HTTP URL (`http://localhost:4318`); runs and steps are also sent there as spans |
 //! | `XRAY_OTLP_HEADERS` | `Builder::otlp_header` | `name=value,name=value` sent with each OTLP request (values percent-encoded, as in `OTEL_EXPORTER_OTLP_HEADERS`) |
 //!
@@ -53,6 +55,9 @@ pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 256 * 1024;
 pub const DEFAULT_MAX_LOGS_PER_STEP: usize = 200;
 /// How long dropping the guard waits for the writer to finish.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Nice levels the writer thread runs below the thread that builds the layer (Linux): it
+/// yields a CPU that a step wants. See [`Builder::writer_nice`].
+pub const DEFAULT_WRITER_NICE: u8 = 10;
 
 /// Starts building an X-Ray layer. See [`Builder`].
 ///
@@ -101,6 +106,7 @@ enum StoreChoice {
 /// | `XRAY_MAX_PAYLOAD_BYTES` | [`Builder::max_payload_bytes`] | bytes, ≥ 64 |
 /// | `XRAY_MAX_LOGS_PER_STEP` | [`Builder::max_logs_per_step`] | log lines |
 /// | `XRAY_SERVICE` | [`Builder::service`] | a name |
+/// | `XRAY_WRITER_NICE` | [`Builder::writer_nice`] | nice levels below the application's, `0`–`19` (default [`DEFAULT_WRITER_NICE`]) |
 /// | `XRAY_SAMPLE` | [`Builder::sample`] | the share of executions recorded, `0`–`1` (default `1`: all) |
 /// | `XRAY_OTLP_ENDPOINT` | `Builder::otlp` (feature `otlp`) | a collector's OTLP/HTTP URL (`http://localhost:4318`); runs and steps are also sent there as spans |
 /// | `XRAY_OTLP_HEADERS` | `Builder::otlp_header` | `name=value,name=value` sent with each OTLP request (values percent-encoded, as in `OTEL_EXPORTER_OTLP_HEADERS`) |
@@ -115,6 +121,8 @@ pub struct Builder {
     capture: Capture,
     max_logs_per_step: usize,
     shutdown_timeout: Duration,
+    /// Nice levels the writer thread lowers its priority by.
+    writer_nice: u8,
     service: Option<String>,
     /// The share of executions recorded.
     sample: f64,
@@ -135,6 +143,7 @@ impl std::fmt::Debug for Builder {
             .field("backpressure", &self.backpressure)
             .field("capture", &self.capture)
             .field("sample", &self.sample)
+            .field("writer_nice", &self.writer_nice)
             .finish_non_exhaustive()
     }
 }
@@ -150,6 +159,7 @@ impl Default for Builder {
             capture: Capture::default(),
             max_logs_per_step: DEFAULT_MAX_LOGS_PER_STEP,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            writer_nice: DEFAULT_WRITER_NICE,
             service: None,
             sample: 1.0,
             otlp_endpoint: None,
@@ -287,6 +297,30 @@ impl Builder {
     /// How long dropping the guard waits for the writer.
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// How many nice levels the writer thread runs below the thread that builds the layer
+    /// (default [`DEFAULT_WRITER_NICE`]; up to 19, the lowest priority; `0` keeps it equal).
+    /// Linux only: elsewhere the writer keeps its priority.
+    ///
+    /// The writer turns records into JSON and writes them, about a microsecond of CPU per
+    /// step. Woken by a thread that records, it may be run on that thread's CPU while other
+    /// CPUs are idle, and at equal priority the step then waits for it. Below the
+    /// application's priority it yields that CPU, and the scheduler moves it to a free one. On a
+    /// machine the application keeps busy on every CPU, the writer gets a small share (about
+    /// a tenth of a CPU at 10) and falls behind: records are then dropped and counted, or the
+    /// threads wait, as [`backpressure`](Self::backpressure) says. Set `0` where the writer
+    /// must keep up with a saturated machine.
+    ///
+    /// ```
+    /// // The writer at the application's priority.
+    /// let (layer, _guard) = xray::layer().memory().writer_nice(0).build()?;
+    /// # drop(layer);
+    /// # Ok::<(), xray::Error>(())
+    /// ```
+    pub fn writer_nice(mut self, levels: u8) -> Self {
+        self.writer_nice = levels.min(19);
         self
     }
 
@@ -462,9 +496,13 @@ impl Builder {
             flush_interval: self.flush_interval,
             batch_size: self.batch_size,
         };
+        let writer_nice = self.writer_nice;
         let handle = std::thread::Builder::new()
             .name("xray-writer".into())
-            .spawn(move || worker.run())
+            .spawn(move || {
+                crate::writer::priority::lower_this_thread(writer_nice);
+                worker.run()
+            })
             .map_err(Error::Spawn)?;
         let wake_at = (self.queue_capacity / 2).clamp(1, self.batch_size);
         let sink = Arc::new(Sink::new(

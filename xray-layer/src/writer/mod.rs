@@ -17,6 +17,7 @@
 pub(crate) mod codec;
 mod guard;
 pub(crate) mod lane;
+pub(crate) mod priority;
 pub(crate) mod repair;
 pub(crate) mod worker;
 
