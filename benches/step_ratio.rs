@@ -14,6 +14,10 @@
 //! nothing was dropped. `XRAY_BENCH_ROUNDS` sets the number of rounds; `XRAY_BENCH_QUEUE` the
 //! layer's queue capacity (default: the layer's own, [`xray::DEFAULT_QUEUE_CAPACITY`]).
 //!
+//! The program also prints the CPU time X-Ray's writer thread spent per step over the rounds
+//! (turning the records into JSON and handing them to the store), which the ratio leaves out:
+//! it is not the step's thread's time.
+//!
 //! Each round also times two floors of a step ([`xray_benches::floor`]): the same span with its
 //! arguments' and output's JSON and two clock reads, nothing else, through the registry alone
 //! (`floor`) and with a layer that keeps a value in the span's extensions (`floor+ext`). Their
@@ -124,6 +128,7 @@ fn main() {
         let (mut ratios, mut ours, mut theirs) = (Vec::new(), Vec::new(), Vec::new());
         let mut floor_ratios = [Vec::new(), Vec::new()];
         let mut lean_ratios = Vec::new();
+        let writer_before = xray_benches::writer_cpu();
         for _ in 0..rounds {
             let x = tracing::dispatcher::with_default(&xray, || {
                 timed_xray_steps(STEPS.into(), &query, nested, &guard)
@@ -143,6 +148,13 @@ fn main() {
             ours.push(x);
             theirs.push(p);
         }
+        // The writer's CPU time over the rounds (it catches up within each): what a step
+        // costs besides its own thread's time, not in the ratio.
+        let writer = writer_before
+            .zip(xray_benches::writer_cpu())
+            .map(|(before, after)| {
+                (after - before).as_nanos() as f64 / (rounds as f64 * f64::from(STEPS))
+            });
         let [floor, floor_ext] = &mut floor_ratios;
         for v in [
             &mut ratios,
@@ -163,6 +175,12 @@ fn main() {
             quantile(&ours, 0.5),
             quantile(&theirs, 0.5),
         );
+        if let Some(writer) = writer {
+            println!(
+                "        X-Ray's writer thread: {writer:.0} ns of CPU per step, off the step's \
+                 thread (/proc, 10 ms ticks)"
+            );
+        }
         println!(
             "        floors / instrument+fmt: span + JSON + clock = {:.2}x (quartiles {:.2}..{:.2}); \
              the same + extensions = {:.2}x ({:.2}..{:.2})",

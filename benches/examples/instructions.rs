@@ -113,28 +113,6 @@ fn xray_dispatch_sampling(share: f64) -> (tracing::Dispatch, xray::XRayGuard) {
     )
 }
 
-/// The CPU time the writer thread (`xray-writer`) has used so far, from
-/// `/proc/self/task/*/stat` (clock ticks, 10 ms each on Linux): what recording costs besides
-/// the application thread's time. `None` where there is no such file or thread.
-fn writer_cpu() -> Option<std::time::Duration> {
-    for task in std::fs::read_dir("/proc/self/task").ok()? {
-        let dir = task.ok()?.path();
-        let comm = std::fs::read_to_string(dir.join("comm")).ok()?;
-        if comm.trim() != "xray-writer" {
-            continue;
-        }
-        let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
-        // Fields after the command's closing parenthesis: the state is the 3rd field of the
-        // line, utime the 14th and stime the 15th.
-        let rest = &stat[stat.rfind(')')? + 1..];
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks: u64 =
-            fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-        return Some(std::time::Duration::from_millis(ticks * 10));
-    }
-    None
-}
-
 /// Runs `f`, adding the time it took to `spent`.
 fn timed<R>(spent: &mut std::time::Duration, f: impl FnOnce() -> R) -> R {
     let start = std::time::Instant::now();
@@ -159,7 +137,7 @@ fn main() {
                     timed(&mut spent, || measured_steps(&query, n))
                 }));
             });
-            writer = writer_cpu();
+            writer = xray_benches::writer_cpu();
         }
         "step_sampled_out" => {
             let (dispatch, guard) = xray_dispatch_sampling(0.0);
@@ -168,7 +146,7 @@ fn main() {
                 black_box(timed(&mut spent, || measured_steps(&query, iterations())));
             });
             assert!(guard.flush(), "the writer caught up");
-            writer = writer_cpu();
+            writer = xray_benches::writer_cpu();
             assert_eq!(guard.stats().sampled_out, 1, "{:?}", guard.stats());
         }
         "step_root" => {
@@ -178,7 +156,7 @@ fn main() {
                     timed(&mut spent, || measured_steps(&query, n))
                 }));
             });
-            writer = writer_cpu();
+            writer = xray_benches::writer_cpu();
         }
         "step_lean" => {
             let (dispatch, _counts) = xray_benches::lean::lean_dispatch();
@@ -214,7 +192,7 @@ fn main() {
                 }));
             });
             assert!(guard.flush(), "the writer caught up");
-            writer = writer_cpu();
+            writer = xray_benches::writer_cpu();
         }
         _ => {
             eprintln!(

@@ -112,6 +112,28 @@ pub fn timed_xray_steps(
     elapsed
 }
 
+/// The CPU time the writer thread (`xray-writer`) has used so far, from
+/// `/proc/self/task/*/stat` (clock ticks, 10 ms each on Linux): what recording costs besides
+/// the application thread's time. `None` where there is no such file or thread.
+pub fn writer_cpu() -> Option<std::time::Duration> {
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let dir = task.ok()?.path();
+        let comm = std::fs::read_to_string(dir.join("comm")).ok()?;
+        if comm.trim() != "xray-writer" {
+            continue;
+        }
+        let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+        // Fields after the command's closing parenthesis: the state is the 3rd field of the
+        // line, utime the 14th and stime the 15th.
+        let rest = &stat[stat.rfind(')')? + 1..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: u64 =
+            fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        return Some(std::time::Duration::from_millis(ticks * 10));
+    }
+    None
+}
+
 /// The verdict of the benchmarks' filter on `p`, recorded with `xray::evaluate`: the id, a
 /// label, two structured checks and a free one whose reason is built only when it fails. Every
 /// benchmark that evaluates candidates through X-Ray uses this one.
