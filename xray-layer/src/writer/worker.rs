@@ -86,6 +86,8 @@ impl Reuse {
             Record::ExecutionStarted(start) => {
                 keep(std::mem::take(&mut start.name));
                 keep(std::mem::take(&mut start.metadata).into_string());
+                start.service.take().map(&mut keep);
+                start.host.take().map(&mut keep);
             }
             Record::StepFinished(step) => {
                 if self.evaluations.len() < WRITER_SPARE_EVALUATIONS
@@ -508,8 +510,10 @@ impl Worker {
             started_at,
             tags,
             metadata: Json::from_trusted(reuse.copy("{}")),
-            service: defaults.service.clone(),
-            host: defaults.host.clone(),
+            // Copied into strings the writer made before (a run per root step: two
+            // allocations and two frees a step, otherwise).
+            service: defaults.service.as_deref().map(|s| reuse.copy(s)),
+            host: defaults.host.as_deref().map(|s| reuse.copy(s)),
             pid: Some(defaults.pid),
         })
     }
