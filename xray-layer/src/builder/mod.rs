@@ -310,8 +310,12 @@ impl Builder {
     /// application's priority it yields that CPU, and the scheduler moves it to a free one. On a
     /// machine the application keeps busy on every CPU, the writer gets a small share (about
     /// a tenth of a CPU at 10) and falls behind: records are then dropped and counted, or the
-    /// threads wait, as [`backpressure`](Self::backpressure) says. Set `0` where the writer
-    /// must keep up with a saturated machine.
+    /// threads wait, as [`backpressure`](Self::backpressure) says; and the guard's last flush,
+    /// if the guard drops while they still keep every CPU busy, takes longer (two threads
+    /// flooding a 2-CPU machine: ~25 s against ~2 s; past the
+    /// [`shutdown_timeout`](Self::shutdown_timeout) what is left is reported on stderr). Set
+    /// `0` where the writer must keep up with a saturated machine. (A thread cannot raise its
+    /// priority again without privileges, so the writer keeps this one to the end.)
     ///
     /// ```
     /// // The writer at the application's priority.

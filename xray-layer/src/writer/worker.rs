@@ -336,20 +336,14 @@ impl Worker {
         let mut chunk = std::mem::take(&mut read.chunk);
         lanes.read(&self.lanes, &mut chunk, max, |record, side| {
             let mut records = codec::records_in(record.tag);
-            match self.prepare(record, side, &mut read.reuse, &mut records) {
-                Some(prepared) => {
-                    // A root step's run starts before the step, and ends after it.
-                    let Prepared {
-                        run_start,
-                        record,
-                        rows,
-                        run_end,
-                    } = prepared;
-                    read.pending_rows += rows_of(&record, rows.as_deref());
-                    read.pending.extend(run_start.map(|start| (start, None)));
-                    read.pending.push_back((record, rows));
-                    read.pending.extend(run_end.map(|end| (end, None)));
-                }
+            match self.prepare(
+                record,
+                side,
+                &mut read.reuse,
+                &mut records,
+                &mut read.pending,
+            ) {
+                Some(rows) => read.pending_rows += rows,
                 None => {
                     self.counters
                         .writer
@@ -374,15 +368,18 @@ impl Worker {
     }
 
     /// Decodes a record (evaluations decoded, or kept in their arena for the native store),
-    /// applies the capture policy and the processors, runs the hooks. `records`: how many
-    /// records it holds, set to its inner record's for a big one (what a failure counts).
+    /// applies the capture policy and the processors, runs the hooks, and queues it `into` the
+    /// pending records (a root step's with its run's). Returns the evaluation rows it queued.
+    /// `records`: how many records it holds, set to its inner record's for a big one (what a
+    /// failure counts).
     fn prepare(
         &self,
         raw: RawRecord<'_>,
         side: &mut dyn FnMut() -> Option<Side>,
         reuse: &mut Reuse,
         records: &mut u64,
-    ) -> Option<Prepared> {
+        into: &mut Pending,
+    ) -> Option<usize> {
         let mut d = Decoder::new(raw.fields);
         let (mut run_start, mut run_end, mut rows) = (None, None, None);
         let elided = raw.tag & codec::HEAD_OF_LAST_START != 0;
@@ -395,7 +392,7 @@ impl Worker {
                 let mut inner = Records::new(&bytes).next()?;
                 inner.last_start = raw.last_start;
                 *records = codec::records_in(inner.tag);
-                return self.prepare(inner, side, reuse, records);
+                return self.prepare(inner, side, reuse, records, into);
             }
             codec::STEP_START | codec::ROOT_STEP_START => {
                 let head = d.step_head(reuse)?;
@@ -477,21 +474,27 @@ impl Worker {
             }
             _ => return None,
         };
-        let mut prepared = Prepared {
-            run_start,
-            record,
-            rows,
-            run_end,
+        // Queued where they are processed, each moved once (a record is 152 bytes, a step's
+        // end 472 more in its box). A root step's run starts before the step, and ends after
+        // it; in the order they are written, hooks see a step end before its run's.
+        let mut push = |record: Record, rows: Option<Box<StepRows>>| {
+            into.push_back((record, rows));
+            match into.back_mut() {
+                Some((record, rows)) => {
+                    self.pipeline.process(record, &self.counters);
+                    rows_of(record, rows.as_deref())
+                }
+                None => 0,
+            }
         };
-        // In the order they are written: hooks see a step end before its run's.
-        if let Some(start) = &mut prepared.run_start {
-            self.pipeline.process(start, &self.counters);
+        if let Some(start) = run_start {
+            push(start, None);
         }
-        self.pipeline.process(&mut prepared.record, &self.counters);
-        if let Some(end) = &mut prepared.run_end {
-            self.pipeline.process(end, &self.counters);
+        let rows = push(record, rows);
+        if let Some(end) = run_end {
+            push(end, None);
         }
-        Some(prepared)
+        Some(rows)
     }
 
     /// An execution's start record, with this process's service, host and pid.
@@ -579,15 +582,6 @@ impl Worker {
             *reported = now;
         }
     }
-}
-
-/// What one lane record is prepared into: a record (and the evaluations of a step's end, kept
-/// in their arena for the native store), and for a root step's start or end, its run's.
-struct Prepared {
-    run_start: Option<Record>,
-    record: Record,
-    rows: Option<Box<StepRows>>,
-    run_end: Option<Record>,
 }
 
 /// What the writer reads the lanes into.
