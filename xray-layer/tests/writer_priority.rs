@@ -3,19 +3,28 @@
 //! A test binary of its own: the writer is found by its thread's name, and no other test's
 //! writer may be running beside it.
 
-/// The nice value of this process's thread named `name` (`/proc/self/task/*/stat`, field 19).
+/// The ids and nice values of this process's threads named `name`
+/// (`/proc/self/task/*/stat`, field 19). A thread that ends while they are read is skipped.
 #[cfg(target_os = "linux")]
-fn nice_of_thread(name: &str) -> Option<i32> {
-    for task in std::fs::read_dir("/proc/self/task").ok()? {
-        let dir = task.ok()?.path();
+fn threads_named(name: &str) -> Vec<(String, i32)> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    let nice = |dir: &std::path::Path| -> Option<i32> {
         if std::fs::read_to_string(dir.join("comm")).ok()?.trim() != name {
-            continue;
+            return None;
         }
         let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
         let rest = &stat[stat.rfind(')')? + 1..];
-        return rest.split_whitespace().nth(16)?.parse().ok();
-    }
-    None
+        rest.split_whitespace().nth(16)?.parse().ok()
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| {
+            let dir = task.path();
+            Some((task.file_name().to_string_lossy().into_owned(), nice(&dir)?))
+        })
+        .collect()
 }
 
 /// This thread's nice value (the writer starts from the one of the thread that builds it).
@@ -32,16 +41,24 @@ fn nice_of_this_thread() -> i32 {
 #[cfg(target_os = "linux")]
 #[test]
 fn the_writer_runs_below_the_applications_priority_unless_told_otherwise() {
-    // Each layer in a thread of its own, so that the writer found by name is this layer's.
+    // Each layer built on a thread of its own (the writer starts from that thread's nice
+    // value); its writer is the thread named `xray-writer` that was not there before it (the
+    // last layer's may not have left `/proc` yet).
     let writer_nice = |builder: xray::Builder| {
         std::thread::spawn(move || {
             let base = nice_of_this_thread();
+            let before = threads_named("xray-writer");
             let (layer, guard) = builder.memory().build().expect("the layer builds");
             // The writer lowers its priority as it starts: a flush answered means it has.
             assert!(guard.flush(), "the writer answers");
-            let nice = nice_of_thread("xray-writer").expect("the writer thread");
+            let new: Vec<i32> = threads_named("xray-writer")
+                .into_iter()
+                .filter(|(id, _)| !before.iter().any(|(old, _)| old == id))
+                .map(|(_, nice)| nice)
+                .collect();
             drop((layer, guard));
-            (base, nice)
+            assert_eq!(new.len(), 1, "one new writer thread: {new:?}");
+            (base, new[0])
         })
         .join()
         .expect("thread")

@@ -13,10 +13,10 @@
 //!
 //! Anything else gives `None`, and the caller replays the tape instead (the same JSON, or the
 //! same error, as before): a string with a byte serde_json escapes (`"`, `\`, a control
-//! character), a key that is not a string (serde_json quotes numbers and refuses the rest),
-//! bytes, 128-bit integers, raw JSON, a tape cut short or deeper than a recorded value can
-//! be. So this module never decides what JSON a value has; it only skips work where the
-//! answer cannot differ.
+//! character), a key that is not a string (serde_json quotes some, numbers and booleans, and
+//! refuses the rest), bytes, 128-bit integers, raw JSON, a tape cut short or nested deeper
+//! than 128 levels. So this module never decides what JSON a value has; it only skips work
+//! where the answer cannot differ.
 
 use super::record::MAX_DEPTH;
 use super::tag;
@@ -47,23 +47,26 @@ pub(super) fn write(tape: &[u8], out: &mut Vec<u8>) -> Option<()> {
     let mut quotes = 0usize;
     let mut at = 0;
     // The containers the cursor is in, innermost last, and where the next value goes.
-    let mut open: Vec<Slot> = Vec::new();
+    // A fixed stack (256 bytes): no allocation per tape.
+    let mut stack = [Slot::Value; MAX_DEPTH as usize];
+    let mut depth = 0usize;
     loop {
         let t = *tape.get(at)?;
         at += 1;
         if t == tag::END {
-            match open.pop()? {
+            depth = depth.checked_sub(1)?;
+            match stack[depth] {
                 Slot::Element { .. } => f.end_array(out).ok()?,
                 Slot::Key { .. } => f.end_object(out).ok()?,
                 // A map closed between a key and its value.
                 Slot::Value => return None,
             }
-            if !end_of_value(&mut f, out, &mut open)? {
+            if !end_of_value(&mut f, out, &mut stack[..depth])? {
                 break;
             }
             continue;
         }
-        match open.last_mut() {
+        match stack[..depth].last_mut() {
             Some(Slot::Element { first }) => {
                 f.begin_array_value(out, *first).ok()?;
                 *first = false;
@@ -120,21 +123,20 @@ pub(super) fn write(tape: &[u8], out: &mut Vec<u8>) -> Option<()> {
                 quotes += 2;
             }
             tag::SEQ | tag::MAP => {
-                if open.len() >= MAX_DEPTH as usize {
-                    return None;
-                }
+                let slot = stack.get_mut(depth)?;
                 if t == tag::SEQ {
                     f.begin_array(out).ok()?;
-                    open.push(Slot::Element { first: true });
+                    *slot = Slot::Element { first: true };
                 } else {
                     f.begin_object(out).ok()?;
-                    open.push(Slot::Key { first: true });
+                    *slot = Slot::Key { first: true };
                 }
+                depth += 1;
                 continue;
             }
             _ => return None,
         }
-        if !end_of_value(&mut f, out, &mut open)? {
+        if !end_of_value(&mut f, out, &mut stack[..depth])? {
             break;
         }
     }

@@ -426,6 +426,19 @@ fn values_with_nothing_to_escape_are_written_by_the_formatter_as_serde_json_writ
         formatted(&((), true, false, [(); 0], BTreeMap::<String, u8>::new())),
         Some("[null,true,false,[],{}]".into())
     );
+    // 128 levels of sequences are written; a 129th (which only a tape built around a value
+    // can hold) is left to the replay, which writes it all the same.
+    let nested = |levels: usize| {
+        let mut bytes = vec![tag::SEQ; levels];
+        bytes.extend(vec![tag::END; levels]);
+        Tape::from_bytes(bytes)
+    };
+    let brackets = |levels: usize| "[".repeat(levels) + &"]".repeat(levels);
+    let mut out = Vec::new();
+    assert_eq!(json::write(nested(128).as_bytes(), &mut out), Some(()));
+    assert_eq!(String::from_utf8(out).expect("UTF-8"), brackets(128));
+    assert_eq!(json::write(nested(129).as_bytes(), &mut Vec::new()), None);
+    assert_eq!(nested(129).to_json().as_str(), brackets(129));
 }
 
 #[test]

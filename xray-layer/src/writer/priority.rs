@@ -34,7 +34,9 @@ pub(crate) fn lower_this_thread(levels: u8) -> Option<i32> {
 #[cfg(target_os = "linux")]
 fn lower(levels: u8) -> Option<i32> {
     // SAFETY: `getpriority` and `setpriority` take integers only and touch no memory of the
-    // caller's; `errno` is this thread's own. `who == 0` is the calling thread on Linux.
+    // caller's. `__errno_location` returns a valid pointer to this thread's own `errno`, which
+    // nothing else writes between our store and our read but these calls. `who == 0` is the
+    // calling thread on Linux.
     unsafe {
         // -1 is also a valid nice value: errno tells an error apart.
         *libc::__errno_location() = 0;
