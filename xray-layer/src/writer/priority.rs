@@ -1,5 +1,5 @@
-//! The writer thread's priority: below the application's, so that writing never takes a CPU
-//! from a step.
+//! The writer thread's priority: below the application's, so that a step does not wait for the
+//! writer on its own CPU.
 //!
 //! A thread that records wakes the writer (every batch of records). The scheduler may run the
 //! woken writer on the recording thread's own CPU, and then the step waits while the writer
