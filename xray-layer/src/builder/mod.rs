@@ -305,8 +305,8 @@ impl Builder {
     /// Linux only: elsewhere the writer keeps its priority.
     ///
     /// The writer turns records into JSON and writes them, about a microsecond of CPU per
-    /// step. Woken by a thread that records, it may be run on that thread's CPU while other
-    /// CPUs are idle, and at equal priority the step then waits for it. Below the
+    /// step. Woken by a thread that records, it may be run on that thread's CPU (when other
+    /// work holds the other CPUs), and at equal priority the step then waits for it. Below the
     /// application's priority it yields that CPU, and the scheduler moves it to a free one. On a
     /// machine the application keeps busy on every CPU, the writer gets a small share (about
     /// a tenth of a CPU at 10) and falls behind: records are then dropped and counted, or the

@@ -1,13 +1,13 @@
 //! The writer thread's priority: below the application's, so that a step does not wait for the
 //! writer on its own CPU.
 //!
-//! A thread that records wakes the writer (every batch of records). The scheduler may run the
-//! woken writer on the recording thread's own CPU, and then the step waits while the writer
-//! turns records into JSON, however idle the other CPUs are. On a 2-CPU machine a root step
-//! measured 0.90–1.00× of `#[tracing::instrument]` + fmt in such runs, against 0.73–0.81× with
-//! the two threads pinned apart; with the writer at nice 10, 0.77–0.81× unpinned
-//! (`benches/README.md`, "The writer yields its CPU"). So the writer lowers its own priority
-//! as it starts ([`DEFAULT_WRITER_NICE`](crate::DEFAULT_WRITER_NICE) levels, or
+//! A thread that records wakes the writer (every batch of records). When other work holds the
+//! machine's other CPUs, the scheduler runs the woken writer on the recording thread's CPU, and
+//! at equal priority the step then waits while the writer turns records into JSON. On a 2-CPU
+//! machine with one CPU's worth of other load, a root step measured 0.90–1.01× of
+//! `#[tracing::instrument]` + fmt; with the writer at nice 10, 0.76–0.81×
+//! (`benches/README.md`, session 18). So the writer lowers its own priority as it starts
+//! ([`DEFAULT_WRITER_NICE`](crate::DEFAULT_WRITER_NICE) levels, or
 //! [`Builder::writer_nice`](crate::Builder::writer_nice)).
 //!
 //! A nice value of 10 is a weight of 110 against an application thread's 1024: on a CPU that
