@@ -116,10 +116,12 @@ pub fn timed_xray_steps(
 /// `/proc/self/task/*/stat` (clock ticks, 10 ms each on Linux): what recording costs besides
 /// the application thread's time. `None` where there is no such file or thread.
 pub fn writer_cpu() -> Option<std::time::Duration> {
-    for task in std::fs::read_dir("/proc/self/task").ok()? {
-        let dir = task.ok()?.path();
-        let comm = std::fs::read_to_string(dir.join("comm")).ok()?;
-        if comm.trim() != "xray-writer" {
+    // A thread that ends while the tasks are read is skipped, not the end of the search.
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let dir = task.path();
+        let is_writer = std::fs::read_to_string(dir.join("comm"))
+            .is_ok_and(|comm| comm.trim() == "xray-writer");
+        if !is_writer {
             continue;
         }
         let stat = std::fs::read_to_string(dir.join("stat")).ok()?;

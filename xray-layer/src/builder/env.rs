@@ -235,15 +235,9 @@ mod tests {
             let b = layer()
                 .memory()
                 .with_env(move |var: &str| (var == "XRAY_WRITER_NICE").then(|| value.to_owned()));
+            let nice = b.writer_nice;
             match (ok, b.build()) {
-                (Some(n), Ok(_)) => assert_eq!(
-                    layer()
-                        .with_env(move |var: &str| {
-                            (var == "XRAY_WRITER_NICE").then(|| value.to_owned())
-                        })
-                        .writer_nice,
-                    n
-                ),
+                (Some(n), Ok(_)) => assert_eq!(nice, n),
                 (None, Err(Error::Env { var, .. })) => assert_eq!(var, "XRAY_WRITER_NICE"),
                 (ok, other) => panic!("XRAY_WRITER_NICE={value}: expected {ok:?}, got {other:?}"),
             }
