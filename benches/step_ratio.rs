@@ -23,6 +23,14 @@
 //! (`floor`) and with a layer that keeps a value in the span's extensions (`floor+ext`). Their
 //! ratios to the peer say how much of the goal is left for what a step does beyond that.
 //!
+//! Before and after each round, [`xray_benches::cores::probe`] asks where the host runs the
+//! machine's two CPUs, and the program prints the median ratio of the rounds on two cores apart
+//! from those on one core's two hyperthreads. On one core, X-Ray's writer (catching up beside
+//! the flood of steps) takes part of the core the steps run on, which the peer, with no thread
+//! of its own, never pays. `XRAY_BENCH_DEFER_WRITER=1` shows how much of a round that is: the
+//! writer then runs only between rounds (lanes of 65,536 records, batches of 2^20, a flush
+//! interval of 30 s; a diagnostic, not a setting to run with).
+//!
 //! Each round also times a prototype of a leaner recording ([`xray_benches::lean`]): start and
 //! end records, ids, the parent link and the JSON written into blocks the thread owns, handed
 //! to a writer thread a block at a time. Its ratio says whether the goal is reachable by a
@@ -32,6 +40,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing_subscriber::prelude::*;
+use xray_benches::cores::{self, Placement};
 use xray_benches::floor::{floor_dispatch, floor_filter};
 use xray_benches::lean::{lean_dispatch, lean_execution, lean_filter};
 use xray_benches::{instrumented_filter, reference_query, timed_xray_steps, NullStore, Query};
@@ -94,11 +103,18 @@ fn main() {
         .ok()
         .and_then(|q| q.parse().ok())
         .unwrap_or(xray::DEFAULT_QUEUE_CAPACITY);
-    let (layer, guard) = xray::layer()
+    let mut builder = xray::layer()
         .store(Arc::clone(&store) as Arc<dyn xray::store::Store>)
-        .queue_capacity(queue)
-        .build()
-        .expect("the layer builds");
+        .queue_capacity(queue);
+    let defer = std::env::var_os("XRAY_BENCH_DEFER_WRITER").is_some_and(|v| v == "1");
+    if defer {
+        // No wake-up within a round: a lane holds 4 MB, and a batch more than a round.
+        builder = builder
+            .queue_capacity(65_536)
+            .batch_size(1 << 20)
+            .flush_interval(Duration::from_secs(30));
+    }
+    let (layer, guard) = builder.build().expect("the layer builds");
     let xray = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
     let fmt = tracing::Dispatch::new(
         tracing_subscriber::registry()
@@ -108,7 +124,12 @@ fn main() {
     let (lean, lean_counts) = lean_dispatch();
     println!(
         "step_ratio: {rounds} rounds of {STEPS} steps each: X-Ray, #[instrument] + fmt, then \
-         the two floors and the lean prototype"
+         the two floors and the lean prototype{}",
+        if defer {
+            " (the writer deferred to between rounds)"
+        } else {
+            ""
+        }
     );
     for (name, nested) in [("nested", true), ("root", false)] {
         if filter.as_deref().is_some_and(|f| !name.contains(f)) {
@@ -129,7 +150,9 @@ fn main() {
         let mut floor_ratios = [Vec::new(), Vec::new()];
         let mut lean_ratios = Vec::new();
         let writer_before = xray_benches::writer_cpu();
+        let mut placed = Vec::new();
         for _ in 0..rounds {
+            let before = Placement::of(cores::probe());
             let x = tracing::dispatcher::with_default(&xray, || {
                 timed_xray_steps(STEPS.into(), &query, nested, &guard)
             });
@@ -147,6 +170,8 @@ fn main() {
             ratios.push(x / p);
             ours.push(x);
             theirs.push(p);
+            let after = Placement::of(cores::probe());
+            placed.push(((before == after).then_some(before), x / p));
         }
         // The writer's CPU time over the rounds (it catches up within each): what a step
         // costs besides its own thread's time, not in the ratio.
@@ -175,6 +200,28 @@ fn main() {
             quantile(&ours, 0.5),
             quantile(&theirs, 0.5),
         );
+        for (placement, what) in [
+            (Placement::OwnCores, "on two cores"),
+            (Placement::OneCore, "on one core's two hyperthreads"),
+        ] {
+            let mut these: Vec<f64> = placed
+                .iter()
+                .filter(|(p, _)| *p == Some(placement))
+                .map(|(_, ratio)| *ratio)
+                .collect();
+            these.sort_by(f64::total_cmp);
+            if these.is_empty() {
+                println!("        rounds {what}: none");
+            } else {
+                println!(
+                    "        rounds {what}: {} of {rounds}, ratio {:.2}x (quartiles {:.2}..{:.2})",
+                    these.len(),
+                    quantile(&these, 0.5),
+                    quantile(&these, 0.25),
+                    quantile(&these, 0.75),
+                );
+            }
+        }
         if let Some(writer) = writer {
             println!(
                 "        X-Ray's writer thread: {writer:.0} ns of CPU per step, off the step's \

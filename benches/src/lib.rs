@@ -13,6 +13,7 @@
 //!
 //! See `benches/README.md` for the numbers and how to reproduce them.
 
+pub mod cores;
 pub mod floor;
 pub mod lean;
 pub mod runs;
