@@ -44,12 +44,16 @@ pub struct Page {
     // Declared last: dropped after the tab, which kills Chromium.
     _browser: Browser,
     _profile: tempfile::TempDir,
+    /// Chromium's `TMPDIR`: the `org.chromium.Chromium.*` directories it makes there go
+    /// with the page instead of piling up in `/tmp`.
+    _scratch: tempfile::TempDir,
 }
 
 impl Page {
     /// Launches Chromium (1280×800) with a fresh profile and opens a blank page.
     pub fn launch() -> Page {
         let profile = tempfile::tempdir().expect("a temporary profile directory");
+        let scratch = tempfile::tempdir().expect("a temporary directory for Chromium");
         let args: Vec<&OsStr> = [
             "--disable-gpu",
             "--disable-quic",
@@ -71,6 +75,13 @@ impl Page {
             window_size: Some((1280, 800)),
             idle_browser_timeout: Duration::from_secs(300),
             args,
+            process_envs: Some(
+                [(
+                    "TMPDIR".to_string(),
+                    scratch.path().to_string_lossy().into_owned(),
+                )]
+                .into(),
+            ),
             ..LaunchOptions::default()
         };
         let browser = Browser::new(options).expect("Chromium starts (see chromium_path)");
@@ -181,6 +192,7 @@ impl Page {
             problems,
             _browser: browser,
             _profile: profile,
+            _scratch: scratch,
         }
     }
 
