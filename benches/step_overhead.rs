@@ -29,6 +29,11 @@
 //! every sample ends with `guard.flush()` (not timed) and asserts that nothing was dropped, so
 //! a full queue cannot make a step look cheaper than it is.
 //!
+//! On one core's two hyperthreads (where the host puts this machine's two CPUs now and then,
+//! see [`xray_benches::cores`]), that writer shares the benchmark's core, and `xray_step`
+//! costs ~1.8× what it costs on two cores: the program prints where the CPUs were before and
+//! after each `xray_step` variant. `step_ratio` splits its rounds by placement.
+//!
 //! The disabled variants run first: tracing caches a callsite's interest, and once a
 //! subscriber has existed a callsite is no longer "never enabled".
 
@@ -41,6 +46,7 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tracing_subscriber::prelude::*;
+use xray_benches::cores::{self, Placement};
 use xray_benches::{
     instrumented_filter, reference_query, timed_xray_steps, work, xray_filter, NullStore, Query,
 };
@@ -110,14 +116,17 @@ fn step(c: &mut Criterion) {
     );
     for (name, nested) in [("root", false), ("nested", true)] {
         let (dispatch, guard, store) = xray_dispatch();
+        let before = Placement::of(cores::probe());
         group.bench_function(BenchmarkId::new("xray_step", name), |b| {
             tracing::dispatcher::with_default(&dispatch, || {
                 b.iter_custom(|iters| timed_xray_steps(iters, &query, nested, &guard))
             })
         });
+        let after = Placement::of(cores::probe());
         let stats = guard.stats();
         eprintln!(
-            "  xray_step/{name}: {} records sent, {} written to the null store, {} dropped",
+            "  xray_step/{name}: {} records sent, {} written to the null store, {} dropped; \
+             the CPUs on {before} before, on {after} after",
             stats.sent,
             store.records(),
             stats.dropped

@@ -43,6 +43,16 @@ impl Placement {
     }
 }
 
+impl std::fmt::Display for Placement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Placement::OwnCores => "two cores",
+            Placement::OneCore => "one core's two hyperthreads",
+            Placement::Busy => "one CPU, or beside other load",
+        })
+    }
+}
+
 /// A loop of multiplications and loads from a 32 KiB table: the kind of work two
 /// hyperthreads of one core share the units for.
 fn spin(iterations: u64) -> u64 {
