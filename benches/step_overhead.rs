@@ -124,13 +124,16 @@ fn step(c: &mut Criterion) {
         });
         let after = Placement::of(cores::probe());
         let stats = guard.stats();
-        eprintln!(
-            "  xray_step/{name}: {} records sent, {} written to the null store, {} dropped; \
-             the CPUs on {before} before, on {after} after",
-            stats.sent,
-            store.records(),
-            stats.dropped
-        );
+        // (Nothing sent: a filter argument left this variant out.)
+        if stats.sent > 0 {
+            eprintln!(
+                "  xray_step/{name}: {} records sent, {} written to the null store, {} dropped; \
+                 the CPUs on {before} before, on {after} after",
+                stats.sent,
+                store.records(),
+                stats.dropped
+            );
+        }
         group.bench_function(BenchmarkId::new("instrument_fmt", name), |b| {
             tracing::dispatcher::with_default(&fmt, || {
                 let _parent = nested.then(|| tracing::info_span!("bench").entered());
