@@ -104,10 +104,4 @@ mod tests {
         assert_eq!(Placement::of(1.37), Placement::OneCore);
         assert_eq!(Placement::of(2.0), Placement::Busy);
     }
-
-    #[test]
-    fn the_probe_measures_a_slowdown() {
-        // Whatever the host does, a second thread does not make the loop faster by much.
-        assert!(probe() > 0.8);
-    }
 }
