@@ -200,10 +200,7 @@ fn main() {
             quantile(&ours, 0.5),
             quantile(&theirs, 0.5),
         );
-        for (placement, what) in [
-            (Placement::OwnCores, "on two cores"),
-            (Placement::OneCore, "on one core's two hyperthreads"),
-        ] {
+        for placement in [Placement::OwnCores, Placement::OneCore] {
             let mut these: Vec<f64> = placed
                 .iter()
                 .filter(|(p, _)| *p == Some(placement))
@@ -211,10 +208,11 @@ fn main() {
                 .collect();
             these.sort_by(f64::total_cmp);
             if these.is_empty() {
-                println!("        rounds {what}: none");
+                println!("        rounds on {placement}: none");
             } else {
                 println!(
-                    "        rounds {what}: {} of {rounds}, ratio {:.2}x (quartiles {:.2}..{:.2})",
+                    "        rounds on {placement}: {} of {rounds}, ratio {:.2}x (quartiles \
+                     {:.2}..{:.2})",
                     these.len(),
                     quantile(&these, 0.5),
                     quantile(&these, 0.25),
